@@ -1,0 +1,101 @@
+"""Plain messages that cross from the worker thread to the GUI (DESIGN.md boundary 3).
+
+Frozen dataclasses of *fresh* numpy arrays and Python scalars: never tensors, never views into buffers the
+trainer reuses. All ELBO-type numbers are in nats per example (summed over pixels, averaged over examples)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MetricsChunk:
+    """Per-step training metrics since the last flush (~10 Hz)."""
+
+    steps: np.ndarray  # (n,) int64 global step index (0-based) of each row
+    elbo: np.ndarray  # (n,) float64 batch ELBO, nats per example
+    recon: np.ndarray  # (n,) float64 batch E_q[log p(x|z)], nats per example
+    kl: np.ndarray  # (n,) float64 batch KL(q(z|x) || p(z)), nats per example
+    epoch: int  # 0-based epoch the last row belongs to
+    step: int  # global steps done so far
+    total_steps: int  # steps in the whole run
+    steps_per_epoch: int
+    samples_per_s: float  # training throughput over the last flush interval
+    beta: float  # current KL weight (after warm-up)
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    """End-of-epoch evaluation on the test set."""
+
+    epoch: int  # 0-based epoch just finished
+    step: int
+    train_elbo: float  # mean batch ELBO over the epoch
+    test_elbo: float
+    test_recon: float
+    test_kl: float
+    test_iwae: float  # importance-weighted estimate of log p(x), K samples, on a subset
+    test_elbo_subset: float  # ELBO on that same subset, so the gap iwae - elbo is like-for-like
+    iwae_k: int
+    bits_per_dim: float  # -test_elbo / (D ln 2)
+    kl_per_dim: np.ndarray  # (d,) mean KL per latent dimension, nats
+    active_units: int  # dims with Cov_x(E_q[z]) > 0.01 (Burda et al., 2016)
+    au_variance: np.ndarray  # (d,) the statistic behind active_units
+    seconds: float  # wall time of the epoch (training only)
+
+
+@dataclass(frozen=True)
+class LatentSnapshot:
+    """Posterior means of a fixed test subset (about once a second)."""
+
+    step: int
+    epoch: int
+    means: np.ndarray  # (n, d) float32, E_q[z|x] = μ(x)
+    log_var: np.ndarray  # (n, d) float32
+    labels: np.ndarray | None  # (n,) int64
+    indices: np.ndarray  # (n,) int64 positions in the dataset's test split
+
+
+@dataclass(frozen=True)
+class DecoderSnapshot:
+    """A copy of the decoder's weights, so another thread can decode while training goes on (boundary 4)."""
+
+    step: int
+    model_config: dict  # ModelConfig.to_dict()
+    weights: dict = field(repr=False)  # decoder parameter name -> fresh float32 numpy array
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """Run state: 'running', 'paused', 'stopped' (by the user), 'finished', 'diverged' (NaN/Inf, paused)."""
+
+    state: str
+    text: str = ""
+    step: int = 0
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    path: str
+    step: int
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    """An exception in the worker, as one line for a dialog plus the traceback for a 'details' box."""
+
+    text: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    device: str  # e.g. "cpu", "cuda:0 (NVIDIA H100)"
+    precision: str
+    total_steps: int
+    steps_per_epoch: int
+    start_step: int  # > 0 when resuming from a checkpoint
+    start_epoch: int
+    n_params: int

@@ -1,0 +1,34 @@
+"""PCA of posterior means, for showing a latent space of dimension > 2 in a plane (numpy only)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PCAPlane:
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (2, d) orthonormal rows: PC1, PC2
+    explained: np.ndarray  # (2,) fraction of variance explained by each
+
+    @classmethod
+    def fit(cls, z: np.ndarray) -> "PCAPlane":
+        z = np.asarray(z, np.float64)
+        d = z.shape[1]
+        mean = z.mean(0)
+        if d == 1:
+            return cls(mean, np.array([[1.0], [0.0]]), np.array([1.0, 0.0]))
+        if d == 2:  # the plane is the latent space itself: no rotation, so axes stay z₁, z₂
+            var = z.var(0)
+            return cls(np.zeros(2), np.eye(2), var / max(var.sum(), 1e-12))
+        _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
+        var = s**2
+        comps = vt[:2] * np.sign(vt[:2, :1] + 1e-30)  # fixed sign so the picture does not flip between fits
+        return cls(mean, comps, var[:2] / max(var.sum(), 1e-12))
+
+    def to_plane(self, z: np.ndarray) -> np.ndarray:  # (n, d) -> (n, 2)
+        return (np.asarray(z, np.float64) - self.mean) @ self.components.T
+
+    def from_plane(self, xy: np.ndarray) -> np.ndarray:  # (n, 2) -> (n, d): the mean plus the in-plane offset
+        return self.mean + np.asarray(xy, np.float64).reshape(-1, 2) @ self.components
