@@ -10,9 +10,9 @@ from .model import VAE
 
 
 def decoder_snapshot(model: VAE, step: int) -> DecoderSnapshot:
-    """Fresh float32 numpy copies of the decoder's and likelihood's parameters (one device→host copy)."""
-    state = {k: v.detach().float().cpu().numpy().copy() for k, v in model.state_dict().items()
-             if not k.startswith("encoder.")}
+    """Fresh float32 numpy copies of all the model's parameters (one device→host copy). The encoder comes along
+    so that reconstructions, the true-posterior view and the amortization-gap study can run off the worker."""
+    state = {k: v.detach().float().cpu().numpy().copy() for k, v in model.state_dict().items()}
     return DecoderSnapshot(step=step, model_config=model.cfg.to_dict(), weights=state)
 
 
@@ -22,9 +22,8 @@ class SnapshotDecoder:
     def __init__(self, snapshot: DecoderSnapshot):
         self.step = snapshot.step
         self.config = ModelConfig.from_dict(snapshot.model_config)
-        model = VAE(self.config)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in snapshot.weights.items()}, strict=False)
-        self._decoder, self._likelihood = model.decoder.eval(), model.likelihood.eval()
+        model = model_from_snapshot(snapshot)
+        self._decoder, self._likelihood = model.decoder, model.likelihood
 
     @property
     def latent_dim(self) -> int:
@@ -34,6 +33,13 @@ class SnapshotDecoder:
     def decode(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
         return self._likelihood.mean(self._decoder(torch.from_numpy(z))).numpy()
+
+
+def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:
+    """A fresh CPU VAE (eval mode) holding the snapshot's weights: safe to use from any thread."""
+    model = VAE(ModelConfig.from_dict(snapshot.model_config))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in snapshot.weights.items()})
+    return model.eval()
 
 
 def snapshot_from_state(model_config: ModelConfig, model_state: dict, step: int) -> DecoderSnapshot:

@@ -59,11 +59,12 @@ class LatentSnapshot:
 
 @dataclass(frozen=True)
 class DecoderSnapshot:
-    """A copy of the decoder's weights, so another thread can decode while training goes on (boundary 4)."""
+    """A copy of the model's weights (decoder, encoder, likelihood), so another thread can decode, reconstruct
+    and study inference while training goes on (boundary 4)."""
 
     step: int
     model_config: dict  # ModelConfig.to_dict()
-    weights: dict = field(repr=False)  # decoder parameter name -> fresh float32 numpy array
+    weights: dict = field(repr=False)  # parameter name -> fresh float32 numpy array
 
 
 @dataclass(frozen=True)
