@@ -136,6 +136,12 @@ class TrainingRun:
         self._stop.set()
         self._wake.set()
 
+    def rearm(self) -> None:
+        """Allow another ``run()`` after a stop: it continues from the current step (Stop is final otherwise, so a
+        stop that arrives before the worker starts iterating is never lost)."""
+        self._stop.clear()
+        self._pause.clear()
+
     def request_checkpoint(self, path: str) -> None:
         """Saved by the training thread between two steps (or at once while paused); a CheckpointSaved follows."""
         with self._lock:

@@ -1,0 +1,110 @@
+"""Headless training: ``python main.py train --data PATH [...]``.
+
+Prints one line per epoch (and a progress bar when stdout is a terminal), writes the checkpoint and a metrics CSV,
+and exits non-zero with a one-line message, never a traceback, on bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint
+from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    m = ModelConfig()
+    p = argparse.ArgumentParser(prog="main.py train", description="Train a VAE without the window.")
+    p.add_argument("--data", default=None, help="dataset file or folder (IDX[.gz], .npz/.npy, image folder, CSV); "
+                                                "default: Fashion-MNIST if installed, else the built-in shapes")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--latent-dim", type=int, default=m.latent_dim)
+    p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
+    p.add_argument("--arch", choices=ARCHS, default=m.arch)
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument("--beta", type=float, default=d.beta, help="KL weight (1 = the ELBO)")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear KL warm-up length")
+    p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim not penalised")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--device", choices=DEVICES + ("cuda:0", "cuda:1"), default=d.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
+    p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
+    p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
+    p.add_argument("--metrics-csv", metavar="OUT", help="write per-step metrics (and per-epoch test metrics) here")
+    return p
+
+
+def _progress(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / max(total, 1))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DatasetError, default_dataset, load_dataset  # after parsing: --help stays instant
+    from .trainer import TrainingRun
+
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        ck = load_checkpoint(args.resume) if args.resume else None
+        data = load_dataset(args.data) if args.data else default_dataset()
+        if ck is not None:
+            mcfg = ck.model_config
+            if ck.dataset.get("fingerprint") not in (None, data.fingerprint()):
+                print(f"warning: {args.resume} was trained on {ck.dataset.get('name')!r} "
+                      f"({ck.dataset.get('source')}); continuing on {data.name}", file=sys.stderr)
+        else:
+            mcfg = ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
+                               hidden=args.hidden, likelihood=args.likelihood)
+        tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                           warmup_epochs=args.warmup_epochs, free_bits=args.free_bits, seed=args.seed,
+                           device=args.device, precision=args.precision, iwae_k=args.iwae_k)
+        run = TrainingRun(data, mcfg, tcfg, checkpoint=ck)
+    except (DatasetError, CheckpointError, ConfigError) as e:
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}")
+
+    tty = sys.stdout.isatty()
+    print(f"data: {data.summary()}")
+    t0 = time.monotonic()
+    status = 0
+    for msg in run.run():
+        if isinstance(msg, RunStarted):
+            print(f"device: {msg.device}, precision {msg.precision}, {msg.n_params:,} parameters, "
+                  f"{msg.steps_per_epoch} steps/epoch" + (f", resuming at step {msg.start_step}" if msg.start_step else ""))
+        elif isinstance(msg, MetricsChunk) and tty:
+            print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
+                  f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s", end="", flush=True)
+        elif isinstance(msg, EpochSummary):
+            print(("\r" if tty else "") +
+                  f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
+                  f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
+                  f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s", flush=True)
+        elif isinstance(msg, StateChanged) and msg.state == "diverged":
+            print(f"\nerror: {msg.text}", file=sys.stderr)
+            run.stop()
+            status = 3
+        elif isinstance(msg, WorkerError):
+            print(f"\nerror: {msg.text}", file=sys.stderr)
+            return 1
+    print(f"done in {time.monotonic() - t0:.1f}s, {run.step} steps")
+    try:
+        if args.checkpoint:
+            run.save(args.checkpoint)
+            print(f"checkpoint: {args.checkpoint}")
+        if args.metrics_csv:
+            text = run.history.to_csv()
+            atomic_write(args.metrics_csv, lambda f: f.write(text.encode()))
+            print(f"metrics: {args.metrics_csv} ({len(run.history)} steps)")
+    except OSError as e:
+        return fail(f"could not write {e.filename}: {e.strerror or e}")
+    return status

@@ -1,0 +1,19 @@
+"""ELBO Studio. ``python main.py`` opens the window; ``python main.py train --data PATH ...`` trains headless."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "train":
+        from engine.cli import main as train_main
+
+        return train_main(argv[1:])
+    from gui.app import run_app
+
+    return run_app(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
