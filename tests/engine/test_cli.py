@@ -1,0 +1,63 @@
+"""The headless `train` command end to end on a tiny dataset file the test writes."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.checkpoint import load_checkpoint
+from tests.conftest import make_blobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(*args, timeout=300):
+    return subprocess.run([sys.executable, "main.py", "train", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _npz(tmp_path):
+    ds = make_blobs(n_train=300, n_test=100)
+    p = tmp_path / "blobs.npz"
+    np.savez(p, x_train=(ds.x_train[:, 0] * 255).astype(np.uint8), y_train=ds.y_train,
+             x_test=(ds.x_test[:, 0] * 255).astype(np.uint8), y_test=ds.y_test)
+    return p
+
+
+def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
+    data = _npz(tmp_path)
+    ck, met = tmp_path / "run.ckpt", tmp_path / "m.csv"
+    r = _train("--data", data, "--epochs", 2, "--batch-size", 50, "--hidden", 32, "--iwae-k", 5,
+               "--checkpoint", ck, "--metrics-csv", met)
+    assert r.returncode == 0, r.stderr
+    epoch_lines = [l for l in r.stdout.splitlines() if l.startswith("epoch")]
+    assert len(epoch_lines) == 2 and "test ELBO" in epoch_lines[0] and "IWAE K=5" in epoch_lines[0]
+    rows = list(csv.DictReader(met.open()))
+    assert len(rows) == 12 and rows[0]["step"] == "0"  # 2 epochs × ⌈300/50⌉ steps
+    assert rows[5]["test_elbo"] and not rows[4]["test_elbo"]  # test metrics on the last step of each epoch
+    c = load_checkpoint(ck)
+    assert c.step == 12 and c.model_config.hidden == 32
+
+    r2 = _train("--data", data, "--epochs", 3, "--batch-size", 50, "--iwae-k", 5, "--resume", ck, "--metrics-csv", met)
+    assert r2.returncode == 0, r2.stderr
+    assert "resuming at step 12" in r2.stdout
+    assert len([l for l in r2.stdout.splitlines() if l.startswith("epoch")]) == 1
+    assert len(list(csv.DictReader(met.open()))) == 18  # the curve continues from the checkpoint
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    r = _train("--data", bad, "--epochs", 1)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and "broken.npz" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+    r = _train("--data", tmp_path / "nope.idx3-ubyte", "--epochs", 1)
+    assert r.returncode == 2 and "nope.idx3-ubyte" in r.stderr and "Traceback" not in r.stderr
+
+    notckpt = tmp_path / "x.ckpt"
+    notckpt.write_text("hello")
+    r = _train("--data", _npz(tmp_path), "--resume", notckpt)
+    assert r.returncode == 2 and "x.ckpt" in r.stderr and "Traceback" not in r.stderr
