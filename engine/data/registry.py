@@ -1,0 +1,82 @@
+"""Pick the loader for a path the user chose: by folder contents, file name, then magic bytes."""
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import Callable
+
+from ._common import fail
+from .csv import CSV_SUFFIXES, load_csv
+from .dataset import Dataset
+from .idx import GZIP_MAGIC, IDX_NAME, load_idx
+from .images import IMAGE_SUFFIXES, load_image_folder
+from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz
+
+SUPPORTED_SUFFIXES = (".npz", ".npy", *CSV_SUFFIXES, "-ubyte", "-ubyte.gz", ".idx")
+FILE_DIALOG_FILTER = "Datasets (*.gz *.npz *.npy *.csv *-ubyte *.idx*);;All files (*)"
+LOADERS: dict[str, Callable[[Path], Dataset]] = {
+    "idx": load_idx,
+    "npz": load_npz,
+    "csv": load_csv,
+    "images": load_image_folder,
+}
+
+
+def _looks_idx(head: bytes) -> bool:
+    """IDX magic: two zero bytes, a dtype code 0x08..0x0E, a rank 1..4."""
+    return len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4
+
+
+def detect_format(path: Path) -> str:
+    """One of LOADERS' keys for ``path``, or DatasetError naming it (missing, empty, unknown)."""
+    path = Path(path)
+    if not path.exists():
+        raise fail(path, "no such file or folder")
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        if not entries:
+            raise fail(path, "empty folder")
+        if any(IDX_NAME.match(p.name) for p in entries):
+            return "idx"
+        lows = [p.name.lower() for p in entries]
+        if any(n.endswith(CSV_SUFFIXES) for n in lows) and not any(n.endswith(IMAGE_SUFFIXES) for n in lows):
+            return "csv"
+        return "images"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise fail(path, f"cannot read: {e.strerror or e}") from None
+    if not head:
+        raise fail(path, "empty file")
+    inner, gz_error = b"", None
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as g:
+                inner = g.read(4)
+        except (OSError, EOFError, zlib.error) as e:
+            gz_error = e
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(IMAGE_SUFFIXES):
+        raise fail(path, "is a single image: pick the folder that holds the images")
+    if head.startswith((NPY_MAGIC, *ZIP_MAGIC)):
+        return "npz"
+    if IDX_NAME.match(path.name) or _looks_idx(head) or _looks_idx(inner):
+        return "idx"
+    if name.endswith((".npz", ".npy")):
+        return "npz"  # its loader explains what is wrong with it
+    if "ubyte" in name or ".idx" in name:
+        return "idx"
+    if gz_error is not None:
+        raise fail(path, f"corrupt or truncated gzip data ({gz_error})")
+    raise fail(path, "unknown dataset format (expected IDX, .npz/.npy, .csv or a folder of images)")
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Load whatever dataset ``path`` (a file or folder) holds; DatasetError (naming the file) if it cannot."""
+    path = Path(path).expanduser()
+    return LOADERS[detect_format(path)](path)
