@@ -131,7 +131,8 @@ def main():
     args = ap.parse_args()
     dev = pick_device(args.device)
     ds = default_dataset()
-    print(f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     x = torch.from_numpy(ds.x_train)
     precisions = ["fp32", "bf16"] + (["fp16"] if dev.type == "cuda" else [])
     res = {k: [] for k in ["reference"] + precisions}
