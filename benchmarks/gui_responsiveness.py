@@ -1,0 +1,203 @@
+"""How much the window costs training, and how responsive it stays (prints figures; not a test).
+
+    python benchmarks/gui_responsiveness.py [--seconds 20] [--rounds 2] [--arch mlp] [--latent 2]
+
+For each round: train headless (TrainingRun.run() in a plain thread, nothing listening but a counter) for N
+seconds, then train the same way with the window open offscreen and updating for N seconds, then keep training
+while clicking the latent plot. Figures:
+
+* throughput: samples/s over the window (total samples trained / wall time, epoch-end evaluation included) and
+  the median of the trainer's own per-flush samples/s (training steps only); GUI / headless ratio;
+* event-loop lateness while training: a 5 ms QTimer records each interval; lateness = interval − 5 ms
+  (p50 / p95 / max);
+* click → image: a real mouse press/release sent to the latent plot; time from the release (pyqtgraph turns
+  press+release into a click) to the Generated panel's image being set, and to it being painted.
+
+Uses Fashion-MNIST when installed (engine.data.default_dataset), else the built-in Shapes set."""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs, float), q)) if len(xs) else float("nan")
+
+
+def headless(ds, mcfg, tcfg, seconds: float) -> dict:
+    from engine.messages import MetricsChunk
+    from engine.trainer import TrainingRun
+
+    run = TrainingRun(ds, mcfg, tcfg)
+    rows, rates = [0], []
+
+    def work():
+        for m in run.run():
+            if isinstance(m, MetricsChunk):
+                rows[0] += len(m.steps)
+                rates.append(m.samples_per_s)
+
+    t = threading.Thread(target=work, name="headless-train")
+    t0 = time.perf_counter()
+    t.start()
+    time.sleep(seconds)
+    run.stop()
+    t.join()
+    dt = time.perf_counter() - t0
+    return {"samples_per_s": rows[0] * tcfg.batch_size / dt, "median_flush_rate": statistics.median(rates[2:] or rates)}
+
+
+def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
+    from PySide6.QtCore import QEvent, QEventLoop, QPointF, QSettings, Qt, QTimer
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+
+    ini = tempfile.NamedTemporaryFile(suffix=".ini", delete=False).name
+    w = MainWindow(settings=QSettings(ini, QSettings.Format.IniFormat), dataset=ds, load_default=False)
+    w.show_error = lambda *a: print("error dialog:", a)
+    w.ask_save_before_close = lambda: "discard"
+    w.resize(1600, 1000)
+    w.show()
+    w.settings_panel.set_configs(mcfg, tcfg)
+    rows, rates = [0], []
+
+    def on_chunk(m):
+        rows[0] += len(m.steps)
+        rates.append(m.samples_per_s)
+
+    w.session.metrics.connect(on_chunk)
+    # event-loop lateness probe
+    intervals = []
+    last = [None]
+    probe = QTimer()
+    probe.setTimerType(Qt.TimerType.PreciseTimer)
+    probe.setInterval(5)
+
+    def tick():
+        now = time.perf_counter()
+        if last[0] is not None:
+            intervals.append(now - last[0])
+        last[0] = now
+
+    probe.timeout.connect(tick)
+
+    def run_loop(sec):
+        loop = QEventLoop()
+        QTimer.singleShot(int(sec * 1000), loop.quit)
+        loop.exec()
+
+    t0 = time.perf_counter()
+    w.start_training()
+    probe.start()
+    run_loop(seconds)
+    probe.stop()
+    dt = time.perf_counter() - t0
+    samples_per_s = rows[0] * tcfg.batch_size / dt
+    flush = statistics.median(rates[2:] or rates)
+    late_ms = [max(0.0, (i - 0.005) * 1000) for i in intervals]
+
+    # clicks while training goes on
+    lp = w.latent
+    vp = lp.plot_widget.viewport()
+    view = w.generated.view
+    set_at, lat_set, lat_paint = [None], [], []
+    orig_set = view.set_image
+
+    def timed_set(a):
+        orig_set(a)
+        set_at[0] = time.perf_counter()
+
+    view.set_image = timed_set
+    rng = np.random.default_rng(0)
+    for _ in range(clicks):
+        x0, x1, y0, y1 = lp.view_rect()
+        pt = QPointF(lp.plot_widget.mapFromScene(lp.scene_pos_of(x0 + rng.uniform(0.1, 0.9) * (x1 - x0),
+                                                                    y0 + rng.uniform(0.1, 0.9) * (y1 - y0))))
+        g = vp.mapToGlobal(pt)
+        left, none, mods = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonPress, pt, g, left, left, mods))
+        set_at[0] = None
+        t_click = time.perf_counter()
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonRelease, pt, g, left, none, mods))
+        if set_at[0] is not None:
+            lat_set.append((set_at[0] - t_click) * 1000)
+            view.repaint()  # paint now, synchronously: what the user sees
+            lat_paint.append((time.perf_counter() - t_click) * 1000)
+        run_loop(0.25)
+    w.session.stop()
+    w.close()
+    app.processEvents()
+    return {"samples_per_s": samples_per_s, "median_flush_rate": flush, "late_p50": pct(late_ms, 50),
+            "late_p95": pct(late_ms, 95), "late_max": max(late_ms) if late_ms else float("nan"),
+            "ticks": len(intervals), "click_set": lat_set, "click_paint": lat_paint, "clicks_missed": clicks - len(lat_set)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--clicks", type=int, default=40)
+    ap.add_argument("--arch", default="mlp")
+    ap.add_argument("--latent", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from engine.config import ModelConfig, TrainConfig
+    from engine.data import default_dataset
+    from gui import style
+    from gui.app import warm_torch
+
+    style.apply_app_style(app)
+    warm_torch()
+    ds = default_dataset()
+    mcfg = ModelConfig(image_shape=ds.image_shape, arch=args.arch, latent_dim=args.latent)
+    tcfg = TrainConfig(epochs=1000, batch_size=args.batch)
+    import torch
+
+    print(f"dataset {ds.summary()}; model {args.arch} d={args.latent}; batch {args.batch}; torch threads "
+          f"{torch.get_num_threads()}; {os.cpu_count()} CPUs; {args.seconds:.0f} s per phase")
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    ratios, ratios_flush, late95, clicks_set, clicks_paint = [], [], [], [], []
+    for r in range(args.rounds):
+        h = headless(ds, mcfg, tcfg, args.seconds)
+        g = with_window(app, ds, mcfg, tcfg, args.seconds, args.clicks)
+        ratios.append(g["samples_per_s"] / h["samples_per_s"])
+        ratios_flush.append(g["median_flush_rate"] / h["median_flush_rate"])
+        late95.append(g["late_p95"])
+        clicks_set += g["click_set"]
+        clicks_paint += g["click_paint"]
+        print(f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s (steps only {h['median_flush_rate']:,.0f}); "
+              f"window {g['samples_per_s']:,.0f} samples/s (steps only {g['median_flush_rate']:,.0f}); "
+              f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})")
+        print(f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "
+              f"({g['ticks']} ticks of a 5 ms timer)")
+        print(f"         click -> image set ms: p50 {pct(g['click_set'], 50):.2f}  p95 {pct(g['click_set'], 95):.2f}  "
+              f"max {max(g['click_set'] or [float('nan')]):.2f}; -> painted p50 {pct(g['click_paint'], 50):.2f}  "
+              f"p95 {pct(g['click_paint'], 95):.2f}  ({len(g['click_set'])} clicks, {g['clicks_missed']} missed)")
+    print(f"SUMMARY throughput ratio window/headless: {min(ratios):.3f}..{max(ratios):.3f} (target >= 0.90); "
+          f"lateness p95 {max(late95):.1f} ms (target <= 30); click->painted p95 {pct(clicks_paint, 95):.1f} ms "
+          f"(target <= 50)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

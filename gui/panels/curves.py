@@ -1,0 +1,355 @@
+"""Training curves: ELBO (per step raw + smoothed, test per epoch, IWAE per epoch), the reconstruction and KL terms,
+and the KL of each latent dimension as bars with a warning when units collapse.
+
+Slots append to numpy buffers and mark the panel dirty; ``refresh()`` (called by the window's timer) pushes the
+buffers into plot items created once. Raw per-step curves are drawn faint and left out of the y auto-range, which
+follows the smoothed curve (ignoring the first steps' plunge) unless the user zooms or pans."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
+
+from engine.history import MetricHistory
+from engine.messages import EpochSummary, MetricsChunk
+from gui import style
+
+EMA = 0.95  # smoothing of the per-step curves (debiased exponential moving average, like TensorBoard's slider)
+NATS = "nats per example"
+
+
+class _Buffer:
+    """A growable float64 column (amortised O(1) append)."""
+
+    def __init__(self, dtype=np.float64):
+        self.a = np.zeros(1024, dtype)
+        self.n = 0
+
+    def extend(self, v: np.ndarray) -> None:
+        v = np.asarray(v)
+        need = self.n + len(v)
+        if need > len(self.a):
+            cap = len(self.a)
+            while cap < need:
+                cap *= 2
+            b = np.zeros(cap, self.a.dtype)
+            b[: self.n] = self.a[: self.n]
+            self.a = b
+        self.a[self.n:need] = v
+        self.n = need
+
+    def view(self) -> np.ndarray:
+        return self.a[: self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+class _Series:
+    """Per-step raw values + their smoothed version (debiased EMA, carried across chunks)."""
+
+    def __init__(self):
+        self.raw, self.smooth = _Buffer(), _Buffer()
+        self._m, self._w = 0.0, 0.0
+
+    def extend(self, v: np.ndarray) -> None:
+        out = np.empty(len(v))
+        m, w = self._m, self._w
+        for i, x in enumerate(v.tolist()):
+            m = EMA * m + (1 - EMA) * x
+            w = EMA * w + (1 - EMA)
+            out[i] = m / w
+        self._m, self._w = m, w
+        self.raw.extend(v)
+        self.smooth.extend(out)
+
+    def clear(self) -> None:
+        self.raw.clear()
+        self.smooth.clear()
+        self._m = self._w = 0.0
+
+
+class _TermPlot:
+    """One plot: a faint raw per-step curve, its smoothed curve, and per-epoch points (test set)."""
+
+    def __init__(self, title: str, name: str, color: str, robust: str):
+        self.widget = style.make_plot(title, "step", NATS, name)
+        self.plot = self.widget.getPlotItem()
+        self.vb = self.plot.getViewBox()
+        self.robust = robust  # "low": ignore the plunge of the first steps; "high": ignore early spikes
+        c = QColor(color)
+        faint = QColor(c)
+        faint.setAlpha(38)
+        self.raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1))
+        self.smooth = pg.PlotDataItem(pen=pg.mkPen(c, width=2))
+        for item in (self.raw, self.smooth):
+            item.setClipToView(True)  # after creation: pyqtgraph 0.14's plot(clipToView=True) fails
+            item.setDownsampling(auto=True, method="peak")
+        self.plot.addItem(self.raw, ignoreBounds=True)
+        self.plot.addItem(self.smooth)
+        self.follow = True
+        self.x_extent: int | None = None
+        self._range = None
+        self.vb.enableAutoRange(x=False, y=False)
+        self.vb.sigRangeChangedManually.connect(self._on_manual)
+        self.vb.sigStateChanged.connect(self._on_state)
+        self.extra: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _on_manual(self, *_):
+        self.follow = False
+
+    def _on_state(self, *_):
+        if any(self.vb.autoRangeEnabled()):  # the "A" button or "View all": follow the data again
+            self.follow = True
+            self.vb.enableAutoRange(x=False, y=False)
+            self._range = None
+            self.fit()
+
+    def set_data(self, x: np.ndarray, series: _Series) -> None:
+        self._x, self._series = x, series
+        self.raw.setData(x, series.raw.view())
+        self.smooth.setData(x, series.smooth.view())
+
+    def set_x_extent(self, total_steps: int | None) -> None:
+        """The x axis spans the whole run from the start (curves fill it left to right; the axis stays still)."""
+        self.x_extent = total_steps
+        self._range = None
+
+    def fit(self) -> None:
+        """Keep the data in view, changing the range rarely (hysteresis): a still axis is a cheap repaint."""
+        if not self.follow:
+            return
+        need = self._needed_range()
+        if need is None:
+            return
+        (x0, x1), (lo, hi) = need
+        span = hi - lo
+        cur = self._range
+        if cur is not None:
+            (cx0, cx1), (clo, chi) = cur
+            inside = clo <= lo and hi <= chi and cx0 <= x0 and x1 <= cx1
+            too_loose = (chi - clo) > 2.5 * span * 1.3 or (cx1 - cx0) > 3 * max(x1 - x0, 1)
+            if inside and not too_loose:
+                return
+        lo, hi = lo - 0.12 * span, hi + 0.12 * span
+        if self.x_extent:
+            x0, x1 = 0.0, float(self.x_extent)
+        else:
+            x1 = x0 + 1.25 * max(x1 - x0, 1.0)
+        self._range = ((x0, x1), (lo, hi))
+        self.vb.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0.02)
+
+    def _needed_range(self):
+        s = getattr(self, "_series", None)
+        v = s.smooth.view() if s is not None and s.smooth.n else np.zeros(0)
+        pts = [y[np.isfinite(y)] for _, y in self.extra if len(y)]
+        pts = [p for p in pts if len(p)]
+        if not len(v) and not pts:
+            return None
+        lo_parts, hi_parts = [], []
+        if len(v):
+            if self.robust == "low" and len(v) > 40:
+                lo_parts.append(np.percentile(v, 3.0))
+                hi_parts.append(v.max())
+            elif self.robust == "high" and len(v) > 40:
+                lo_parts.append(v.min())
+                hi_parts.append(np.percentile(v, 99.0))
+            else:
+                lo_parts.append(v.min())
+                hi_parts.append(v.max())
+        for p in pts:
+            lo_parts.append(p.min())
+            hi_parts.append(p.max())
+        lo, hi = float(min(lo_parts)), float(max(hi_parts))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return None
+        if hi - lo < 1e-6:
+            lo, hi = lo - 0.5, hi + 0.5
+        xs = [self._x] if getattr(self, "_x", None) is not None and len(self._x) else []
+        xs += [x for x, _ in self.extra if len(x)]
+        x1 = max(float(np.max(x)) for x in xs) if xs else 1.0
+        return (0.0, x1), (lo, hi)
+
+
+class CurvesPanel(QGroupBox):
+    def __init__(self, parent=None):
+        super().__init__("Training curves", parent)
+        self.setObjectName("curvesPanel")
+        lay = QGridLayout(self)
+        lay.setContentsMargins(6, 12, 6, 6)
+        lay.setHorizontalSpacing(6)
+        lay.setVerticalSpacing(4)
+
+        self.elbo = _TermPlot("ELBO (higher is better)", "elboPlot", style.ELBO, "low")
+        self.recon = _TermPlot("Reconstruction  E<sub>q</sub>[log p(x|z)]", "reconPlot", style.RECON, "low")
+        self.kl = _TermPlot("KL( q(z|x) ‖ p(z) )", "klPlot", style.KL, "high")
+        ep = dict(symbolSize=7, pen=pg.mkPen(style.TEST, width=1.5), symbol="o", symbolPen=pg.mkPen("w", width=1))
+        self.test_elbo = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
+        self.test_iwae = pg.PlotDataItem(symbol="s", symbolSize=7, symbolBrush=style.IWAE, symbolPen=pg.mkPen("w", width=1),
+                                         pen=pg.mkPen(style.IWAE, width=1.5, style=Qt.PenStyle.DashLine))
+        self.test_recon = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
+        self.test_kl = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
+        legend = self.elbo.plot.addLegend(offset=(-6, -6), labelTextSize="8pt", verSpacing=-6)
+        legend.setBrush(pg.mkBrush(255, 255, 255, 215))
+        legend.setPen(pg.mkPen("#d0d4d9"))
+        legend.addItem(self.elbo.raw, "train, per step")
+        legend.addItem(self.elbo.smooth, "train, smoothed")
+        for p, item in ((self.elbo, self.test_elbo), (self.elbo, self.test_iwae), (self.recon, self.test_recon),
+                        (self.kl, self.test_kl)):
+            p.plot.addItem(item)
+        legend.addItem(self.test_elbo, "test ELBO")
+        legend.addItem(self.test_iwae, "test IWAE log p(x)")
+        for p in (self.recon, self.kl):
+            lg = p.plot.addLegend(offset=(-6, -6), labelTextSize="8pt", verSpacing=-6)
+            lg.setBrush(pg.mkBrush(255, 255, 255, 215))
+            lg.setPen(pg.mkPen("#d0d4d9"))
+            lg.addItem(p.smooth, "train, smoothed")
+            lg.addItem(self.test_recon if p is self.recon else self.test_kl, "test")
+
+        self.kl_dims = style.make_plot("KL per dimension", "latent dimension", NATS, "klDimPlot")
+        self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.7, brush=style.KL)
+        self.kl_dims.getPlotItem().addItem(self.bars)
+        self.kl_dims.getPlotItem().getViewBox().setMouseEnabled(x=False, y=False)
+
+        self.caption = QLabel("Press Start (Ctrl+Return) to train; per-epoch test figures appear here.")
+        self.caption.setObjectName("curvesCaption")
+        self.caption.setProperty("role", "caption")
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.collapse_warning = QLabel("")
+        self.collapse_warning.setObjectName("collapseWarning")
+        self.collapse_warning.setProperty("role", "warning")
+        self.collapse_warning.setWordWrap(True)
+        self.collapse_warning.hide()
+
+        lay.addWidget(self.elbo.widget, 0, 0)
+        lay.addWidget(self.recon.widget, 0, 1)
+        lay.addWidget(self.kl.widget, 0, 2)
+        lay.addWidget(self.kl_dims, 0, 3)
+        for c, s in enumerate((4, 3, 3, 3)):
+            lay.setColumnStretch(c, s)
+        lay.addWidget(self.caption, 1, 0, 1, 3)
+        lay.addWidget(self.collapse_warning, 1, 3)
+
+        self.steps = _Buffer(np.float64)
+        self.series = {"elbo": _Series(), "recon": _Series(), "kl": _Series()}
+        self.epochs: list[EpochSummary] = []
+        self._order = ("elbo", "recon", "kl")
+        self._next = 0
+        self._pending: set[str] = set()
+        self._epochs_dirty = False
+
+    # -- data in -------------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.steps.clear()
+        for s in self.series.values():
+            s.clear()
+        self.epochs = []
+        self._pending = {"elbo", "recon", "kl"}
+        self._epochs_dirty = True
+        self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
+        self.collapse_warning.hide()
+        self.caption.setText("Press Start (Ctrl+Return) to train; per-epoch test figures appear here.")
+
+    def add_chunk(self, chunk: MetricsChunk) -> None:
+        ok = np.isfinite(chunk.elbo) & np.isfinite(chunk.recon) & np.isfinite(chunk.kl)
+        if not ok.all():
+            return
+        self.steps.extend(chunk.steps + 1)  # x = steps done after this batch
+        self.series["elbo"].extend(chunk.elbo)
+        self.series["recon"].extend(chunk.recon)
+        self.series["kl"].extend(chunk.kl)
+        self._pending = {"elbo", "recon", "kl"}
+
+    def add_epoch(self, s: EpochSummary) -> None:
+        self.epochs.append(s)
+        self._epochs_dirty = True
+
+    def set_history(self, history: MetricHistory) -> None:
+        """Replace everything with a history (a loaded checkpoint, or a resumed run)."""
+        self.clear()
+        if len(history):
+            self.steps.extend(history.steps + 1)
+            for k in self.series:
+                self.series[k].extend(history.column(k))
+        for s in history.epochs:
+            self.add_epoch(s)
+
+    # -- drawing -----------------------------------------------------------------------------------------------
+    def set_total_steps(self, total: int | None) -> None:
+        for p in (self.elbo, self.recon, self.kl):
+            p.set_x_extent(total)
+        self._pending = {"elbo", "recon", "kl"}
+
+    def refresh_one(self) -> bool:
+        """Redraw at most one dirty plot (round robin), so no event-loop pass paints more than one: the window's
+        timer calls this; each curve then updates a few times a second. True when it drew something."""
+        if self._epochs_dirty:
+            self._epochs_dirty = False
+            self._draw_epochs()
+            self._pending |= {"elbo", "recon", "kl"}
+            return True
+        for _ in range(3):
+            key = self._order[self._next]
+            self._next = (self._next + 1) % 3
+            if key in self._pending:
+                self._pending.discard(key)
+                p = getattr(self, key)
+                p.set_data(self.steps.view(), self.series[key])
+                p.fit()
+                return True
+        return False
+
+    def refresh(self) -> None:
+        """Redraw everything that is dirty now."""
+        while self.refresh_one():
+            pass
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending) or self._epochs_dirty
+
+    def _draw_epochs(self) -> None:
+        ep = self.epochs
+        xs = np.array([s.step for s in ep], np.float64)
+        def col(name):
+            return np.array([getattr(s, name) for s in ep], np.float64)
+        self.test_elbo.setData(xs, col("test_elbo"))
+        self.test_iwae.setData(xs, col("test_iwae"))
+        self.test_recon.setData(xs, col("test_recon"))
+        self.test_kl.setData(xs, col("test_kl"))
+        self.elbo.extra = [(xs, col("test_elbo")), (xs, col("test_iwae"))]
+        self.recon.extra = [(xs, col("test_recon"))]
+        self.kl.extra = [(xs, col("test_kl"))]
+        if not ep:
+            return
+        s = ep[-1]
+        gap = s.test_iwae - s.test_elbo_subset
+        self.caption.setText(
+            f"<b>Epoch {s.epoch + 1}</b> (test set): ELBO <b>{s.test_elbo:.2f}</b> · "
+            f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
+            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
+            f"{s.active_units}/{len(s.kl_per_dim)} active units")
+        self._draw_kl_dims(s)
+
+    def _draw_kl_dims(self, s: EpochSummary) -> None:
+        kl = np.asarray(s.kl_per_dim, np.float64)
+        d = len(kl)
+        active = np.asarray(s.au_variance) > 0.01
+        brushes = [pg.mkBrush(style.KL if a else style.COLLAPSED) for a in active]
+        self.bars.setOpts(x=np.arange(1, d + 1), height=kl, width=0.7, brushes=brushes, pens=[pg.mkPen(None)] * d)
+        pi = self.kl_dims.getPlotItem()
+        pi.setXRange(0.4, d + 0.6, padding=0)
+        pi.setYRange(0, max(float(kl.max(initial=0.0)) * 1.1, 0.1), padding=0)
+        if d <= 20:
+            pi.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, d + 1)]])
+        else:
+            pi.getAxis("bottom").setTicks(None)
+        collapsed = d - int(active.sum())
+        if collapsed:
+            self.collapse_warning.setText(f"⚠ {collapsed} of {d} latent units collapsed (grey): q(z|x) ≈ p(z), "
+                                          f"the decoder ignores them.")
+            self.collapse_warning.show()
+        else:
+            self.collapse_warning.hide()

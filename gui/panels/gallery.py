@@ -1,0 +1,156 @@
+"""Image grids from the newest model snapshot: the latent manifold over the latent plot's visible window,
+test images beside their reconstructions, and samples from the prior. Only the visible tab is computed, and only
+when its inputs changed (a new snapshot, a new view window, a new dataset)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtWidgets import QGroupBox, QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from engine.snapshots_extra import SnapshotModel, prior_samples
+from gui.imaging import mosaic
+from gui.panels.image_view import ImageView
+
+N_RECON = 16  # test images shown with their reconstructions (two rows of 8, each above its reconstruction)
+PRIOR_GRID = 8  # 8×8 prior samples
+KINDS = ("manifold", "recon", "prior")
+
+
+def manifold_points(rect: tuple[float, float, float, float], n: int) -> np.ndarray:
+    """Centres of an n×n grid over (x0, x1, y0, y1), row-major from the top row (largest y) down: (n², 2)."""
+    x0, x1, y0, y1 = rect
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y1 - (np.arange(n) + 0.5) * (y1 - y0) / n
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], 1)
+
+
+class _Tab(QWidget):
+    def __init__(self, name: str, placeholder: str):
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(3)
+        self.view = ImageView(placeholder, name=name, min_side=140)
+        self.caption = QLabel("")
+        self.caption.setObjectName(name + "Caption")
+        self.caption.setWordWrap(True)
+        self.caption.setProperty("role", "hint")
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.caption)
+
+
+class GalleryPanel(QGroupBox):
+    def __init__(self, parent=None):
+        super().__init__("Decoded images", parent)
+        self.setObjectName("galleryPanel")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 12, 6, 6)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("galleryTabs")
+        self.tabs.setDocumentMode(True)
+        hint = "Appears with the first model snapshot (press Start or load a checkpoint)."
+        self.pages = {
+            "manifold": _Tab("manifoldImage", hint),
+            "recon": _Tab("reconImage", hint),
+            "prior": _Tab("priorImage", hint),
+        }
+        self.tabs.addTab(self.pages["manifold"], "Manifold")
+        self.tabs.addTab(self.pages["recon"], "Reconstructions")
+        self.tabs.addTab(self.pages["prior"], "Prior samples")
+        self.tabs.setTabToolTip(0, "Decoded images on a grid over the latent plot's visible window: zoom the plot "
+                                   "to zoom the manifold")
+        self.tabs.setTabToolTip(1, "Test images (rows 1, 3) above their reconstructions E[x | z = μ(x)] (rows 2, 4)")
+        self.tabs.setTabToolTip(2, "E[x | z] for z drawn from the prior N(0, I), the same draws at every refresh")
+        self.tabs.currentChanged.connect(lambda _i: self.refresh())
+        lay.addWidget(self.tabs)
+        self.model: SnapshotModel | None = None
+        self.dataset = None
+        self.view_rect: tuple[float, float, float, float] | None = None
+        self.to_latent: Callable[[np.ndarray], np.ndarray] | None = None  # (n, 2) plot points -> (n, d)
+        self.axis_names = ("z₁", "z₂")
+        self.dirty = {k: True for k in KINDS}
+        self.images: dict[str, np.ndarray | None] = {k: None for k in KINDS}
+
+    def current_kind(self) -> str:
+        return KINDS[self.tabs.currentIndex()]
+
+    def current_image(self) -> np.ndarray | None:
+        return self.images[self.current_kind()]
+
+    # -- inputs --------------------------------------------------------------------------------------------
+    def set_model(self, model: SnapshotModel | None) -> None:
+        self.model = model
+        self.dirty = {k: True for k in KINDS}
+
+    def set_dataset(self, ds) -> None:
+        self.dataset = ds
+        self.dirty["recon"] = True
+
+    def set_view(self, rect, to_latent, axis_names=("z₁", "z₂")) -> None:
+        self.view_rect, self.to_latent, self.axis_names = rect, to_latent, axis_names
+        self.dirty["manifold"] = True
+
+    def clear(self) -> None:
+        self.model = None
+        for k, page in self.pages.items():
+            page.view.set_image(None)
+            page.caption.setText("")
+            self.images[k] = None
+        self.dirty = {k: True for k in KINDS}
+
+    # -- drawing -------------------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Compute and show the visible grid if its inputs changed. True when it drew."""
+        kind = self.current_kind()
+        if not self.dirty[kind] or self.model is None:
+            return False
+        self.dirty[kind] = False
+        img, caption = getattr(self, f"_make_{kind}")()
+        page = self.pages[kind]
+        self.images[kind] = img
+        page.view.set_image(img)
+        page.caption.setText(caption)
+        return True
+
+    def grid_size(self) -> int:
+        if self.model is None:
+            return 15
+        _, h, w = self.model.config.image_shape
+        return 15 if max(h, w) <= 32 else 10 if max(h, w) <= 64 else 6
+
+    def _make_manifold(self):
+        if self.view_rect is None or self.to_latent is None:
+            return None, "Waiting for the latent plot."
+        n = self.grid_size()
+        pts = manifold_points(self.view_rect, n)
+        z = self.to_latent(pts)
+        imgs = self.model.decode(z)
+        x0, x1, y0, y1 = self.view_rect
+        a, b = self.axis_names
+        cap = (f"{n}×{n} decoded over {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] — "
+               f"the latent plot's visible window (zoom it to zoom here) · step {self.model.step:,}")
+        return mosaic(imgs, n, pad=0), cap
+
+    def _make_recon(self):
+        ds = self.dataset
+        if ds is None:
+            return None, "No dataset loaded."
+        if tuple(ds.image_shape) != tuple(self.model.config.image_shape):
+            return None, "The loaded dataset's images do not fit this model."
+        n = min(N_RECON, len(ds.x_test))
+        idx = np.linspace(0, len(ds.x_test) - 1, n).astype(int)
+        x = ds.x_test[idx]
+        r = self.model.reconstruct(x)
+        half = (n + 1) // 2
+        rows = [x[:half], r[:half], x[half:], r[half:]]
+        tiles = np.concatenate([np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)])
+                                for row in rows if len(row)] if half else [x])
+        cap = f"Rows 1 and 3: test images · rows 2 and 4: reconstructions E[x | z = μ(x)] · step {self.model.step:,}"
+        return mosaic(tiles, half, pad=1), cap
+
+    def _make_prior(self):
+        imgs = prior_samples(self.model, PRIOR_GRID * PRIOR_GRID, seed=0)
+        cap = f"E[x | z] for {PRIOR_GRID * PRIOR_GRID} draws z ~ N(0, I) (the same draws each refresh) · step {self.model.step:,}"
+        return mosaic(imgs, PRIOR_GRID, pad=1), cap

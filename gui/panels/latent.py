@@ -1,0 +1,241 @@
+"""Latent space: posterior means μ(x) of a fixed test subset, one ScatterPlotItem per class (one brush each).
+
+For d > 2 the points are shown in the plane of their first two principal components (engine.projection), and a
+click maps back through that plane from the mean. A left click or drag emits ``latent_clicked(x, y)`` in plot
+coordinates and moves a marker there; the wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
+
+Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S`` and plots at most
+``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+
+from engine.messages import LatentSnapshot
+from engine.projection import PCAPlane
+from gui import style
+
+MAX_POINTS = 5000
+MIN_INTERVAL_S = 0.9  # at most ~1.1 scatter redraws a second (a 2k-point repaint is ~17 ms here)
+
+
+def _pass_click(ev) -> None:
+    ev.ignore()  # let the ViewBox underneath take it
+
+
+def _html(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class LatentViewBox(pg.ViewBox):
+    """Left click / left drag = pick a latent point; everything else as pyqtgraph's ViewBox."""
+
+    picked = Signal(float, float)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph name
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(float(p.x()), float(p.y()))
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(float(p.x()), float(p.y()))
+        elif ev.button() == Qt.MouseButton.LeftButton:  # Shift+drag pans
+            ev.accept()
+            self._pan(ev)
+        else:
+            super().mouseDragEvent(ev, axis)
+
+    def _pan(self, ev) -> None:
+        tr = self.childGroup.transform()
+        tr = pg.functions.invertQTransform(tr)
+        dif = ev.pos() - ev.lastPos()
+        dif = tr.map(dif) - tr.map(pg.Point(0, 0))
+        self._resetTarget()
+        self.translateBy(x=-dif.x(), y=-dif.y())
+        self.sigRangeChangedManually.emit(self.state["mouseEnabled"])
+
+
+class LatentPanel(QGroupBox):
+    latent_clicked = Signal(float, float)  # plot coordinates (z₁, z₂) or (PC1, PC2)
+    view_changed = Signal()  # the visible window moved (zoom, pan, auto-range)
+
+    def __init__(self, parent=None):
+        super().__init__("Latent space", parent)
+        self.setObjectName("latentPanel")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 12, 6, 6)
+        lay.setSpacing(3)
+        self.vb = LatentViewBox()
+        style.configure_pyqtgraph()
+        self.plot_widget = pg.PlotWidget(viewBox=self.vb)
+        self.plot_widget.setObjectName("latentPlot")
+        self.plot_widget.setAccessibleName("Latent space scatter: click to decode a point")
+        self.plot_widget.setMinimumSize(260, 240)
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        for ax in ("bottom", "left"):
+            self.plot.getAxis(ax).setTickFont(style.axis_font())
+        self.plot.setTitle("Posterior means μ(x) of test images", size="10pt", color=style.PLOT_FG)
+        self._set_axis_labels("z₁", "z₂")
+        self.legend = QLabel("")  # one coloured swatch per class, under the plot: it never hides points
+        self.legend.setObjectName("latentLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.marker_halo = pg.ScatterPlotItem(symbol="+", size=20, pen=pg.mkPen("w", width=6), brush=None)
+        self.marker = pg.ScatterPlotItem(symbol="+", size=18, pen=pg.mkPen(style.MARKER, width=2.5), brush=None)
+        for m in (self.marker_halo, self.marker):
+            m.mouseClickEvent = _pass_click
+            m.setZValue(10)
+            self.plot.addItem(m, ignoreBounds=True)
+        self.hint = QLabel("Click or drag to decode a point · wheel: zoom · middle/Shift-drag: pan · "
+                           "“A” (bottom-left): fit")
+        self.hint.setProperty("role", "hint")
+        self.hint.setObjectName("latentHint")
+        lay.addWidget(self.plot_widget, 1)
+        lay.addWidget(self.legend)
+        lay.addWidget(self.hint)
+
+        self.items: list[pg.ScatterPlotItem] = []
+        self.class_names: tuple[str, ...] = ()
+        self.plane: PCAPlane | None = None
+        self.latent_dim: int | None = None
+        self.snapshot: LatentSnapshot | None = None  # newest received
+        self.shown: LatentSnapshot | None = None  # newest drawn
+        self.points: np.ndarray = np.zeros((0, 2))  # plane coordinates of the drawn points
+        self.marker_pos: tuple[float, float] | None = None
+        self._last_draw = 0.0
+        self.vb.picked.connect(self._on_picked)
+        self.vb.sigRangeChanged.connect(lambda *_: self.view_changed.emit())
+
+    def _set_axis_labels(self, x: str, y: str) -> None:
+        self.plot.setLabel("bottom", x, **{"font-size": "9pt"})
+        self.plot.setLabel("left", y, **{"font-size": "9pt"})
+
+    # -- data in -----------------------------------------------------------------------------------------
+    def set_classes(self, class_names: tuple[str, ...] | None, labelled: bool) -> None:
+        """(Re)build one scatter item per class (a new dataset)."""
+        for it in self.items:
+            self.plot.removeItem(it)
+        names = tuple(class_names) if class_names else ()
+        if not labelled:
+            names = ("test images",)
+        self.class_names = names
+        self.items = []
+        for i, name in enumerate(names):
+            c = style.class_color(i)
+            fill = QColor(c)
+            fill.setAlpha(190)
+            it = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(fill), symbol="o", pxMode=True, useCache=True)
+            it.mouseClickEvent = _pass_click  # a click on a point decodes it like anywhere else
+            self.plot.addItem(it)
+            self.items.append(it)
+        self.legend.setText("&nbsp;&nbsp; ".join(
+            f"<span style='color:{style.class_color(i).name()}; font-size:13pt'>●</span>&nbsp;{_html(n)}"
+            for i, n in enumerate(names)))
+        self.clear()
+
+    def clear(self) -> None:
+        self.snapshot = self.shown = None
+        self.plane = None
+        self.points = np.zeros((0, 2))
+        for it in self.items:
+            it.setData(x=np.zeros(0), y=np.zeros(0))
+        self.set_marker(None)
+
+    def set_snapshot(self, snap: LatentSnapshot) -> None:
+        self.snapshot = snap
+
+    def refresh(self, force: bool = False) -> bool:
+        """Draw the newest snapshot if it is new and the last draw is old enough. True when it drew."""
+        snap = self.snapshot
+        if snap is None or snap is self.shown:
+            return False
+        now = time.monotonic()
+        if not force and now - self._last_draw < MIN_INTERVAL_S:
+            return False
+        self._last_draw = now
+        self._draw(snap)
+        return True
+
+    def _draw(self, snap: LatentSnapshot) -> None:
+        means = snap.means[:MAX_POINTS]
+        labels = None if snap.labels is None else snap.labels[:MAX_POINTS]
+        d = means.shape[1]
+        self.plane = PCAPlane.fit(means)
+        xy = self.plane.to_plane(means)  # (n, 2)
+        self.points = xy
+        if d != self.latent_dim:
+            self.latent_dim = d
+            if d == 1:
+                self._set_axis_labels("z₁ − mean of μ", "(1-D latent: vertical axis unused)")
+            elif d == 2:
+                self._set_axis_labels("z₁", "z₂")
+        if d > 2:
+            e = self.plane.explained
+            self._set_axis_labels(f"PC1 of μ ({e[0] * 100:.0f}% of variance)", f"PC2 of μ ({e[1] * 100:.0f}% of variance)")
+        if labels is None or len(self.items) == 1:
+            groups = [np.arange(len(xy))]
+        else:
+            groups = [np.flatnonzero(labels == k) for k in range(len(self.items))]
+        for it, g in zip(self.items, groups):
+            it.setData(x=xy[g, 0], y=xy[g, 1])
+        title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
+        if d > 2:
+            title += f" · PCA of d={d}"
+        self.plot.setTitle(title, size="10pt", color=style.PLOT_FG)
+        self.shown = snap
+
+    # -- picking ---------------------------------------------------------------------------------------------
+    def to_latent(self, x: float, y: float) -> np.ndarray:
+        """A plot point as a latent vector (d,): itself for d = 2, mean + in-plane offset for d > 2."""
+        d = self.latent_dim or 2
+        if self.plane is None or self.plane.components.shape[1] != d:
+            return np.array([x, y][:d] + [0.0] * max(0, d - 2), np.float32)
+        return self.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
+
+    def set_latent_dim(self, d: int) -> None:
+        """Before any snapshot (a loaded checkpoint, a new run): the plot axes for d."""
+        if d != self.latent_dim:
+            self.latent_dim = d
+            self.plane = None
+            if d > 2:
+                self._set_axis_labels("PC1 of μ", "PC2 of μ")
+            elif d == 2:
+                self._set_axis_labels("z₁", "z₂")
+            else:
+                self._set_axis_labels("z₁ − mean of μ", "(1-D latent: vertical axis unused)")
+
+    def set_marker(self, pos: tuple[float, float] | None) -> None:
+        self.marker_pos = pos
+        if pos is None:
+            self.marker.setData(x=[], y=[])
+            self.marker_halo.setData(x=[], y=[])
+        else:
+            self.marker.setData(x=[pos[0]], y=[pos[1]])
+            self.marker_halo.setData(x=[pos[0]], y=[pos[1]])
+
+    def _on_picked(self, x: float, y: float) -> None:
+        if (self.latent_dim or 2) == 1:
+            y = 0.0
+        self.set_marker((x, y))
+        self.latent_clicked.emit(x, y)
+
+    def view_rect(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) of the visible window, in plot coordinates."""
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        return float(x0), float(x1), float(y0), float(y1)
+
+    def scene_pos_of(self, x: float, y: float):
+        """Scene position of a plot point (for tests and the benchmark's simulated clicks)."""
+        return self.vb.mapViewToScene(pg.Point(x, y))

@@ -1,0 +1,276 @@
+"""Settings panel: a form bound to ModelConfig / TrainConfig, remembered between launches through QSettings.
+
+Widgets write through ``_on_changed`` (which stores the value); configs coming from outside (a loaded
+checkpoint) are applied with the widgets' signals blocked, so there is no feedback loop."""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from engine.config import DEVICES, ConfigError, ModelConfig, TrainConfig
+
+
+class LogSpinBox(QDoubleSpinBox):
+    """A positive number edited on a log scale: the arrows multiply or divide by about 2 (1, 2, 5, 10, ...)."""
+
+    def __init__(self, lo: float, hi: float, parent=None):
+        super().__init__(parent)
+        self.setDecimals(8)
+        self.setRange(lo, hi)
+
+    def textFromValue(self, v: float) -> str:  # noqa: N802 - Qt name
+        return f"{v:.3g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text, pos):  # noqa: D401 - Qt signature
+        from PySide6.QtGui import QValidator
+
+        t = text.strip()
+        try:
+            v = float(t)
+        except ValueError:
+            ok = t == "" or t in ("-", ".", "e") or t.endswith(("e", "e-", "E", "E-"))
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
+        ok = self.minimum() <= v <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        v = self.value()
+        for _ in range(abs(steps)):
+            e = math.floor(math.log10(v) + 1e-9)
+            m = v / 10**e
+            ladder = (1, 2, 5, 10)
+            if steps > 0:
+                m = next((x for x in ladder if x > m + 1e-9), 10)
+            else:
+                m = next((x for x in reversed((0.5, 1, 2, 5)) if x < m - 1e-9), 0.5)
+            v = m * 10**e
+        self.setValue(min(max(v, self.minimum()), self.maximum()))
+
+
+TIPS = {
+    "arch": "Encoder/decoder networks. MLP: one hidden layer each way (Kingma & Welling's 784–400–d). "
+            "Conv: two stride-2 convolutions each way, better for natural or colour images, slower on a CPU.",
+    "latent_dim": "Dimension d of the latent code z. With d = 2 the scatter is the latent space itself; "
+                  "for d > 2 it shows the first two principal components of the posterior means.",
+    "hidden": "Width of the fully connected hidden layer in encoder and decoder.",
+    "likelihood": "Observation model p(x|z). Bernoulli: pixels in [0, 1] treated as probabilities (the classic "
+                  "binarised-MNIST choice). Gaussian: a learned per-pixel noise scale σ.",
+    "beta": "Weight β on the KL term (β-VAE). β = 1 optimises the true ELBO; β > 1 favours a simpler, more "
+            "disentangled code, β < 1 sharper reconstructions.",
+    "warmup_epochs": "KL warm-up: β rises linearly from 0 to its value over this many epochs, which helps avoid "
+                     "posterior collapse early on. 0 turns it off.",
+    "free_bits": "Free bits (Kingma et al. 2016): each latent dimension's KL is not penalised below this many nats. "
+                 "0 turns it off. The curves always show the true ELBO.",
+    "batch_size": "Examples per Adam step. Larger batches train faster per example on a GPU, noisier curves when small.",
+    "lr": "Adam's learning rate. Arrows step 1 → 2 → 5 → 10; type any value (e.g. 3e-4).",
+    "epochs": "Passes over the training set. A loaded checkpoint continues until this many epochs in all.",
+    "device": "Where training runs: only devices this machine really has are listed (CUDA shown with its name).",
+    "precision": "fp32: full precision. bf16: bfloat16 autocast (CPU with AMX, recent GPUs). "
+                 "fp16: float16 autocast with loss scaling (CUDA only).",
+    "seed": "Seeds the weights, the batch order and the noise: two CPU runs with the same seed are identical.",
+    "iwae_k": "Importance samples K for the per-epoch IWAE estimate of log p(x) (Burda et al. 2016). "
+              "Larger K: a tighter bound, a slower end of epoch.",
+}
+
+LABELS = {
+    "arch": "Architecture", "latent_dim": "Latent dimension", "hidden": "Hidden width", "likelihood": "Likelihood",
+    "beta": "β (KL weight)", "warmup_epochs": "KL warm-up (epochs)", "free_bits": "Free bits (nats/dim)",
+    "batch_size": "Batch size", "lr": "Learning rate", "epochs": "Epochs", "device": "Device",
+    "precision": "Precision", "seed": "Seed", "iwae_k": "IWAE samples K",
+}
+
+MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood")
+TRAIN_KEYS = ("beta", "warmup_epochs", "free_bits", "batch_size", "lr", "epochs", "device", "precision", "seed",
+              "iwae_k")
+
+
+def _typed(value, like):
+    """A QSettings value (often a string from an ini file) as the type of ``like``."""
+    if isinstance(like, bool):
+        return str(value).lower() in ("1", "true", "yes")
+    if isinstance(like, int):
+        return int(float(value))
+    if isinstance(like, float):
+        return float(value)
+    return str(value)
+
+
+class SettingsPanel(QGroupBox):
+    """``model_config(image_shape)`` / ``train_config()`` read the form; ``set_configs`` writes it."""
+
+    changed = Signal()
+
+    def __init__(self, settings: QSettings, devices: list[tuple[str, str]], parent=None):
+        super().__init__("Settings", parent)
+        self.setObjectName("settingsPanel")
+        self._settings = settings
+        self._model = self._load(ModelConfig, "model")
+        self._train = self._load(TrainConfig, "train")
+        self.widgets: dict[str, QWidget] = {}
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 12, 8, 8)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(5)
+        outer.addLayout(form)
+
+        def combo(key, items):
+            w = QComboBox()
+            for value, label in items:
+                w.addItem(label, value)
+            w.currentIndexChanged.connect(lambda _i, k=key: self._on_changed(k))
+            return w
+
+        def spin(key, lo, hi, step=1):
+            w = QSpinBox()
+            w.setRange(lo, hi)
+            w.setSingleStep(step)
+            w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
+            return w
+
+        def dspin(key, lo, hi, decimals, step):
+            w = QDoubleSpinBox()
+            w.setRange(lo, hi)
+            w.setDecimals(decimals)
+            w.setSingleStep(step)
+            w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
+            return w
+
+        self.devices = list(devices)
+        lr = LogSpinBox(1e-6, 1.0)
+        lr.valueChanged.connect(lambda _v: self._on_changed("lr"))
+        self.widgets = {
+            "arch": combo("arch", [("mlp", "MLP"), ("conv", "Convolutional")]),
+            "latent_dim": spin("latent_dim", 1, 256),
+            "hidden": spin("hidden", 8, 8192, 50),
+            "likelihood": combo("likelihood", [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian (learned σ)")]),
+            "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
+            "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
+            "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
+            "batch_size": spin("batch_size", 1, 65536, 32),
+            "lr": lr,
+            "epochs": spin("epochs", 1, 100000),
+            "device": combo("device", self.devices),
+            "precision": combo("precision", [("fp32", "fp32"), ("bf16", "bf16 autocast"), ("fp16", "fp16 autocast")]),
+            "seed": spin("seed", 0, 2**31 - 1),
+            "iwae_k": spin("iwae_k", 1, 100000, 10),
+        }
+        heading_model = QLabel("Model")
+        heading_train = QLabel("Training")
+        for h in (heading_model, heading_train):
+            h.setStyleSheet("font-weight: 600; color: #57606a; margin-top: 2px;")
+        form.addRow(heading_model)
+        for key in MODEL_KEYS + TRAIN_KEYS:
+            if key == "beta":
+                form.addRow(heading_train)
+            w = self.widgets[key]
+            w.setObjectName(f"setting_{key}")
+            w.setAccessibleName(LABELS[key])
+            w.setToolTip(TIPS[key])
+            label = QLabel(LABELS[key])
+            label.setToolTip(TIPS[key])
+            label.setBuddy(w)
+            form.addRow(label, w)
+        self._apply_to_widgets()
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def _load(self, cls, group: str):
+        base = cls()
+        kw = {}
+        for f in fields(cls):
+            if f.name == "image_shape":
+                continue
+            key = f"{group}/{f.name}"
+            if self._settings.contains(key):
+                try:
+                    kw[f.name] = _typed(self._settings.value(key), getattr(base, f.name))
+                except (TypeError, ValueError):
+                    pass
+        try:
+            return base.replace(**kw)
+        except (ConfigError, TypeError):
+            return base  # a damaged settings file must not stop the app
+
+    def _store(self) -> None:
+        for group, cfg in (("model", self._model), ("train", self._train)):
+            for f in fields(cfg):
+                if f.name != "image_shape":
+                    self._settings.setValue(f"{group}/{f.name}", getattr(cfg, f.name))
+
+    # -- widget <-> config -----------------------------------------------------------------------------------
+    def _apply_to_widgets(self) -> None:
+        for key, w in self.widgets.items():
+            value = getattr(self._model if key in MODEL_KEYS else self._train, key)
+            if key == "device":
+                choice = str(self._settings.value("ui/device_choice", value))
+                value = choice if _device_value(choice) == value else value
+            w.blockSignals(True)
+            try:
+                if isinstance(w, QComboBox):
+                    i = w.findData(value)
+                    if i < 0 and key == "device":
+                        i = w.findData("auto")  # a device remembered from another machine
+                    w.setCurrentIndex(max(i, 0))
+                else:
+                    w.setValue(value)
+            finally:
+                w.blockSignals(False)
+
+    def _read(self, key: str):
+        w = self.widgets[key]
+        return w.currentData() if isinstance(w, QComboBox) else w.value()
+
+    def _on_changed(self, key: str) -> None:
+        value = self._read(key)
+        try:
+            if key in MODEL_KEYS:
+                self._model = self._model.replace(**{key: value})
+            else:
+                self._train = self._train.replace(**{key: _device_value(value) if key == "device" else value})
+        except ConfigError:
+            return
+        if key == "device":
+            self._settings.setValue("ui/device_choice", value)
+        self._store()
+        self.changed.emit()
+
+    def model_config(self, image_shape: tuple[int, int, int]) -> ModelConfig:
+        return self._model.replace(image_shape=tuple(int(s) for s in image_shape))
+
+    def train_config(self) -> TrainConfig:
+        return self._train
+
+    def set_configs(self, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None) -> None:
+        """Apply configs from outside (a checkpoint, a test) without feedback; remembered like user edits."""
+        if model_cfg is not None:
+            self._model = model_cfg
+        if train_cfg is not None:
+            self._train = train_cfg
+        self._apply_to_widgets()
+        self._store()
+        self.changed.emit()
+
+    def set_train_config(self, train_cfg: TrainConfig) -> None:
+        self.set_configs(None, train_cfg)
+
+    def set_editable(self, editable: bool) -> None:
+        for w in self.widgets.values():
+            w.setEnabled(editable)
+
+
+def _device_value(value: str) -> str:
+    """A device combo value as TrainConfig accepts it ('cuda:0' -> 'cuda': TrainConfig knows no device index)."""
+    if value in DEVICES:
+        return value
+    return value.split(":", 1)[0] if value.split(":", 1)[0] in DEVICES else "auto"

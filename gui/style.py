@@ -1,0 +1,109 @@
+"""One look for the whole window: palette, plot colours, pyqtgraph defaults."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+# Tableau 10: distinguishable, colour-blind-tolerable class colours (matplotlib's default cycle).
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+ELBO = "#1f77b4"
+TEST = "#d62728"
+IWAE = "#2ca02c"
+RECON = "#6a3d9a"
+KL = "#e6780a"
+COLLAPSED = "#b8b8b8"
+MARKER = "#111111"
+PLOT_BG = "#ffffff"
+PLOT_FG = "#3a3a3a"
+WARN = "#b35900"
+
+_configured = False
+
+
+def class_color(i: int) -> QColor:
+    if i < len(CLASS_COLORS):
+        return QColor(CLASS_COLORS[i])
+    return QColor.fromHsvF((i * 0.618034) % 1.0, 0.65, 0.85)
+
+
+def configure_pyqtgraph() -> None:
+    global _configured
+    if _configured:
+        return
+    pg.setConfigOptions(background=PLOT_BG, foreground=PLOT_FG, antialias=False, imageAxisOrder="row-major")
+    _configured = True
+
+
+def apply_app_style(app: QApplication) -> None:
+    """Fusion with a calm light palette and a readable default font size."""
+    configure_pyqtgraph()
+    app.setStyle("Fusion")
+    pal = QPalette()
+    pal.setColor(QPalette.ColorRole.Window, QColor("#f3f4f6"))
+    pal.setColor(QPalette.ColorRole.WindowText, QColor("#1f2328"))
+    pal.setColor(QPalette.ColorRole.Base, QColor("#ffffff"))
+    pal.setColor(QPalette.ColorRole.AlternateBase, QColor("#f6f8fa"))
+    pal.setColor(QPalette.ColorRole.Text, QColor("#1f2328"))
+    pal.setColor(QPalette.ColorRole.Button, QColor("#fbfbfc"))
+    pal.setColor(QPalette.ColorRole.ButtonText, QColor("#1f2328"))
+    pal.setColor(QPalette.ColorRole.Highlight, QColor("#2f6fde"))
+    pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor("#fffff0"))
+    pal.setColor(QPalette.ColorRole.ToolTipText, QColor("#1f2328"))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#9aa0a6"))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#9aa0a6"))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#9aa0a6"))
+    app.setPalette(pal)
+    f = app.font()
+    if f.pointSizeF() < 10:
+        f.setPointSizeF(10)
+        app.setFont(f)
+    app.setStyleSheet(STYLE_SHEET)
+
+
+STYLE_SHEET = """
+QGroupBox { font-weight: 600; border: 1px solid #d5d8dc; border-radius: 6px; margin-top: 10px;
+            background: #ffffff; padding: 6px 6px 4px 6px; }
+QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; color: #2b3137; }
+QToolBar { spacing: 6px; padding: 3px; border-bottom: 1px solid #d5d8dc; }
+QToolButton { padding: 4px 10px; border-radius: 4px; }
+QToolButton:hover { background: #e6ebf1; }
+QToolButton#startButton { font-weight: 600; color: #1a7f37; }
+QToolButton#stopButton { color: #b42318; }
+QStatusBar QLabel { padding: 0 8px; color: #3a3f45; }
+QLabel[role="hint"] { color: #6a737d; }
+QLabel[role="warning"] { color: #b35900; font-weight: 600; }
+QLabel[role="caption"] { color: #3a3f45; }
+QTabWidget::pane { border: 1px solid #d5d8dc; border-radius: 4px; top: -1px; background: #ffffff; }
+QTabBar::tab { padding: 5px 14px; }
+"""
+
+
+def axis_font() -> QFont:
+    f = QFont()
+    f.setPointSizeF(9)
+    return f
+
+
+def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = False) -> pg.PlotWidget:
+    """A PlotWidget with a title and labelled axes (units); menus kept, mouse zoom on.
+
+    No grid by default: pyqtgraph draws grid lines with the axes, so a gridded plot repaints both axes whenever a
+    curve changes (measured: about half the paint time of a curve plot here)."""
+    configure_pyqtgraph()
+    w = pg.PlotWidget()
+    w.setObjectName(name)
+    w.setAccessibleName(title)
+    p = w.getPlotItem()
+    p.setTitle(title, size="10pt", color=PLOT_FG)
+    p.setLabel("bottom", x_label, **{"font-size": "9pt"})
+    p.setLabel("left", y_label, **{"font-size": "9pt"})
+    for ax in ("bottom", "left"):
+        p.getAxis(ax).setTickFont(axis_font())
+    if grid:
+        p.showGrid(x=True, y=True, alpha=0.18)
+    p.setMenuEnabled(True)
+    w.setMinimumSize(180, 150)
+    return w

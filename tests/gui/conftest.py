@@ -1,0 +1,124 @@
+"""GUI test fixtures: offscreen Qt, a temp QSettings, a tiny dataset, windows with dialogs replaced, and a check
+that no test leaves a QThread (or any new Python thread) running (napari's dangling-thread idea)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, QThread  # noqa: E402
+
+from engine.config import ModelConfig, TrainConfig  # noqa: E402
+from engine.data.dataset import Dataset  # noqa: E402
+
+_STARTED: list = []
+_orig_start = QThread.start
+
+
+def _tracking_start(self, *args, **kwargs):
+    _STARTED.append(self)
+    return _orig_start(self, *args, **kwargs)
+
+
+QThread.start = _tracking_start  # every QThread started from Python is checked after each test
+
+
+def _running_qthreads() -> list:
+    out = []
+    for t in list(_STARTED):
+        try:
+            if t.isRunning():
+                out.append(t)
+        except RuntimeError:  # C++ object deleted: it is not running
+            pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_threads(qapp):
+    before = {t.ident for t in threading.enumerate()}
+    _STARTED.clear()
+    yield
+    deadline = time.monotonic() + 5.0  # background tasks (a finished load) may take a moment to wind down
+    while time.monotonic() < deadline and _running_qthreads():
+        qapp.processEvents()
+        time.sleep(0.01)
+    left = _running_qthreads()
+    new = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()
+           and not isinstance(t, threading._DummyThread)]
+    for t in left:  # do not let one test's thread crash the next one
+        t.wait(10_000)
+    assert not left, f"QThread(s) left running: {[t.objectName() for t in left]}"
+    assert not new, f"thread(s) left running: {new}"
+
+
+def make_tiny(n_train=600, n_test=200, side=12, classes=3, seed=0) -> Dataset:
+    """Class prototypes with pixel noise, 1×side×side: a VAE learns it in a few steps."""
+    rng = np.random.default_rng(seed)
+    protos = rng.random((classes, 1, side, side)) > 0.5
+
+    def draw(n):
+        y = rng.integers(0, classes, n)
+        flip = rng.random((n, 1, side, side)) < 0.1
+        return np.logical_xor(protos[y], flip).astype(np.float32), y.astype(np.int64)
+
+    xtr, ytr = draw(n_train)
+    xte, yte = draw(n_test)
+    return Dataset("tiny", "test:tiny", xtr, xte, ytr, yte, tuple(f"class {i}" for i in range(classes)))
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Dataset:
+    return make_tiny()
+
+
+SMALL_MODEL = ModelConfig(image_shape=(1, 12, 12), latent_dim=2, hidden=32)
+SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, iwae_k=5, iwae_examples=50, eval_examples=200,
+                          latent_examples=200, snapshot_interval_s=0.2, metrics_hz=20.0)
+
+
+@pytest.fixture
+def settings_file(tmp_path):
+    return str(tmp_path / "elbo-studio.ini")
+
+
+@pytest.fixture
+def make_window(qtbot, settings_file, tiny):
+    """``make_window(dataset=tiny, model=SMALL_MODEL, train=SMALL_TRAIN, configure=True)``: a shown MainWindow
+    with a temp QSettings; ``w.errors`` collects (title, text) of error dialogs; closing answers 'discard'."""
+    made = []
+
+    def make(dataset="tiny", model=None, train=None, configure=True, settings=None):
+        from gui.main_window import MainWindow
+
+        s = settings or QSettings(settings_file, QSettings.Format.IniFormat)
+        w = MainWindow(settings=s, dataset=tiny if dataset == "tiny" else dataset, load_default=False)
+        w.errors = []
+        w.show_error = lambda title, text, detail="": w.errors.append((title, text))
+        w.ask_save_before_close = lambda: "discard"
+        qtbot.addWidget(w)
+        if configure:
+            w.settings_panel.set_configs(model or SMALL_MODEL, train or SMALL_TRAIN)
+        w.resize(1400, 900)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        try:
+            w.session.close(5000)
+        except RuntimeError:
+            pass
+
+
+def wait_finished(qtbot, w, timeout=30_000):
+    qtbot.waitUntil(lambda: not w.session.is_active() and w.session.current_state in ("finished", "stopped", "error"),
+                    timeout=timeout)
+    qtbot.wait(50)  # queued messages
