@@ -27,6 +27,8 @@ from gui.imaging import save_png
 from gui.panels.curves import CurvesPanel
 from gui.panels.dataset import DatasetPanel
 from gui.panels.gallery import GalleryPanel
+from gui.panels.explorer import ExplorerPanel
+from gui.panels.inference import InferencePanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
@@ -121,6 +123,13 @@ class MainWindow(QMainWindow):
         self.latent = LatentPanel()
         self.generated = GeneratedPanel()
         self.gallery = GalleryPanel()
+        # The teaching half (issue: "Make the ELBO visible"): the 1-D VI explorer as a tab of its own, and the true
+        # posterior / amortization gap of the model being trained beside the image grids, drawing in the latent plot.
+        self.explorer = ExplorerPanel()
+        self.inference = InferencePanel(plot_item=self.latent.plot, snapshot_provider=lambda: self.current_decoder)
+        self.gallery.add_page(self.inference, "Posterior && gap",
+                              "Click a point of the scatter: its true posterior p(z|x) (contours) against q(z|x) "
+                              "(ellipses), and the amortization gap of a selection of test examples")
         self._build_actions()
         self._build_layout()
         self._build_menus()
@@ -257,6 +266,8 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("mainTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(training, "Training")
+        self.tabs.addTab(self.explorer, "VI explorer")
+        self.tabs.setTabToolTip(1, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
         self.setCentralWidget(self.tabs)
 
     def add_tab(self, widget: QWidget, title: str) -> int:
@@ -437,6 +448,7 @@ class MainWindow(QMainWindow):
         self.dataset_panel.set_dataset(ds)
         self.latent.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
         self.gallery.set_dataset(ds)
+        self.inference.set_test_data(ds.x_test, ds.y_test, ds.class_names)
         self.setWindowTitle(f"{APP_NAME} — {ds.name}")
         self.current_latent = None
         if self.current_decoder is not None and not self.session.is_active():
@@ -609,6 +621,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Checkpoint saved: {msg.path} (step {msg.step:,})", 8000)
 
     def _on_run_finished(self) -> None:
+        self.inference.refresh()  # the example on show, recomputed with the final weights
         if self.state_label.text() in ("Starting", "Stopping…", "Running", "Paused"):
             self.state_label.setText("Stopped")
         self.eta_label.setText("ETA —")
@@ -718,6 +731,20 @@ class MainWindow(QMainWindow):
             return
         z = self.latent.to_latent(x, y)
         self._decode_and_show(z, (x, y))
+        index = self._example_at(x, y)
+        if index is not None:  # a click on a test example: its true posterior against q(z|x)
+            self.gallery.tabs.setCurrentWidget(self.inference)
+            self.inference.show_example(index)
+
+    def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
+        """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""
+        pts, snap = self.latent.points, self.latent.shown
+        if pts is None or snap is None or not len(pts):
+            return None
+        pw, ph = self.latent.vb.viewPixelSize()  # plot units per pixel
+        d2 = ((pts[:, 0] - x) / max(pw, 1e-12)) ** 2 + ((pts[:, 1] - y) / max(ph, 1e-12)) ** 2
+        k = int(np.argmin(d2))
+        return int(snap.indices[k]) if d2[k] <= radius_px**2 else None
 
     def _decode_and_show(self, z: np.ndarray, plane_xy) -> None:
         dec = self._decoder()
@@ -891,6 +918,8 @@ class MainWindow(QMainWindow):
                     return
         self._closing = True
         self.timer.stop()
+        self.explorer.stop_fit()
+        self.inference.shutdown()
         stopped = self.session.close(2000)
         if not stopped:  # the run is inside an epoch-end evaluation: it stops right after; never leave it running
             self.statusBar().showMessage("Waiting for the training thread to stop…")

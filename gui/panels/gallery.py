@@ -74,10 +74,19 @@ class GalleryPanel(QGroupBox):
         self.images: dict[str, np.ndarray | None] = {k: None for k in KINDS}
 
     def current_kind(self) -> str:
-        return KINDS[self.tabs.currentIndex()]
+        """'manifold', 'recon' or 'prior'; 'other' for a page added with ``add_page`` (it has no grid)."""
+        i = self.tabs.currentIndex()
+        return KINDS[i] if 0 <= i < len(KINDS) else "other"
 
     def current_image(self) -> np.ndarray | None:
-        return self.images[self.current_kind()]
+        return self.images.get(self.current_kind())
+
+    def add_page(self, widget, title: str, tip: str = "") -> int:
+        """A page beside the three image grids (the true-posterior / amortization-gap panel)."""
+        i = self.tabs.addTab(widget, title)
+        if tip:
+            self.tabs.setTabToolTip(i, tip)
+        return i
 
     # -- inputs --------------------------------------------------------------------------------------------
     def set_model(self, model: SnapshotModel | None) -> None:
@@ -104,7 +113,7 @@ class GalleryPanel(QGroupBox):
     def refresh(self) -> bool:
         """Compute and show the visible grid if its inputs changed. True when it drew."""
         kind = self.current_kind()
-        if not self.dirty[kind] or self.model is None:
+        if kind == "other" or not self.dirty[kind] or self.model is None:
             return False
         self.dirty[kind] = False
         img, caption = getattr(self, f"_make_{kind}")()
