@@ -127,7 +127,12 @@ class MainWindow(QMainWindow):
         # posterior / amortization gap of the model being trained beside the image grids, drawing in the latent plot.
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(plot_item=self.latent.plot, snapshot_provider=lambda: self.current_decoder)
-        self.gallery.add_page(self.inference, "Posterior && gap",
+        inference_scroll = QScrollArea()
+        inference_scroll.setObjectName("inferenceScroll")
+        inference_scroll.setWidget(self.inference)
+        inference_scroll.setWidgetResizable(True)  # the panel keeps its natural height; the page scrolls
+        inference_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.gallery.add_page(inference_scroll, "Posterior && gap",
                               "Click a point of the scatter: its true posterior p(z|x) (contours) against q(z|x) "
                               "(ellipses), and the amortization gap of a selection of test examples")
         self._build_actions()
@@ -733,7 +738,7 @@ class MainWindow(QMainWindow):
         self._decode_and_show(z, (x, y))
         index = self._example_at(x, y)
         if index is not None:  # a click on a test example: its true posterior against q(z|x)
-            self.gallery.tabs.setCurrentWidget(self.inference)
+            self.gallery.tabs.setCurrentWidget(self.inference.parentWidget().parentWidget())  # its scroll area
             self.inference.show_example(index)
 
     def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:

@@ -30,7 +30,7 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     x, y = (float(v) for v in w.latent.points[k])
     index = int(w.latent.shown.indices[k])
     click_latent(qtbot, w, x, y)
-    assert w.gallery.tabs.currentWidget() is w.inference
+    assert w.gallery.tabs.currentWidget().isAncestorOf(w.inference)
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.current_index is not None, timeout=15000)
     assert w.inference.current_index == index
     grid = w.inference.view.grid
