@@ -2,6 +2,7 @@
 config round-trips through a checkpoint (``asdict`` / ``from_dict``) and QSettings unchanged."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 
 ARCHS = ("mlp", "conv")
@@ -71,7 +72,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear KL warm-up: β ramps 0 → beta over this many epochs (0 = off)
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised (0 = off)
     seed: int = 0  # seeds torch and the batch order: CPU runs are reproducible
-    device: str = "auto"  # "auto" picks CUDA, then MPS, then CPU
+    device: str = "auto"  # "auto" picks CUDA, then MPS, then CPU; also "cpu", "cuda", "cuda:N", "mps"
     precision: str = "fp32"  # "bf16" autocast (CPU with AMX, CUDA), "fp16" autocast (CUDA only)
     iwae_k: int = 100  # importance samples for the per-epoch log p(x) estimate
     iwae_examples: int = 500  # test examples used for that estimate
@@ -88,7 +89,8 @@ class TrainConfig:
             (self.beta >= 0, "beta must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.free_bits >= 0, "free_bits must be >= 0"),
-            (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device) is not None,
+             f"device must be one of {DEVICES} or cuda:N, got {self.device!r}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.iwae_k >= 1, "iwae_k must be >= 1"),
             (self.metrics_hz > 0, "metrics_hz must be > 0"),

@@ -27,6 +27,7 @@ from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
 from .model import VAE, n_parameters
+from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
 
 
@@ -81,6 +82,10 @@ def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> t
 
 
 # ----------------------------------------------------------------------------------------------- the run
+class _StopRequested(Exception):
+    """Raised inside a long evaluation when Stop arrives, so a close never waits for a whole IWAE pass."""
+
+
 class TrainingRun:
     """One training run: model, optimizer and data on the device, plus the host-side metric history.
 
@@ -108,9 +113,7 @@ class TrainingRun:
         n = len(self.x_train)
         self.steps_per_epoch = math.ceil(n / train_cfg.batch_size)
         self.total_steps = self.steps_per_epoch * train_cfg.epochs
-        rng = np.random.default_rng(1234)
-        n_lat = min(train_cfg.latent_examples, len(dataset.x_test))
-        self.latent_idx = np.sort(rng.permutation(len(dataset.x_test))[:n_lat])  # fixed scatter subset
+        self.latent_idx = latent_subset(len(dataset.x_test), train_cfg.latent_examples)  # fixed scatter subset
 
         self.history = MetricHistory()
         self.step, self.epoch, self.batch = 0, 0, 0
@@ -163,7 +166,7 @@ class TrainingRun:
                 g["lr"] = self.cfg.lr
         if ck.noise_rng is not None and self.device.type == "cpu":
             self.noise.set_state(ck.noise_rng)
-        self.history = ck.history
+        self.history = MetricHistory.from_state(ck.history.to_state())  # a copy: the caller's checkpoint stays as read
         self.step, self.epoch, self.batch = ck.step, ck.epoch, ck.batch
         done_epochs = ck.step // self.steps_per_epoch if self.steps_per_epoch else 0
         if (ck.epoch, ck.batch) != (done_epochs, ck.step % self.steps_per_epoch):
@@ -276,7 +279,14 @@ class TrainingRun:
             if len(chunk.steps):
                 yield chunk
             seconds = time.monotonic() - t_epoch
-            summary = self.evaluate(seconds)
+            try:
+                summary = self.evaluate(seconds)
+            except _StopRequested:
+                self.epoch, self.batch = self.epoch + 1, 0
+                self.state = "stopped"
+                yield StateChanged("stopped", "Stopped by the user (during the end-of-epoch evaluation).",
+                                   self.step, self.epoch)
+                return
             self.history.add_epoch(summary)
             self.epoch, self.batch = self.epoch + 1, 0
             good = self._copy_state()
@@ -360,7 +370,13 @@ class TrainingRun:
         n = len(x_eval)
         au, au_var = active_units(torch.cat(mus))
         x_iw = self.x_test[: cfg.iwae_examples]
-        iw = torch.cat([iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g) for s in range(0, len(x_iw), 100)])
+        iw_parts = []
+        for s in range(0, len(x_iw), 100):
+            if self._stop.is_set():
+                self.model.train()
+                raise _StopRequested
+            iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g))
+        iw = torch.cat(iw_parts)
         el_sub = torch.cat([elbo_terms(self.model, x_iw[s:s + 1000], 1.0, 0.0,
                                        torch.randn((len(x_iw[s:s + 1000]), self.model_cfg.latent_dim),
                                                    device=self.device, generator=g)).elbo

@@ -270,7 +270,8 @@ class SettingsPanel(QGroupBox):
 
 
 def _device_value(value: str) -> str:
-    """A device combo value as TrainConfig accepts it ('cuda:0' -> 'cuda': TrainConfig knows no device index)."""
-    if value in DEVICES:
-        return value
-    return value.split(":", 1)[0] if value.split(":", 1)[0] in DEVICES else "auto"
+    """A device combo value as TrainConfig accepts it ('cuda:1' stays: a second GPU can be chosen)."""
+    try:
+        return TrainConfig(device=value).device
+    except ConfigError:
+        return "auto"

@@ -115,3 +115,15 @@ def test_resuming_with_other_model_settings_is_refused(blobs, tmp_path):
     TrainingRun(blobs, mcfg, tcfg).save(tmp_path / "a.ckpt")
     with pytest.raises(CheckpointError, match="different model settings"):
         TrainingRun(blobs, mcfg.replace(hidden=64), tcfg, checkpoint=load_checkpoint(tmp_path / "a.ckpt"))
+
+
+def test_resuming_leaves_the_loaded_checkpoint_untouched(blobs, tmp_path):
+    mcfg, tcfg = _cfgs(blobs, epochs=2)
+    a = TrainingRun(blobs, mcfg, tcfg.replace(epochs=1))
+    list(a.run())
+    a.save(tmp_path / "a.ckpt")
+    ck = load_checkpoint(tmp_path / "a.ckpt")
+    n = len(ck.history)
+    b = TrainingRun(blobs, mcfg, tcfg, checkpoint=ck)
+    list(b.run())
+    assert len(b.history) == 2 * n and len(ck.history) == n

@@ -182,3 +182,24 @@ def test_model_shapes_for_odd_image_sizes():
             m = VAE(ModelConfig(image_shape=shape, arch=arch, latent_dim=3, hidden=16))
             out, mu, log_var, z = m(torch.rand(4, *shape))
             assert out.shape == (4, *shape) and mu.shape == (4, 3) and z.shape == (4, 3)
+
+
+def test_stop_during_the_epoch_end_evaluation_is_prompt(blobs, monkeypatch):
+    real = trainer_mod.iwae_bound
+    run = _run(blobs, epochs=3, iwae_k=5, iwae_examples=200)
+
+    def slow_iwae(*a, **k):  # a long IWAE pass, and the user presses Stop during it
+        run.stop()
+        return real(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "iwae_bound", slow_iwae)
+    msgs = list(run.run())
+    assert msgs[-1].state == "stopped" and "evaluation" in msgs[-1].text
+    assert not any(isinstance(m, EpochSummary) for m in msgs)
+    assert run.step == run.steps_per_epoch  # the epoch's training steps were kept
+
+
+def test_device_setting_accepts_an_index_and_rejects_nonsense():
+    assert TrainConfig(device="cuda:1").device == "cuda:1"
+    with pytest.raises(ConfigError, match="device"):
+        TrainConfig(device="gpu")
