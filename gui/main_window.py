@@ -348,6 +348,7 @@ class MainWindow(QMainWindow):
         s.saved.connect(self._on_saved)
         s.finished.connect(self._on_run_finished)
         self.latent.latent_clicked.connect(self._on_latent_clicked)
+        self.gallery.example_clicked.connect(self._show_example)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.tabs.currentChanged.connect(lambda _i: self._update_actions())
 
@@ -738,8 +739,11 @@ class MainWindow(QMainWindow):
         self._decode_and_show(z, (x, y))
         index = self._example_at(x, y)
         if index is not None:  # a click on a test example: its true posterior against q(z|x)
-            self.gallery.tabs.setCurrentWidget(self.inference.parentWidget().parentWidget())  # its scroll area
-            self.inference.show_example(index)
+            self._show_example(index)
+
+    def _show_example(self, index: int) -> None:
+        self.gallery.tabs.setCurrentWidget(self.inference.parentWidget().parentWidget())  # its scroll area
+        self.inference.show_example(index)
 
     def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
         """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""

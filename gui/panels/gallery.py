@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from engine.snapshots_extra import SnapshotModel, prior_samples
@@ -42,6 +43,8 @@ class _Tab(QWidget):
 
 
 class GalleryPanel(QGroupBox):
+    example_clicked = Signal(int)  # a test image (or its reconstruction) clicked: its index in the test split
+
     def __init__(self, parent=None):
         super().__init__("Decoded images", parent)
         self.setObjectName("galleryPanel")
@@ -72,6 +75,8 @@ class GalleryPanel(QGroupBox):
         self.axis_names = ("z₁", "z₂")
         self.dirty = {k: True for k in KINDS}
         self.images: dict[str, np.ndarray | None] = {k: None for k in KINDS}
+        self._recon_layout: tuple[np.ndarray, int, int, int] | None = None  # (test indices, half, tile h, tile w)
+        self.pages["recon"].view.clicked.connect(self._on_recon_clicked)
 
     def current_kind(self) -> str:
         """'manifold', 'recon' or 'prior'; 'other' for a page added with ``add_page`` (it has no grid)."""
@@ -123,6 +128,15 @@ class GalleryPanel(QGroupBox):
         page.caption.setText(caption)
         return True
 
+    def _on_recon_clicked(self, col: int, row: int) -> None:
+        if self._recon_layout is None:
+            return
+        idx, half, th, tw = self._recon_layout
+        tile_row, tile_col = row // th, col // tw
+        k = (tile_row // 2) * half + tile_col  # rows 0-1 show the first half, rows 2-3 the second
+        if tile_col < half and 0 <= k < len(idx):
+            self.example_clicked.emit(int(idx[k]))
+
     def grid_size(self) -> int:
         if self.model is None:
             return 15
@@ -156,7 +170,9 @@ class GalleryPanel(QGroupBox):
         rows = [x[:half], r[:half], x[half:], r[half:]]
         tiles = np.concatenate([np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)])
                                 for row in rows if len(row)] if half else [x])
-        cap = f"Rows 1 and 3: test images · rows 2 and 4: reconstructions E[x | z = μ(x)] · step {self.model.step:,}"
+        self._recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
+        cap = (f"Rows 1 and 3: test images · rows 2 and 4: reconstructions E[x | z = μ(x)] · step {self.model.step:,}"
+               " · click one for its true posterior")
         return mosaic(tiles, half, pad=1), cap
 
     def _make_prior(self):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -10,7 +10,10 @@ from gui.imaging import to_qimage
 
 
 class ImageView(QWidget):
-    """``set_image(array)`` keeps the exact array shown (``.array``) and its QImage (``.qimage``)."""
+    """``set_image(array)`` keeps the exact array shown (``.array``) and its QImage (``.qimage``).
+    A left click on the image emits ``clicked(column, row)`` in image pixels."""
+
+    clicked = Signal(int, int)
 
     def __init__(self, placeholder: str = "", name: str = "imageView", min_side: int = 96, parent=None):
         super().__init__(parent)
@@ -50,6 +53,15 @@ class ImageView(QWidget):
             s = float(int(s))  # whole-number zoom: every pixel the same size
         tw, th = max(1, int(w * s)), max(1, int(h * s))
         return QRect(avail.x() + (avail.width() - tw) // 2, avail.y() + (avail.height() - th) // 2, tw, th)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt name
+        r = self.target_rect()
+        p = event.position().toPoint()
+        if event.button() == Qt.MouseButton.LeftButton and self.qimage is not None and r.contains(p):
+            col = (p.x() - r.x()) * self.qimage.width() // max(r.width(), 1)
+            row = (p.y() - r.y()) * self.qimage.height() // max(r.height(), 1)
+            self.clicked.emit(int(col), int(row))
+        super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt name
         p = QPainter(self)

@@ -41,3 +41,22 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x1 - 0.01 * (x1 - x0), y1 - 0.01 * (y1 - y0))
     assert w.generated.image is not None
+
+
+def test_clicking_a_reconstruction_shows_that_examples_posterior(qtbot, make_window):
+    w = make_window()
+    train_to_end(qtbot, w)
+    w.gallery.tabs.setCurrentIndex(1)  # Reconstructions
+    qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=5000)
+    view = w.gallery.pages["recon"].view
+    idx, half, th, tw = w.gallery._recon_layout
+    r = view.target_rect()
+    scale = r.width() / view.qimage.width()
+    # the reconstruction of the third example of the first half: tile row 1, column 2
+    px = r.x() + int((2 * tw + tw // 2) * scale)
+    py = r.y() + int((1 * th + th // 2) * scale)
+    from PySide6.QtCore import QPoint
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(px, py))
+    assert w.gallery.tabs.currentWidget().isAncestorOf(w.inference)
+    qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index == int(idx[2]), timeout=15000)
+    assert sum(w.inference.overlay.contour_vertex_counts()) > 0
