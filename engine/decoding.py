@@ -21,9 +21,8 @@ class SnapshotDecoder:
 
     def __init__(self, snapshot: DecoderSnapshot):
         self.step = snapshot.step
-        self.config = ModelConfig.from_dict(snapshot.model_config)
-        model = model_from_snapshot(snapshot)
-        self._decoder, self._likelihood = model.decoder, model.likelihood
+        self._model = model_from_snapshot(snapshot)
+        self.config = self._model.cfg
 
     @property
     def latent_dim(self) -> int:
@@ -31,8 +30,9 @@ class SnapshotDecoder:
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, C, H, W) mean images in [0, 1]."""
         z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
-        return self._likelihood.mean(self._decoder(torch.from_numpy(z))).numpy()
+        return self._model.mean_image(torch.from_numpy(z)).numpy()
 
 
 def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:

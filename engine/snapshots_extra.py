@@ -14,29 +14,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .decoding import SnapshotDecoder, model_from_snapshot
+from .decoding import SnapshotDecoder
 from .messages import DecoderSnapshot, LatentSnapshot
 
 _CHUNK = 1000  # images per forward pass: bounds the memory of a large encode
 
 
-class SnapshotModel:
-    """A CPU copy of the whole VAE (eval mode) from a snapshot. ``decode`` matches ``SnapshotDecoder`` exactly."""
-
-    def __init__(self, snapshot: DecoderSnapshot):
-        self.step = snapshot.step
-        self._model = model_from_snapshot(snapshot)
-        self.config = self._model.cfg
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    @torch.inference_mode()
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """(n, d) -> (n, C, H, W) mean images in [0, 1]."""
-        z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
-        return self._model.mean_image(torch.from_numpy(z)).numpy()
+class SnapshotModel(SnapshotDecoder):
+    """A CPU copy of the whole VAE (eval mode) from a snapshot: ``decode`` (inherited), ``encode``, ``reconstruct``."""
 
     @torch.inference_mode()
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
