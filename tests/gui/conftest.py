@@ -15,6 +15,7 @@ from PySide6.QtCore import QSettings, QThread  # noqa: E402
 
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data.dataset import Dataset  # noqa: E402
+from tests.conftest import make_blobs  # noqa: E402
 
 _STARTED: list = []
 _orig_start = QThread.start
@@ -59,17 +60,7 @@ def no_dangling_threads(qapp):
 
 def make_tiny(n_train=600, n_test=200, side=12, classes=3, seed=0) -> Dataset:
     """Class prototypes with pixel noise, 1×side×side: a VAE learns it in a few steps."""
-    rng = np.random.default_rng(seed)
-    protos = rng.random((classes, 1, side, side)) > 0.5
-
-    def draw(n):
-        y = rng.integers(0, classes, n)
-        flip = rng.random((n, 1, side, side)) < 0.1
-        return np.logical_xor(protos[y], flip).astype(np.float32), y.astype(np.int64)
-
-    xtr, ytr = draw(n_train)
-    xte, yte = draw(n_test)
-    return Dataset("tiny", "test:tiny", xtr, xte, ytr, yte, tuple(f"class {i}" for i in range(classes)))
+    return make_blobs(n_train, n_test, side, classes, seed)
 
 
 @pytest.fixture(scope="session")
