@@ -99,8 +99,13 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
         QTimer.singleShot(int(sec * 1000), loop.quit)
         loop.exec()
 
-    t0 = time.perf_counter()
+    # Like the headless phase, the clock starts once the run exists (its construction on the worker excluded).
+    started = [None]
+    w.session.started.connect(lambda _m: started.__setitem__(0, time.perf_counter()))
     w.start_training()
+    while started[0] is None:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
+    t0 = started[0]
     probe.start()
     run_loop(seconds)
     probe.stop()
