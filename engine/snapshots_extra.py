@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .decoding import SnapshotDecoder
-from .messages import DecoderSnapshot, LatentSnapshot
+from .messages import LatentSnapshot
 
 _CHUNK = 1000  # images per forward pass: bounds the memory of a large encode
 

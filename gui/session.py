@@ -156,7 +156,7 @@ class TrainingSession(QObject):
             raise RuntimeError("a run is already active")
         self._cleanup_thread()
         self._run, self._stop_requested = None, False
-        if history is None:  # a copy: the worker appends to the checkpoint's own history object
+        if history is None:  # the GUI thread's own mirror: appending must not touch the loaded checkpoint
             history = MetricHistory.from_state(checkpoint.history.to_state()) if checkpoint else MetricHistory()
         self.history = history
         self.latest_latent = self.latest_decoder = self.run_info = None

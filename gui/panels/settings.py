@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from engine.config import DEVICES, ConfigError, ModelConfig, TrainConfig
+from engine.config import ConfigError, ModelConfig, TrainConfig
 
 
 class LogSpinBox(QDoubleSpinBox):

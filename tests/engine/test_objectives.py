@@ -2,7 +2,6 @@
 estimate approaching the exact log p(x) of a linear-Gaussian model."""
 import math
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -9,7 +9,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 import threading  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings, QThread  # noqa: E402
 
