@@ -10,6 +10,8 @@ while clicking the latent plot. Figures:
   the median of the trainer's own per-flush samples/s (training steps only); GUI / headless ratio;
 * event-loop lateness while training: a 5 ms QTimer records each interval; lateness = interval − 5 ms
   (p50 / p95 / max);
+* the GUI thread's CPU share while training (its draw budget's own account, gui/draw_budget.py) and how many
+  background redraws a second each part of the window got;
 * click → image: a real mouse press/release sent to the latent plot; time from the release (pyqtgraph turns
   press+release into a click) to the Generated panel's image being set, and to it being painted.
 
@@ -58,7 +60,7 @@ def headless(ds, mcfg, tcfg, seconds: float) -> dict:
     return {"samples_per_s": rows[0] * tcfg.batch_size / dt, "median_flush_rate": statistics.median(rates[2:] or rates)}
 
 
-def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
+def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: float | None = None) -> dict:
     from PySide6.QtCore import QEvent, QEventLoop, QPointF, QSettings, Qt, QTimer
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -72,6 +74,8 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
     w.resize(1600, 1000)
     w.show()
     w.settings_panel.set_configs(mcfg, tcfg)
+    if gui_share is not None:
+        w.draw_budget.share = gui_share
     rows, rates = [0], []
 
     def on_chunk(m):
@@ -107,9 +111,13 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
     t0 = started[0]
     probe.start()
+    drawn0 = dict(w.redraws.counts)  # background redraws so far (see gui/draw_budget.py)
+    spent0, elapsed0 = w.draw_budget.spent, w.draw_budget.elapsed
     run_loop(seconds)
     probe.stop()
     dt = time.perf_counter() - t0
+    gui_share = (w.draw_budget.spent - spent0) / max(w.draw_budget.elapsed - elapsed0, 1e-9)
+    draws_per_s = {k: (v - drawn0[k]) / dt for k, v in w.redraws.counts.items()}
     samples_per_s = rows[0] * tcfg.batch_size / dt
     flush = statistics.median(rates[2:] or rates)
     late_ms = [max(0.0, (i - 0.005) * 1000) for i in intervals]
@@ -147,7 +155,8 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int) -> dict:
     app.processEvents()
     return {"samples_per_s": samples_per_s, "median_flush_rate": flush, "late_p50": pct(late_ms, 50),
             "late_p95": pct(late_ms, 95), "late_max": max(late_ms) if late_ms else float("nan"),
-            "ticks": len(intervals), "click_set": lat_set, "click_paint": lat_paint, "clicks_missed": clicks - len(lat_set)}
+            "ticks": len(intervals), "gui_share": gui_share, "draws_per_s": draws_per_s, "click_set": lat_set,
+            "click_paint": lat_paint, "clicks_missed": clicks - len(lat_set)}
 
 
 def main(argv=None) -> int:
@@ -158,6 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--latent", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--gui-share", type=float, default=None,
+                    help="override the window's draw budget (share of a core while training; 1 = uncapped)")
     args = ap.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
@@ -184,7 +195,7 @@ def main(argv=None) -> int:
     ratios, ratios_flush, late95, clicks_set, clicks_paint = [], [], [], [], []
     for r in range(args.rounds):
         h = headless(ds, mcfg, tcfg, args.seconds)
-        g = with_window(app, ds, mcfg, tcfg, args.seconds, args.clicks)
+        g = with_window(app, ds, mcfg, tcfg, args.seconds, args.clicks, args.gui_share)
         ratios.append(g["samples_per_s"] / h["samples_per_s"])
         ratios_flush.append(g["median_flush_rate"] / h["median_flush_rate"])
         late95.append(g["late_p95"])
@@ -195,6 +206,8 @@ def main(argv=None) -> int:
               f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})")
         print(f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "
               f"({g['ticks']} ticks of a 5 ms timer)")
+        print(f"         GUI thread CPU while training: {100 * g['gui_share']:.1f}% of a core; redraws/s: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in g["draws_per_s"].items()))
         print(f"         click -> image set ms: p50 {pct(g['click_set'], 50):.2f}  p95 {pct(g['click_set'], 95):.2f}  "
               f"max {max(g['click_set'] or [float('nan')]):.2f}; -> painted p50 {pct(g['click_paint'], 50):.2f}  "
               f"p95 {pct(g['click_paint'], 95):.2f}  ({len(g['click_set'])} clicks, {g['clicks_missed']} missed)")

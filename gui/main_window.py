@@ -1,13 +1,15 @@
 """The main window: lays out the panels, wires the training session to them, menus, status bar, files.
 
-Data flow: engine messages arrive as TrainingSession signals (GUI thread); slots only store and mark dirty; a
-10 Hz timer (``_tick``) redraws what is dirty. A click in the latent plot decodes at once with a CPU copy of the
+Data flow: engine messages arrive as TrainingSession signals (GUI thread); slots only store and mark dirty; an
+8 Hz timer (``_tick``) redraws what is dirty, within a cap on the GUI thread's CPU while training runs
+(gui/draw_budget.py). A click in the latent plot decodes at once with a CPU copy of the
 newest decoder snapshot (engine.decoding.SnapshotDecoder), so it works while training runs, is paused, has
 finished, or with a loaded checkpoint.
 
 Every dialog goes through a method (``show_error``, ``ask_*``) that tests replace."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from engine.messages import DecoderSnapshot, LatentSnapshot
 from engine.snapshots_extra import SnapshotModel, latent_snapshot
 from gui import style
 from gui.imaging import save_png
+from gui.draw_budget import DrawBudget, RedrawJob, RedrawScheduler
 from gui.panels.curves import CurvesPanel
 from gui.panels.dataset import DatasetPanel
 from gui.panels.gallery import GalleryPanel
@@ -41,6 +44,9 @@ except ImportError:  # pragma: no cover
 
 APP_NAME = "ELBO Studio"
 REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see _tick)
+# The GUI thread's CPU share while training (gui/draw_budget.py). benchmarks/gui_responsiveness.py, 2 cores: an
+# uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; 6% keeps it near 5%.
+DRAW_SHARE = 0.06
 MAX_RECENT = 8
 CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
 
@@ -107,7 +113,7 @@ class MainWindow(QMainWindow):
         self._decoder_cache: tuple[DecoderSnapshot, SnapshotDecoder] | None = None
         self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
         self._picked_z: np.ndarray | None = None
-        self._next_job = 0
+        self._status_at = 0.0  # when the status bar last showed progress
         self._tasks: list[BackgroundTask] = []
         self._loading_dataset: BackgroundTask | None = None
         self._rate: float | None = None  # smoothed samples/s
@@ -141,6 +147,10 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._connect()
 
+        self.draw_budget = DrawBudget(share=DRAW_SHARE)
+        self.redraws = RedrawScheduler([RedrawJob("scatter", self._draw_scatter, 1.0),
+                                        RedrawJob("curves", lambda: self.curves.refresh_one(), 0.5),
+                                        RedrawJob("gallery", self._draw_gallery, 6.0)], self.draw_budget)
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
         self.timer.setInterval(int(1000 / REFRESH_HZ))
@@ -660,14 +670,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------- drawing
     def _tick(self) -> None:
         """The only place that redraws, at REFRESH_HZ. Each pass draws at most one heavy thing (the scatter, one
-        curve plot, or one image grid), so no event-loop pass is long: the window stays responsive while the
-        worker trains, and the painting costs the worker little CPU."""
-        jobs = (self._draw_scatter, self.curves.refresh_one, self._draw_gallery)
-        for i in range(len(jobs)):  # round robin: the first job with something to draw, starting after the last
-            k = (self._next_job + i) % len(jobs)
-            if jobs[k]():
-                self._next_job = (k + 1) % len(jobs)
-                break
+        curve plot, or one image grid), so no event-loop pass is long; while training runs, the draws fit a CPU
+        budget (gui/draw_budget.py) so that painting costs the trainer little."""
+        drew = self.redraws.tick(limited=self.session.current_state == "running")
+        now = time.monotonic()
+        if drew is None and now - self._status_at < 1.0:
+            return
+        self._status_at = now
         c = self._last_chunk
         if c is not None:
             self._last_chunk = None
