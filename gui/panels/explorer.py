@@ -144,6 +144,7 @@ class ExplorerPanel(QWidget):
         self._q: ex.Surrogate = self._family.starting_point(self._model)
         self._best: ex.Surrogate | None = None
         self._best_elbo = math.nan
+        self._surface1d_y = (-1.0, 0.0)  # y view of the 1-D ELBO curve (set with the landscape)
         self._surface: ex.ElboSurface | None = None
         self._numbers: ex.ExplorerNumbers | None = None
         self._mc_seed = 0
@@ -632,7 +633,8 @@ class ExplorerPanel(QWidget):
             self.surface1d_best.setData([best[0]], [surf.best_elbo])
             self.surface_logp_line.setValue(surf.log_marginal)
             lo = max(np.min(surf.elbo[finite]), surf.best_elbo - 15.0)
-            p.setYRange(lo, surf.log_marginal + 0.08 * (surf.log_marginal - lo) + 0.05, padding=0)
+            self._surface1d_y = (lo, surf.log_marginal + 0.08 * (surf.log_marginal - lo) + 0.05)
+            p.setYRange(*self._surface1d_y, padding=0)
             p.setXRange(math.log10(surf.axes[0][0]), math.log10(surf.axes[0][-1]), padding=0.02)
             p.getAxis("bottom").setTicks([_log_ticks(surf.axes[0][0], surf.axes[0][-1])])
         else:
@@ -711,7 +713,12 @@ class ExplorerPanel(QWidget):
         names = self._family.param_names
         path = self._fit_path
         if len(names) == 1:
-            self.surface1d_current.setData([getattr(self._q, names[0])], [self._numbers.elbo_quad])
+            elbo = self._numbers.elbo_quad
+            self.surface1d_current.setData([getattr(self._q, names[0])], [elbo])
+            lo, hi = self._surface1d_y  # q far from the optimum: widen the view downwards so its point stays in sight
+            if np.isfinite(elbo) and elbo < lo:
+                lo = elbo - 0.08 * (hi - elbo)
+            self.surface1d.getPlotItem().setYRange(lo, hi, padding=0)
             if path and len(path) == len(self._fit_exact):
                 self.surface1d_path.setData([p[names[0]] for p in path], self._fit_exact)
             else:

@@ -238,3 +238,22 @@ def test_no_running_timer_after_close(qtbot):
     n = len(w.fit_curve()[0])
     qtbot.wait(100)
     assert len(w.fit_curve()[0]) == n
+
+
+def test_current_point_stays_in_view_on_the_elbo_curve(panel, qtbot):
+    """The starting q is far from the optimum (its ELBO well below the best): its point must still be visible, and
+    moving q with the slider keeps it in view."""
+    vb = panel.surface1d.getPlotItem().getViewBox()
+
+    def in_view():
+        _, y = panel.surface1d_current.getData()
+        (_, _), (y0, y1) = vb.viewRange()
+        return y0 <= y[0] <= y1
+
+    assert panel.numbers.elbo_quad < panel.best_elbo - 1.0  # the case this test is about
+    assert in_view()
+    slider = panel.param_sliders[0].slider
+    slider.setFocus()
+    for key in (Qt.Key.Key_PageUp,) * 4 + (Qt.Key.Key_Home, Qt.Key.Key_End):
+        qtbot.keyClick(slider, key)
+        assert in_view(), key
