@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
         self._picked_z: np.ndarray | None = None
         self._status_at = 0.0  # when the status bar last showed progress
+        self._evaluating = False  # the worker is in its end-of-epoch evaluation (no background redraws then)
         self._tasks: list[BackgroundTask] = []
         self._loading_dataset: BackgroundTask | None = None
         self._rate: float | None = None  # smoothed samples/s
@@ -597,12 +598,15 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs} · step {step:,}/{total:,}")
 
     def _on_metrics(self, chunk) -> None:
+        # the epoch's last step: the worker now evaluates on the test set until its EpochSummary arrives
+        self._evaluating = chunk.steps_per_epoch > 0 and chunk.step > 0 and chunk.step % chunk.steps_per_epoch == 0
         self.curves.add_chunk(chunk)
         self._last_chunk = chunk
         if chunk.samples_per_s > 0:
             self._rate = chunk.samples_per_s if self._rate is None else 0.8 * self._rate + 0.2 * chunk.samples_per_s
 
     def _on_epoch(self, summary) -> None:
+        self._evaluating = False
         self.curves.add_epoch(summary)
 
     def _on_latent(self, snap) -> None:
@@ -618,6 +622,7 @@ class MainWindow(QMainWindow):
 
     def _on_state(self, msg) -> None:
         st = msg.state
+        self._evaluating = False
         self.state_label.setText({"running": "Running", "paused": "Paused", "stopped": "Stopped",
                                   "finished": "Finished", "diverged": "Diverged (paused)"}.get(st, st))
         if msg.text:
@@ -672,7 +677,10 @@ class MainWindow(QMainWindow):
         """The only place that redraws, at REFRESH_HZ. Each pass draws at most one heavy thing (the scatter, one
         curve plot, or one image grid), so no event-loop pass is long; while training runs, the draws fit a CPU
         budget (gui/draw_budget.py) so that painting costs the trainer little."""
-        drew = self.redraws.tick(limited=self.session.current_state == "running")
+        running = self.session.current_state == "running"
+        if running and self._evaluating:
+            return  # the end-of-epoch evaluation (~0.4 s on Fashion-MNIST) runs undisturbed; the EpochSummary ends it
+        drew = self.redraws.tick(limited=running)
         now = time.monotonic()
         if drew is None and now - self._status_at < 1.0:
             return

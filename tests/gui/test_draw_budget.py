@@ -146,3 +146,31 @@ def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
     assert np.array_equal(xs, w.curves.steps.view())
     w.session.stop()
     qtbot.waitUntil(lambda: not w.session.is_active(), timeout=10000)
+
+
+def test_window_draws_nothing_in_the_background_during_the_end_of_epoch_evaluation(qtbot, make_window):
+    """Between an epoch's last metrics chunk and its EpochSummary the worker evaluates on the test set: the window
+    holds its background redraws then (they would only slow the evaluation down) and catches up afterwards."""
+    from engine.messages import EpochSummary, MetricsChunk, StateChanged
+
+    w = make_window()
+    spe = 10
+    session = w.session
+    session._on_message(StateChanged("running"))
+
+    def chunk(first, last):
+        steps = np.arange(first, last)
+        e = -100.0 + steps * 0.1
+        return MetricsChunk(steps, e, e - 5.0, np.full(len(steps), 5.0), 0, last, 10 * spe, spe, 1000.0, 1.0)
+
+    session._on_message(chunk(0, 6))  # mid-epoch: drawn as usual
+    qtbot.waitUntil(lambda: not w.curves.dirty, timeout=5000)
+    session._on_message(chunk(6, spe))  # the epoch's last step: evaluation starts on the worker
+    drawn = dict(w.redraws.counts)
+    qtbot.wait(600)  # ~5 ticks of the refresh timer
+    assert w.curves.dirty and w.redraws.counts == drawn
+    kl = np.array([5.0, 0.001])
+    session._on_message(EpochSummary(0, spe, -99.0, -98.0, -93.0, 5.0, -97.5, -98.1, 5, 0.1, kl, 1, kl, 1.0))
+    qtbot.waitUntil(lambda: not w.curves.dirty, timeout=5000)  # the summary ends it: everything drawn
+    assert np.array_equal(w.curves.elbo.smooth.xData, np.arange(1, spe + 1))
+    assert len(w.curves.epochs) == 1
