@@ -130,7 +130,9 @@ class _TermPlot:
         if cur is not None:
             (cx0, cx1), (clo, chi) = cur
             inside = clo <= lo and hi <= chi and cx0 <= x0 and x1 <= cx1
-            too_loose = (chi - clo) > 2.5 * span * 1.3 or (cx1 - cx0) > 3 * max(x1 - x0, 1)
+            too_loose = (chi - clo) > 2.5 * span * 1.3
+            if not self.x_extent:  # x follows the data; with a known run length it spans the whole run, fixed
+                too_loose = too_loose or (cx1 - cx0) > 3 * max(x1 - x0, 1)
             if inside and not too_loose:
                 return
         lo, hi = lo - 0.12 * span, hi + 0.12 * span
