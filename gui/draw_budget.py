@@ -1,16 +1,20 @@
-"""A cap on the CPU the GUI thread spends drawing while training runs.
+"""How much the window may draw while training runs, and what it draws first.
 
-On a 2-core laptop the trainer's OpenMP team uses both cores, so every millisecond the GUI thread paints is a
-millisecond taken from training (measured: a window redrawing at a fixed 8 Hz spent 14–19% of a core and cost
-training 13–15% of its throughput). ``DrawBudget`` is a token bucket on the GUI thread's own CPU time
-(``time.thread_time``, which counts Qt's painting too, since it runs on this thread): each wall-clock second
-earns ``share`` seconds of CPU; everything the thread burns is paid for, whoever asked for it; background
-redraws (curves, scatter, image grids) run only while the balance is positive. What the user asks for — a click,
-a zoom — is never throttled: it only delays the next background redraw.
+On a 2-core laptop the trainer's OpenMP team uses both cores, and its Python thread needs the GIL between torch
+ops. Each background redraw (pyqtgraph paints largely in Python) takes the GIL and a core for a few
+milliseconds, and the trainer stalls meanwhile. Measured with benchmarks/gui_responsiveness.py (Fashion-MNIST
+MLP): a window redrawing one plot per tick at a fixed 8 Hz used 11–12% of a core and cost training 12–18% of
+its throughput; the loss follows the number of redraws as much as their CPU time, so fewer, batched redraws
+cost less than many small ones.
 
-``RedrawScheduler`` spends what the budget allows on the part of the window that has waited longest relative to
-how often it wants redrawing (the scatter about once a second, each training curve every couple of seconds, the
-image grids every few), so a tight budget slows every part in proportion instead of starving one.
+``DrawBudget`` is a token bucket on the GUI thread's own CPU time (``time.thread_time``, which counts Qt's
+painting too, since it runs on this thread): each wall-clock second earns ``share`` seconds of CPU; everything
+the thread burns is paid for, whoever asked for it; background redraws run only while the balance is positive.
+What the user asks for (a click, a zoom) is never throttled: it only delays the next background redraw.
+
+``RedrawScheduler`` spends what the budget allows on the job most overdue relative to its period, and while
+training never redraws a job more often than its period: the scatter about once a second, all curves together
+every second or two, the image grids every few seconds. Paused, stopped or idle, everything redraws at once.
 
 Pure Python, no Qt: the window calls ``RedrawScheduler.tick()`` from its timer, on the GUI thread."""
 from __future__ import annotations
@@ -62,8 +66,8 @@ class DrawBudget:
 
 @dataclass
 class RedrawJob:
-    """``draw()`` redraws one thing if it has something new and returns whether it drew; ``period_s`` is how
-    often it wants to while the budget is tight."""
+    """``draw()`` redraws one thing if it has something new and returns whether it drew; ``period_s`` is the
+    shortest interval between two of its redraws while training (and its weight when the budget is tight)."""
 
     name: str
     draw: Callable[[], bool]
@@ -71,8 +75,9 @@ class RedrawJob:
 
 
 class RedrawScheduler:
-    """At most one job per tick: the one most overdue relative to its period, among those with something new.
-    While not ``limited`` every tick may draw (the budget only keeps score), so an idle window stays snappy."""
+    """At most one job per tick: the one most overdue relative to its period, among those with something new
+    whose period has passed. While not ``limited`` every tick may draw any job (the budget only keeps score), so
+    an idle or paused window stays snappy."""
 
     def __init__(self, jobs: list[RedrawJob], budget: DrawBudget | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -88,6 +93,8 @@ class RedrawScheduler:
             return None
         now = self._clock()
         for job in sorted(self.jobs, key=lambda j: (self.last_drawn[j.name] - now) / j.period_s):
+            if limited and now - self.last_drawn[job.name] < job.period_s:
+                continue  # while training, no job redraws more often than its period
             if job.draw():
                 self.last_drawn[job.name] = now
                 self.counts[job.name] += 1

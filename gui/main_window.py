@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover
 APP_NAME = "ELBO Studio"
 REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see _tick)
 # The GUI thread's CPU share while training (gui/draw_budget.py). benchmarks/gui_responsiveness.py, 2 cores: an
-# uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; 6% keeps it near 5%.
+# uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; with this cap and the
+# redraw periods below it uses about 4.5% and costs 7-9%.
 DRAW_SHARE = 0.06
 MAX_RECENT = 8
 CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
@@ -150,7 +151,7 @@ class MainWindow(QMainWindow):
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
         self.redraws = RedrawScheduler([RedrawJob("scatter", self._draw_scatter, 1.0),
-                                        RedrawJob("curves", lambda: self.curves.refresh_one(), 0.5),
+                                        RedrawJob("curves", lambda: self.curves.refresh(), 1.5),
                                         RedrawJob("gallery", self._draw_gallery, 6.0)], self.draw_budget)
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
@@ -674,9 +675,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------- drawing
     def _tick(self) -> None:
-        """The only place that redraws, at REFRESH_HZ. Each pass draws at most one heavy thing (the scatter, one
-        curve plot, or one image grid), so no event-loop pass is long; while training runs, the draws fit a CPU
-        budget (gui/draw_budget.py) so that painting costs the trainer little."""
+        """The only place that redraws, at REFRESH_HZ. Each pass draws at most one thing (the scatter, the curves,
+        or one image grid), so no event-loop pass is long; while training runs, the draws keep to their periods
+        and a CPU budget (gui/draw_budget.py) so that painting costs the trainer little."""
         running = self.session.current_state == "running"
         if running and self._evaluating:
             return  # the end-of-epoch evaluation (~0.4 s on Fashion-MNIST) runs undisturbed; the EpochSummary ends it

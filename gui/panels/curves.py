@@ -303,10 +303,12 @@ class CurvesPanel(QGroupBox):
                 return True
         return False
 
-    def refresh(self) -> None:
-        """Redraw everything that is dirty now."""
+    def refresh(self) -> bool:
+        """Redraw everything that is dirty now. True when it drew something."""
+        drew = False
         while self.refresh_one():
-            pass
+            drew = True
+        return drew
 
     @property
     def dirty(self) -> bool:

@@ -116,7 +116,14 @@ class LatentPanel(QGroupBox):
         self.marker_pos: tuple[float, float] | None = None
         self._last_draw = 0.0
         self.vb.picked.connect(self._on_picked)
-        self.vb.sigRangeChanged.connect(lambda *_: self.view_changed.emit())
+        self.vb.sigRangeChanged.connect(self._on_range_changed)
+        # The view follows the points with hysteresis instead of pyqtgraph's auto-range, which re-fits on every
+        # redraw: a moving range relabels both axes, relays them out and invalidates the manifold grid each time.
+        # Any other change of range (wheel, pan, a zoom onto a posterior) stops following; "A" resumes it.
+        self.follow = True
+        self._fitting = False
+        self.vb.disableAutoRange()
+        self.vb.sigStateChanged.connect(self._on_vb_state)
 
     def _set_axis_labels(self, x: str, y: str) -> None:
         self.plot.setLabel("bottom", x, **{"font-size": "9pt"})
@@ -145,8 +152,42 @@ class LatentPanel(QGroupBox):
             for i, n in enumerate(names)))
         self.clear()
 
+    def _on_range_changed(self, *_):
+        if not self._fitting:
+            self.follow = False
+        self.view_changed.emit()
+
+    def _on_vb_state(self, *_):
+        if any(self.vb.autoRangeEnabled()):  # the "A" button or "View all": follow the points again
+            self.vb.disableAutoRange()
+            self.follow = True
+            if len(self.points):
+                self._fit(self.points, force=True)
+
+    def _fit(self, xy: np.ndarray, force: bool = False) -> None:
+        """Keep the points in view, moving the range only when they leave it or fill less than half of it."""
+        if not len(xy):
+            return
+        lo, hi = xy.min(0), xy.max(0)
+        span = np.maximum(hi - lo, 1e-6)
+        if self.latent_dim == 1:  # the vertical axis is unused: a fixed band around 0
+            lo[1], hi[1], span[1] = -1.0, 1.0, 2.0
+        (cx0, cx1), (cy0, cy1) = self.vb.viewRange()
+        inside = cx0 <= lo[0] and hi[0] <= cx1 and cy0 <= lo[1] and hi[1] <= cy1
+        loose = (cx1 - cx0) > 2.0 * span[0] or (cy1 - cy0) > 2.0 * span[1]
+        if inside and not loose and not force:
+            return
+        pad = 0.12 * span  # headroom, so a latent space that keeps spreading is re-fitted only now and then
+        self._fitting = True
+        try:
+            self.vb.setRange(xRange=(lo[0] - pad[0], hi[0] + pad[0]), yRange=(lo[1] - pad[1], hi[1] + pad[1]),
+                             padding=0)
+        finally:
+            self._fitting = False
+
     def clear(self) -> None:
         self.snapshot = self.shown = None
+        self.follow = True
         self.plane = None
         self.points = np.zeros((0, 2))
         for it in self.items:
@@ -190,6 +231,8 @@ class LatentPanel(QGroupBox):
             groups = [np.flatnonzero(labels == k) for k in range(len(self.items))]
         for it, g in zip(self.items, groups):
             it.setData(x=xy[g, 0], y=xy[g, 1])
+        if self.follow:
+            self._fit(xy, force=self.shown is None)
         title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
         if d > 2:
             title += f" · PCA of d={d}"

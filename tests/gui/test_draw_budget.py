@@ -174,3 +174,22 @@ def test_window_draws_nothing_in_the_background_during_the_end_of_epoch_evaluati
     qtbot.waitUntil(lambda: not w.curves.dirty, timeout=5000)  # the summary ends it: everything drawn
     assert np.array_equal(w.curves.elbo.smooth.xData, np.arange(1, spe + 1))
     assert len(w.curves.epochs) == 1
+
+
+def test_scheduler_keeps_each_job_to_its_period_while_training_only():
+    now = [0.0]
+    s = RedrawScheduler([RedrawJob("scatter", lambda: True, 1.0), RedrawJob("curves", lambda: True, 1.5)],
+                        DrawBudget(share=1.0), clock=lambda: now[0])
+    drawn = []
+    for _ in range(80):  # 10 s of an 8 Hz timer with an unlimited budget, while training
+        now[0] += 0.125
+        drawn.append((now[0], s.tick(limited=True)))
+    times = {k: [t for t, name in drawn if name == k] for k in ("scatter", "curves")}
+    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(times["scatter"], times["scatter"][1:]))
+    assert all(b - a >= 1.5 - 1e-9 for a, b in zip(times["curves"], times["curves"][1:]))
+    assert len(times["scatter"]) >= 8 and len(times["curves"]) >= 5  # and they do get drawn that often
+    n = sum(name is not None for _, name in drawn)
+    for _ in range(8):  # paused or idle: every tick draws
+        now[0] += 0.125
+        assert s.tick(limited=False) is not None
+    assert sum(s.counts.values()) == n + 8

@@ -1,0 +1,87 @@
+"""The latent scatter on its own: the view follows the points with hysteresis (still while they stay inside),
+a zoom or pan by the user stops following, and the "A" button resumes it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from engine.messages import LatentSnapshot
+from gui.panels.latent import LatentPanel
+
+
+def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
+    n = len(means)
+    return LatentSnapshot(step, 0, means.astype(np.float32), np.zeros_like(means, np.float32),
+                          np.arange(n) % classes, np.arange(n))
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = LatentPanel()
+    qtbot.addWidget(p)
+    p.set_classes(("a", "b", "c"), labelled=True)
+    p.resize(600, 500)
+    p.show()
+    qtbot.waitExposed(p)
+    return p
+
+
+def show(panel, s):
+    panel.set_snapshot(s)
+    assert panel.refresh(force=True)
+
+
+def inside(panel, pts) -> bool:
+    x0, x1, y0, y1 = panel.view_rect()
+    return bool((pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all() and (pts[:, 1] >= y0).all()
+                and (pts[:, 1] <= y1).all())
+
+
+def test_view_follows_points_with_hysteresis(panel):
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (600, 2))
+    show(panel, snap(1, base))
+    assert inside(panel, base)
+    first = panel.view_rect()
+    moved = []
+    panel.view_changed.connect(lambda: moved.append(panel.view_rect()))
+    for k in range(2, 8):  # small moves: the view stays still (no relabelled axes, no new manifold grid)
+        show(panel, snap(k, base * 0.98 + rng.normal(0, 0.01, base.shape)))
+    assert moved == [] and panel.view_rect() == first
+    spread = base * 3.0  # the latent space spreads out: the view follows
+    show(panel, snap(9, spread))
+    assert moved and inside(panel, spread)
+    assert panel.follow
+    shrunk = base * 0.2  # and shrinks: a view more than twice the points' extent is re-fitted
+    show(panel, snap(10, shrunk))
+    x0, x1, _, _ = panel.view_rect()
+    assert x1 - x0 < 2.0 * np.ptp(shrunk[:, 0])
+
+
+def test_user_zoom_stops_following_and_A_resumes(panel, qtbot):
+    rng = np.random.default_rng(1)
+    pts = rng.normal(0, 1, (300, 2))
+    show(panel, snap(1, pts))
+    vp = panel.plot_widget.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    wheel = QWheelEvent(centre, QPointF(vp.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, wheel)  # zoom in, as a user does with the wheel
+    assert not panel.follow
+    zoomed = panel.view_rect()
+    show(panel, snap(2, pts * 4.0))  # points leave the zoomed view: the user's view is kept
+    assert panel.view_rect() == zoomed
+    panel.plot.autoBtnClicked()  # the "A" button at the bottom-left of the plot
+    assert panel.follow
+    assert inside(panel, pts * 4.0)
+
+
+def test_one_dimensional_latent_has_a_fixed_vertical_band(panel):
+    panel.set_latent_dim(1)
+    pts = np.random.default_rng(2).normal(0, 2, (200, 1))
+    show(panel, snap(1, pts))
+    _, _, y0, y1 = panel.view_rect()
+    assert y0 < 0 < y1 and y1 - y0 == pytest.approx(2.0 * 1.24)
