@@ -630,9 +630,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(msg.text, 8000)
         if st == "diverged":
             self.show_error("Training diverged", msg.text)
-        if st in ("finished", "stopped"):
+        if st in ("finished", "stopped", "paused"):
             self.curves.refresh()
             self.latent.refresh(force=True)
+            self.latent.fit_view()  # while training the view had headroom; now a snug fit
         self._update_actions()
 
     def _on_worker_error(self, msg) -> None:

@@ -72,6 +72,7 @@ QToolButton { padding: 4px 10px; border-radius: 4px; }
 QToolButton:hover { background: #e6ebf1; }
 QToolButton#startButton { font-weight: 600; color: #1a7f37; }
 QToolButton#stopButton { color: #b42318; }
+QToolButton#startButton:disabled, QToolButton#stopButton:disabled { color: #9aa0a6; font-weight: normal; }
 QStatusBar QLabel { padding: 0 8px; color: #3a3f45; }
 QLabel[role="hint"] { color: #6a737d; }
 QLabel[role="warning"] { color: #b35900; font-weight: 600; }

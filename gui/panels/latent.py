@@ -185,6 +185,11 @@ class LatentPanel(QGroupBox):
         finally:
             self._fitting = False
 
+    def fit_view(self) -> None:
+        """Fit the view snugly to the points now (training paused or ended), unless the user has zoomed or panned."""
+        if self.follow and len(self.points):
+            self._fit(self.points, force=True)
+
     def clear(self) -> None:
         self.snapshot = self.shown = None
         self.follow = True

@@ -85,3 +85,20 @@ def test_one_dimensional_latent_has_a_fixed_vertical_band(panel):
     show(panel, snap(1, pts))
     _, _, y0, y1 = panel.view_rect()
     assert y0 < 0 < y1 and y1 - y0 == pytest.approx(2.0 * 1.24)
+
+
+def test_fit_view_snugs_the_view_unless_the_user_zoomed(panel):
+    rng = np.random.default_rng(3)
+    pts = rng.normal(0, 1, (400, 2))
+    show(panel, snap(1, pts * 1.2))
+    show(panel, snap(2, pts * 0.9))  # still inside and not loose: the training-time view keeps its headroom
+    x0, x1, _, _ = panel.view_rect()
+    assert x1 - x0 > 1.4 * np.ptp(pts[:, 0] * 0.9)
+    panel.fit_view()  # what the window calls when training pauses or ends
+    x0, x1, y0, y1 = panel.view_rect()
+    assert x1 - x0 == pytest.approx(1.24 * np.ptp(pts[:, 0] * 0.9), rel=1e-6)
+    assert inside(panel, pts * 0.9)
+    panel.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # a zoom onto a posterior, say
+    assert not panel.follow
+    panel.fit_view()
+    assert panel.view_rect() == pytest.approx((0, 1, 0, 1))
