@@ -124,6 +124,7 @@ def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
         return cpu[0]
 
     w.draw_budget._cpu = fake_cpu
+    w.draw_budget.allow(limited=False)  # the clocks start now (a budget's very first call allows, unaccounted)
     w.start_training()
     qtbot.waitUntil(lambda: w.session.current_state == "running", timeout=20000)
     busy[0] = True
