@@ -17,6 +17,23 @@ from .dataset import Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_DEEP_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # more than 8 bits: pillow's convert("L") would clip
+
+
+def _deep_gray(im: Image.Image) -> np.ndarray:
+    """A 16-bit (or 32-bit int / float) grayscale image as uint8, rescaled rather than clipped: 16-bit and int
+    images map 0..65535 to 0..255 (int images whose values all fit in 0..255 are kept as they are); float images
+    map 0..1 to 0..255 when their values lie in [0, 1], else are clipped to 0..255."""
+    a = np.asarray(im)
+    if im.mode == "F":
+        a = a.astype(np.float64)
+        if np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0:
+            a = a * 255.0
+        return np.clip(np.nan_to_num(np.rint(a), nan=0.0), 0, 255).astype(np.uint8)
+    a = a.astype(np.int64)
+    if im.mode == "I" and a.min() >= 0 and a.max() <= 255:
+        return a.astype(np.uint8)
+    return np.rint(np.clip(a, 0, 65535) / 257.0).astype(np.uint8)
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -51,7 +68,8 @@ def _read(path: Path, root: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            a = np.asarray(im.convert("L" if im.mode in _GRAY_MODES else "RGB"))
+            a = _deep_gray(im) if im.mode in _DEEP_GRAY_MODES else np.asarray(
+                im.convert("L" if im.mode in _GRAY_MODES else "RGB"))
     except UnidentifiedImageError:
         raise fail(_rel(path, root), "corrupt or unreadable image (not a format pillow recognises)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

@@ -129,3 +129,39 @@ def test_empty_test_folder(tmp_path):
     save(tmp_path / "train" / "a.png", gray())
     (tmp_path / "test").mkdir()
     raises(tmp_path, "test", match="no images")
+
+
+def test_16_bit_grayscale_pngs_are_rescaled_not_clipped(tmp_path):
+    """A 16-bit PNG (microscopy, medical, astronomy scans) spans 0..65535: it must come back as the same picture on
+    0..1, not as white wherever a pixel exceeds 255."""
+    deep = {}
+    for i in range(6):
+        a = RNG.integers(0, 65536, (6, 5)).astype(np.uint16)
+        a[0, 0], a[0, 1] = 0, 65535
+        deep[i] = a
+        im = Image.fromarray(a)
+        assert im.mode.startswith("I;16")
+        im.save(tmp_path / f"scan{i}.png")
+        with Image.open(tmp_path / f"scan{i}.png") as back:
+            assert back.mode.startswith("I") and np.array_equal(np.asarray(back).astype(np.int64), a)  # stored deep
+    ds = load_image_folder(tmp_path)
+    xs = np.concatenate([ds.x_train, ds.x_test])[:, 0]  # (6, 6, 5) on 0..1
+    assert xs.min() == 0.0 and xs.max() == 1.0
+    for x in xs:  # each is one of the scans, to 8-bit precision
+        assert any(np.abs(x - a / 65535.0).max() <= 0.5 / 255 + 1e-6 for a in deep.values())
+    assert len({float(np.round(v, 3)) for v in xs.ravel()}) > 100  # not collapsed to a few levels
+
+
+def test_32_bit_int_and_float_gray_modes_are_rescaled():
+    """Older pillows open 16-bit PNGs as mode "I"; "F" comes from float images. Both become 0..255 without clipping."""
+    from engine.data.images import _deep_gray
+
+    small = np.arange(30, dtype=np.int32).reshape(6, 5) * 8  # values that fit in 8 bits: kept as they are
+    assert np.array_equal(_deep_gray(Image.fromarray(small, "I")), small.astype(np.uint8))
+    deep = np.arange(30, dtype=np.int32).reshape(6, 5) * 2000  # 16-bit content in an "I" image: rescaled
+    assert np.array_equal(_deep_gray(Image.fromarray(deep, "I")), np.rint(deep / 257.0).astype(np.uint8))
+    unit = np.linspace(0.0, 1.0, 30, dtype=np.float32).reshape(6, 5)  # "F" on 0..1: scaled to 0..255
+    assert np.array_equal(_deep_gray(Image.fromarray(unit, "F")), np.rint(unit * 255).astype(np.uint8))
+    big = unit * 400 - 50  # "F" outside 0..1: clipped to 0..255
+    out = _deep_gray(Image.fromarray(big, "F"))
+    assert out.min() == 0 and out.max() == 255 and out[2, 0] == np.uint8(np.rint(big[2, 0]))
