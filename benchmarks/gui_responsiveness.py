@@ -1,13 +1,16 @@
 """How much the window costs training, and how responsive it stays (prints figures; not a test).
 
-    python benchmarks/gui_responsiveness.py [--seconds 20] [--rounds 2] [--arch mlp] [--latent 2]
+    python benchmarks/gui_responsiveness.py [--epochs 6 | --epochs 0 --seconds 20] [--rounds 3] [--arch mlp]
+                                            [--latent 2] [--gui-share 0.06]
 
-For each round: train headless (TrainingRun.run() in a plain thread, nothing listening but a counter) for N
-seconds, then train the same way with the window open offscreen and updating for N seconds, then keep training
-while clicking the latent plot. Figures:
+For each round: train headless (TrainingRun.run() in a plain thread, nothing listening but a counter), then
+train the same way with the window open offscreen and updating, then keep training while clicking the latent
+plot. Each phase trains N whole epochs (default 6), so both contain the same number of end-of-epoch evaluations
+(a fixed number of seconds would cut them at different points: ±2% noise on this machine). Figures:
 
-* throughput: samples/s over the window (total samples trained / wall time, epoch-end evaluation included) and
-  the median of the trainer's own per-flush samples/s (training steps only); GUI / headless ratio;
+* throughput: samples/s over the phase (N epochs of samples / wall time from the run's start to the N-th
+  EpochSummary, evaluation included) and the median of the trainer's own per-flush samples/s (training steps
+  only); GUI / headless ratio;
 * event-loop lateness while training: a 5 ms QTimer records each interval; lateness = interval − 5 ms
   (p50 / p95 / max);
 * the GUI thread's CPU share while training (its draw budget's own account, gui/draw_budget.py) and how many
@@ -37,30 +40,42 @@ def pct(xs, q):
     return float(np.percentile(np.asarray(xs, float), q)) if len(xs) else float("nan")
 
 
-def headless(ds, mcfg, tcfg, seconds: float) -> dict:
-    from engine.messages import MetricsChunk
+def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
+    from engine.messages import EpochSummary, MetricsChunk, RunStarted
     from engine.trainer import TrainingRun
 
     run = TrainingRun(ds, mcfg, tcfg)
-    rows, rates = [0], []
+    rows, rates, t0, t1, seen = [0], [], [None], [None], [0]
 
     def work():
         for m in run.run():
-            if isinstance(m, MetricsChunk):
+            if isinstance(m, RunStarted):
+                t0[0] = time.perf_counter()
+            elif isinstance(m, MetricsChunk):
                 rows[0] += len(m.steps)
                 rates.append(m.samples_per_s)
+            elif isinstance(m, EpochSummary):
+                seen[0] += 1
+                if epochs and seen[0] == epochs:
+                    t1[0] = time.perf_counter()
+                    run.stop()
 
     t = threading.Thread(target=work, name="headless-train")
-    t0 = time.perf_counter()
     t.start()
-    time.sleep(seconds)
-    run.stop()
-    t.join()
-    dt = time.perf_counter() - t0
-    return {"samples_per_s": rows[0] * tcfg.batch_size / dt, "median_flush_rate": statistics.median(rates[2:] or rates)}
+    if epochs:
+        t.join()
+    else:
+        time.sleep(seconds)
+        run.stop()
+        t.join()
+        t1[0] = time.perf_counter()
+    dt = t1[0] - t0[0]
+    n = epochs * len(ds.x_train) if epochs else rows[0] * tcfg.batch_size
+    return {"samples_per_s": n / dt, "median_flush_rate": statistics.median(rates[2:] or rates), "seconds": dt}
 
 
-def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: float | None = None) -> dict:
+def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: float | None = None,
+                epochs: int = 0) -> dict:
     from PySide6.QtCore import QEvent, QEventLoop, QPointF, QSettings, Qt, QTimer
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -113,12 +128,25 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: flo
     probe.start()
     drawn0 = dict(w.redraws.counts)  # background redraws so far (see gui/draw_budget.py)
     spent0, elapsed0 = w.draw_budget.spent, w.draw_budget.elapsed
-    run_loop(seconds)
+    if epochs:  # until the epochs' last EpochSummary has reached the window
+        done, t1 = [0], [None]
+
+        def on_epoch(_s):
+            done[0] += 1
+            if done[0] == epochs:
+                t1[0] = time.perf_counter()
+
+        w.session.epoch.connect(on_epoch)
+        while t1[0] is None:
+            run_loop(0.05)
+    else:
+        run_loop(seconds)
+        t1 = [time.perf_counter()]
     probe.stop()
-    dt = time.perf_counter() - t0
+    dt = t1[0] - t0
     gui_share = (w.draw_budget.spent - spent0) / max(w.draw_budget.elapsed - elapsed0, 1e-9)
     draws_per_s = {k: (v - drawn0[k]) / dt for k, v in w.redraws.counts.items()}
-    samples_per_s = rows[0] * tcfg.batch_size / dt
+    samples_per_s = (epochs * len(ds.x_train) if epochs else rows[0] * tcfg.batch_size) / dt
     flush = statistics.median(rates[2:] or rates)
     late_ms = [max(0.0, (i - 0.005) * 1000) for i in intervals]
 
@@ -155,13 +183,15 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: flo
     app.processEvents()
     return {"samples_per_s": samples_per_s, "median_flush_rate": flush, "late_p50": pct(late_ms, 50),
             "late_p95": pct(late_ms, 95), "late_max": max(late_ms) if late_ms else float("nan"),
-            "ticks": len(intervals), "gui_share": gui_share, "draws_per_s": draws_per_s, "click_set": lat_set,
+            "ticks": len(intervals), "seconds": dt, "gui_share": gui_share, "draws_per_s": draws_per_s, "click_set": lat_set,
             "click_paint": lat_paint, "clicks_missed": clicks - len(lat_set)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--epochs", type=int, default=6,
+                    help="each phase trains this many whole epochs, evaluation included (0: use --seconds)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="phase length when --epochs is 0")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--clicks", type=int, default=40)
     ap.add_argument("--arch", default="mlp")
@@ -187,22 +217,25 @@ def main(argv=None) -> int:
     import torch
 
     print(f"dataset {ds.summary()}; model {args.arch} d={args.latent}; batch {args.batch}; torch threads "
-          f"{torch.get_num_threads()}; {os.cpu_count()} CPUs; {args.seconds:.0f} s per phase")
+          f"{torch.get_num_threads()}; {os.cpu_count()} CPUs; "
+          + (f"{args.epochs} whole epochs (evaluation included) per phase" if args.epochs else
+             f"{args.seconds:.0f} s per phase"))
     import gc
 
     gc.collect()
     gc.freeze()
     ratios, ratios_flush, late95, clicks_set, clicks_paint = [], [], [], [], []
     for r in range(args.rounds):
-        h = headless(ds, mcfg, tcfg, args.seconds)
-        g = with_window(app, ds, mcfg, tcfg, args.seconds, args.clicks, args.gui_share)
+        h = headless(ds, mcfg, tcfg, args.seconds, args.epochs)
+        g = with_window(app, ds, mcfg, tcfg, args.seconds, args.clicks, args.gui_share, args.epochs)
         ratios.append(g["samples_per_s"] / h["samples_per_s"])
         ratios_flush.append(g["median_flush_rate"] / h["median_flush_rate"])
         late95.append(g["late_p95"])
         clicks_set += g["click_set"]
         clicks_paint += g["click_paint"]
-        print(f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s (steps only {h['median_flush_rate']:,.0f}); "
-              f"window {g['samples_per_s']:,.0f} samples/s (steps only {g['median_flush_rate']:,.0f}); "
+        print(f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s in {h['seconds']:.1f} s "
+              f"(steps only {h['median_flush_rate']:,.0f}); "
+              f"window {g['samples_per_s']:,.0f} samples/s in {g['seconds']:.1f} s (steps only {g['median_flush_rate']:,.0f}); "
               f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})")
         print(f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "
               f"({g['ticks']} ticks of a 5 ms timer)")
