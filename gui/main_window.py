@@ -967,6 +967,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         for box in list(self.dialogs):
             box.close()
+        self.statusBar().clearMessage()  # a timed status message keeps a QTimer running: stop it with the window
         super().closeEvent(event)
 
 

@@ -1,5 +1,6 @@
 """GUI test fixtures: offscreen Qt, a temp QSettings, a tiny dataset, windows with dialogs replaced, and a check
-that no test leaves a QThread (or any new Python thread) running (napari's dangling-thread idea)."""
+that no test leaves a QThread (or any new Python thread) running, nor a QTimer ticking in a closed window
+(napari's dangling-thread idea)."""
 from __future__ import annotations
 
 import os
@@ -55,6 +56,28 @@ def no_dangling_threads(qapp):
         t.wait(10_000)
     assert not left, f"QThread(s) left running: {[t.objectName() for t in left]}"
     assert not new, f"thread(s) left running: {new}"
+    ticking = _timers_of_closed_windows()
+    for t in ticking:  # do not let it fire into the next test
+        t.stop()
+    names = [f"{t.objectName() or 'a QTimer'} ({t.interval()} ms) of {type(t.parent()).__name__} "
+             f"{t.parent().objectName()!r}" for t in ticking]
+    assert not ticking, f"timer(s) still running in closed windows: {', '.join(names)}"
+
+
+def _timers_of_closed_windows() -> list:
+    """Active QTimers owned by widgets whose window has been closed (napari's dangling-timer check)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    out = []
+    for w in QApplication.allWidgets():
+        try:
+            if w.window().isVisible():
+                continue
+            out += [t for t in w.findChildren(QTimer) if t.isActive() and t.parent() is w]
+        except RuntimeError:  # deleted meanwhile
+            pass
+    return out
 
 
 def make_tiny(n_train=600, n_test=200, side=12, classes=3, seed=0) -> Dataset:
