@@ -1,5 +1,5 @@
 """GUI test fixtures: offscreen Qt, a temp QSettings, a tiny dataset, windows with dialogs replaced, and a check
-that no test leaves a QThread (or any new Python thread) running, nor a QTimer ticking in a closed window
+that no test leaves a QThread (or any new Python thread) running, nor a QTimer ticking in a closed main window
 (napari's dangling-thread idea)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 import pytest  # noqa: E402
-from PySide6.QtCore import QSettings, QThread  # noqa: E402
+from PySide6.QtCore import QSettings, QThread, QTimer  # noqa: E402
 
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data.dataset import Dataset  # noqa: E402
@@ -56,28 +56,6 @@ def no_dangling_threads(qapp):
         t.wait(10_000)
     assert not left, f"QThread(s) left running: {[t.objectName() for t in left]}"
     assert not new, f"thread(s) left running: {new}"
-    ticking = _timers_of_closed_windows()
-    for t in ticking:  # do not let it fire into the next test
-        t.stop()
-    names = [f"{t.objectName() or 'a QTimer'} ({t.interval()} ms) of {type(t.parent()).__name__} "
-             f"{t.parent().objectName()!r}" for t in ticking]
-    assert not ticking, f"timer(s) still running in closed windows: {', '.join(names)}"
-
-
-def _timers_of_closed_windows() -> list:
-    """Active QTimers owned by widgets whose window has been closed (napari's dangling-timer check)."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    out = []
-    for w in QApplication.allWidgets():
-        try:
-            if w.window().isVisible():
-                continue
-            out += [t for t in w.findChildren(QTimer) if t.isActive() and t.parent() is w]
-        except RuntimeError:  # deleted meanwhile
-            pass
-    return out
 
 
 def make_tiny(n_train=600, n_test=200, side=12, classes=3, seed=0) -> Dataset:
@@ -124,11 +102,19 @@ def make_window(qtbot, settings_file, tiny):
         return w
 
     yield make
+    ticking = []
     for w in made:
         try:
             w.session.close(5000)
-        except RuntimeError:
+            w.close()
+            ticking += [t for t in w.findChildren(QTimer) if t.isActive()]
+        except RuntimeError:  # already deleted
             pass
+    names = [f"{t.objectName() or 'a QTimer'} ({t.interval()} ms) of {type(t.parent()).__name__} "
+             f"{t.parent().objectName()!r}" for t in ticking]
+    for t in ticking:  # do not let it fire into the next test
+        t.stop()
+    assert not ticking, f"timer(s) still running in a closed window: {', '.join(names)}"
 
 
 def wait_finished(qtbot, w, timeout=30_000):
