@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 
 ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -32,7 +32,8 @@ class ModelConfig:
     latent_dim: int = 2  # 2 so the scatter *is* the latent space; any d >= 1 works (PCA view for d > 2)
     arch: str = "mlp"  # "mlp": 784-400-d as in Kingma & Welling; "conv": two stride-2 convs each way
     hidden: int = 400  # width of the fully connected hidden layer (MLP: the only one; conv: after the convolutions)
-    likelihood: str = "bernoulli"  # "bernoulli" for [0,1] pixels (logits); "gaussian" with a learned per-pixel σ
+    likelihood: str = "bernoulli"  # "bernoulli" for [0,1] pixels (logits); "gaussian" with a learned per-pixel σ;
+    # "continuous_bernoulli": a normalised density on [0, 1] (logits), for grey pixels
 
     def __post_init__(self):
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:

@@ -64,7 +64,9 @@ TIPS = {
                   "for d > 2 it shows the first two principal components of the posterior means.",
     "hidden": "Width of the fully connected hidden layer in encoder and decoder.",
     "likelihood": "Observation model p(x|z). Bernoulli: pixels in [0, 1] treated as probabilities (the classic "
-                  "binarised-MNIST choice). Gaussian: a learned per-pixel noise scale σ.",
+                  "binarised-MNIST choice; on grey pixels not a normalised density). Gaussian: a learned per-pixel "
+                  "noise scale σ. Continuous Bernoulli: the Bernoulli made a true density on [0, 1], so the ELBO "
+                  "of grey images is a real log-likelihood bound.",
     "beta": "Weight β on the KL term (β-VAE). β = 1 optimises the true ELBO; β > 1 favours a simpler, more "
             "disentangled code, β < 1 sharper reconstructions.",
     "warmup_epochs": "KL warm-up: β rises linearly from 0 to its value over this many epochs, which helps avoid "
@@ -154,7 +156,8 @@ class SettingsPanel(QGroupBox):
             "arch": combo("arch", [("mlp", "MLP"), ("conv", "Convolutional")]),
             "latent_dim": spin("latent_dim", 1, 256),
             "hidden": spin("hidden", 8, 8192, 50),
-            "likelihood": combo("likelihood", [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian (learned σ)")]),
+            "likelihood": combo("likelihood", [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian (learned σ)"),
+                                               ("continuous_bernoulli", "Continuous Bernoulli")]),
             "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
             "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
             "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),

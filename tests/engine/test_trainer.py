@@ -64,7 +64,8 @@ def test_seeded_cpu_runs_are_reproducible(blobs):
     assert not np.array_equal(a.history.column("elbo"), c.history.column("elbo"))
 
 
-@pytest.mark.parametrize("arch,likelihood,latent_dim", [("conv", "bernoulli", 2), ("mlp", "gaussian", 5)])
+@pytest.mark.parametrize("arch,likelihood,latent_dim", [("conv", "bernoulli", 2), ("mlp", "gaussian", 5),
+                                                        ("mlp", "continuous_bernoulli", 3)])
 def test_other_architectures_train(blobs, arch, likelihood, latent_dim):
     run = _run(blobs, epochs=2, arch=arch, likelihood=likelihood, latent_dim=latent_dim, lr=3e-3)
     epochs = [m for m in run.run() if isinstance(m, EpochSummary)]

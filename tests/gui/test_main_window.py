@@ -489,3 +489,28 @@ def test_collapse_warning(qtbot):
     assert "2 of 4" in panel.collapse_warning.text()
     np.testing.assert_array_equal(panel.bars.opts["height"], kl)
     assert "gap IWAE − ELBO <b>1.50</b>" in panel.caption.text()
+
+
+def test_continuous_bernoulli_chosen_in_settings_trains_and_decodes_its_mean(qtbot, make_window):
+    """Picking the continuous Bernoulli in the Likelihood box trains that model; a click shows the mean of the
+    density (λ/(2λ−1) + 1/(2·artanh(1−2λ))), not λ = σ(logits)."""
+    import torch
+
+    from engine.decoding import model_from_snapshot
+
+    w = make_window()
+    box = w.settings_panel.widgets["likelihood"]
+    box.setCurrentIndex(box.findData("continuous_bernoulli"))
+    train_to_end(qtbot, w)
+    assert w.session.model_config.likelihood == "continuous_bernoulli"
+    assert w.history.epochs and np.isfinite(w.history.epochs[-1].test_elbo)
+    x0, x1, y0, y1 = w.latent.view_rect()
+    with qtbot.waitSignal(w.latent.latent_clicked, timeout=2000) as sig:
+        click_latent(qtbot, w, x0 + 0.4 * (x1 - x0), y0 + 0.5 * (y1 - y0))
+    z = w.latent.to_latent(*sig.args)
+    model = model_from_snapshot(w.current_decoder)
+    with torch.no_grad():
+        logits = model.decoder(torch.from_numpy(z[None]))
+    want = torch.distributions.ContinuousBernoulli(logits=logits).mean[0].numpy()
+    np.testing.assert_allclose(w.generated.image, want, atol=1e-6)
+    assert not np.allclose(w.generated.image, torch.sigmoid(logits)[0].numpy(), atol=1e-3)
