@@ -13,7 +13,10 @@ class PCAPlane:
     explained: np.ndarray  # (2,) fraction of variance explained by each
 
     @classmethod
-    def fit(cls, z: np.ndarray) -> "PCAPlane":
+    def fit(cls, z: np.ndarray, like: "PCAPlane | None" = None) -> "PCAPlane":
+        """The plane of the first two principal components of z (n, d). ``like``: the previous plane of a series
+        (one fit per training snapshot); each component's sign then follows it, so the picture does not mirror
+        from one snapshot to the next."""
         z = np.asarray(z, np.float64)
         d = z.shape[1]
         mean = z.mean(0)
@@ -25,6 +28,8 @@ class PCAPlane:
         _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
         var = s**2
         comps = vt[:2] * np.sign(vt[:2, :1] + 1e-30)  # fixed sign so the picture does not flip between fits
+        if like is not None and like.components.shape == comps.shape:
+            comps = comps * np.where(np.sum(comps * like.components, axis=1, keepdims=True) < 0, -1.0, 1.0)
         return cls(mean, comps, var[:2] / max(var.sum(), 1e-12))
 
     def to_plane(self, z: np.ndarray) -> np.ndarray:  # (n, d) -> (n, 2)

@@ -87,6 +87,14 @@ class LatentPanel(QGroupBox):
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
         self.plot.setTitle("Posterior means μ(x) of test images", size="10pt", color=style.PLOT_FG)
+        title, fit_text = self.plot.titleLabel, self.plot.titleLabel.updateMin
+
+        def title_min():  # pyqtgraph sets a title's minimum width to its text's: a long one widened the plot past
+            fit_text()  # its panel and cut off the right of the scatter. Now a long title is clipped instead.
+            title.setMinimumWidth(0)
+
+        title.updateMin = title_min
+        title_min()
         self._set_axis_labels("z₁", "z₂")
         self.legend = QLabel("")  # one coloured swatch per class, under the plot: it never hides points
         self.legend.setObjectName("latentLegend")
@@ -126,6 +134,11 @@ class LatentPanel(QGroupBox):
         self.vb.sigStateChanged.connect(self._on_vb_state)
 
     def _set_axis_labels(self, x: str, y: str) -> None:
+        # Only when the text changes: pyqtgraph's setLabel re-lays out and repaints the axis even for the same text,
+        # and for d > 2 this runs with every scatter redraw.
+        if getattr(self, "_axis_labels", None) == (x, y):
+            return
+        self._axis_labels = (x, y)
         self.plot.setLabel("bottom", x, **{"font-size": "9pt"})
         self.plot.setLabel("left", y, **{"font-size": "9pt"})
 
@@ -218,7 +231,7 @@ class LatentPanel(QGroupBox):
         means = snap.means[:MAX_POINTS]
         labels = None if snap.labels is None else snap.labels[:MAX_POINTS]
         d = means.shape[1]
-        self.plane = PCAPlane.fit(means)
+        self.plane = PCAPlane.fit(means, like=self.plane)  # signs follow the previous snapshot's plane
         xy = self.plane.to_plane(means)  # (n, 2)
         self.points = xy
         if d != self.latent_dim:
@@ -227,9 +240,8 @@ class LatentPanel(QGroupBox):
                 self._set_axis_labels("z₁ − mean of μ", "(1-D latent: vertical axis unused)")
             elif d == 2:
                 self._set_axis_labels("z₁", "z₂")
-        if d > 2:
-            e = self.plane.explained
-            self._set_axis_labels(f"PC1 of μ ({e[0] * 100:.0f}% of variance)", f"PC2 of μ ({e[1] * 100:.0f}% of variance)")
+        if d > 2:  # the variance shares change with every snapshot: they go in the title, the axes stay still
+            self._set_axis_labels("PC1 of μ", "PC2 of μ")
         if labels is None or len(self.items) == 1:
             groups = [np.arange(len(xy))]
         else:
@@ -238,9 +250,12 @@ class LatentPanel(QGroupBox):
             it.setData(x=xy[g, 0], y=xy[g, 1])
         if self.follow:
             self._fit(xy, force=self.shown is None)
-        title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
         if d > 2:
-            title += f" · PCA of d={d}"
+            e = self.plane.explained
+            title = (f"μ(x) of {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
+                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of variance")
+        else:
+            title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
         self.plot.setTitle(title, size="10pt", color=style.PLOT_FG)
         self.shown = snap
 

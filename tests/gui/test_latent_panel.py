@@ -102,3 +102,27 @@ def test_fit_view_snugs_the_view_unless_the_user_zoomed(panel):
     assert not panel.follow
     panel.fit_view()
     assert panel.view_rect() == pytest.approx((0, 1, 0, 1))
+
+
+def test_pca_view_keeps_its_axes_and_fits_a_narrow_panel(panel, qtbot):
+    """d > 2: the axes say PC1/PC2 and stay still from snapshot to snapshot (the variance shares, which change
+    every time, are in the title); a long title never widens the plot past its panel; the picture does not mirror."""
+    panel.set_classes(tuple("abcdefghij"), labelled=True)
+    panel.resize(420, 380)
+    qtbot.wait(50)
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 1, (1000, 8)) * np.linspace(3.0, 0.3, 8)
+    labels_seen, firsts = set(), []
+    for k in range(6):
+        z = base * (1 + 0.05 * k) + rng.normal(0, 0.05, base.shape)
+        s = LatentSnapshot(123_456 + k, 0, z.astype(np.float32), np.zeros_like(z, np.float32), np.arange(1000) % 10,
+                           np.arange(1000))
+        show(panel, s)
+        labels_seen.add((panel.plot.getAxis("bottom").labelText, panel.plot.getAxis("left").labelText))
+        firsts.append(panel.points[0].copy())
+        assert "% of variance" in panel.plot.titleLabel.text and f"step {123_456 + k:,}" in panel.plot.titleLabel.text
+    assert labels_seen == {("PC1 of μ", "PC2 of μ")}
+    assert all(np.sign(f[0]) == np.sign(firsts[0][0]) for f in firsts)  # no mirroring along PC1
+    qtbot.wait(50)
+    inner = panel.plot.sceneBoundingRect()
+    assert inner.right() <= panel.plot_widget.viewport().width() + 0.5  # the plot fits inside its widget
