@@ -46,7 +46,7 @@ APP_NAME = "ELBO Studio"
 REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see _tick)
 # The GUI thread's CPU share while training (gui/draw_budget.py). benchmarks/gui_responsiveness.py, 2 cores: an
 # uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; with this cap and the
-# redraw periods below it uses about 4.5% and costs 7-9%.
+# redraw periods below it uses about 5% and costs 6-10% (whole epochs, evaluation included).
 DRAW_SHARE = 0.06
 MAX_RECENT = 8
 CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
         self.redraws = RedrawScheduler([RedrawJob("scatter", self._draw_scatter, 1.0),
                                         RedrawJob("curves", lambda: self.curves.refresh(), 1.5),
-                                        RedrawJob("gallery", self._draw_gallery, 6.0)], self.draw_budget)
+                                        RedrawJob("gallery", self._draw_gallery, 10.0)], self.draw_budget)
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
         self.timer.setInterval(int(1000 / REFRESH_HZ))
