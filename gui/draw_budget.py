@@ -14,7 +14,7 @@ What the user asks for (a click, a zoom) is never throttled: it only delays the 
 
 ``RedrawScheduler`` spends what the budget allows on the job most overdue relative to its period, and while
 training never redraws a job more often than its period: the scatter about once a second, all curves together
-every second or two, the image grids every few seconds. Paused, stopped or idle, everything redraws at once.
+every second or two, the image grids every ten seconds. Paused, stopped or idle, everything redraws at once.
 
 Pure Python, no Qt: the window calls ``RedrawScheduler.tick()`` from its timer, on the GUI thread."""
 from __future__ import annotations
