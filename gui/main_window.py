@@ -111,7 +111,6 @@ class MainWindow(QMainWindow):
         self.current_decoder: DecoderSnapshot | None = None
         self.current_latent: LatentSnapshot | None = None
         self.source = None  # "run" | "checkpoint": what Save checkpoint writes
-        self._decoder_cache: tuple[DecoderSnapshot, SnapshotDecoder] | None = None
         self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
         self._picked_z: np.ndarray | None = None
         self._status_at = 0.0  # when the status bar last showed progress
@@ -151,7 +150,7 @@ class MainWindow(QMainWindow):
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
         self.redraws = RedrawScheduler([RedrawJob("scatter", self._draw_scatter, 1.0),
-                                        RedrawJob("curves", lambda: self.curves.refresh(), 1.5),
+                                        RedrawJob("curves", self.curves.refresh, 1.5),
                                         RedrawJob("gallery", self._draw_gallery, 10.0)], self.draw_budget)
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
@@ -735,12 +734,7 @@ class MainWindow(QMainWindow):
         return out
 
     def _decoder(self) -> SnapshotDecoder | None:
-        snap = self.current_decoder
-        if snap is None:
-            return None
-        if self._decoder_cache is None or self._decoder_cache[0] is not snap:
-            self._decoder_cache = (snap, SnapshotDecoder(snap))
-        return self._decoder_cache[1]
+        return self._model()  # a SnapshotModel decodes too: one CPU copy of the model per snapshot, not two
 
     def _model(self) -> SnapshotModel | None:
         snap = self.current_decoder

@@ -16,7 +16,7 @@ from ._common import fail, make_dataset
 from .dataset import Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAY_MODES = {"1", "L", "LA"}  # converted to "L"
 _DEEP_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # more than 8 bits: pillow's convert("L") would clip
 
 

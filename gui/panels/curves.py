@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 from engine.history import MetricHistory
 from engine.messages import EpochSummary, MetricsChunk
 from gui import style
+from gui.view_range import needs_refit, padded
 
 EMA = 0.95  # smoothing of the per-step curves (debiased exponential moving average, like TensorBoard's slider)
 NATS = "nats per example"
@@ -125,17 +126,17 @@ class _TermPlot:
         if need is None:
             return
         (x0, x1), (lo, hi) = need
-        span = hi - lo
         cur = self._range
         if cur is not None:
             (cx0, cx1), (clo, chi) = cur
-            inside = clo <= lo and hi <= chi and cx0 <= x0 and x1 <= cx1
-            too_loose = (chi - clo) > 2.5 * span * 1.3
-            if not self.x_extent:  # x follows the data; with a known run length it spans the whole run, fixed
-                too_loose = too_loose or (cx1 - cx0) > 3 * max(x1 - x0, 1)
-            if inside and not too_loose:
+            refit = needs_refit((clo, chi), lo, hi, 2.5 * 1.3)
+            if self.x_extent:  # a known run length: x spans the whole run, fixed
+                refit = refit or not (cx0 <= x0 and x1 <= cx1)
+            else:  # x follows the data
+                refit = refit or needs_refit((cx0, cx1), x0, x1, 3.0, min_span=1.0)
+            if not refit:
                 return
-        lo, hi = lo - 0.12 * span, hi + 0.12 * span
+        lo, hi = padded(lo, hi)
         if self.x_extent:
             x0, x1 = 0.0, float(self.x_extent)
         else:

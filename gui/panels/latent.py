@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 from engine.messages import LatentSnapshot
 from engine.projection import PCAPlane
 from gui import style
+from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000
 MIN_INTERVAL_S = 0.9  # at most ~1.1 scatter redraws a second (a 2k-point repaint is ~17 ms here)
@@ -95,6 +96,7 @@ class LatentPanel(QGroupBox):
 
         title.updateMin = title_min
         title_min()
+        self._axis_labels: tuple[str, str] | None = None
         self._set_axis_labels("z₁", "z₂")
         self.legend = QLabel("")  # one coloured swatch per class, under the plot: it never hides points
         self.legend.setObjectName("latentLegend")
@@ -136,7 +138,7 @@ class LatentPanel(QGroupBox):
     def _set_axis_labels(self, x: str, y: str) -> None:
         # Only when the text changes: pyqtgraph's setLabel re-lays out and repaints the axis even for the same text,
         # and for d > 2 this runs with every scatter redraw.
-        if getattr(self, "_axis_labels", None) == (x, y):
+        if self._axis_labels == (x, y):
             return
         self._axis_labels = (x, y)
         self.plot.setLabel("bottom", x, **{"font-size": "9pt"})
@@ -182,19 +184,14 @@ class LatentPanel(QGroupBox):
         if not len(xy):
             return
         lo, hi = xy.min(0), xy.max(0)
-        span = np.maximum(hi - lo, 1e-6)
         if self.latent_dim == 1:  # the vertical axis is unused: a fixed band around 0
-            lo[1], hi[1], span[1] = -1.0, 1.0, 2.0
-        (cx0, cx1), (cy0, cy1) = self.vb.viewRange()
-        inside = cx0 <= lo[0] and hi[0] <= cx1 and cy0 <= lo[1] and hi[1] <= cy1
-        loose = (cx1 - cx0) > 2.0 * span[0] or (cy1 - cy0) > 2.0 * span[1]
-        if inside and not loose and not force:
+            lo[1], hi[1] = -1.0, 1.0
+        views = self.vb.viewRange()
+        if not force and not any(needs_refit(views[i], lo[i], hi[i], 2.0, min_span=1e-6) for i in (0, 1)):
             return
-        pad = 0.12 * span  # headroom, so a latent space that keeps spreading is re-fitted only now and then
         self._fitting = True
         try:
-            self.vb.setRange(xRange=(lo[0] - pad[0], hi[0] + pad[0]), yRange=(lo[1] - pad[1], hi[1] + pad[1]),
-                             padding=0)
+            self.vb.setRange(xRange=padded(lo[0], hi[0], 1e-6), yRange=padded(lo[1], hi[1], 1e-6), padding=0)
         finally:
             self._fitting = False
 
