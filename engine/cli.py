@@ -32,11 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES + ("cuda:0", "cuda:1"), default=d.device)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=_threads_arg, default=d.threads, metavar="{auto,N}",
+                   help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
+                        "measured step rate, so training keeps its speed when other programs take cores; N fixes them")
     p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
     p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
     p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
     p.add_argument("--metrics-csv", metavar="OUT", help="write per-step metrics (and per-epoch test metrics) here")
     return p
+
+
+def _threads_arg(text: str) -> int:
+    """'auto' is 0 in TrainConfig; otherwise a positive count."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive whole number, got {text!r}")
+    return n
 
 
 def _progress(done: int, total: int, width: int = 30) -> str:
@@ -66,7 +82,7 @@ def main(argv: list[str]) -> int:
                                hidden=args.hidden, likelihood=args.likelihood)
         tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                            warmup_epochs=args.warmup_epochs, free_bits=args.free_bits, seed=args.seed,
-                           device=args.device, precision=args.precision, iwae_k=args.iwae_k)
+                           device=args.device, precision=args.precision, iwae_k=args.iwae_k, threads=args.threads)
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck)
     except (DatasetError, CheckpointError, ConfigError) as e:
         return fail(str(e))
@@ -79,11 +95,13 @@ def main(argv: list[str]) -> int:
     status = 0
     for msg in run.run():
         if isinstance(msg, RunStarted):
-            print(f"device: {msg.device}, precision {msg.precision}, {msg.n_params:,} parameters, "
+            threads = f", CPU threads {msg.threads}" if msg.threads else ""
+            print(f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
                   f"{msg.steps_per_epoch} steps/epoch" + (f", resuming at step {msg.start_step}" if msg.start_step else ""))
         elif isinstance(msg, MetricsChunk) and tty:
             print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
-                  f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s", end="", flush=True)
+                  f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"
+                  + (f"  {msg.threads} thread{'s' * (msg.threads != 1)}" if msg.threads else ""), end="", flush=True)
         elif isinstance(msg, EpochSummary):
             print(("\r" if tty else "") +
                   f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "

@@ -75,6 +75,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch and the batch order: CPU runs are reproducible
     device: str = "auto"  # "auto" picks CUDA, then MPS, then CPU; also "cpu", "cuda", "cuda:N", "mps"
     precision: str = "fp32"  # "bf16" autocast (CPU with AMX, CUDA), "fp16" autocast (CUDA only)
+    threads: int = 0  # CPU threads for the training steps: 0 = chosen and re-chosen while training (engine/threads.py)
     iwae_k: int = 100  # importance samples for the per-epoch log p(x) estimate
     iwae_examples: int = 500  # test examples used for that estimate
     eval_examples: int = 10_000  # test examples for the per-epoch test ELBO (all of Fashion-MNIST's test set)
@@ -93,6 +94,7 @@ class TrainConfig:
             (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device) is not None,
              f"device must be one of {DEVICES} or cuda:N, got {self.device!r}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.threads >= 0, f"threads must be >= 0 (0 = automatic), got {self.threads}"),
             (self.iwae_k >= 1, "iwae_k must be >= 1"),
             (self.metrics_hz > 0, "metrics_hz must be > 0"),
         ]

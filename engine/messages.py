@@ -23,6 +23,7 @@ class MetricsChunk:
     steps_per_epoch: int
     samples_per_s: float  # training throughput over the last flush interval
     beta: float  # current KL weight (after warm-up)
+    threads: int = 0  # CPU threads the training steps use now (engine/threads.py); 0 on a GPU
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,4 @@ class RunStarted:
     start_step: int  # > 0 when resuming from a checkpoint
     start_epoch: int
     n_params: int
+    threads: str = ""  # how CPU threads are chosen: "auto (up to N)", "N (fixed)"; "" on a GPU

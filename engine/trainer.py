@@ -29,6 +29,7 @@ from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChu
 from .model import VAE, n_parameters
 from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
+from .threads import ThreadGovernor, set_training_threads
 
 
 # ----------------------------------------------------------------------------------------------- devices
@@ -106,6 +107,8 @@ class TrainingRun:
         self.optimizer = make_optimizer(self.model, train_cfg.lr, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.noise = torch.Generator(device=self.device).manual_seed(train_cfg.seed + 1)
+        # CPU threads of the training steps, re-chosen while training; a GPU's steps need one dispatching thread
+        self.governor = ThreadGovernor(fixed=train_cfg.threads or None) if self.device.type == "cpu" else None
 
         # Data lives on the device; batches are drawn by indexing (no DataLoader, no per-batch collate).
         self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU
@@ -224,9 +227,11 @@ class TrainingRun:
             yield WorkerError(f"Training failed: {type(e).__name__}: {e}", traceback.format_exc())
 
     def _run(self) -> Iterator:
-        cfg, spe = self.cfg, self.steps_per_epoch
+        cfg, spe, gov = self.cfg, self.steps_per_epoch, self.governor
+        if gov is not None:
+            set_training_threads(gov.threads)
         yield RunStarted(device_label(self.device), cfg.precision, self.total_steps, spe, self.step, self.epoch,
-                         n_parameters(self.model))
+                         n_parameters(self.model), _threads_label(gov))
         self.model.train()
         buf = torch.zeros((spe, 3), device=self.device)  # per-step (elbo, recon, kl) of the current epoch
         good = self._copy_state()  # last weights whose losses were all finite
@@ -255,7 +260,10 @@ class TrainingRun:
                     yield from self._handle_saves()
                 i = self.batch
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                t_step = time.perf_counter()
                 self._train_step(self.x_train[idx], self._beta(self.step), buf[i])
+                if gov is not None:  # a CPU step has finished when it returns: its wall time is real
+                    set_training_threads(gov.step_done(len(idx), time.perf_counter() - t_step))
                 samples += len(idx)
                 self.batch += 1
                 self.step += 1
@@ -287,6 +295,8 @@ class TrainingRun:
                 yield StateChanged("stopped", "Stopped by the user (during the end-of-epoch evaluation).",
                                    self.step, self.epoch)
                 return
+            if gov is not None:
+                gov.interrupt()
             self.history.add_epoch(summary)
             self.epoch, self.batch = self.epoch + 1, 0
             good = self._copy_state()
@@ -305,6 +315,8 @@ class TrainingRun:
             self._wake.clear()
             if self._save_requests:
                 yield from self._handle_saves()
+        if self.governor is not None:
+            self.governor.interrupt()
         if not self._stop.is_set():
             self.state = "running"
             yield StateChanged("running", "Resumed.", self.step, self.epoch)
@@ -315,7 +327,8 @@ class TrainingRun:
         first = self.epoch * self.steps_per_epoch + start
         chunk = MetricsChunk(np.arange(first, first + n, dtype=np.int64), rows[:, 0].copy(), rows[:, 1].copy(),
                              rows[:, 2].copy(), self.epoch, self.step, self.total_steps, self.steps_per_epoch,
-                             float(samples_per_s), float(self._beta(self.step)))
+                             float(samples_per_s), float(self._beta(self.step)),
+                             self.governor.threads if self.governor is not None else 0)
         if n and np.isfinite(rows).all():
             self.history.add_chunk(chunk)
         return chunk
@@ -392,6 +405,12 @@ class TrainingRun:
             bits_per_dim=-test_elbo / (self.model_cfg.n_pixels * math.log(2)),
             kl_per_dim=(kl_dims / n).double().cpu().numpy(), active_units=au, au_variance=au_var.double().cpu().numpy(),
             seconds=seconds)
+
+
+def _threads_label(gov: ThreadGovernor | None) -> str:
+    if gov is None:
+        return ""
+    return f"{gov.threads} (fixed)" if gov.fixed else f"auto, up to {gov.max_threads}"
 
 
 def _clone(obj):

@@ -35,7 +35,8 @@ from gui.panels.inference import InferencePanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
-from gui.session import BackgroundTask, TrainingSession, torch_single_threaded
+from engine.threads import use_helper_threads
+from gui.session import BackgroundTask, TrainingSession
 
 try:  # engine.data is being written alongside; the window still opens without it
     from engine.data import FILE_DIALOG_FILTER
@@ -100,7 +101,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, dataset=None, load_default: bool = True):
         super().__init__()
         style.configure_pyqtgraph()
-        torch_single_threaded()  # before any torch call on this thread: see gui/session.py
+        use_helper_threads()  # before any torch call on this thread (engine/threads.py)
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_NAME)
         self.settings = settings if settings is not None else default_settings()
@@ -336,7 +337,8 @@ class MainWindow(QMainWindow):
         self.eta_label = QLabel("ETA —")
         self.device_label = QLabel("device —")
         for w, name, tip in ((self.state_label, "stateLabel", "Run state"),
-                             (self.rate_label, "samplesPerSecondLabel", "Training throughput (training steps only)"),
+                             (self.rate_label, "samplesPerSecondLabel", "Training throughput (training steps only) and the CPU "
+                              "threads the steps use now (Settings → CPU threads)"),
                              (self.eta_label, "etaLabel", "Time left at the current speed (epoch-end evaluation not included)"),
                              (self.device_label, "deviceLabel", "Device the model trains on")):
             w.setObjectName(name)
@@ -585,7 +587,8 @@ class MainWindow(QMainWindow):
 
     def _on_run_started(self, msg) -> None:
         self.device_label.setText(f"device {msg.device}" + (f" · {msg.precision}" if msg.precision != "fp32" else ""))
-        self.device_label.setToolTip(f"{msg.device}, {msg.precision}, {msg.n_params:,} parameters")
+        self.device_label.setToolTip(f"{msg.device}, {msg.precision}, {msg.n_params:,} parameters"
+                                     + (f"; CPU threads: {msg.threads}" if msg.threads else ""))
         self.progress.setRange(0, max(1, msg.total_steps))
         self.curves.set_total_steps(msg.total_steps)
         self.progress.setValue(msg.start_step)
@@ -691,7 +694,8 @@ class MainWindow(QMainWindow):
             self._last_chunk = None
             self._update_progress(c.step, c.epoch, c.total_steps, c.steps_per_epoch)
             if self._rate:
-                self.rate_label.setText(f"{self._rate:,.0f} samples/s")
+                threads = f" · {c.threads} CPU thread{'s' * (c.threads != 1)}" if c.threads else ""
+                self.rate_label.setText(f"{self._rate:,.0f} samples/s{threads}")
                 bs = self.session.train_config.batch_size if self.session.train_config else 1
                 left = (c.total_steps - c.step) * bs / self._rate
                 self.eta_label.setText(f"ETA {_fmt_seconds(left)}")

@@ -19,38 +19,9 @@ from PySide6.QtCore import QObject, QThread, Signal
 from engine.checkpoint import Checkpoint, CheckpointError
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.history import MetricHistory
+from engine.threads import use_helper_threads
 from engine.messages import (CheckpointSaved, DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk,
                              RunStarted, StateChanged, WorkerError)
-
-# ----------------------------------------------------------------------------------------- torch threads
-# Measured on this 2-core machine (torch 2.13 CPU, libgomp): every thread that runs a parallel torch op gets an
-# OpenMP team of its own, and once two teams exist the runtime stops spin-waiting, so the trainer drops from
-# ~36k to ~16k samples/s (Fashion-MNIST MLP) for the rest of the process. So only the training thread runs torch
-# multi-threaded; the GUI thread and the short background tasks (decoding a click, image grids, encoding for a
-# loaded checkpoint) run it single-threaded. ``torch.set_num_threads`` sets the calling thread's OpenMP and MKL
-# counts, plus a default that threads read on their first parallel op: each thread here sets its own first.
-_TRAIN_THREADS: int | None = None
-
-
-def training_threads() -> int:
-    """Intra-op threads for the training thread: torch's default for this machine, read before anyone changed it."""
-    global _TRAIN_THREADS
-    if _TRAIN_THREADS is None:
-        import torch
-
-        _TRAIN_THREADS = max(1, torch.get_num_threads())
-    return _TRAIN_THREADS
-
-
-def torch_single_threaded() -> None:
-    """Make torch calls on the calling thread single-threaded (and settle it now, before any parallel op)."""
-    import torch
-
-    training_threads()
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-    torch.ones(8).add_(1)  # the thread's first parallel_for fixes its thread count: do it now, at 1
-
 
 _LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 _PENDING: set = set()  # BackgroundTasks whose result has not been delivered yet
@@ -78,12 +49,9 @@ class _RunThread(QThread):
         self._args = (dataset, model_cfg, train_cfg, checkpoint)
 
     def run(self) -> None:  # the worker thread
-        import torch
-
         from engine.trainer import TrainingRun
 
-        torch.set_num_threads(training_threads())  # this thread only (see torch_single_threaded)
-        try:
+        try:  # the run sets this thread's CPU threads itself (engine/threads.py)
             run = TrainingRun(*self._args)
         except (ConfigError, CheckpointError) as e:
             self.message.emit(WorkerError(str(e)))
@@ -262,7 +230,7 @@ class _TaskThread(QThread):
 
     def run(self) -> None:
         try:
-            torch_single_threaded()
+            use_helper_threads()
             result = self._fn()
         except BaseException as e:  # noqa: BLE001 - delivered to the GUI thread, which decides
             self.done.emit(None, e)

@@ -34,6 +34,7 @@ from engine.amortization import (AmortizationCancelled, AmortizationProgress, Am
 from engine.decoding import model_from_snapshot
 from engine.messages import DecoderSnapshot
 from engine.posterior import PosteriorGrid, encoder_reconstruction, posterior_grid
+from engine.threads import use_helper_threads
 from gui.imaging import to_qimage
 
 N_RANDOM = 100  # examples in the "100 random" study
@@ -199,6 +200,7 @@ class _CallThread(QThread):
 
     def run(self) -> None:
         try:
+            use_helper_threads()
             result = self._fn()
         except Exception as e:  # noqa: BLE001 - reported to the GUI
             self.failed.emit(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
@@ -223,6 +225,7 @@ class _StudyThread(QThread):
 
     def run(self) -> None:
         try:
+            use_helper_threads()
             model = self._models.get(self._snap)
             for msg in amortization_study(model, self._x, indices=self._indices, cancel=self.cancel, **self._kw):
                 if isinstance(msg, AmortizationProgress):

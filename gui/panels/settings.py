@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QVBoxLayout, QWidget)
 
 from engine.config import ConfigError, ModelConfig, TrainConfig
+from engine.threads import usable_cores
 
 
 class LogSpinBox(QDoubleSpinBox):
@@ -79,6 +80,9 @@ TIPS = {
     "device": "Where training runs: only devices this machine really has are listed (CUDA shown with its name).",
     "precision": "fp32: full precision. bf16: bfloat16 autocast (CPU with AMX, recent GPUs). "
                  "fp16: float16 autocast with loss scaling (CUDA only).",
+    "threads": "CPU threads for the training steps. Auto chooses them from the measured step rate and keeps "
+               "choosing while training: fewer when other programs take cores, more when they free them. A number "
+               "fixes them. The status bar shows the count in use. Ignored on a GPU.",
     "seed": "Seeds the weights, the batch order and the noise: two CPU runs with the same seed are identical.",
     "iwae_k": "Importance samples K for the per-epoch IWAE estimate of log p(x) (Burda et al. 2016). "
               "Larger K: a tighter bound, a slower end of epoch.",
@@ -88,12 +92,12 @@ LABELS = {
     "arch": "Architecture", "latent_dim": "Latent dimension", "hidden": "Hidden width", "likelihood": "Likelihood",
     "beta": "β (KL weight)", "warmup_epochs": "KL warm-up (epochs)", "free_bits": "Free bits (nats/dim)",
     "batch_size": "Batch size", "lr": "Learning rate", "epochs": "Epochs", "device": "Device",
-    "precision": "Precision", "seed": "Seed", "iwae_k": "IWAE samples K",
+    "precision": "Precision", "threads": "CPU threads", "seed": "Seed", "iwae_k": "IWAE samples K",
 }
 
 MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood")
-TRAIN_KEYS = ("beta", "warmup_epochs", "free_bits", "batch_size", "lr", "epochs", "device", "precision", "seed",
-              "iwae_k")
+TRAIN_KEYS = ("beta", "warmup_epochs", "free_bits", "batch_size", "lr", "epochs", "device", "precision", "threads",
+              "seed", "iwae_k")
 
 
 def _typed(value, like):
@@ -166,6 +170,8 @@ class SettingsPanel(QGroupBox):
             "epochs": spin("epochs", 1, 100000),
             "device": combo("device", self.devices),
             "precision": combo("precision", [("fp32", "fp32"), ("bf16", "bf16 autocast"), ("fp16", "fp16 autocast")]),
+            "threads": combo("threads", [(0, "Auto (adapts to the load)")]
+                             + [(n, str(n)) for n in range(1, usable_cores() + 1)]),
             "seed": spin("seed", 0, 2**31 - 1),
             "iwae_k": spin("iwae_k", 1, 100000, 10),
         }
@@ -222,8 +228,9 @@ class SettingsPanel(QGroupBox):
             try:
                 if isinstance(w, QComboBox):
                     i = w.findData(value)
-                    if i < 0 and key == "device":
-                        i = w.findData("auto")  # a device remembered from another machine
+                    if i < 0 and key in ("device", "threads"):  # remembered from another machine: its default
+                        self._train = self._train.replace(**{key: getattr(TrainConfig(), key)})
+                        i = w.findData(getattr(self._train, key))
                     w.setCurrentIndex(max(i, 0))
                 else:
                     w.setValue(value)

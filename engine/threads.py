@@ -1,0 +1,166 @@
+"""The one CPU-thread policy for every thread of this process that runs torch.
+
+Why a policy at all (2-core machine, torch 2.13 CPU, libgomp, Fashion-MNIST MLP): torch's OpenMP workers spin at
+barriers, so when another process holds a core, two threads ran an epoch in 6.6 s against 2.7 s with one; idle,
+two threads are 1.6x faster than one. No fixed count is right, so:
+
+- the training thread's count is chosen by a ``ThreadGovernor`` from the cores this process may use and from
+  the training steps' own measured rate, and re-chosen while it runs (fewer when the rate drops, more again
+  when probing shows they pay);
+- every other thread that runs torch (the GUI thread, decoding a click, image grids, the posterior grid, the
+  amortization study, loading) runs it single-threaded through ``use_helper_threads``: a second multi-threaded
+  OpenMP team in the same process stops libgomp's spin-waiting and halves the trainer;
+- on CUDA and MPS the governor leaves the CPU threads alone: one dispatching thread is what matters there.
+
+``torch.set_num_threads`` sets the calling thread's count and takes effect at the next parallel op, both ways."""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+
+_DEFAULT_THREADS: int | None = None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """torch's own intra-op count for this machine, read before this module changed any thread's count."""
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        import torch
+
+        _DEFAULT_THREADS = max(1, torch.get_num_threads())
+    return _DEFAULT_THREADS
+
+
+def use_helper_threads() -> None:
+    """Run torch single-threaded on the calling thread, settled now, before its first parallel op.
+
+    Called at the start of every thread other than the training thread (and once on the GUI thread)."""
+    import torch
+
+    default_threads()
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    torch.ones(8).add_(1)  # a thread's first parallel op fixes its OpenMP team: do it now, at one thread
+
+
+def set_training_threads(n: int) -> None:
+    """Set the calling (training) thread's intra-op count."""
+    import torch
+
+    default_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+class ThreadGovernor:
+    """Chooses the training thread's intra-op thread count from its measured step rate.
+
+    The trainer reports each step's samples and seconds (``step_done``); the rate is judged over windows of at
+    least ``window_s`` seconds of stepping and ``min_steps`` steps. Between probes the count holds. A probe runs
+    one window at a neighbouring count and keeps it when its rate beats the held count's last window by
+    ``margin``; a probe that is clearly losing (below ``give_up`` times that rate after ``min_steps`` steps or
+    half a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
+    - at once when the rate drops below ``drop`` times its running level (someone took a core: try fewer), or
+      rises above it by the same factor (a core came back: try more);
+    - after the first window, then every ``probe_s`` seconds, the period doubling after each lost probe up to
+      ``max_probe_s``: upwards below the maximum, downwards at it.
+    A probe that wins is followed at once by one more step in the same direction, and resets the period.
+
+    ``fixed`` pins the count (the user's override, at most ``max_threads``); the governor then never changes it. The count always stays
+    within 1..``max_threads``."""
+
+    def __init__(self, max_threads: int | None = None, fixed: int | None = None, *, window_s: float = 0.25,
+                 min_steps: int = 4, drop: float = 0.8, margin: float = 0.05, give_up: float = 0.7,
+                 probe_s: float = 4.0, max_probe_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.max_threads = max(1, int(max_threads or usable_cores()))
+        self.fixed = None if not fixed else min(max(1, int(fixed)), self.max_threads)
+        self.threads = self.fixed or self.max_threads
+        self.window_s, self.min_steps = window_s, min_steps
+        self.drop, self.margin, self.give_up = drop, margin, give_up
+        self.probe_s, self.max_probe_s = probe_s, max_probe_s
+        self._clock = clock
+        self._period = probe_s
+        self._next_probe = clock()  # the first probe follows the first window
+        self._level: float | None = None  # running rate (samples/s) at the held count
+        self._probe_from: tuple[int, float] | None = None  # (held count, its last window's rate) while probing
+        self._win_samples = 0
+        self._win_seconds = 0.0
+        self._win_steps = 0
+        self.changes: deque[tuple[float, int]] = deque(maxlen=256)  # (time, new count), the newest last
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed is None and self.max_threads > 1
+
+    def interrupt(self) -> None:
+        """A gap in training (pause, evaluation): the window being measured is discarded."""
+        self._win_samples, self._win_seconds, self._win_steps = 0, 0.0, 0
+
+    def step_done(self, samples: int, seconds: float) -> int:
+        """Report one training step; returns the count the next step should use."""
+        if not self.adaptive:
+            return self.threads
+        self._win_samples += samples
+        self._win_seconds += seconds
+        self._win_steps += 1
+        rate = self._win_samples / max(self._win_seconds, 1e-12)
+        full = self._win_seconds >= self.window_s and self._win_steps >= self.min_steps
+        if self._probe_from is not None:
+            held_rate = self._probe_from[1]
+            started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 2
+            full = full or self._win_seconds >= self.window_s or (started and rate < self.give_up * held_rate)
+        if full:
+            self.interrupt()
+            self._judge(rate)
+        return self.threads
+
+    # -- decisions -----------------------------------------------------------------------------------------
+    def _judge(self, rate: float) -> None:
+        now = self._clock()
+        if self._probe_from is not None:
+            held, held_rate = self._probe_from
+            self._probe_from = None
+            if rate > held_rate * (1.0 + self.margin):  # the probe won: keep it and go on the same way
+                step = self.threads - held
+                self._level = rate
+                self._period = self.probe_s
+                self._next_probe = now + self.probe_s
+                if 1 <= self.threads + step <= self.max_threads:
+                    self._start_probe(self.threads + step, rate)
+            else:  # the probe lost: back, and probe less often
+                self._set(held)
+                self._level = held_rate
+                self._next_probe = now + self._period
+                self._period = min(self._period * 2.0, self.max_probe_s)
+            return
+        if self._level is None:
+            self._level = rate
+        elif rate < self.drop * self._level and self.threads > 1:
+            self._start_probe(self.threads - 1, rate)
+            return
+        elif rate * self.drop > self._level and self.threads < self.max_threads:
+            self._start_probe(self.threads + 1, rate)
+            return
+        else:
+            self._level = 0.7 * self._level + 0.3 * rate
+        if now >= self._next_probe:
+            self._start_probe(self.threads + 1 if self.threads < self.max_threads else self.threads - 1, rate)
+
+    def _start_probe(self, target: int, held_rate: float) -> None:
+        self._probe_from = (self.threads, held_rate)
+        self._set(target)
+
+    def _set(self, n: int) -> None:
+        if n != self.threads:
+            self.threads = n
+            self.changes.append((self._clock(), n))

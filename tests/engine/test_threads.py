@@ -1,0 +1,209 @@
+"""The thread governor's decisions, on a fake clock with fake step rates, and the trainer following them."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from engine.config import ModelConfig, TrainConfig
+from engine.messages import MetricsChunk, RunStarted
+from engine.threads import ThreadGovernor, use_helper_threads, usable_cores
+from engine.trainer import TrainingRun
+
+BATCH = 128
+
+
+class Machine:
+    """A fake CPU: ``rate(threads, t)`` samples/s; each step advances the fake clock by its own duration."""
+
+    def __init__(self, rate):
+        self.rate, self.t = rate, 0.0
+
+    def clock(self) -> float:
+        return self.t
+
+    def run(self, gov: ThreadGovernor, until: float) -> list[tuple[float, int, int]]:
+        """Steps until the fake time ``until``; returns (time, threads, samples) per step."""
+        out = []
+        while self.t < until:
+            n = gov.threads
+            dt = BATCH / self.rate(n, self.t)
+            self.t += dt
+            out.append((self.t, n, BATCH))
+            gov.step_done(BATCH, dt)
+        return out
+
+
+def idle(n, t):  # 2 cores: two threads 1.8x one
+    return {1: 20_000.0, 2: 36_000.0}[n]
+
+
+def busy(n, t):  # one other busy process: the OpenMP team of two spins against it
+    return {1: 19_000.0, 2: 2_000.0}[n]
+
+
+def governor(machine, **kw) -> ThreadGovernor:
+    kw.setdefault("max_threads", 2)
+    return ThreadGovernor(clock=machine.clock, **kw)
+
+
+def share_at(steps, n, t0, t1) -> float:
+    """Fraction of the wall time in [t0, t1) spent at ``n`` threads."""
+    spent = [dt for (t, k, _), dt in _durations(steps) if t0 <= t < t1 and k == n]
+    total = [dt for (t, _, _), dt in _durations(steps) if t0 <= t < t1]
+    return sum(spent) / sum(total)
+
+
+def _durations(steps):
+    prev = 0.0
+    for s in steps:
+        yield s, s[0] - prev
+        prev = s[0]
+
+
+def test_starts_at_all_usable_cores_and_stays_there_on_an_idle_machine():
+    m = Machine(idle)
+    g = governor(m)
+    assert g.threads == 2
+    steps = m.run(g, 120.0)
+    assert g.threads == 2
+    assert share_at(steps, 2, 0, 120) > 0.995
+    # what probing costs on an idle machine, against always running two threads
+    samples = sum(s for _, _, s in steps)
+    assert samples / (120.0 * 36_000.0) > 0.99
+
+
+def test_backs_off_within_a_second_when_another_process_takes_a_core():
+    m = Machine(lambda n, t: idle(n, t) if t < 20 else busy(n, t))
+    g = governor(m)
+    steps = m.run(g, 60.0)
+    assert share_at(steps, 2, 0, 20) > 0.99
+    first_back_off = min(t for t, n, _ in steps if t >= 20 and n == 1)
+    assert first_back_off < 21.0
+    assert share_at(steps, 1, 21, 60) > 0.95
+    samples = sum(s for t, _, s in steps if t >= 21)
+    assert samples / (39.0 * 19_000.0) > 0.93  # probing upwards under load costs under 7%
+
+
+def test_returns_to_more_threads_when_the_core_comes_back():
+    m = Machine(lambda n, t: busy(n, t) if t < 30 else idle(n, t))
+    g = governor(m)
+    steps = m.run(g, 100.0)
+    assert share_at(steps, 1, 2, 30) > 0.95  # under load from the start: found within the first windows
+    back = min(t for t, n, _ in steps if t >= 30 and n == 2)
+    assert back < 30 + g.max_probe_s + 1
+    assert share_at(steps, 2, back + 1, 100) > 0.99
+    assert g.threads == 2
+
+
+def test_never_leaves_one_to_the_allowed_cores():
+    fewer_is_better = Machine(lambda n, t: 40_000.0 / n)
+    g = governor(fewer_is_better, max_threads=4)
+    fewer_is_better.run(g, 60.0)
+    assert g.threads == 1
+    more_is_better = Machine(lambda n, t: 10_000.0 * n)
+    h = governor(more_is_better, max_threads=4)
+    more_is_better.run(h, 60.0)
+    assert h.threads == 4
+    counts = {n for _, n in g.changes} | {n for _, n in h.changes}
+    assert counts and min(counts) >= 1 and max(counts) <= 4
+
+
+def test_climbs_to_the_best_count_in_between():
+    m = Machine(lambda n, t: {1: 10e3, 2: 18e3, 3: 24e3, 4: 21e3, 5: 15e3, 6: 9e3}[n])
+    g = governor(m, max_threads=6)
+    steps = m.run(g, 90.0)
+    assert g.threads == 3
+    assert share_at(steps, 3, 10, 90) > 0.95
+
+
+def test_a_fixed_count_is_honoured_whatever_the_rates():
+    m = Machine(busy)
+    g = governor(m, fixed=2)
+    m.run(g, 30.0)
+    assert g.threads == 2 and not g.changes and not g.adaptive
+    one = governor(Machine(idle), fixed=1)
+    assert one.threads == 1 and not one.adaptive
+
+
+def test_one_core_means_one_thread():
+    m = Machine(lambda n, t: 20_000.0)
+    g = governor(m, max_threads=1)
+    m.run(g, 10.0)
+    assert g.threads == 1 and not g.changes
+
+
+def test_a_gap_in_training_is_not_measured():
+    m = Machine(idle)
+    g = governor(m, max_threads=2, window_s=1.0)
+    m.run(g, 30.0)
+    level = g._level
+    # half a window of very slow steps, then a gap (evaluation): the slow part must not count
+    for _ in range(3):
+        g.step_done(BATCH, 0.15)
+    g.interrupt()
+    m.run(g, 40.0)
+    assert g.threads == 2
+    assert g._level == pytest.approx(level, rel=0.05)
+
+
+def test_usable_cores_is_the_affinity_mask():
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cores() == len(os.sched_getaffinity(0))
+    assert usable_cores() >= 1
+
+
+# ------------------------------------------------------------------------------------------ in the trainer
+def _run_in_thread(run: TrainingRun, stop_after: int):
+    """Iterate the run on a fresh thread (as the window does); record the thread's torch count at each chunk."""
+    seen, started = [], []
+
+    def body():
+        for msg in run.run():
+            if isinstance(msg, RunStarted):
+                started.append(msg)
+            if isinstance(msg, MetricsChunk):
+                seen.append((msg.threads, torch.get_num_threads()))
+                if len(seen) >= stop_after:
+                    run.stop()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(60)
+    assert not t.is_alive()
+    return seen, started
+
+
+def test_trainer_applies_a_fixed_count_on_its_own_thread(blobs):
+    ds = blobs
+    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape),
+                      TrainConfig(epochs=50, iwae_k=1, device="cpu", threads=1, metrics_hz=100))
+    seen, started = _run_in_thread(run, 5)
+    assert started[0].threads == "1 (fixed)"
+    assert seen and all(reported == 1 and actual == 1 for reported, actual in seen)
+
+
+def test_trainer_with_auto_threads_reports_the_count_it_uses(blobs):
+    ds = blobs
+    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape),
+                      TrainConfig(epochs=50, iwae_k=1, device="cpu", metrics_hz=100))
+    assert run.governor is not None and run.governor.adaptive == (usable_cores() > 1)
+    seen, started = _run_in_thread(run, 8)
+    assert started[0].threads == f"auto, up to {usable_cores()}"
+    assert seen and all(1 <= reported <= usable_cores() and actual == reported for reported, actual in seen)
+
+
+def test_helper_threads_run_torch_single_threaded():
+    out = []
+
+    def body():
+        use_helper_threads()
+        out.append(torch.get_num_threads())
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert out == [1]
