@@ -1,6 +1,6 @@
 """Training throughput on a CPU that is also doing something else (prints figures; not a test).
 
-    .venv/bin/python benchmarks/busy_cpu.py [--seconds 10] [--rounds 2] [--busy 0,1,2] [--arch mlp]
+    .venv/bin/python benchmarks/busy_cpu.py [--seconds 20] [--rounds 2] [--busy 0,1,2] [--arch mlp]
 
 For each condition (0, 1, 2 other busy processes, each ``python3 -c "while True: pass"``) it trains the default
 model on Fashion-MNIST (the built-in shapes without it) for a fixed wall time, once with the thread governor
@@ -60,7 +60,7 @@ def run_child(threads: int, seconds: float, arch: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--busy", default="0,1,2", help="numbers of busy processes, comma-separated")
     ap.add_argument("--arch", default="mlp")

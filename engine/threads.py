@@ -62,18 +62,24 @@ def set_training_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def governor_for(device_type: str, threads: int = 0) -> "ThreadGovernor | None":
+    """The training thread's governor on a CPU (``threads`` 0 = automatic, else fixed); None on a GPU, whose
+    steps need one dispatching thread and whose step times are not known without a sync."""
+    return ThreadGovernor(fixed=threads or None) if device_type == "cpu" else None
+
+
 class ThreadGovernor:
     """Chooses the training thread's intra-op thread count from its measured step rate.
 
     The trainer reports each step's samples and seconds (``step_done``); the rate is judged over windows of at
-    least ``window_s`` seconds of stepping and ``min_steps`` steps. Between probes the count holds. A probe runs
+    least ``window_s`` seconds of stepping. Between probes the count holds. A probe runs
     one window at a neighbouring count and keeps it when its rate beats the held count's last window by
     ``margin``; a probe that is clearly losing (below ``give_up`` times that rate after ``min_steps`` steps or
     half a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
-    - at once when the rate drops below ``drop`` times its running level (someone took a core: try fewer), or
-      rises above it by the same factor (a core came back: try more);
+    - at once when the rate drops below ``drop`` times its running level (someone took a core: try fewer);
     - after the first window, then every ``probe_s`` seconds, the period doubling after each lost probe up to
-      ``max_probe_s``: upwards below the maximum, downwards at it.
+      ``max_probe_s``: upwards below the maximum (a freed core does not speed up fewer threads, so only a probe
+      finds it), downwards at it.
     A probe that wins is followed at once by one more step in the same direction, and resets the period.
 
     ``fixed`` pins the count (the user's override, at most ``max_threads``); the governor then never changes it. The count always stays
@@ -114,11 +120,10 @@ class ThreadGovernor:
         self._win_seconds += seconds
         self._win_steps += 1
         rate = self._win_samples / max(self._win_seconds, 1e-12)
-        full = self._win_seconds >= self.window_s and self._win_steps >= self.min_steps
-        if self._probe_from is not None:
-            held_rate = self._probe_from[1]
+        full = self._win_seconds >= self.window_s
+        if self._probe_from is not None and not full:
             started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 2
-            full = full or self._win_seconds >= self.window_s or (started and rate < self.give_up * held_rate)
+            full = started and rate < self.give_up * self._probe_from[1]
         if full:
             self.interrupt()
             self._judge(rate)
@@ -147,9 +152,6 @@ class ThreadGovernor:
             self._level = rate
         elif rate < self.drop * self._level and self.threads > 1:
             self._start_probe(self.threads - 1, rate)
-            return
-        elif rate * self.drop > self._level and self.threads < self.max_threads:
-            self._start_probe(self.threads + 1, rate)
             return
         else:
             self._level = 0.7 * self._level + 0.3 * rate

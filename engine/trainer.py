@@ -29,7 +29,7 @@ from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChu
 from .model import VAE, n_parameters
 from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
-from .threads import ThreadGovernor, set_training_threads
+from .threads import ThreadGovernor, governor_for, set_training_threads
 
 
 # ----------------------------------------------------------------------------------------------- devices
@@ -107,8 +107,7 @@ class TrainingRun:
         self.optimizer = make_optimizer(self.model, train_cfg.lr, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.noise = torch.Generator(device=self.device).manual_seed(train_cfg.seed + 1)
-        # CPU threads of the training steps, re-chosen while training; a GPU's steps need one dispatching thread
-        self.governor = ThreadGovernor(fixed=train_cfg.threads or None) if self.device.type == "cpu" else None
+        self.governor = governor_for(self.device.type, train_cfg.threads)  # CPU threads of the training steps
 
         # Data lives on the device; batches are drawn by indexing (no DataLoader, no per-batch collate).
         self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU

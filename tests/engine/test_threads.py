@@ -8,7 +8,7 @@ import torch
 
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import MetricsChunk, RunStarted
-from engine.threads import ThreadGovernor, use_helper_threads, usable_cores
+from engine.threads import ThreadGovernor, governor_for, use_helper_threads, usable_cores
 from engine.trainer import TrainingRun
 
 BATCH = 128
@@ -125,6 +125,12 @@ def test_a_fixed_count_is_honoured_whatever_the_rates():
     assert g.threads == 2 and not g.changes and not g.adaptive
     one = governor(Machine(idle), fixed=1)
     assert one.threads == 1 and not one.adaptive
+
+
+def test_gpus_are_left_alone_and_cpus_governed():
+    assert governor_for("cuda") is None and governor_for("mps", 1) is None
+    assert governor_for("cpu").adaptive == (usable_cores() > 1)
+    assert governor_for("cpu", 1).threads == 1 and not governor_for("cpu", 1).adaptive
 
 
 def test_one_core_means_one_thread():
