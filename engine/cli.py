@@ -5,6 +5,8 @@ and exits non-zero with a one-line message, never a traceback, on bad input."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 
@@ -62,11 +64,32 @@ def _progress(done: int, total: int, width: int = 30) -> str:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DatasetError, default_dataset, load_dataset  # after parsing: --help stays instant
+    from .distributed import Distributed, DistributedError  # after parsing: --help stays instant
+
+    try:
+        dist = Distributed.from_environment()
+    except DistributedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if dist is None:
+        return _train(args, None)
+    # under torchrun: rank 0 prints and writes; every rank reports its own errors
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(sys.stdout if dist.is_main else quiet):
+        try:
+            return _train(args, dist)
+        finally:
+            dist.close()
+
+
+def _train(args: argparse.Namespace, dist) -> int:
+    from .data import DatasetError, default_dataset, load_dataset
+    from .distributed import DistributedError
     from .trainer import TrainingRun
 
+    writer = dist is None or dist.is_main
+
     def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {f'rank {dist.rank}: ' if dist else ''}{msg}", file=sys.stderr)
         return 2
 
     try:
@@ -74,7 +97,7 @@ def main(argv: list[str]) -> int:
         data = load_dataset(args.data) if args.data else default_dataset()
         if ck is not None:
             mcfg = ck.model_config
-            if ck.dataset.get("fingerprint") not in (None, data.fingerprint()):
+            if ck.dataset.get("fingerprint") not in (None, data.fingerprint()) and writer:
                 print(f"warning: {args.resume} was trained on {ck.dataset.get('name')!r} "
                       f"({ck.dataset.get('source')}); continuing on {data.name}", file=sys.stderr)
         else:
@@ -83,14 +106,14 @@ def main(argv: list[str]) -> int:
         tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                            warmup_epochs=args.warmup_epochs, free_bits=args.free_bits, seed=args.seed,
                            device=args.device, precision=args.precision, iwae_k=args.iwae_k, threads=args.threads)
-        run = TrainingRun(data, mcfg, tcfg, checkpoint=ck)
-    except (DatasetError, CheckpointError, ConfigError) as e:
+        run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
+    except (DatasetError, CheckpointError, ConfigError, DistributedError) as e:
         return fail(str(e))
     except OSError as e:
         return fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}")
 
     tty = sys.stdout.isatty()
-    print(f"data: {data.summary()}")
+    print(f"data: {data.summary()}" + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else ""))
     t0 = time.monotonic()
     status = 0
     for msg in run.run():
@@ -116,10 +139,10 @@ def main(argv: list[str]) -> int:
             return 1
     print(f"done in {time.monotonic() - t0:.1f}s, {run.step} steps")
     try:
-        if args.checkpoint:
+        if args.checkpoint and writer:
             run.save(args.checkpoint)
             print(f"checkpoint: {args.checkpoint}")
-        if args.metrics_csv:
+        if args.metrics_csv and writer:
             text = run.history.to_csv()
             atomic_write(args.metrics_csv, lambda f: f.write(text.encode()))
             print(f"metrics: {args.metrics_csv} ({len(run.history)} steps)")

@@ -62,10 +62,11 @@ def set_training_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def governor_for(device_type: str, threads: int = 0) -> "ThreadGovernor | None":
-    """The training thread's governor on a CPU (``threads`` 0 = automatic, else fixed); None on a GPU, whose
-    steps need one dispatching thread and whose step times are not known without a sync."""
-    return ThreadGovernor(fixed=threads or None) if device_type == "cpu" else None
+def governor_for(device_type: str, threads: int = 0, max_threads: int | None = None) -> "ThreadGovernor | None":
+    """The training thread's governor on a CPU (``threads`` 0 = automatic, else fixed; at most ``max_threads``,
+    default the usable cores); None on a GPU, whose steps need one dispatching thread and whose step times are
+    not known without a sync."""
+    return ThreadGovernor(max_threads, fixed=threads or None) if device_type == "cpu" else None
 
 
 class ThreadGovernor:

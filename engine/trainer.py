@@ -23,6 +23,7 @@ from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
 from .decoding import decoder_snapshot
+from .distributed import AGREE_EVERY, Distributed
 from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
@@ -93,21 +94,26 @@ class TrainingRun:
     Only the thread that iterates ``run()`` touches the model and optimizer (DESIGN.md boundary 4)."""
 
     def __init__(self, dataset: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 checkpoint: Checkpoint | None = None):
+                 checkpoint: Checkpoint | None = None, dist: Distributed | None = None):
         if tuple(model_cfg.image_shape) != dataset.image_shape:
             raise ConfigError(f"the model expects images of shape {model_cfg.image_shape}, "
                               f"{dataset.name} has {dataset.image_shape}")
         if len(dataset.x_train) == 0 or len(dataset.x_test) == 0:
             raise ConfigError(f"{dataset.name}: needs at least one training and one test image")
-        self.dataset, self.model_cfg, self.cfg = dataset, model_cfg, train_cfg
-        self.device = pick_device(train_cfg.device)
+        self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
+        self.device = dist.device(train_cfg.device) if dist else pick_device(train_cfg.device)
+        if dist:
+            dist.check_batch(train_cfg.batch_size)
+            dist.start(self.device)
         self.amp_dtype = autocast_dtype(train_cfg.precision, self.device)
         torch.manual_seed(train_cfg.seed)
         self.model = VAE(model_cfg).to(self.device)
+        self._forward = dist.wrap(self.model) if dist else self.model  # DDP averages the gradients across ranks
         self.optimizer = make_optimizer(self.model, train_cfg.lr, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.noise = torch.Generator(device=self.device).manual_seed(train_cfg.seed + 1)
-        self.governor = governor_for(self.device.type, train_cfg.threads)  # CPU threads of the training steps
+        # CPU threads of the training steps; under torchrun the machine's ranks share its cores
+        self.governor = governor_for(self.device.type, train_cfg.threads, dist.cpu_threads() if dist else None)
 
         # Data lives on the device; batches are drawn by indexing (no DataLoader, no per-batch collate).
         self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU
@@ -202,10 +208,15 @@ class TrainingRun:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.x_train), generator=g).to(self.device)
 
-    def _train_step(self, x: torch.Tensor, beta: float, out_row: torch.Tensor) -> None:
-        eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=self.noise)
+    def _train_step(self, idx: torch.Tensor, beta: float, out_row: torch.Tensor) -> None:
+        """One Adam step on the batch ``idx``; under torchrun on this rank's part of it (engine/distributed.py)."""
+        eps = torch.randn((len(idx), self.model_cfg.latent_dim), device=self.device, generator=self.noise)
+        if self.dist:
+            rows = self.dist.rows(len(idx))
+            idx, eps = idx[rows], eps[rows]
+        x = self.x_train[idx]
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            t = elbo_terms(self.model, x, beta, self.cfg.free_bits, eps)
+            t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(t.loss).backward()
@@ -215,6 +226,8 @@ class TrainingRun:
             t.loss.backward()
             self.optimizer.step()
         out_row.copy_(torch.stack((t.elbo.mean(), t.recon.mean(), t.kl.mean())).detach())  # stays on the device
+        if self.dist:
+            self.dist.average_(out_row)  # the global batch's figures, the same on every rank
 
     def run(self) -> Iterator:
         """Train until the configured number of epochs, or until stopped. Yields messages; never raises for
@@ -260,14 +273,14 @@ class TrainingRun:
                 i = self.batch
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 t_step = time.perf_counter()
-                self._train_step(self.x_train[idx], self._beta(self.step), buf[i])
+                self._train_step(idx, self._beta(self.step), buf[i])
                 if gov is not None:  # a CPU step has finished when it returns: its wall time is real
                     set_training_threads(gov.step_done(len(idx), time.perf_counter() - t_step))
                 samples += len(idx)
                 self.batch += 1
                 self.step += 1
                 now = time.monotonic()
-                if now - t_flush >= flush_every:
+                if self._flush_due(now - t_flush >= flush_every):
                     chunk = self._flush(buf, flushed, self.batch, samples / max(now - t_flush, 1e-9))
                     flushed, samples, t_flush = self.batch, 0, now
                     if not np.isfinite(chunk.elbo).all():
@@ -278,7 +291,7 @@ class TrainingRun:
                         yield from self._paused("diverged", None)
                         continue
                     yield chunk
-                    if now - t_snap >= cfg.snapshot_interval_s:
+                    if self._snapshot_due(now - t_snap >= cfg.snapshot_interval_s):
                         good = self._copy_state()
                         yield from self._snapshots()
                         t_snap = time.monotonic()
@@ -303,6 +316,20 @@ class TrainingRun:
             yield from self._snapshots()
         self.state = "finished"
         yield StateChanged("finished", f"Finished {cfg.epochs} epochs.", self.step, self.epoch)
+
+    def _flush_due(self, by_clock: bool) -> bool:
+        """Single process: by the wall clock. Under torchrun every rank must decide alike, so by the step count,
+        and the ranks agree there on stopping (a stop on any rank stops them all after the same step)."""
+        if not self.dist:
+            return by_clock
+        if self.step % AGREE_EVERY:
+            return False
+        if self.dist.any_(self._stop.is_set(), self.device):
+            self._stop.set()
+        return True
+
+    def _snapshot_due(self, by_clock: bool) -> bool:
+        return by_clock if not self.dist else self.step % (8 * AGREE_EVERY) == 0
 
     def _paused(self, state: str, text: str | None) -> Iterator:
         self.state = state
@@ -368,7 +395,7 @@ class TrainingRun:
         cfg = self.cfg
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(cfg.seed + 7)
-        x_eval = self.x_test[: cfg.eval_examples]
+        x_eval = self._own(self.x_test[: cfg.eval_examples])
         sums = torch.zeros(3, device=self.device)
         kl_dims = torch.zeros(self.model_cfg.latent_dim, device=self.device)
         mus = []
@@ -379,20 +406,29 @@ class TrainingRun:
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
-        n = len(x_eval)
-        au, au_var = active_units(torch.cat(mus))
-        x_iw = self.x_test[: cfg.iwae_examples]
+        n = min(cfg.eval_examples, len(self.x_test))
+        mus = torch.cat(mus) if mus else torch.zeros((0, self.model_cfg.latent_dim), device=self.device)
+        if self.dist:
+            self.dist.sum_(sums)
+            self.dist.sum_(kl_dims)
+            mus = self.dist.gather_rows(mus, n)
+        au, au_var = active_units(mus)
+        x_iw = self._own(self.x_test[: cfg.iwae_examples])
         iw_parts = []
         for s in range(0, len(x_iw), 100):
-            if self._stop.is_set():
+            if self._stop.is_set() and not self.dist:  # ranks leave together, at a step
                 self.model.train()
                 raise _StopRequested
             iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g))
-        iw = torch.cat(iw_parts)
-        el_sub = torch.cat([elbo_terms(self.model, x_iw[s:s + 1000], 1.0, 0.0,
-                                       torch.randn((len(x_iw[s:s + 1000]), self.model_cfg.latent_dim),
-                                                   device=self.device, generator=g)).elbo
-                            for s in range(0, len(x_iw), 1000)])
+        el_parts = [torch.zeros(0, device=self.device)]
+        for s in range(0, len(x_iw), 1000):
+            x = x_iw[s:s + 1000]
+            eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=g)
+            el_parts.append(elbo_terms(self.model, x, 1.0, 0.0, eps).elbo)
+        iw, el_sub = torch.cat([torch.zeros(0, device=self.device)] + iw_parts), torch.cat(el_parts)
+        if self.dist:
+            n_iw = min(cfg.iwae_examples, len(self.x_test))
+            iw, el_sub = self.dist.gather_rows(iw, n_iw), self.dist.gather_rows(el_sub, n_iw)
         self.model.train()
         host = torch.cat((sums / n, iw.mean().view(1), el_sub.mean().view(1))).double().cpu().numpy()  # SYNC, per epoch
         test_elbo = float(host[0])
@@ -404,6 +440,10 @@ class TrainingRun:
             bits_per_dim=-test_elbo / (self.model_cfg.n_pixels * math.log(2)),
             kl_per_dim=(kl_dims / n).double().cpu().numpy(), active_units=au, au_variance=au_var.double().cpu().numpy(),
             seconds=seconds)
+
+    def _own(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's part of an evaluation set (all of it in a single process)."""
+        return x[self.dist.rows(len(x))] if self.dist else x
 
 
 def _threads_label(gov: ThreadGovernor | None) -> str:
