@@ -43,6 +43,7 @@ def child(args) -> None:
         print(json.dumps({"samples_per_s": run.step * tcfg.batch_size / seconds, "seconds": seconds,
                           "test_elbo": last.test_elbo, "device": device}))
     if dist is not None:
+        del run
         dist.close()
 
 

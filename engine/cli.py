@@ -75,10 +75,12 @@ def main(argv: list[str]) -> int:
         return _train(args, None)
     # under torchrun: rank 0 prints and writes; every rank reports its own errors
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(sys.stdout if dist.is_main else quiet):
+        code = 1
         try:
-            return _train(args, dist)
+            code = _train(args, dist)
         finally:
-            dist.close()
+            dist.close(together=code in (0, 3))  # finished, stopped or diverged: every rank at the same step
+        return code
 
 
 def _train(args: argparse.Namespace, dist) -> int:

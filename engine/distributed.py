@@ -21,6 +21,7 @@ What a rank does (engine/trainer.py asks this module):
 - **files**: only rank 0 prints, writes the checkpoint and the metrics CSV (engine/cli.py)."""
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -94,8 +95,16 @@ class Distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 **({"device_id": device} if device.type == "cuda" else {}))
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
+        """Leave the process group; the training run using it must be dropped first. ``together``: after the ranks meet at a barrier (every rank ended the same
+        way), so none tears down its connections while another still uses them; else at once (this rank failed
+        on its own, and torchrun ends the others)."""
         if dist.is_initialized():
+            # a DistributedDataParallel wrapper no longer referenced may still sit in a reference cycle holding
+            # the group; freed after destroy_process_group (at interpreter exit) it aborts the process
+            gc.collect()
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
     def check_batch(self, batch_size: int) -> None:

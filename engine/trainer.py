@@ -130,6 +130,7 @@ class TrainingRun:
 
         self._pause = threading.Event()
         self._stop = threading.Event()
+        self._stop_agreed = False  # under torchrun: every rank has seen a stop request (see _flush_due)
         self._wake = threading.Event()
         self._save_requests: list[str] = []
         self._lock = threading.Lock()
@@ -257,7 +258,7 @@ class TrainingRun:
             t_epoch = t_flush = t_snap = time.monotonic()
             samples = 0
             while self.batch < spe:
-                if self._stop.is_set():
+                if self._stopping():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
                     self.state = "stopped"
                     yield StateChanged("stopped", "Stopped by the user.", self.step, self.epoch)
@@ -324,9 +325,13 @@ class TrainingRun:
             return by_clock
         if self.step % AGREE_EVERY:
             return False
-        if self.dist.any_(self._stop.is_set(), self.device):
-            self._stop.set()
+        self._stop_agreed = self.dist.any_(self._stop.is_set(), self.device)
         return True
+
+    def _stopping(self) -> bool:
+        """Stop was asked for; under torchrun, only once every rank knows, so that all leave after the same
+        step and none waits in an exchange for a rank that has gone."""
+        return self._stop_agreed if self.dist else self._stop.is_set()
 
     def _snapshot_due(self, by_clock: bool) -> bool:
         return by_clock if not self.dist else self.step % (8 * AGREE_EVERY) == 0

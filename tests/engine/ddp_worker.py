@@ -1,5 +1,6 @@
 """Run by torchrun from test_distributed.py: ``train OUT_DIR [--fail-rank R]`` trains through the CLI;
-``params OUT_DIR`` trains a TrainingRun and saves each rank's parameters to OUT_DIR/rank{R}.pt."""
+``params OUT_DIR DATA`` trains a TrainingRun and saves each rank's parameters to OUT_DIR/rank{R}.pt;
+``stop OUT_DIR DATA`` does the same, but rank 1 alone asks to stop once past step 20 (as Ctrl+C reaching one rank)."""
 from __future__ import annotations
 
 import os
@@ -28,15 +29,20 @@ def main() -> int:
     from engine.config import ModelConfig, TrainConfig
     from engine.data import load_dataset
     from engine.distributed import Distributed
+    from engine.messages import MetricsChunk
     from engine.trainer import TrainingRun
 
     dist = Distributed.from_environment()
     ds = load_dataset(rest[0])
     run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, hidden=32),
-                      TrainConfig(epochs=2, batch_size=64, iwae_k=2, seed=3), dist=dist)
-    for _ in run.run():
-        pass
-    torch.save({k: v.clone() for k, v in run.model.state_dict().items()}, out / f"rank{rank}.pt")
+                      TrainConfig(epochs=2 if mode == "params" else 8, batch_size=64, iwae_k=2, seed=3),
+                      dist=dist)
+    for msg in run.run():
+        if mode == "stop" and rank == 1 and isinstance(msg, MetricsChunk) and msg.step >= 20:
+            run.stop()
+    torch.save({"step": run.step, "state": run.state,
+                "params": {k: v.clone() for k, v in run.model.state_dict().items()}}, out / f"rank{rank}.pt")
+    del run
     dist.close()
     return 0
 

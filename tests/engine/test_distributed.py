@@ -47,7 +47,7 @@ def read_curve(path) -> np.ndarray:
 def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     r = torchrun("params", tmp_path, data_file)
     assert r.returncode == 0, r.stderr[-2000:]
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt")["params"] for r in (0, 1))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
@@ -88,6 +88,15 @@ def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_ea
                      "--resume", one_dir / "run.pt")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming at step 32" in again.stdout and "epoch   3/3" in again.stdout
+
+
+def test_a_stop_on_one_rank_stops_both_after_the_same_step(tmp_path, data_file):
+    r = torchrun("stop", tmp_path, data_file, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert a["state"] == b["state"] == "stopped"
+    # rank 1 sees step 32's metrics, asks; both stop at the next agreement, AGREE_EVERY steps on, of 128
+    assert a["step"] == b["step"] == 64
 
 
 def test_a_rank_that_fails_ends_the_job_with_its_error(tmp_path, data_file):
