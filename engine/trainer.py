@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .batches import to_float
+from .chunking import rows as chunk_rows
 from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -107,7 +109,8 @@ class TrainingRun:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.noise = torch.Generator(device=self.device).manual_seed(train_cfg.seed + 1)
 
-        # Data lives on the device; batches are drawn by indexing (no DataLoader, no per-batch collate).
+        # Data lives on the device as stored (uint8, or float32 off the 1/255 grid); batches are drawn by indexing
+        # (no DataLoader, no per-batch collate) and become float there (to_float).
         self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU
         self.x_test = torch.from_numpy(dataset.x_test).to(self.device)
         n = len(self.x_train)
@@ -255,7 +258,7 @@ class TrainingRun:
                     yield from self._handle_saves()
                 i = self.batch
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                self._train_step(self.x_train[idx], self._beta(self.step), buf[i])
+                self._train_step(to_float(self.x_train[idx]), self._beta(self.step), buf[i])
                 samples += len(idx)
                 self.batch += 1
                 self.step += 1
@@ -343,7 +346,9 @@ class TrainingRun:
         was_training = self.model.training
         self.model.eval()
         idx = torch.from_numpy(self.latent_idx).to(self.device)
-        mu, log_var = self.model.encode(self.x_test[idx])
+        step = chunk_rows(self.model_cfg, self.device, decodes_per_row=0)  # encode only
+        parts = [self.model.encode(to_float(self.x_test[idx[s:s + step]])) for s in range(0, max(len(idx), 1), step)]
+        mu, log_var = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         self.model.train(was_training)
         y = self.dataset.y_test
         return LatentSnapshot(self.step, self.epoch, mu.cpu().numpy().copy(), log_var.cpu().numpy().copy(),  # SYNC
@@ -352,35 +357,38 @@ class TrainingRun:
     @torch.no_grad()
     def evaluate(self, seconds: float = 0.0) -> EpochSummary:
         """Test ELBO (one reparameterised sample per example, fixed noise seed), IWAE on a subset, KL per
-        dimension and active units."""
+        dimension and active units. Chunks are sized by memory (engine.chunking); the ELBO noise is drawn for the
+        whole set first, so only the IWAE estimate's draws depend on the chunk size."""
         cfg = self.cfg
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(cfg.seed + 7)
         x_eval = self.x_test[: cfg.eval_examples]
+        d = self.model_cfg.latent_dim
         sums = torch.zeros(3, device=self.device)
-        kl_dims = torch.zeros(self.model_cfg.latent_dim, device=self.device)
+        kl_dims = torch.zeros(d, device=self.device)
         mus = []
-        for start in range(0, len(x_eval), 1000):
-            x = x_eval[start:start + 1000]
-            eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=g)
-            t = elbo_terms(self.model, x, 1.0, 0.0, eps)
+        eps_eval = torch.randn((len(x_eval), d), device=self.device, generator=g)
+        step = chunk_rows(self.model_cfg, self.device)
+        for start in range(0, len(x_eval), step):
+            x = to_float(x_eval[start:start + step])
+            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start:start + step])
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
         n = len(x_eval)
         au, au_var = active_units(torch.cat(mus))
         x_iw = self.x_test[: cfg.iwae_examples]
+        eps_sub = torch.randn((len(x_iw), d), device=self.device, generator=g)  # before IWAE: its draws vary by chunk
         iw_parts = []
-        for s in range(0, len(x_iw), 100):
+        iw_step = min(100, chunk_rows(self.model_cfg, self.device, decodes_per_row=cfg.iwae_k))  # ≤ 100: Stop stays prompt
+        for s in range(0, len(x_iw), iw_step):
             if self._stop.is_set():
                 self.model.train()
                 raise _StopRequested
-            iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g))
+            iw_parts.append(iwae_bound(self.model, to_float(x_iw[s:s + iw_step]), cfg.iwae_k, generator=g))
         iw = torch.cat(iw_parts)
-        el_sub = torch.cat([elbo_terms(self.model, x_iw[s:s + 1000], 1.0, 0.0,
-                                       torch.randn((len(x_iw[s:s + 1000]), self.model_cfg.latent_dim),
-                                                   device=self.device, generator=g)).elbo
-                            for s in range(0, len(x_iw), 1000)])
+        el_sub = torch.cat([elbo_terms(self.model, to_float(x_iw[s:s + step]), 1.0, 0.0, eps_sub[s:s + step]).elbo
+                            for s in range(0, len(x_iw), step)])
         self.model.train()
         host = torch.cat((sums / n, iw.mean().view(1), el_sub.mean().view(1))).double().cpu().numpy()  # SYNC, per epoch
         test_elbo = float(host[0])

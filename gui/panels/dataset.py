@@ -5,6 +5,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QVBoxLayout
 
+from engine.data.dataset import as_float01
 from gui.imaging import mosaic
 from gui.panels.image_view import ImageView
 
@@ -69,4 +70,4 @@ class DatasetPanel(QGroupBox):
         self.summary.setText("<br>".join(lines))
         n = min(PREVIEW, len(ds.x_train))
         idx = np.linspace(0, len(ds.x_train) - 1, n).astype(int) if n else np.zeros(0, int)
-        self.preview.set_image(mosaic(ds.x_train[idx], PREVIEW_COLS, pad=1) if n else None)
+        self.preview.set_image(mosaic(as_float01(ds.x_train[idx]), PREVIEW_COLS, pad=1) if n else None)
