@@ -17,7 +17,7 @@ def test_rows_follow_the_activation_size_and_the_budget():
     enc, dec = chunking.activation_elements(mlp)
     assert enc == 784 + 784 + 400 + 400 + 4  # the input, then every layer's output (Flatten, Linear, ReLU, Linear)
     assert dec == 400 + 400 + 784 + 4 * 784  # every layer's output, then four image-sized likelihood temporaries
-    budget = 64 << 20
+    budget = 1 << 30
     assert chunking.rows(mlp, "cpu", budget=budget) == budget // (4 * (enc + dec))
     assert chunking.rows(conv, "cpu", budget=budget) < chunking.rows(mlp, "cpu", budget=budget) / 10
     k100 = chunking.rows(conv, "cpu", decodes_per_row=100, budget=budget)
