@@ -19,6 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py train", description="Train a VAE without the window.")
     p.add_argument("--data", default=None, help="dataset file or folder (IDX[.gz], .npz/.npy, image folder, CSV); "
                                                 "default: Fashion-MNIST if installed, else the built-in shapes")
+    p.add_argument("--resolution", type=int, metavar="PX", default=None,
+                   help="make the images PX×PX (scale to cover, centre-crop), e.g. 28, 32, 64, 128; default: an image "
+                        "folder's most common size up to 64 px, else 64; other formats keep their size")
+    p.add_argument("--color", choices=("auto", "grey", "rgb"), default="auto",
+                   help="grey or RGB images; auto: grey when every image is grey")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
     p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
@@ -44,9 +49,22 @@ def _progress(done: int, total: int, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
+def _load_progress(tty: bool):
+    """A LoadProgress printing the load's progress to stderr: on a terminal one line per phase, rewritten in place;
+    otherwise (a log) only each phase's final line."""
+    from .data import LoadProgress
+
+    def show(done: int, total: int, text: str) -> None:
+        if tty or done >= total:
+            print(f"\r{text}: {_progress(done, total)}", end="\n" if done >= total else "", file=sys.stderr,
+                  flush=True)
+
+    return LoadProgress(show)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DatasetError, default_dataset, load_dataset  # after parsing: --help stays instant
+    from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset  # after parsing: --help stays instant
     from .trainer import TrainingRun
 
     def fail(msg: str) -> int:
@@ -55,7 +73,13 @@ def main(argv: list[str]) -> int:
 
     try:
         ck = load_checkpoint(args.resume) if args.resume else None
-        data = load_dataset(args.data) if args.data else default_dataset()
+        channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
+        t_load = time.monotonic()
+        if args.data:
+            data = load_dataset(args.data, args.resolution, channels, _load_progress(sys.stderr.isatty()))
+        else:
+            data = adjust_images(default_dataset(), args.resolution, channels)
+        t_load = time.monotonic() - t_load
         if ck is not None:
             mcfg = ck.model_config
             if ck.dataset.get("fingerprint") not in (None, data.fingerprint()):
@@ -70,11 +94,16 @@ def main(argv: list[str]) -> int:
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck)
     except (DatasetError, CheckpointError, ConfigError) as e:
         return fail(str(e))
+    except ValueError as e:  # a resolution out of range
+        return fail(str(e))
+    except (LoadCancelled, KeyboardInterrupt):
+        print(file=sys.stderr)
+        return fail("loading cancelled")
     except OSError as e:
         return fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}")
 
     tty = sys.stdout.isatty()
-    print(f"data: {data.summary()}")
+    print(f"data: {data.summary()}" + (f" ({data.note})" if data.note else "") + f", loaded in {t_load:.1f}s")
     t0 = time.monotonic()
     status = 0
     for msg in run.run():

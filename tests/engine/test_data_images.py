@@ -91,12 +91,6 @@ def test_rgb_if_any_image_has_colour_and_gray_content_counts_as_gray(tmp_path):
     assert any(np.array_equal(np.round(x[0] * 255), rgba[..., 0]) for x in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]))
 
 
-def test_images_of_another_size_name_the_file_and_both_sizes(tmp_path):
-    save(tmp_path / "cls" / "a.png", gray(6, 5))
-    save(tmp_path / "cls" / "b.png", gray(8, 5))
-    raises(tmp_path, "b.png", "a.png", match="5x8 but a.png is 5x6")
-
-
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n garbage", b"plain text"])
 def test_corrupt_image_names_the_file(tmp_path, content):
     save(tmp_path / "cls" / "a.png", gray())
