@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self._evaluating = False  # the worker is in its end-of-epoch evaluation (no background redraws then)
         self._tasks: list[BackgroundTask] = []
         self._loading_dataset: BackgroundTask | None = None
+        self._reload_dataset = None  # loads the current dataset again (new size or colour), if a loader made it
         self._rate: float | None = None  # smoothed samples/s
         self._last_chunk = None
         self._closing = False
@@ -454,12 +455,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("data/resolution", res or 0)
         self.settings.setValue("data/channels", ch or 0)
         if self.session.is_active() or self._loading_dataset is not None:
-            self.statusBar().showMessage("The new image size applies to the next dataset you open.", 6000)
-        elif self.dataset is not None and not self.dataset.source.startswith("builtin:") and \
-                Path(self.dataset.source).exists():
-            self.open_dataset(self.dataset.source)
-        elif self.dataset is not None:
-            self._load_default_dataset()
+            self.statusBar().showMessage("The new image size or colour applies to the next dataset you open.", 6000)
+        elif self._reload_dataset is not None:
+            self._reload_dataset()
 
     def _start_dataset_task(self, fn, label: str, path: str | None) -> None:
         if self._loading_dataset is not None or self.session.is_active():
@@ -491,12 +489,14 @@ class MainWindow(QMainWindow):
             self._update_actions()
             return
         self.set_dataset(ds)
+        self._reload_dataset = (lambda p=path: self.open_dataset(p)) if path else self._load_default_dataset
         if path:
             self._add_recent(path)
-        self.statusBar().showMessage(f"Loaded {ds.summary()}", 6000)
+        self.statusBar().showMessage(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds) -> None:
         self.dataset = ds
+        self._reload_dataset = None  # set by the loader when it was the one that loaded ds
         self.dataset_panel.set_dataset(ds)
         self.latent.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
         self.gallery.set_dataset(ds)

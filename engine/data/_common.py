@@ -110,7 +110,8 @@ def _store(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
     if all(v.dtype.kind == "b" for v in arrays):
         return [np.ascontiguousarray(v, dtype=np.uint8) * np.uint8(255) for v in arrays]
     if scale == 255.0 or all(v.dtype.kind in "biu" for v in arrays):
-        return [np.ascontiguousarray(v if v.dtype.kind in "biu" else np.rint(v), dtype=np.uint8) for v in arrays]
+        out = [np.ascontiguousarray(v if v.dtype.kind in "biu" else np.rint(v), dtype=np.uint8) for v in arrays]
+        return [u if u.flags.writeable else u.copy() for u in out]  # a read-only buffer (IDX bytes): torch warns
     if all(v.dtype.kind in "biu" or _on_grid(v) for v in arrays):
         out = []
         for v in arrays:

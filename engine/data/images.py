@@ -194,7 +194,7 @@ def load_image_folder(path, resolution: int | None = None, channels: int | None 
         x = np.ascontiguousarray(x[:, :1])  # every picture is grey after all (e.g. palette GIFs of grey)
         c = 1
     what = "grey" if c == 1 else "RGB"
-    count = f"{len(sizes)} sizes" if len(sizes) > 1 else "one size"
+    count = f"{len(sizes):,} sizes" if len(sizes) > 1 else "one size"
     note = f"{n:,} images of {count} → {th}×{tw} {what}"
     ys = [np.array([index[k] for k in classes], np.int64) if labelled else None for _, classes in scans]
     if len(scans) == 2:
