@@ -64,7 +64,8 @@ def _load_progress(tty: bool):
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset  # after parsing: --help stays instant
+    # imported after parsing: --help stays instant
+    from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .trainer import TrainingRun
 
     def fail(msg: str) -> int:

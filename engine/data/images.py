@@ -81,7 +81,8 @@ _CHUNK = 32  # images per task: cancel takes effect within about one chunk per t
 
 
 def _workers() -> int:
-    return max(1, min(_WORKERS_MAX, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_WORKERS_MAX, cores))
 
 
 def _unreadable(path: Path, root: Path, e: BaseException) -> DatasetError:
