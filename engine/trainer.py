@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .chunking import rows as chunk_rows
 from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from .chunking import rows as chunk_rows
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
 from .decoding import decoder_snapshot
@@ -31,6 +31,9 @@ from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChu
 from .model import VAE, n_parameters
 from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
+
+
+SNAPSHOT_MAX_SHARE = 0.2  # latent + decoder snapshots take at most this share of a run's wall time
 
 
 # ----------------------------------------------------------------------------------------------- devices
@@ -235,7 +238,9 @@ class TrainingRun:
         good = self._copy_state()  # last weights whose losses were all finite
         self.state = "running"
         yield StateChanged("running", step=self.step, epoch=self.epoch)
+        t_snap = time.monotonic()
         yield from self._snapshots()
+        snap_every = self._snapshot_period(time.monotonic() - t_snap)
         flush_every = 1.0 / cfg.metrics_hz
         while self.epoch < cfg.epochs:
             perm = self._permutation(self.epoch)
@@ -274,10 +279,11 @@ class TrainingRun:
                         yield from self._paused("diverged", None)
                         continue
                     yield chunk
-                    if now - t_snap >= cfg.snapshot_interval_s:
+                    if now - t_snap >= snap_every:
                         good = self._copy_state()
                         yield from self._snapshots()
                         t_snap = time.monotonic()
+                        snap_every = self._snapshot_period(t_snap - now)
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
             if len(chunk.steps):
                 yield chunk
@@ -337,6 +343,12 @@ class TrainingRun:
         self.optimizer.load_state_dict(state[1])
 
     # -- evaluation & snapshots ----------------------------------------------------------------------------
+    def _snapshot_period(self, cost_s: float) -> float:
+        """Seconds between snapshots: the configured period, longer when a snapshot is slow (a conv model at 64 px
+        encodes its 2,000 scatter images in seconds on a CPU), so that snapshots take at most SNAPSHOT_MAX_SHARE
+        of the training time."""
+        return max(self.cfg.snapshot_interval_s, cost_s * (1.0 / SNAPSHOT_MAX_SHARE - 1.0))
+
     def _snapshots(self) -> Iterator:
         yield self.latent_snapshot()
         yield decoder_snapshot(self.model, self.step)  # SYNC: decoder weights to the host, ~1 Hz
@@ -380,7 +392,8 @@ class TrainingRun:
         x_iw = self.x_test[: cfg.iwae_examples]
         eps_sub = torch.randn((len(x_iw), d), device=self.device, generator=g)  # before IWAE: its draws vary by chunk
         iw_parts = []
-        iw_step = min(100, chunk_rows(self.model_cfg, self.device, decodes_per_row=cfg.iwae_k))  # ≤ 100: Stop stays prompt
+        # examples per IWAE call: what fits K decodes each, and at most 100 so that Stop stays prompt
+        iw_step = min(100, chunk_rows(self.model_cfg, self.device, decodes_per_row=cfg.iwae_k))
         for s in range(0, len(x_iw), iw_step):
             if self._stop.is_set():
                 self.model.train()

@@ -49,3 +49,28 @@ def test_snapshot_decoding_in_memory_chunks_equals_one_pass(monkeypatch):
     np.testing.assert_allclose(dec.decode(z), whole, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         np.testing.assert_allclose(whole, model.eval().mean_image(torch.from_numpy(z)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_slow_snapshots_are_spaced_out_to_a_share_of_the_run(blobs, monkeypatch):
+    """A snapshot that takes 50 ms (a big conv model's scatter) is not repeated after every step: snapshots keep
+    to at most SNAPSHOT_MAX_SHARE of the wall time."""
+    import time
+
+    from engine import trainer
+    from engine.messages import LatentSnapshot
+
+    slow = trainer.TrainingRun.latent_snapshot
+
+    def slow_snapshot(self):
+        time.sleep(0.05)
+        return slow(self)
+
+    monkeypatch.setattr(trainer.TrainingRun, "latent_snapshot", slow_snapshot)
+    mcfg = ModelConfig(image_shape=blobs.image_shape, hidden=16)
+    run = TrainingRun(blobs, mcfg, TrainConfig(epochs=1, batch_size=4, iwae_k=2, iwae_examples=10, metrics_hz=1e9,
+                                               snapshot_interval_s=0.0))
+    t0 = time.monotonic()
+    n = sum(isinstance(m, LatentSnapshot) for m in run.run())
+    wall = time.monotonic() - t0
+    assert run.steps_per_epoch == 150 and 2 <= n
+    assert n * 0.05 <= trainer.SNAPSHOT_MAX_SHARE * wall + 0.15  # the first and the epoch-end one are always taken
