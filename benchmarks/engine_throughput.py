@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
+from engine.data.dataset import as_float01  # noqa: E402
 from engine.messages import EpochSummary, MetricsChunk  # noqa: E402
 from engine.trainer import TrainingRun, device_label, pick_device  # noqa: E402
 
@@ -133,7 +134,7 @@ def main():
     ds = default_dataset()
     print(f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    x = torch.from_numpy(ds.x_train)
+    x = torch.from_numpy(as_float01(ds.x_train))  # the reference loop trains on floats, as a plain script would
     precisions = ["fp32", "bf16"] + (["fp16"] if dev.type == "cuda" else [])
     res = {k: [] for k in ["reference"] + precisions}
     for r in range(args.rounds):

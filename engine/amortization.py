@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from .objectives import kl_per_dim, log_normal, log_std_normal
+from .chunking import decode_rows, iwae_sample_chunk
 from .posterior import as_image_batch, log_px_quadrature, model_device
 
 LR_FLOOR = 0.01  # the cosine schedule decays the learning rate to this fraction of ``lr``
@@ -138,13 +139,13 @@ def sobol_normals(n_points: int, d: int, seed: int, device: torch.device | str =
 
 @torch.no_grad()
 def mc_recon(model, x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor,
-             max_decodes: int = 1 << 15) -> torch.Tensor:
+             max_decodes: int = 0) -> torch.Tensor:
     """Per-sample log p(x_i|z) at z = μ_i + σ_i ⊙ ε_s for every ε_s in eps (S, d): returns (S, n) float64.
-    Decoded in chunks of about ``max_decodes`` images."""
+    Decoded in chunks of about ``max_decodes`` images (0: as many as fit the memory budget, engine.chunking)."""
     n, d = mu.shape
     s_tot = eps.shape[0]
     out = torch.empty((s_tot, n), dtype=torch.float64)
-    per = max(1, max_decodes // max(n, 1))
+    per = max(1, (max_decodes or decode_rows(model)) // max(n, 1))
     sd = (0.5 * log_var).exp()
     for s0 in range(0, s_tot, per):
         e = eps[s0:s0 + per]  # (s, d)
@@ -167,7 +168,7 @@ def _iwae_chunks(model, x, mu, log_var, k: int, chunk: int, generator: torch.Gen
     with the encoder's (mu, log_var) and the same generator state the value is the same as iwae_bound's."""
     b, d = mu.shape
     if chunk <= 0:
-        chunk = max(1, (1 << 16) // max(b, 1))
+        chunk = iwae_sample_chunk(model, b)
     lse_w = torch.full((b,), -math.inf, dtype=torch.float64)
     lse_w2 = torch.full((b,), -math.inf, dtype=torch.float64)
     done = 0
@@ -205,7 +206,7 @@ def iwae_with_se(model, x, mu, log_var, k: int, chunk: int = 0, generator: torch
 def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samples: int = 4,
                        iwae_k: int = 1000, seed: int = 0, cancel: threading.Event | None = None, *,
                        indices=None, eval_every: int = 50, select_points: int = 128, eval_points: int = 128,
-                       eval_replicates: int = 4, progress_every: int = 5, max_decodes: int = 1 << 15,
+                       eval_replicates: int = 4, progress_every: int = 5, max_decodes: int = 0,
                        exact_2d: bool = True, exact_grid: int = 61,
                        ) -> Iterator[AmortizationProgress | AmortizationCancelled | AmortizationResult]:
     """Fit a separate Gaussian q_i to each of the n examples in ``x_batch`` (n, C, H, W) and compare it with the
@@ -221,7 +222,7 @@ def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samp
     if len(idx) != n:
         raise ValueError(f"{len(idx)} indices for {n} examples")
     steps = max(0, int(steps))
-    chunk = max(1, (1 << 16) // n)
+    chunk = iwae_sample_chunk(model, n)
     n_iwae_chunks = math.ceil(iwae_k / chunk)
     total = steps + 1 + n_iwae_chunks  # + n quadrature examples for a 2-D latent, added below
     cancelled = lambda: cancel is not None and cancel.is_set()  # noqa: E731

@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py train", description="Train a VAE without the window.")
     p.add_argument("--data", default=None, help="dataset file or folder (IDX[.gz], .npz/.npy, image folder, CSV); "
                                                 "default: Fashion-MNIST if installed, else the built-in shapes")
+    p.add_argument("--resolution", type=int, metavar="PX", default=None,
+                   help="make the images PX×PX (scale to cover, centre-crop), e.g. 28, 32, 64, 128; default: an image "
+                        "folder's most common size up to 64 px, else 64; other formats keep their size")
+    p.add_argument("--color", choices=("auto", "grey", "rgb"), default="auto",
+                   help="grey or RGB images; auto: grey when every image is grey")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
     p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
@@ -62,6 +67,19 @@ def _progress(done: int, total: int, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
+def _load_progress(tty: bool):
+    """A LoadProgress printing the load's progress to stderr: on a terminal one line per phase, rewritten in place;
+    otherwise (a log) only each phase's final line."""
+    from .data import LoadProgress
+
+    def show(done: int, total: int, text: str) -> None:
+        if tty or done >= total:
+            print(f"\r{text}: {_progress(done, total)}", end="\n" if done >= total else "", file=sys.stderr,
+                  flush=True)
+
+    return LoadProgress(show)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from .distributed import Distributed, DistributedError  # after parsing: --help stays instant
@@ -84,7 +102,7 @@ def main(argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace, dist) -> int:
-    from .data import DatasetError, default_dataset, load_dataset
+    from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
     from .trainer import TrainingRun
 
@@ -96,7 +114,14 @@ def _train(args: argparse.Namespace, dist) -> int:
 
     try:
         ck = load_checkpoint(args.resume) if args.resume else None
-        data = load_dataset(args.data) if args.data else default_dataset()
+        channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
+        t_load = time.monotonic()
+        if args.data:
+            progress = _load_progress(sys.stderr.isatty()) if writer else None  # one progress line per job
+            data = load_dataset(args.data, args.resolution, channels, progress)
+        else:
+            data = adjust_images(default_dataset(), args.resolution, channels)
+        t_load = time.monotonic() - t_load
         if ck is not None:
             mcfg = ck.model_config
             if ck.dataset.get("fingerprint") not in (None, data.fingerprint()) and writer:
@@ -111,11 +136,17 @@ def _train(args: argparse.Namespace, dist) -> int:
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, ConfigError, DistributedError) as e:
         return fail(str(e))
+    except ValueError as e:  # a resolution out of range
+        return fail(str(e))
+    except (LoadCancelled, KeyboardInterrupt):
+        print(file=sys.stderr)
+        return fail("loading cancelled")
     except OSError as e:
         return fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}")
 
     tty = sys.stdout.isatty()
-    print(f"data: {data.summary()}" + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else ""))
+    print(f"data: {data.summary()}" + (f" ({data.note})" if data.note else "") + f", loaded in {t_load:.1f}s"
+          + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else ""))
     t0 = time.monotonic()
     status = 0
     for msg in run.run():

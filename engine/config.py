@@ -30,7 +30,7 @@ def _from_dict(cls, d: dict):
 class ModelConfig:
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the data; set from the dataset
     latent_dim: int = 2  # 2 so the scatter *is* the latent space; any d >= 1 works (PCA view for d > 2)
-    arch: str = "mlp"  # "mlp": 784-400-d as in Kingma & Welling; "conv": two stride-2 convs each way
+    arch: str = "mlp"  # "mlp": 784-400-d as in Kingma & Welling; "conv": stride-2 convs down to 4×4 (engine/model.py)
     hidden: int = 400  # width of the fully connected hidden layer (MLP: the only one; conv: after the convolutions)
     likelihood: str = "bernoulli"  # "bernoulli" for [0,1] pixels (logits); "gaussian" with a learned per-pixel σ;
     # "continuous_bernoulli": a normalised density on [0, 1] (logits), for grey pixels

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .chunking import decode_rows
 from .config import ModelConfig
 from .messages import DecoderSnapshot
 from .model import VAE
@@ -30,9 +31,12 @@ class SnapshotDecoder:
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """(n, d) -> (n, C, H, W) mean images in [0, 1]."""
-        z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
-        return self._model.mean_image(torch.from_numpy(z)).numpy()
+        """(n, d) -> (n, C, H, W) mean images in [0, 1], decoded in chunks sized by memory (engine.chunking)."""
+        z = torch.from_numpy(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
+        step = decode_rows(self._model)
+        if len(z) <= step:
+            return self._model.mean_image(z).numpy()
+        return torch.cat([self._model.mean_image(z[s:s + step]) for s in range(0, len(z), step)]).numpy()
 
 
 def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:

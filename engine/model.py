@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -30,39 +31,78 @@ class MLPDecoder(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
-def _down(h: int) -> int:  # size after a k=4, s=2, p=1 convolution
-    return (h + 2 - 4) // 2 + 1
+FIRST_CHANNELS = 32  # channels of the first convolution; each further level doubles them
+FINAL_SIDE = 4  # the convolutions stop once the feature map is at most 4×4
+_GROUPS = 8  # GroupNorm groups: per-example statistics, so evaluation in any chunk size gives the same numbers
+
+
+def conv_levels(h: int, w: int) -> int:
+    """Stride-2 levels until the map is at most 4×4: 28 and 32 px → 3, 64 → 4, 128 → 5 (at least 1)."""
+    levels = 1
+    while math.ceil(max(h, w) / 2**levels) > FINAL_SIDE:
+        levels += 1
+    return levels
+
+
+class _ConvGeometry:
+    """The shared shape plan of the conv encoder and decoder: the image is zero-padded (evenly on both sides) to
+    a multiple of 2^L, halved L times to an (fh, fw) map with 32·2^(L-1) channels; the decoder crops it back."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.c, self.h, self.w = cfg.image_shape
+        self.levels = conv_levels(self.h, self.w)
+        scale = 2**self.levels
+        self.fh, self.fw = math.ceil(self.h / scale), math.ceil(self.w / scale)  # (4, 4) for square 28..128 px
+        ph, pw = self.fh * scale - self.h, self.fw * scale - self.w
+        self.pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # (left, right, top, bottom), F.pad's order
+        self.channels = [FIRST_CHANNELS * 2**i for i in range(self.levels)]  # 32, 64, 128, ...
+        self.flat = self.channels[-1] * self.fh * self.fw
+
+
+def _block(conv: nn.Module, channels: int) -> list[nn.Module]:
+    return [conv, nn.GroupNorm(_GROUPS, channels), nn.LeakyReLU(0.2)]
 
 
 class ConvEncoder(nn.Module):
-    """Two stride-2 convolutions (32, 64 channels), then a hidden fully connected layer."""
+    """Stride-2 4×4 convolutions (32, 64, 128, ... channels, GroupNorm, LeakyReLU) until the map is 4×4, then a
+    hidden fully connected layer: the DCGAN-style encoder PyTorch-VAE uses for 64 px CelebA."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        c, h, w = cfg.image_shape
-        h2, w2 = _down(_down(h)), _down(_down(w))
-        self.net = nn.Sequential(
-            nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
-            nn.Linear(64 * h2 * w2, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent_dim))
+        g = self.geometry = _ConvGeometry(cfg)
+        layers, c_in = [], g.c
+        for c in g.channels:
+            layers += _block(nn.Conv2d(c_in, c, 4, 2, 1), c)
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(g.flat, cfg.hidden), nn.LeakyReLU(0.2),
+                                nn.Linear(cfg.hidden, 2 * cfg.latent_dim))
 
-    def forward(self, x):
-        return self.net(x)
+    def forward(self, x):  # (B, C, H, W) -> (B, 2d)
+        x = F.pad(x, self.geometry.pad) if any(self.geometry.pad) else x  # (B, C, fh·2^L, fw·2^L)
+        return self.fc(self.conv(x))  # conv: (B, 32·2^(L-1), fh, fw)
 
 
 class ConvDecoder(nn.Module):
-    """Mirror of ConvEncoder: FC to a (64, ⌈H/4⌉, ⌈W/4⌉) map, two stride-2 transposed convolutions, crop to (H, W)."""
+    """Mirror of ConvEncoder: fully connected to a (32·2^(L-1), 4, 4) map, stride-2 transposed convolutions
+    halving the channels back to 32, a last one to C channels (the likelihood's parameters), cropped to (H, W)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        c, self.h, self.w = cfg.image_shape
-        self.h4, self.w4 = math.ceil(self.h / 4), math.ceil(self.w / 4)
-        self.fc = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(),
-                                nn.Linear(cfg.hidden, 64 * self.h4 * self.w4), nn.ReLU())
-        self.deconv = nn.Sequential(nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, c, 4, 2, 1))
+        g = self.geometry = _ConvGeometry(cfg)
+        self.fc = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2),
+                                nn.Linear(cfg.hidden, g.flat), nn.LeakyReLU(0.2))
+        layers = []
+        for c_in, c_out in zip(g.channels[::-1], g.channels[-2::-1]):
+            layers += _block(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), c_out)
+        layers.append(nn.ConvTranspose2d(g.channels[0], g.c, 4, 2, 1))
+        self.deconv = nn.Sequential(*layers)
 
     def forward(self, z):  # (B, d) -> (B, C, H, W)
-        y = self.deconv(self.fc(z).view(-1, 64, self.h4, self.w4))  # (B, C, 4⌈H/4⌉, 4⌈W/4⌉)
-        return y[:, :, : self.h, : self.w]
+        g = self.geometry
+        y = self.deconv(self.fc(z).view(-1, g.channels[-1], g.fh, g.fw))  # (B, C, fh·2^L, fw·2^L)
+        left, _, top, _ = g.pad
+        return y[:, :, top:top + g.h, left:left + g.w]
 
 
 ARCHITECTURES = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}

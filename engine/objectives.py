@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .chunking import iwae_sample_chunk
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -64,13 +66,13 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
 
 @torch.no_grad()
 def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """log p̂_K(x) per example, (B,). The K samples go through the decoder in chunks whose size keeps about
-    ``chunk`` (default 2¹⁶) decoded images in memory at once, with a running log-sum-exp across chunks, so K = 1000
+    """log p̂_K(x) per example, (B,). The K samples go through the decoder ``chunk`` at a time (default: as many as
+    the memory budget allows for B examples, engine.chunking), with a running log-sum-exp across chunks, so K = 1000
     fits in memory for any batch."""
     mu, log_var = model.encode(x)  # (B, d)
     b, d = mu.shape
     if chunk <= 0:
-        chunk = max(1, (1 << 16) // max(b, 1))
+        chunk = iwae_sample_chunk(model, b)
     total = torch.full((b,), -math.inf, device=x.device)
     done = 0
     while done < k:

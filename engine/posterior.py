@@ -40,7 +40,7 @@ analytic, and on a trained MLP VAE):
   ``kl_quadrature − kl_gap`` measures how well the two node sets agree (~1e-4 nats on the MLP, at most 4e-4
   seen; ~1e-8 on the linear-Gaussian model). Float32 sums over 784 pixels limit the ELBO to ~3e-4 nats.
 
-Everything is ``torch.no_grad``, in batches of ``batch`` latent points. A 784-400-2 MLP on two CPU cores: N = 101
+Everything is ``torch.no_grad``, in batches of ``batch`` latent points (default: by memory, engine.chunking). A 784-400-2 MLP on two CPU cores: N = 101
 takes ~0.1 s (≈18k decoder calls: ~7k for the coarse search, 10.2k for the grid, 1k Gauss–Hermite), N = 201
 ~0.25 s (≈48k calls). The model can be any object with the ``LatentModel`` interface below, so tests can pass an
 analytic model."""
@@ -54,6 +54,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from .chunking import decode_rows
 from .decoding import model_from_snapshot
 from .objectives import kl_per_dim, log_std_normal
 
@@ -100,9 +101,10 @@ def as_image_batch(x, device: torch.device | str = "cpu") -> torch.Tensor:
 
 
 @torch.no_grad()
-def log_joint(model: LatentModel, x1: torch.Tensor, z: torch.Tensor, batch: int = 4096) -> np.ndarray:
+def log_joint(model: LatentModel, x1: torch.Tensor, z: torch.Tensor, batch: int = 0) -> np.ndarray:
     """log p(x|z) + log p(z) for ONE image x1 (1, C, H, W) at latent points z (M, d): float64 numpy (M,), nats."""
     out = np.empty(len(z), dtype=np.float64)
+    batch = batch or decode_rows(model)  # 0: as many latent points per decoder call as the memory budget allows
     for s in range(0, len(z), batch):
         zb = z[s:s + batch]  # (b, d)
         params = model.decode(zb)  # (b, C, H, W)
@@ -245,7 +247,7 @@ def _mass_inside(widest, lo, hi, log_px: float) -> float:
 # ----------------------------------------------------------------------------------------------- main
 @torch.no_grad()
 def expected_log_likelihood_gh(model: LatentModel, x1: torch.Tensor, mu: np.ndarray, log_var: np.ndarray,
-                               nodes: int = 32, batch: int = 4096) -> float:
+                               nodes: int = 32, batch: int = 0) -> float:
     """E_q[log p(x|z)] for q = N(μ, diag σ²) in 2-D by tensor-product Gauss–Hermite quadrature:
     E_q[f] = (1/π) Σ_ij w_i w_j f(μ + σ√2 (t_i, t_j))."""
     t, w = np.polynomial.hermite.hermgauss(nodes)
@@ -260,7 +262,7 @@ def expected_log_likelihood_gh(model: LatentModel, x1: torch.Tensor, mu: np.ndar
 
 
 def posterior_grid(model: LatentModel, x, grid_size: int = 101, extent=None, *, coarse_size: int = 48,
-                   tol: float = 1e-7, max_rounds: int = 8, gh_nodes: int = 32, batch: int = 4096,
+                   tol: float = 1e-7, max_rounds: int = 8, gh_nodes: int = 32, batch: int = 0,
                    mass_levels=MASS_LEVELS, max_abs: float = 50.0) -> PosteriorGrid:
     """p(z|x) on a ``grid_size``² grid for one image ``x`` (C, H, W) (numpy or torch) of a 2-D latent model,
     with q(z|x), log p(x), the ELBO and KL(q ‖ p(z|x)). ``extent`` = (x_min, x_max, y_min, y_max) fixes the window;
@@ -365,7 +367,7 @@ def encoder_reconstruction(model: LatentModel, x) -> np.ndarray:
 
 @torch.no_grad()
 def log_px_quadrature(model: LatentModel, x, grid_size: int = 61, *, coarse_size: int = 32, tol: float = 1e-7,
-                      max_rounds: int = 8, batch: int = 4096, max_abs: float = 50.0) -> tuple[float, float]:
+                      max_rounds: int = 8, batch: int = 0, max_abs: float = 50.0) -> tuple[float, float]:
     """log p(x) alone by quadrature for one image of a 2-D latent model, on the posterior's own window (q's box is
     not added, so a smaller grid suffices: 61² nodes give ~5 nodes per posterior σ, far more than the ~1 the
     rectangle rule needs). Returns (log p(x), estimated posterior mass inside the window)."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .batches import to_float
+from .chunking import rows
 from .decoding import SnapshotDecoder
 from .messages import LatentSnapshot
 
-_CHUNK = 1000  # images per forward pass: bounds the memory of a large encode
 
 
 class SnapshotModel(SnapshotDecoder):
@@ -25,11 +26,12 @@ class SnapshotModel(SnapshotDecoder):
 
     @torch.inference_mode()
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, C, H, W) in [0, 1] -> (μ, log σ²), each (n, d) float32."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        """(n, C, H, W) float in [0, 1] or stored uint8 -> (μ, log σ²), each (n, d) float32."""
+        x = np.asarray(x)
         mus, lvs = [], []
-        for s in range(0, len(x), _CHUNK):
-            mu, lv = self._model.encode(torch.from_numpy(x[s:s + _CHUNK]))
+        step = rows(self.config, "cpu", decodes_per_row=0)  # images per forward pass, by memory
+        for s in range(0, len(x), step):
+            mu, lv = self._model.encode(to_float(torch.from_numpy(np.ascontiguousarray(x[s:s + step]))))
             mus.append(mu.numpy().copy())
             lvs.append(lv.numpy().copy())
         d = self.latent_dim

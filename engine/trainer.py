@@ -19,7 +19,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .batches import to_float
 from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from .chunking import rows as chunk_rows
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
 from .decoding import decoder_snapshot
@@ -31,6 +33,9 @@ from .model import VAE, n_parameters
 from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
 from .threads import ThreadGovernor, governor_for, set_training_threads
+
+
+SNAPSHOT_MAX_SHARE = 0.2  # latent + decoder snapshots take at most this share of a run's wall time
 
 
 # ----------------------------------------------------------------------------------------------- devices
@@ -115,7 +120,8 @@ class TrainingRun:
         # CPU threads of the training steps; under torchrun the machine's ranks share its cores
         self.governor = governor_for(self.device.type, train_cfg.threads, dist.cpu_threads() if dist else None)
 
-        # Data lives on the device; batches are drawn by indexing (no DataLoader, no per-batch collate).
+        # Data lives on the device as stored (uint8, or float32 off the 1/255 grid); batches are drawn by indexing
+        # (no DataLoader, no per-batch collate) and become float there (to_float).
         self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU
         self.x_test = torch.from_numpy(dataset.x_test).to(self.device)
         n = len(self.x_train)
@@ -215,7 +221,7 @@ class TrainingRun:
         if self.dist:
             rows = self.dist.rows(len(idx))
             idx, eps = idx[rows], eps[rows]
-        x = self.x_train[idx]
+        x = to_float(self.x_train[idx])
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -250,7 +256,9 @@ class TrainingRun:
         good = self._copy_state()  # last weights whose losses were all finite
         self.state = "running"
         yield StateChanged("running", step=self.step, epoch=self.epoch)
+        t_snap = time.monotonic()
         yield from self._snapshots()
+        snap_every = self._snapshot_period(time.monotonic() - t_snap)
         flush_every = 1.0 / cfg.metrics_hz
         while self.epoch < cfg.epochs:
             perm = self._permutation(self.epoch)
@@ -292,10 +300,11 @@ class TrainingRun:
                         yield from self._paused("diverged", None)
                         continue
                     yield chunk
-                    if self._snapshot_due(now - t_snap >= cfg.snapshot_interval_s):
+                    if self._snapshot_due(now - t_snap >= snap_every):
                         good = self._copy_state()
                         yield from self._snapshots()
                         t_snap = time.monotonic()
+                        snap_every = self._snapshot_period(t_snap - now)
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
             if len(chunk.steps):
                 yield chunk
@@ -378,6 +387,12 @@ class TrainingRun:
         self.optimizer.load_state_dict(state[1])
 
     # -- evaluation & snapshots ----------------------------------------------------------------------------
+    def _snapshot_period(self, cost_s: float) -> float:
+        """Seconds between snapshots: the configured period, longer when a snapshot is slow (a conv model at 64 px
+        encodes its 2,000 scatter images in seconds on a CPU), so that snapshots take at most SNAPSHOT_MAX_SHARE
+        of the training time."""
+        return max(self.cfg.snapshot_interval_s, cost_s * (1.0 / SNAPSHOT_MAX_SHARE - 1.0))
+
     def _snapshots(self) -> Iterator:
         yield self.latent_snapshot()
         yield decoder_snapshot(self.model, self.step)  # SYNC: decoder weights to the host, ~1 Hz
@@ -387,7 +402,9 @@ class TrainingRun:
         was_training = self.model.training
         self.model.eval()
         idx = torch.from_numpy(self.latent_idx).to(self.device)
-        mu, log_var = self.model.encode(self.x_test[idx])
+        step = chunk_rows(self.model_cfg, self.device, decodes_per_row=0)  # encode only
+        parts = [self.model.encode(to_float(self.x_test[idx[s:s + step]])) for s in range(0, max(len(idx), 1), step)]
+        mu, log_var = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         self.model.train(was_training)
         y = self.dataset.y_test
         return LatentSnapshot(self.step, self.epoch, mu.cpu().numpy().copy(), log_var.cpu().numpy().copy(),  # SYNC
@@ -396,41 +413,45 @@ class TrainingRun:
     @torch.no_grad()
     def evaluate(self, seconds: float = 0.0) -> EpochSummary:
         """Test ELBO (one reparameterised sample per example, fixed noise seed), IWAE on a subset, KL per
-        dimension and active units."""
+        dimension and active units. Chunks are sized by memory (engine.chunking); the ELBO noise is drawn for the
+        whole set first, so only the IWAE estimate's draws depend on the chunk size."""
         cfg = self.cfg
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(cfg.seed + 7)
         x_eval = self._own(self.x_test[: cfg.eval_examples])
+        d = self.model_cfg.latent_dim
         sums = torch.zeros(3, device=self.device)
-        kl_dims = torch.zeros(self.model_cfg.latent_dim, device=self.device)
+        kl_dims = torch.zeros(d, device=self.device)
         mus = []
-        for start in range(0, len(x_eval), 1000):
-            x = x_eval[start:start + 1000]
-            eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=g)
-            t = elbo_terms(self.model, x, 1.0, 0.0, eps)
+        eps_eval = torch.randn((len(x_eval), d), device=self.device, generator=g)
+        step = chunk_rows(self.model_cfg, self.device)
+        for start in range(0, len(x_eval), step):
+            x = to_float(x_eval[start:start + step])
+            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start:start + step])
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
         n = min(cfg.eval_examples, len(self.x_test))
-        mus = torch.cat(mus) if mus else torch.zeros((0, self.model_cfg.latent_dim), device=self.device)
+        mus = torch.cat(mus) if mus else torch.zeros((0, d), device=self.device)
         if self.dist:
             self.dist.sum_(sums)
             self.dist.sum_(kl_dims)
             mus = self.dist.gather_rows(mus, n)
         au, au_var = active_units(mus)
         x_iw = self._own(self.x_test[: cfg.iwae_examples])
-        iw_parts = []
-        for s in range(0, len(x_iw), 100):
+        eps_sub = torch.randn((len(x_iw), d), device=self.device, generator=g)  # before IWAE: its draws vary by chunk
+        iw_parts = [torch.zeros(0, device=self.device)]
+        # examples per IWAE call: what fits K decodes each, and at most 100 so that Stop stays prompt
+        iw_step = min(100, chunk_rows(self.model_cfg, self.device, decodes_per_row=cfg.iwae_k))
+        for s in range(0, len(x_iw), iw_step):
             if self._stop.is_set() and not self.dist:  # ranks leave together, at a step
                 self.model.train()
                 raise _StopRequested
-            iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g))
+            iw_parts.append(iwae_bound(self.model, to_float(x_iw[s:s + iw_step]), cfg.iwae_k, generator=g))
         el_parts = [torch.zeros(0, device=self.device)]
-        for s in range(0, len(x_iw), 1000):
-            x = x_iw[s:s + 1000]
-            eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=g)
-            el_parts.append(elbo_terms(self.model, x, 1.0, 0.0, eps).elbo)
-        iw, el_sub = torch.cat([torch.zeros(0, device=self.device)] + iw_parts), torch.cat(el_parts)
+        for s in range(0, len(x_iw), step):
+            el_parts.append(elbo_terms(self.model, to_float(x_iw[s:s + step]), 1.0, 0.0, eps_sub[s:s + step]).elbo)
+        iw, el_sub = torch.cat(iw_parts), torch.cat(el_parts)
         if self.dist:
             n_iw = min(cfg.iwae_examples, len(self.x_test))
             iw, el_sub = self.dist.gather_rows(iw, n_iw), self.dist.gather_rows(el_sub, n_iw)

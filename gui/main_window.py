@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self._evaluating = False  # the worker is in its end-of-epoch evaluation (no background redraws then)
         self._tasks: list[BackgroundTask] = []
         self._loading_dataset: BackgroundTask | None = None
+        self._reload_dataset = None  # loads the current dataset again (new size or colour), if a loader made it
         self._rate: float | None = None  # smoothed samples/s
         self._last_chunk = None
         self._closing = False
@@ -126,6 +127,9 @@ class MainWindow(QMainWindow):
         from engine.trainer import available_devices
 
         self.dataset_panel = DatasetPanel()
+        self.dataset_panel.set_load_options(self.settings.value("data/resolution", 0, type=int) or None,
+                                            self.settings.value("data/channels", 0, type=int) or None)
+        self.dataset_panel.load_options_changed.connect(self._on_load_options_changed)
         self.settings_panel = SettingsPanel(self.settings, available_devices())
         self.curves = CurvesPanel()
         self.latent = LatentPanel()
@@ -418,7 +422,18 @@ class MainWindow(QMainWindow):
         except ImportError as e:  # pragma: no cover - engine.data not there yet
             self.statusBar().showMessage(f"No default dataset: {e}", 8000)
             return
-        self._start_dataset_task(default_dataset, "the default dataset", None)
+        from engine.data import adjust_images
+
+        if self._loading_dataset is not None or self.session.is_active():
+            return
+        res, ch, prog = self.dataset_panel.resolution(), self.dataset_panel.channels(), self.dataset_panel.start_load()
+
+        def load():
+            ds = default_dataset()
+            prog.check()  # Cancel while reading it
+            return adjust_images(ds, res, ch)
+
+        self._start_dataset_task(load, "the default dataset", None)
 
     def open_dataset_dialog(self) -> None:
         path = self.ask_dataset_path()
@@ -430,7 +445,21 @@ class MainWindow(QMainWindow):
         """Load ``path`` on a background thread; the current dataset stays until it succeeds."""
         from engine.data import load_dataset
 
-        self._start_dataset_task(lambda p=str(path): load_dataset(p), Path(path).name or str(path), str(path))
+        if self._loading_dataset is not None or self.session.is_active():
+            return
+        res, ch, prog = self.dataset_panel.resolution(), self.dataset_panel.channels(), self.dataset_panel.start_load()
+        self._start_dataset_task(lambda p=str(path): load_dataset(p, res, ch, prog), Path(path).name or str(path),
+                                 str(path))
+
+    def _on_load_options_changed(self) -> None:
+        """A new image size or colour choice: remembered, and the current dataset is loaded again with it."""
+        res, ch = self.dataset_panel.resolution(), self.dataset_panel.channels()
+        self.settings.setValue("data/resolution", res or 0)
+        self.settings.setValue("data/channels", ch or 0)
+        if self.session.is_active() or self._loading_dataset is not None:
+            self.statusBar().showMessage("The new image size or colour applies to the next dataset you open.", 6000)
+        elif self._reload_dataset is not None:
+            self._reload_dataset()
 
     def _start_dataset_task(self, fn, label: str, path: str | None) -> None:
         if self._loading_dataset is not None or self.session.is_active():
@@ -444,12 +473,16 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_dataset_loaded(self, ds, err, path: str | None) -> None:
-        from engine.data import DatasetError
+        from engine.data import DatasetError, LoadCancelled
 
         QApplication.restoreOverrideCursor()
         self._forget_task(self._loading_dataset)
         self._loading_dataset = None
         self.dataset_panel.set_busy(None)
+        if isinstance(err, LoadCancelled):
+            self.statusBar().showMessage("Loading cancelled; the previous dataset is still loaded.", 8000)
+            self._update_actions()
+            return
         if err is not None:
             self.statusBar().showMessage("The dataset could not be opened; the previous one is still loaded.", 8000)
             if not isinstance(err, DatasetError):
@@ -458,12 +491,14 @@ class MainWindow(QMainWindow):
             self._update_actions()
             return
         self.set_dataset(ds)
+        self._reload_dataset = (lambda p=path: self.open_dataset(p)) if path else self._load_default_dataset
         if path:
             self._add_recent(path)
-        self.statusBar().showMessage(f"Loaded {ds.summary()}", 6000)
+        self.statusBar().showMessage(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds) -> None:
         self.dataset = ds
+        self._reload_dataset = None  # set by the loader when it was the one that loaded ds
         self.dataset_panel.set_dataset(ds)
         self.latent.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
         self.gallery.set_dataset(ds)
@@ -955,6 +990,7 @@ class MainWindow(QMainWindow):
                 self.session.run.save(save_path)  # the worker has ended: saving on this thread is allowed
             except OSError as e:
                 QMessageBox.critical(self, "Could not save the checkpoint", f"{Path(save_path).name}: {e.strerror or e}")
+        self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
         for t in self._tasks:
             t.cancelled = True
             t.wait(10_000)

@@ -4,14 +4,21 @@
 Fashion-MNIST when installed, else the built-in Shapes set (``make_shapes``). Nothing here imports Qt.
 """
 from .builtin import default_dataset, fashion_mnist_path, make_shapes, shape_factors
-from .dataset import Dataset, DatasetError, split_holdout
-from .registry import FILE_DIALOG_FILTER, SUPPORTED_SUFFIXES, detect_format, load_dataset
+from .dataset import Dataset, DatasetError, as_float01, split_holdout
+from .progress import LoadCancelled, LoadProgress
+from .registry import FILE_DIALOG_FILTER, SUPPORTED_SUFFIXES, adjust_images, detect_format, load_dataset
+from .resize import RESOLUTIONS
 
 __all__ = [
     "Dataset",
     "DatasetError",
     "FILE_DIALOG_FILTER",
+    "LoadCancelled",
+    "LoadProgress",
+    "RESOLUTIONS",
     "SUPPORTED_SUFFIXES",
+    "adjust_images",
+    "as_float01",
     "default_dataset",
     "detect_format",
     "fashion_mnist_path",

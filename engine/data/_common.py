@@ -7,6 +7,10 @@ Pixel rule (the same for every format, decided jointly over train and test so bo
 * floats: NaN/Inf are refused; values in [0, 1] are kept; whole numbers in [0, 255] with a maximum above 1
   are divided by 255; anything else (negative, above 255, or fractional above 1) is refused.
 
+Storage rule: the result is held as uint8 (value / 255 is the pixel) whenever that is exact: integer and bool
+sources, whole-number floats, and floats in [0, 1] that all lie on the 1/255 grid; other float sources stay float32
+so that nothing is rounded.
+
 Layout rule: (N, H, W) gets one channel; (N, H, W, C) with C in {1, 3, 4} becomes channels-first unless the
 second axis is already 1, 3 or 4 (then it is read as (N, C, H, W)). A fourth (alpha) channel is dropped, as
 the image-folder loader does, so colour datasets always have C = 3.
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, DatasetError, split_holdout
+from .dataset import Dataset, DatasetError, as_float01, split_holdout
 
 CHANNELS = (1, 3, 4)
 MAX_LABEL = 65_535  # a larger "label" is almost surely a pixel or id column read as labels
@@ -90,13 +94,33 @@ def _pixel_scale(arrays: dict[str, np.ndarray], path) -> float:
     return 255.0
 
 
-def _to_float(v: np.ndarray, scale: float) -> np.ndarray:
-    """C-contiguous float32 ``v / scale`` in one allocation (none if ``v`` is already that)."""
-    if scale == 1.0:
-        return np.ascontiguousarray(v, dtype=np.float32)
-    out = np.empty(v.shape, dtype=np.float32)
-    np.divide(v, np.float32(scale), out=out, dtype=np.float32)
-    return out
+def _on_grid(v: np.ndarray) -> bool:
+    """Whether float pixels in [0, 1] are all exactly k / 255 (as float32) for whole k: then uint8 storage is exact."""
+    for i in range(0, len(v), _BLOCK):
+        blk = np.asarray(v[i : i + _BLOCK], dtype=np.float32)
+        k = np.rint(blk * np.float32(255))
+        if not np.array_equal(as_float01(k.astype(np.uint8)), blk):
+            return False
+    return True
+
+
+def _store(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
+    """The storage of every split, one dtype for all (the Dataset rule): C-contiguous uint8 when that is exact,
+    float32 in [0, 1] when float pixels lie off the 1/255 grid. At most one allocation per split."""
+    if all(v.dtype.kind == "b" for v in arrays):
+        return [np.ascontiguousarray(v, dtype=np.uint8) * np.uint8(255) for v in arrays]
+    if scale == 255.0 or all(v.dtype.kind in "biu" for v in arrays):
+        out = [np.ascontiguousarray(v if v.dtype.kind in "biu" else np.rint(v), dtype=np.uint8) for v in arrays]
+        return [u if u.flags.writeable else u.copy() for u in out]  # a read-only buffer (IDX bytes): torch warns
+    if all(v.dtype.kind in "biu" or _on_grid(v) for v in arrays):
+        out = []
+        for v in arrays:
+            u = np.empty(v.shape, np.uint8)
+            for i in range(0, len(v), _BLOCK):
+                u[i : i + _BLOCK] = np.rint(np.asarray(v[i : i + _BLOCK], np.float32) * np.float32(255))
+            out.append(u)
+        return out
+    return [np.ascontiguousarray(v, dtype=np.float32) for v in arrays]
 
 
 def to_labels(y, n: int, path) -> np.ndarray:
@@ -131,7 +155,8 @@ def make_dataset(
 
     Pixels are checked and scaled by the module's rule, train and test together. Without ``x_test`` a deterministic
     10% holdout is split off first (on the raw, usually uint8, arrays: cheaper than splitting floats). Labels are
-    kept only if every split has them. At most one float32 allocation per split."""
+    kept only if every split has them. Storage follows the Dataset rule (uint8 unless float pixels are off the
+    1/255 grid); at most one allocation per split."""
     x_train = nchw(np.asarray(x_train), path)
     if x_test is None:
         if len(x_train) < 2:
@@ -156,7 +181,7 @@ def make_dataset(
         top = max(int(y_train.max()), int(y_test.max()))
         if class_names is not None and top >= len(class_names):
             raise fail(path, f"label {top} but only {len(class_names)} class names")
-    x_train, x_test = _to_float(x_train, scale), _to_float(x_test, scale)
+    x_train, x_test = _store([x_train, x_test], scale)
     return Dataset(
         name=name,
         source=str(path) if source is None else source,

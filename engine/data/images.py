@@ -1,19 +1,32 @@
 """A folder of image files (PNG, JPEG, BMP, GIF; read with pillow).
 
 Layouts: ``root/<class>/*.png`` (labels from the sorted sub-folder names), ``root/*.png`` (unlabelled), and either
-of these inside ``root/train`` and ``root/test`` (split kept). Hidden files and folders are skipped. All images must
-share one size; the result is grayscale (C=1) if every image is grayscale (a gray mode, or R = G = B), else RGB
-(C=3, alpha dropped). GIFs give their first frame.
+of these inside ``root/train`` and ``root/test`` (split kept). Hidden files and folders are skipped. GIFs give
+their first frame.
+
+Images may differ in size: each is scaled to cover the target size and centre-cropped (engine/data/resize.py). The
+target is the chosen resolution, else the folder's most common size when it is at most 64 px, else 64×64. The
+result is grayscale (C=1) if every image is grayscale (a gray mode, or R = G = B), else RGB (C=3, alpha dropped),
+unless ``channels`` says which. Two passes over the files, each on a thread pool (pillow releases the GIL while it
+decodes and resizes): the headers (sizes and modes, no pixels), then the pixels, decoded straight into one
+preallocated uint8 array; JPEGs are decoded at a reduced scale when the target is much smaller.
 """
 from __future__ import annotations
 
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ._common import fail, make_dataset
-from .dataset import Dataset
+from .dataset import Dataset, DatasetError
+from .progress import LoadProgress
+from .resize import check_resolution, cover_box, target_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _GRAY_MODES = {"1", "L", "LA"}  # converted to "L"
@@ -63,24 +76,92 @@ def _scan(folder: Path, root: Path) -> tuple[list[Path], list[str] | None]:
     return files, [c for c in sorted(classes) for _ in classes[c]]
 
 
-def _read(path: Path, root: Path) -> np.ndarray:
-    """One image as uint8 (H, W) if grayscale (by mode or by content), else (H, W, 3); DatasetError if corrupt."""
+_WORKERS_MAX = 8  # decoding threads at most: pillow releases the GIL, but disks and memory bandwidth do not scale
+_CHUNK = 32  # images per task: cancel takes effect within about one chunk per thread
+
+
+def _workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_WORKERS_MAX, cores))
+
+
+def _unreadable(path: Path, root: Path, e: BaseException) -> DatasetError:
+    if isinstance(e, UnidentifiedImageError):
+        return fail(_rel(path, root), "corrupt or unreadable image (not a format pillow recognises)")
+    return fail(_rel(path, root), f"corrupt or unreadable image ({e})")
+
+
+_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _header(path: Path, root: Path) -> tuple[tuple[int, int], str]:
+    """((height, width), mode) from the file's header, without decoding the pixels."""
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            return (h, w), im.mode
+    except _READ_ERRORS as e:
+        raise _unreadable(path, root, e) from None
+
+
+def _decode(path: Path, root: Path, size: tuple[int, int], channels: int, out: np.ndarray) -> bool:
+    """Decode one image into ``out`` (C, th, tw) uint8: scaled to cover ``size`` and centre-cropped, grey ("L") or
+    RGB as ``channels`` says. Returns whether the picture is grey (a grey mode, or R = G = B)."""
+    th, tw = size
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":  # let the JPEG decoder scale down by 1/2..1/8 while decoding: far less work
+                w0, h0 = im.size
+                scale = max(tw / w0, th / h0)
+                im.draft("L" if channels == 1 else im.mode, (max(1, round(w0 * scale)), max(1, round(h0 * scale))))
             im.load()
-            a = _deep_gray(im) if im.mode in _DEEP_GRAY_MODES else np.asarray(
-                im.convert("L" if im.mode in _GRAY_MODES else "RGB"))
-    except UnidentifiedImageError:
-        raise fail(_rel(path, root), "corrupt or unreadable image (not a format pillow recognises)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise fail(_rel(path, root), f"corrupt or unreadable image ({e})") from None
-    if a.ndim == 3 and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
-        return a[..., 0].copy()  # colour mode, gray content (e.g. a palette GIF or an RGB JPEG of a gray scan)
-    return a
+            if im.mode in _DEEP_GRAY_MODES:
+                im = Image.fromarray(_deep_gray(im), "L")
+            elif im.mode not in ("L", "RGB"):
+                im = im.convert("L" if im.mode in _GRAY_MODES else "RGB")
+            if channels == 1 and im.mode != "L":
+                im = im.convert("L")
+            if im.size != (tw, th):
+                im = im.resize((tw, th), Image.Resampling.BILINEAR, box=cover_box(*im.size, tw, th))
+            a = np.asarray(im)
+    except _READ_ERRORS as e:
+        raise _unreadable(path, root, e) from None
+    if a.ndim == 2:
+        out[:] = a  # grey on every channel
+        return True
+    out[:] = a.transpose(2, 0, 1)
+    return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
 
 
-def load_image_folder(path) -> Dataset:
-    """Load a folder of images (see the module docstring for the layouts)."""
+def _parallel(work, n: int, progress: LoadProgress, text: str) -> list:
+    """Run ``work(start, stop)`` over [0, n) in chunks on a thread pool, in order; results per chunk. The first
+    error (in file order) is raised; a cancel stops the pool within about one chunk per thread."""
+    starts = range(0, n, _CHUNK)
+    results = []
+    pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="image-decode")
+    try:
+        futures = [pool.submit(work, s, min(s + _CHUNK, n)) for s in starts]
+        for s, f in zip(starts, futures):
+            while True:
+                try:
+                    results.append(f.result(timeout=0.1))
+                    break
+                except FuturesTimeout:
+                    progress.check()
+            progress.update(min(s + _CHUNK, n), n, text)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def load_image_folder(path, resolution: int | None = None, channels: int | None = None,
+                      progress: LoadProgress | None = None) -> Dataset:
+    """Load a folder of images (see the module docstring for the layouts). ``resolution`` (a side in pixels) makes
+    every image that square size; ``channels`` (1 or 3) forces grey or RGB; ``progress`` reports and cancels."""
+    resolution = check_resolution(resolution)
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    progress = progress or LoadProgress()
     root = Path(path)
     if not root.is_dir():
         raise fail(root, "not a folder")
@@ -93,29 +174,32 @@ def load_image_folder(path) -> Dataset:
     labelled = all(classes is not None for _, classes in scans)
     names = sorted({c for _, classes in scans for c in classes}) if labelled else None
     index = {c: i for i, c in enumerate(names or ())}
+    files = [f for fs, _ in scans for f in fs]
+    n = len(files)
 
-    splits, first = [], None
-    for files, classes in scans:
-        imgs = []
-        for f in files:
-            a = _read(f, root)
-            if first is None:
-                first = (f, a.shape[:2])
-            elif a.shape[:2] != first[1]:
-                (h, w), (h0, w0) = a.shape[:2], first[1]
-                what = f"image is {w}x{h} but {first[0].name} is {w0}x{h0}; all images must share one size"
-                raise fail(_rel(f, root), what)
-            imgs.append(a)
-        splits.append((imgs, np.array([index[c] for c in classes], np.int64) if labelled else None))
-    rgb = any(a.ndim == 3 for imgs, _ in splits for a in imgs)
-    stacked = [(_stack(imgs, rgb), y) for imgs, y in splits]
-    del splits  # the per-image arrays: only the stacks are kept
-    (x_train, y_train), (x_test, y_test) = stacked[0], stacked[1] if len(stacked) == 2 else (None, None)
-    return make_dataset(root, root.resolve().name, x_train, y_train, x_test, y_test, names)
+    def headers(a, b):
+        return [_header(f, root) for f in files[a:b]]
 
+    heads = [h for chunk in _parallel(headers, n, progress, "Reading image sizes") for h in chunk]
+    sizes = Counter(size for size, _ in heads)
+    th, tw = target_size(sizes, resolution)
+    grey_modes = _GRAY_MODES | _DEEP_GRAY_MODES
+    c = channels or (1 if all(mode in grey_modes for _, mode in heads) else 3)
+    x = np.empty((n, c, th, tw), np.uint8)  # the one allocation for the pixels of every split
 
-def _stack(imgs: list[np.ndarray], rgb: bool) -> np.ndarray:
-    """(N, C, H, W) uint8 from (H, W) gray and (H, W, 3) colour images; gray is repeated on 3 channels if ``rgb``."""
-    if not rgb:
-        return np.stack(imgs)[:, None]
-    return np.stack([a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in imgs]).transpose(0, 3, 1, 2)
+    def decode(a, b):
+        return [_decode(files[i], root, (th, tw), c, x[i]) for i in range(a, b)]
+
+    grey = all(g for chunk in _parallel(decode, n, progress, "Decoding images") for g in chunk)
+    if c == 3 and channels is None and grey:
+        x = np.ascontiguousarray(x[:, :1])  # every picture is grey after all (e.g. palette GIFs of grey)
+        c = 1
+    what = "grey" if c == 1 else "RGB"
+    count = f"{len(sizes):,} sizes" if len(sizes) > 1 else "one size"
+    note = f"{n:,} images of {count} → {th}×{tw} {what}"
+    ys = [np.array([index[k] for k in classes], np.int64) if labelled else None for _, classes in scans]
+    if len(scans) == 2:
+        n0 = len(scans[0][0])
+        x_train, x_test = x[:n0], x[n0:]
+        return replace(make_dataset(root, root.resolve().name, x_train, ys[0], x_test, ys[1], names), note=note)
+    return replace(make_dataset(root, root.resolve().name, x, ys[0], None, None, names), note=note)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,8 @@ from .dataset import Dataset
 from .idx import GZIP_MAGIC, IDX_NAME, load_idx
 from .images import IMAGE_SUFFIXES, load_image_folder
 from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz
+from .progress import LoadProgress
+from .resize import check_resolution, resize_array, to_channels
 
 SUPPORTED_SUFFIXES = (".npz", ".npy", *CSV_SUFFIXES, "-ubyte", "-ubyte.gz", ".idx")
 FILE_DIALOG_FILTER = "Datasets (*.gz *.npz *.npy *.csv *-ubyte *.idx*);;All files (*)"
@@ -76,7 +79,34 @@ def detect_format(path: Path) -> str:
     raise fail(path, "unknown dataset format (expected IDX, .npz/.npy, .csv or a folder of images)")
 
 
-def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Load whatever dataset ``path`` (a file or folder) holds; DatasetError (naming the file) if it cannot."""
+def load_dataset(path: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
+                 progress: LoadProgress | None = None) -> Dataset:
+    """Load whatever dataset ``path`` (a file or folder) holds; DatasetError (naming the file) if it cannot.
+
+    ``resolution`` (a side in pixels) makes the images that square size (scale to cover, centre-crop); ``channels``
+    (1 or 3) forces grey or RGB. An image folder needs a common size anyway and picks one itself when neither is
+    given (engine/data/images.py); the array formats keep their native size and channels unless asked.
+    ``progress`` reports progress and carries the cancel request (LoadCancelled)."""
     path = Path(path).expanduser()
-    return LOADERS[detect_format(path)](path)
+    resolution = check_resolution(resolution)
+    kind = detect_format(path)
+    if kind == "images":
+        return load_image_folder(path, resolution, channels, progress)
+    ds = LOADERS[kind](path)
+    if progress is not None:
+        progress.check()
+    return adjust_images(ds, resolution, channels)
+
+
+def adjust_images(ds: Dataset, resolution: int | None = None, channels: int | None = None) -> Dataset:
+    """``ds`` with its images made ``resolution``×``resolution`` (scale to cover, centre-crop) and/or ``channels``
+    (1 or 3) channels; ``ds`` itself when neither changes anything."""
+    resolution = check_resolution(resolution)
+    _, h, w = ds.image_shape
+    if (resolution is None or (h, w) == (resolution, resolution)) and channels in (None, ds.image_shape[0]):
+        return ds
+    th, tw = (resolution, resolution) if resolution is not None else (h, w)
+    xs = [to_channels(resize_array(x, th, tw), channels or x.shape[1]) for x in (ds.x_train, ds.x_test)]
+    c = xs[0].shape[1]
+    note = f"{len(xs[0]) + len(xs[1]):,} images of {h}×{w} → {th}×{tw} {'grey' if c == 1 else 'RGB'}"
+    return replace(ds, x_train=xs[0], x_test=xs[1], note=note, _fingerprint=[])

@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QTabWidget, QVBoxLayout, QWidget
 
+from engine.data.dataset import as_float01
 from engine.snapshots_extra import SnapshotModel, prior_samples
 from gui.imaging import mosaic
 from gui.panels.image_view import ImageView
@@ -164,7 +165,7 @@ class GalleryPanel(QGroupBox):
             return None, "The loaded dataset's images do not fit this model."
         n = min(N_RECON, len(ds.x_test))
         idx = np.linspace(0, len(ds.x_test) - 1, n).astype(int)
-        x = ds.x_test[idx]
+        x = as_float01(ds.x_test[idx])
         r = self.model.reconstruct(x)
         half = (n + 1) // 2
         rows = [x[:half], r[:half], x[half:], r[half:]]

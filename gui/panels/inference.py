@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxL
 
 from engine.amortization import (AmortizationCancelled, AmortizationProgress, AmortizationResult,
                                  amortization_study)
+from engine.data.dataset import as_float01
 from engine.decoding import model_from_snapshot
 from engine.messages import DecoderSnapshot
 from engine.posterior import PosteriorGrid, encoder_reconstruction, posterior_grid
@@ -475,14 +476,15 @@ class InferencePanel(QWidget):
 
     def set_test_data(self, x_test: np.ndarray | None, y_test: np.ndarray | None = None,
                       class_names: tuple[str, ...] | None = None) -> None:
-        """Test images (M, C, H, W) float32 in [0, 1]; a new dataset forgets the selection and results."""
+        """Test images (M, C, H, W) as the dataset stores them (uint8 or float32 in [0, 1]; converted per example
+        shown); a new dataset forgets the selection and results."""
         self._data_token += 1
         self._pending = None
         self.cancel_study()  # its indices refer to the old data
         self.result = None
         self.table.setRowCount(0)
         self.summary.setText("")
-        self.x_test = None if x_test is None else np.asarray(x_test, dtype=np.float32)
+        self.x_test = None if x_test is None else np.asarray(x_test)
         self.y_test = None if y_test is None else np.asarray(y_test)
         self.class_names = class_names
         self.current_index = None
@@ -512,7 +514,7 @@ class InferencePanel(QWidget):
             name = self.class_names[y] if self.class_names and 0 <= y < len(self.class_names) else str(y)
             label = f" ({name})"
         self.title.setText(f"Test example #{index}{label}")
-        self.image.setPixmap(QPixmap.fromImage(to_qimage(self.x_test[index])).scaled(
+        self.image.setPixmap(QPixmap.fromImage(to_qimage(as_float01(self.x_test[index]))).scaled(
             80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
         snap = self.snapshot()
         if snap is None:
@@ -524,7 +526,7 @@ class InferencePanel(QWidget):
         self._start_posterior(index, snap)
 
     def _start_posterior(self, index: int, snap: DecoderSnapshot) -> None:
-        x = self.x_test[index].copy()
+        x = as_float01(self.x_test[index])  # a fresh array
         models = self._models
 
         def job() -> PosteriorView:  # worker thread
@@ -655,7 +657,7 @@ class InferencePanel(QWidget):
             return False
         kw = dict(steps=self.steps_spin.value(), iwae_k=self.k_spin.value())
         kw.update(kwargs)
-        th = _StudyThread(self._models, snap, self.x_test[idx].copy(), idx, kw)
+        th = _StudyThread(self._models, snap, as_float01(self.x_test[idx]), idx, kw)
         th.token = self._data_token
         th.progress.connect(self._on_study_progress)
         th.result.connect(self._on_study_result)

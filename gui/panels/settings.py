@@ -60,7 +60,8 @@ class LogSpinBox(QDoubleSpinBox):
 
 TIPS = {
     "arch": "Encoder/decoder networks. MLP: one hidden layer each way (Kingma & Welling's 784–400–d). "
-            "Conv: two stride-2 convolutions each way, better for natural or colour images, slower on a CPU.",
+            "Conv: stride-2 convolutions down to a 4×4 map (3 levels at 28–32 px, 4 at 64, 5 at 128), channels "
+            "doubling from 32; better for natural or colour images, slower on a CPU.",
     "latent_dim": "Dimension d of the latent code z. With d = 2 the scatter is the latent space itself; "
                   "for d > 2 it shows the first two principal components of the posterior means.",
     "hidden": "Width of the fully connected hidden layer in encoder and decoder.",

@@ -61,3 +61,20 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     notckpt.write_text("hello")
     r = _train("--data", _npz(tmp_path), "--resume", notckpt)
     assert r.returncode == 2 and "x.ckpt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_line(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        h, w = rng.integers(10, 30, 2)
+        (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
+    r = _train("--data", tmp_path / "pics", "--resolution", 16, "--color", "rgb", "--epochs", 1, "--hidden", 16,
+               "--iwae-k", 2, "--batch-size", 10)
+    assert r.returncode == 0, r.stderr
+    assert "30 images of" in r.stdout and "→ 16×16 RGB" in r.stdout and "3×16×16" in r.stdout
+    assert "Decoding images: [" in r.stderr and "30/30" in r.stderr
+    bad = _train("--data", tmp_path / "pics", "--resolution", 2, "--epochs", 1)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: resolution must be between")

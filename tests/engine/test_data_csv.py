@@ -9,6 +9,7 @@ import pytest
 
 from engine.data import DatasetError
 from engine.data.csv import load_csv
+from engine.data.dataset import as_float01
 
 RNG = np.random.default_rng(0)
 
@@ -45,8 +46,8 @@ def test_kaggle_train_with_an_unlabelled_test_csv_uses_a_holdout(tmp_path):
     for pick in ("train.csv", "test.csv", ""):
         ds = load_csv(tmp_path / pick)
         assert (len(ds.x_train), len(ds.x_test)) == (27, 3), pick
-        assert ds.image_shape == (1, 4, 4) and ds.x_train.dtype == np.float32
-        flat = np.concatenate([ds.x_train, ds.x_test]).reshape(30, 16) * 255
+        assert ds.image_shape == (1, 4, 4) and ds.x_train.dtype == np.uint8
+        flat = np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).reshape(30, 16) * 255
         order = [int(np.flatnonzero((np.round(f) == x).all(axis=1))[0]) for f in flat]
         assert sorted(order) == list(range(30))  # every row back once, pixels / 255
         assert np.concatenate([ds.y_train, ds.y_test]).tolist() == y[order].tolist()
@@ -60,8 +61,8 @@ def test_headerless_pair_keeps_its_split_from_either_file(tmp_path, pick):
     write(tmp_path / "mnist_test.csv", xb, yb, header=False)
     ds = load_csv(tmp_path / pick)
     assert ds.name == "mnist" and ds.source == str(tmp_path / pick)
-    np.testing.assert_allclose(ds.x_train.reshape(12, 16), xa / 255, rtol=1e-6)
-    np.testing.assert_allclose(ds.x_test.reshape(5, 16), xb / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(ds.x_train).reshape(12, 16), xa / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(ds.x_test).reshape(5, 16), xb / 255, rtol=1e-6)
     assert ds.y_train.tolist() == ya.tolist() and ds.y_test.tolist() == yb.tolist()
 
 
@@ -69,7 +70,7 @@ def test_label_column_anywhere_in_the_header(tmp_path):
     x, y = data(10, side=3)
     write(tmp_path / "d.csv", x, y, label_at=5)
     ds = load_csv(tmp_path / "d.csv")
-    flat = np.concatenate([ds.x_train, ds.x_test]).reshape(10, 9) * 255
+    flat = np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).reshape(10, 9) * 255
     order = [int(np.flatnonzero((np.round(f) == x).all(axis=1))[0]) for f in flat]
     assert np.concatenate([ds.y_train, ds.y_test]).tolist() == y[order].tolist()
 
@@ -83,7 +84,7 @@ def test_headerless_square_column_count_is_unlabelled_and_gz_works(tmp_path):
 def test_float_pixels_in_unit_range_are_kept(tmp_path):
     (tmp_path / "f.csv").write_text("0.25,0.5,0.75,1.0\n0,0,0.5,0.5\n1,1,1,1\n")
     ds = load_csv(tmp_path / "f.csv")
-    assert sorted(np.concatenate([ds.x_train, ds.x_test]).reshape(3, 4)[:, 0].tolist()) == [0.0, 0.25, 1.0]
+    assert sorted(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).reshape(3, 4)[:, 0].tolist()) == [0.0, 0.25, 1.0]
 
 
 # ---- bad files ----

@@ -12,6 +12,7 @@ import pytest
 
 from engine.data import DatasetError
 from engine.data.idx import FASHION_MNIST_CLASSES, load_idx
+from engine.data.dataset import as_float01
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -68,9 +69,9 @@ def test_pair_loads_from_the_folder_or_any_of_its_files(tmp_path, gz, pick):
     ds = load_idx(path)
     (xtr, ytr), (xte, yte) = arrays["train"], arrays["t10k"]
     assert ds.x_train.shape == (30, 1, 5, 4) and ds.x_test.shape == (10, 1, 5, 4)
-    assert ds.x_train.dtype == np.float32 and ds.x_train.flags.c_contiguous
-    np.testing.assert_allclose(ds.x_train[:, 0], xtr / 255, rtol=1e-6)
-    np.testing.assert_allclose(ds.x_test[:, 0], xte / 255, rtol=1e-6)
+    assert ds.x_train.dtype == np.uint8 and ds.x_train.flags.c_contiguous
+    np.testing.assert_allclose(as_float01(ds.x_train)[:, 0], xtr / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(ds.x_test)[:, 0], xte / 255, rtol=1e-6)
     assert ds.y_train.dtype == np.int64 and ds.y_train.tolist() == ytr.tolist() and ds.y_test.tolist() == yte.tolist()
     assert ds.name == "digits" and ds.source == str(path) and ds.class_names is None
 
@@ -80,7 +81,7 @@ def test_dot_naming_variant_and_emnist_prefix_transposed(tmp_path):
     ds = load_idx(tmp_path / "emnist-letters-train-images.idx3-ubyte")
     assert ds.name == "emnist-letters"
     assert ds.x_train.shape == (30, 1, 6, 3)  # EMNIST is stored transposed: loaded upright
-    np.testing.assert_allclose(ds.x_train[:, 0], arrays["train"][0].transpose(0, 2, 1) / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(ds.x_train)[:, 0], arrays["train"][0].transpose(0, 2, 1) / 255, rtol=1e-6)
 
 
 def test_single_images_file_gets_a_deterministic_holdout(tmp_path):
@@ -89,10 +90,10 @@ def test_single_images_file_gets_a_deterministic_holdout(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(50) % 7)
     a, b = load_idx(tmp_path), load_idx(tmp_path / "train-labels-idx1-ubyte.gz")
     assert (len(a.x_train), len(a.x_test)) == (45, 5)
-    np.testing.assert_array_equal(a.x_test, b.x_test)
-    rows = np.concatenate([a.x_train, a.x_test])[:, 0, 0, 0] * 255  # first pixel = 4 * image index
+    np.testing.assert_array_equal(as_float01(a.x_test), as_float01(b.x_test))
+    rows = np.concatenate([as_float01(a.x_train), as_float01(a.x_test)])[:, 0, 0, 0] * 255  # first pixel = 4 * image index
     assert sorted(np.round(rows / 4).astype(int).tolist()) == list(range(50))
-    idx = np.round(a.x_train[:, 0, 0, 0] * 255 / 4).astype(int)
+    idx = np.round(as_float01(a.x_train)[:, 0, 0, 0] * 255 / 4).astype(int)
     assert a.y_train.tolist() == (idx % 7).tolist()  # labels follow their images through the split
 
 
@@ -108,7 +109,7 @@ def test_labels_are_optional_and_dropped_unless_both_splits_have_them(tmp_path):
 def test_unpacked_copy_wins_over_gz(tmp_path):
     make_set(tmp_path, gz=True, seed=1)
     raw = make_set(tmp_path, gz=False, seed=2)
-    np.testing.assert_allclose(load_idx(tmp_path).x_train[:, 0], raw["train"][0] / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(load_idx(tmp_path).x_train)[:, 0], raw["train"][0] / 255, rtol=1e-6)
 
 
 def test_fashion_named_folder_gets_class_names(tmp_path):
@@ -212,11 +213,11 @@ def test_real_fashion_mnist():
     seconds = time.perf_counter() - t0
     assert seconds < 15, f"took {seconds:.1f} s"
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
-    assert ds.x_train.dtype == np.float32 and ds.image_shape == (1, 28, 28)
-    assert 0.0 == ds.x_train.min() and ds.x_train.max() == 1.0
+    assert ds.x_train.dtype == np.uint8 and ds.image_shape == (1, 28, 28)
+    assert 0.0 == as_float01(ds.x_train).min() and as_float01(ds.x_train).max() == 1.0
     assert ds.n_classes == 10 and ds.class_names == FASHION_MNIST_CLASSES
     assert np.bincount(ds.y_train).tolist() == [6000] * 10 and np.bincount(ds.y_test).tolist() == [1000] * 10
-    assert 0.25 < ds.x_train.mean() < 0.32  # Fashion-MNIST's mean pixel is 0.286
+    assert 0.25 < as_float01(ds.x_train).mean() < 0.32  # Fashion-MNIST's mean pixel is 0.286
 
 
 def test_the_picked_file_is_used_even_beside_an_unpacked_copy(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from engine.data import DatasetError
 from engine.data.npz import load_npz
+from engine.data.dataset import as_float01
 
 RNG = np.random.default_rng(0)
 
@@ -41,8 +42,8 @@ def test_keras_layout_keeps_its_split(tmp_path):
     np.savez_compressed(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     ds = load_npz(tmp_path / "mnist.npz")
     assert ds.name == "mnist" and ds.x_train.shape == (20, 1, 28, 28) and ds.x_test.shape == (5, 1, 28, 28)
-    assert ds.x_train.dtype == np.float32
-    np.testing.assert_allclose(ds.x_test[:, 0], x_test / 255, rtol=1e-6)
+    assert ds.x_train.dtype == np.uint8
+    np.testing.assert_allclose(as_float01(ds.x_test)[:, 0], x_test / 255, rtol=1e-6)
     assert ds.y_train.tolist() == y_train.tolist() and ds.y_test.tolist() == y_test.tolist()
     assert ds.y_train.dtype == np.int64
 
@@ -53,7 +54,7 @@ def test_single_split_keys_get_a_holdout_with_labels_following_images(tmp_path, 
     np.savez(tmp_path / "d.npz", **{keys[0]: x, keys[1]: np.arange(40) % 4})
     ds = load_npz(tmp_path / "d.npz")
     assert (len(ds.x_train), len(ds.x_test)) == (36, 4)
-    ids = np.round(ds.x_train[:, 0, 0, 0] * 255).astype(int)
+    ids = np.round(as_float01(ds.x_train)[:, 0, 0, 0] * 255).astype(int)
     assert ds.y_train.tolist() == (ids % 4).tolist()
 
 
@@ -62,7 +63,7 @@ def test_channels_last_rgb_becomes_channels_first_and_alpha_is_dropped(tmp_path)
     np.savez(tmp_path / "rgba.npz", x_train=x, x_test=x[:2])
     ds = load_npz(tmp_path / "rgba.npz")
     assert ds.image_shape == (3, 5, 7)
-    np.testing.assert_allclose(ds.x_train, x[..., :3].transpose(0, 3, 1, 2) / 255, rtol=1e-6)
+    np.testing.assert_allclose(as_float01(ds.x_train), x[..., :3].transpose(0, 3, 1, 2) / 255, rtol=1e-6)
     assert ds.y_train is None
 
 
@@ -71,29 +72,44 @@ def test_channels_first_is_kept(tmp_path):
     np.save(tmp_path / "cf.npy", x)
     ds = load_npz(tmp_path / "cf.npy")
     assert ds.image_shape == (3, 8, 8)
-    assert {tuple(r.ravel()[:5]) for r in np.concatenate([ds.x_train, ds.x_test])} == {tuple(r.ravel()[:5]) for r in x}
+    assert {tuple(r.ravel()[:5]) for r in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)])} == {tuple(r.ravel()[:5]) for r in x}
 
 
 def test_pixel_rule(tmp_path):
     unit = RNG.random((10, 4, 4))  # float64 in [0, 1): kept, as float32
     np.save(tmp_path / "unit.npy", unit)
     ds = load_npz(tmp_path / "unit.npy")
-    assert ds.x_train.dtype == np.float32
-    back = np.sort(np.concatenate([ds.x_train, ds.x_test]).ravel())
+    assert ds.x_train.dtype == np.float32  # off the 1/255 grid: kept exact as floats
+    back = np.sort(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).ravel())
     assert np.array_equal(back, np.sort(unit.ravel().astype(np.float32)))
     whole = np.floor(RNG.random((10, 4, 4)) * 256)  # float whole numbers 0..255: divided by 255
     np.save(tmp_path / "whole.npy", whole)
     ds = load_npz(tmp_path / "whole.npy")
-    assert np.isclose(np.sort(np.concatenate([ds.x_train, ds.x_test]).ravel()), np.sort(whole.ravel()) / 255).all()
+    assert np.isclose(np.sort(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).ravel()), np.sort(whole.ravel()) / 255).all()
     np.save(tmp_path / "bool.npy", np.eye(4, dtype=bool)[None].repeat(5, 0))
-    assert load_npz(tmp_path / "bool.npy").x_train.max() == 1.0
+    assert as_float01(load_npz(tmp_path / "bool.npy").x_train).max() == 1.0
+
+
+def test_storage_is_uint8_when_exact_and_float_otherwise(tmp_path):
+    grid = RNG.integers(0, 256, (12, 5, 5)).astype(np.float32) / np.float32(255)  # floats on the 1/255 grid
+    np.save(tmp_path / "grid.npy", grid.astype(np.float64))
+    ds = load_npz(tmp_path / "grid.npy")
+    assert ds.x_train.dtype == np.uint8 and ds.x_test.dtype == np.uint8
+    back = np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)])[:, 0]
+    assert {r.tobytes() for r in back} == {r.tobytes() for r in grid}  # bit-exact, not merely close
+    off = grid.copy()
+    off[3, 2, 2] = np.nextafter(off[3, 2, 2], np.float32(2))  # one value a hair off the grid: all stays float
+    np.save(tmp_path / "off.npy", off)
+    ds = load_npz(tmp_path / "off.npy")
+    assert ds.x_train.dtype == np.float32 and ds.x_test.dtype == np.float32
+    assert {r.tobytes() for r in np.concatenate([ds.x_train, ds.x_test])[:, 0]} == {r.tobytes() for r in off}
 
 
 def test_train_and_test_share_one_scale(tmp_path):
     # test alone would look like [0, 1] floats; together with train (0..255 whole numbers) both are divided
     np.savez(tmp_path / "s.npz", x_train=np.full((3, 2, 2), 200.0), x_test=np.full((3, 2, 2), 1.0))
     ds = load_npz(tmp_path / "s.npz")
-    assert np.allclose(ds.x_train, 200 / 255) and np.allclose(ds.x_test, 1 / 255)
+    assert np.allclose(as_float01(ds.x_train), 200 / 255) and np.allclose(as_float01(ds.x_test), 1 / 255)
 
 
 def test_single_array_of_any_name(tmp_path):

@@ -14,6 +14,7 @@ from PIL import Image
 import engine.data as data
 from engine.data import FILE_DIALOG_FILTER, DatasetError, load_dataset
 from engine.data.registry import SUPPORTED_SUFFIXES, detect_format
+from engine.data.dataset import as_float01
 from tests.engine.test_data_idx import idx_bytes, make_set
 
 
@@ -60,7 +61,7 @@ def test_every_format_is_detected_and_loaded(examples):
         assert detect_format(path) == fmt, label
         ds = load_dataset(str(path))
         assert len(ds.x_train) + len(ds.x_test) == n, label
-        assert ds.x_train.dtype == np.float32 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1, label
+        assert ds.x_train.dtype == np.uint8 and 0 <= as_float01(ds.x_train).min() and as_float01(ds.x_train).max() <= 1, label
         assert ds.source == str(path), label
 
 
