@@ -153,7 +153,8 @@ def _train(args: argparse.Namespace, dist) -> int:
         if isinstance(msg, RunStarted):
             threads = f", CPU threads {msg.threads}" if msg.threads else ""
             print(f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
-                  f"{msg.steps_per_epoch} steps/epoch" + (f", resuming at step {msg.start_step}" if msg.start_step else ""))
+                  f"{msg.steps_per_epoch} steps/epoch" + (f", resuming at step {msg.start_step}" if msg.start_step else "")
+                  + (f"; {msg.data_placement}" if msg.data_placement else ""))
         elif isinstance(msg, MetricsChunk) and tty:
             print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
                   f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"

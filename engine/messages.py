@@ -102,3 +102,4 @@ class RunStarted:
     start_epoch: int
     n_params: int
     threads: str = ""  # how CPU threads are chosen: "auto (up to N)", "N (fixed)"; "" on a GPU
+    data_placement: str = ""  # where the training images live (engine/placement.py), one line

@@ -30,6 +30,7 @@ from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
 from .model import VAE, n_parameters
+from .placement import TrainingImages
 from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
 from .threads import ThreadGovernor, governor_for, set_training_threads
@@ -122,9 +123,9 @@ class TrainingRun:
 
         # Data lives on the device as stored (uint8, or float32 off the 1/255 grid); batches are drawn by indexing
         # (no DataLoader, no per-batch collate) and become float there (to_float).
-        self.x_train = torch.from_numpy(dataset.x_train).to(self.device)  # (N, C, H, W); zero-copy on CPU
+        self.train_images = TrainingImages(dataset.x_train, self.device)  # (N, C, H, W): see engine/placement.py
         self.x_test = torch.from_numpy(dataset.x_test).to(self.device)
-        n = len(self.x_train)
+        n = len(self.train_images)
         self.steps_per_epoch = math.ceil(n / train_cfg.batch_size)
         self.total_steps = self.steps_per_epoch * train_cfg.epochs
         self.latent_idx = latent_subset(len(dataset.x_test), train_cfg.latent_examples)  # fixed scatter subset
@@ -213,7 +214,7 @@ class TrainingRun:
     def _permutation(self, epoch: int) -> torch.Tensor:
         """The batch order of an epoch depends only on (seed, epoch): a resumed run sees the same batches."""
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.x_train), generator=g).to(self.device)
+        return torch.randperm(len(self.train_images), generator=g).to(self.train_images.index_device)
 
     def _train_step(self, idx: torch.Tensor, beta: float, out_row: torch.Tensor) -> None:
         """One Adam step on the batch ``idx``; under torchrun on this rank's part of it (engine/distributed.py)."""
@@ -221,7 +222,7 @@ class TrainingRun:
         if self.dist:
             rows = self.dist.rows(len(idx))
             idx, eps = idx[rows], eps[rows]
-        x = to_float(self.x_train[idx])
+        x = self.train_images.batch(idx)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -250,7 +251,7 @@ class TrainingRun:
         if gov is not None:
             set_training_threads(gov.threads)
         yield RunStarted(device_label(self.device), cfg.precision, self.total_steps, spe, self.step, self.epoch,
-                         n_parameters(self.model), _threads_label(gov))
+                         n_parameters(self.model), _threads_label(gov), self.train_images.placement.reason)
         self.model.train()
         buf = torch.zeros((spe, 3), device=self.device)  # per-step (elbo, recon, kl) of the current epoch
         good = self._copy_state()  # last weights whose losses were all finite
