@@ -54,7 +54,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .decoding import model_from_snapshot
+from .snapshot import model_from_snapshot
 from .objectives import kl_per_dim, log_std_normal
 
 MASS_LEVELS = (0.5, 0.9, 0.99)  # contour levels: the regions of highest density holding these posterior masses

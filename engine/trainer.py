@@ -22,12 +22,11 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
-from .decoding import decoder_snapshot
+from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
 from .model import VAE, n_parameters
-from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
 
 

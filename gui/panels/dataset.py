@@ -6,14 +6,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QVBoxLayout
 
 from gui.imaging import mosaic
-from gui.panels.image_view import ImageView
+from gui.image_view import ImageView
 
 PREVIEW = 32  # sample images in the preview grid
 PREVIEW_COLS = 8
 
 
 class DatasetPanel(QGroupBox):
-    def __init__(self, parent=None):
+    def __init__(self, state=None, parent=None):
         super().__init__("Dataset", parent)
         self.setObjectName("datasetPanel")
         self.dataset = None
@@ -43,6 +43,8 @@ class DatasetPanel(QGroupBox):
         lay.addWidget(self.busy)
         lay.addWidget(self.summary)
         lay.addWidget(self.preview)
+        if state is not None:  # a gui.state.SessionState
+            state.dataset_changed.connect(self.set_dataset)
 
     def set_busy(self, text: str | None) -> None:
         """Show the indeterminate bar and ``text`` while loading; ``None`` hides it."""
