@@ -147,6 +147,25 @@ def _sidebar(w) -> QScrollArea:
     return scroll
 
 
+def _scrolled(page: QWidget, name: str) -> QScrollArea:
+    """A page that scrolls rather than forcing a larger window when the window is small (1024×700)."""
+    scroll = QScrollArea()
+    scroll.setObjectName(name)
+    scroll.setWidget(page)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    return scroll
+
+
+def show_page(w, widget: QWidget) -> None:
+    """Bring the top-level page holding ``widget`` to the front."""
+    for i in range(w.tabs.count()):
+        page = w.tabs.widget(i)
+        if page is widget or page.isAncestorOf(widget):
+            w.tabs.setCurrentIndex(i)
+            return
+
+
 def build_window(w) -> None:
     _toolbar(w)
     _menus(w)
@@ -167,10 +186,10 @@ def build_window(w) -> None:
     w.tabs.setObjectName("mainTabs")
     w.tabs.setDocumentMode(True)
     w.tabs.addTab(training, "Training")
-    i = w.tabs.addTab(w.inference, "Posterior && gap")
+    i = w.tabs.addTab(_scrolled(w.inference, "inferenceScroll"), "Posterior && gap")
     w.tabs.setTabToolTip(i, "The true posterior p(z|x) of a selected test example against q(z|x), and the "
                             "amortization gap of one encoder against a q_i per example")
-    i = w.tabs.addTab(w.explorer, "VI explorer")
+    i = w.tabs.addTab(_scrolled(w.explorer, "explorerScroll"), "VI explorer")
     w.tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(w.tabs)
 

@@ -118,6 +118,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
         return self.tabs.addTab(widget, title)
 
+    def show_page(self, widget: QWidget) -> None:
+        """Bring the page holding ``widget`` (e.g. ``self.inference``, ``self.explorer``) to the front."""
+        layout.show_page(self, widget)
+
     def _connect(self) -> None:
         st = self.state
         st.dataset_changed.connect(self._on_dataset_changed)
@@ -186,12 +190,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                     self.checkpoints.save(path)
             st.new_model(None, None)
             st.set_status("idle")
-            self.status.set_state("idle")
         st.set_dataset(ds)
         return True
 
     def _on_dataset_changed(self, ds) -> None:
-        self.setWindowTitle(f"{ds.name} — {APP_NAME}")
+        self.setWindowTitle(ds.name)  # Qt adds " — ELBO Studio", the application's display name
         self._picked_z = None
         self.training.encode_latents()  # the current model's scatter for the new test images
         self.dataset_changed.emit(ds)
@@ -199,6 +202,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_model_changed(self) -> None:
         self._picked_z = None
+        if self.state.model_config is None:
+            self.status.reset()
         self.update_actions()
 
     # -- training (gui/training.py) ----------------------------------------------------------------------------

@@ -50,6 +50,14 @@ class RunStatus:
         self._rate: float | None = None  # smoothed samples/s
         self._batch_size = 1
 
+    def reset(self) -> None:
+        """No model: nothing to report."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.show_device("device —", "Device the model trains on")
+        self.set_state("idle")
+
     def message(self, text: str, ms: int = 0) -> None:
         self.bar.showMessage(text, ms)
 

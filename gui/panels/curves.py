@@ -194,6 +194,7 @@ class CurvesPanel(QGroupBox):
             _swatch(style.TEST, "●", "test, per epoch"),
             _swatch(style.IWAE, "■", "test IWAE log p(x) (ELBO plot)"))))
         self.legend.setObjectName("curvesLegend")
+        self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setProperty("role", "caption")
 

@@ -113,6 +113,7 @@ class LatentPanel(QGroupBox):
                            "“A” (bottom-left): fit")
         self.hint.setProperty("role", "hint")
         self.hint.setObjectName("latentHint")
+        self.hint.setWordWrap(True)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(self.legend)
         lay.addWidget(self.hint)

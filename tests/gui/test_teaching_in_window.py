@@ -13,7 +13,7 @@ def test_explorer_is_a_tab_of_the_window_and_its_sliders_move_the_numbers(qtbot,
     w = make_window()
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert "VI explorer" in titles and "Posterior && gap" in titles
-    w.tabs.setCurrentWidget(w.explorer)
+    w.show_page(w.explorer)
     before = w.explorer.numbers
     slider = w.explorer.findChildren(QSlider)[0]
     slider.setValue(slider.value() + (slider.maximum() - slider.minimum()) // 5)
@@ -31,7 +31,7 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     index = int(w.latent.shown.indices[k])
     click_latent(qtbot, w, x, y)
     assert w.state.example == index and w.tabs.currentIndex() == 0  # selected; the Training page stays on show
-    w.tabs.setCurrentWidget(w.inference)
+    w.show_page(w.inference)
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.current_index is not None, timeout=15000)
     assert w.inference.current_index == index
     grid = w.inference.view.grid
