@@ -31,7 +31,7 @@ class RunStatus:
         self.progress.setObjectName("progressBar")
         self.progress.setAccessibleName("Training progress")
         self.progress.setMinimumWidth(160)
-        self.progress.setMaximumWidth(300)
+        self.progress.setMaximumWidth(240)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")

@@ -61,8 +61,8 @@ class GalleryPanel(QGroupBox):
             "prior": _Tab("priorImage", hint),
         }
         self.tabs.addTab(self.pages["manifold"], "Manifold")
-        self.tabs.addTab(self.pages["recon"], "Reconstructions")
-        self.tabs.addTab(self.pages["prior"], "Prior samples")
+        self.tabs.addTab(self.pages["recon"], "Recon")
+        self.tabs.addTab(self.pages["prior"], "Prior")
         self.tabs.setTabToolTip(0, "Decoded images on a grid over the latent plot's visible window: zoom the plot "
                                    "to zoom the manifold")
         self.tabs.setTabToolTip(1, "Test images (rows 1, 3) above their reconstructions E[x | z = μ(x)] (rows 2, 4)")
@@ -152,8 +152,8 @@ class GalleryPanel(QGroupBox):
         imgs = self.model.decode(z)
         x0, x1, y0, y1 = self.view_rect
         a, b = self.axis_names
-        cap = (f"{n}×{n} decoded over {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] — "
-               f"the latent plot's visible window (zoom it to zoom here) · step {self.model.step:,}")
+        cap = (f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] "
+               f"· step {self.model.step:,}")
         return mosaic(imgs, n, pad=0), cap
 
     def _make_recon(self):
@@ -171,11 +171,10 @@ class GalleryPanel(QGroupBox):
         tiles = np.concatenate([np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)])
                                 for row in rows if len(row)] if half else [x])
         self._recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
-        cap = (f"Rows 1 and 3: test images · rows 2 and 4: reconstructions E[x | z = μ(x)] · step {self.model.step:,}"
-               " · click one for its true posterior")
+        cap = f"Rows 1, 3: test images · rows 2, 4: E[x | z = μ(x)] · step {self.model.step:,} · click one"
         return mosaic(tiles, half, pad=1), cap
 
     def _make_prior(self):
         imgs = prior_samples(self.model, PRIOR_GRID * PRIOR_GRID, seed=0)
-        cap = f"E[x | z] for {PRIOR_GRID * PRIOR_GRID} draws z ~ N(0, I) (the same draws each refresh) · step {self.model.step:,}"
+        cap = f"E[x | z], {PRIOR_GRID * PRIOR_GRID} fixed draws z ~ N(0, I) · step {self.model.step:,}"
         return mosaic(imgs, PRIOR_GRID, pad=1), cap

@@ -32,7 +32,7 @@ from gui.workers import Worker
 
 POSTERIOR_GRID_SIZE = 101
 CONTEXT_POINTS = 2000  # grey scatter points behind the contours
-HINT = "Click a test example: a point of the latent scatter (Training tab) or an image in its Reconstructions grid."
+HINT = "Click a test example: a point of the latent scatter (Training tab) or an image of its Recon grid."
 
 TIP_LOG_PX = ("log p(x) = log ∫ p(x|z) p(z) dz, by quadrature on the grid (possible because z is 2-D): "
               "the exact evidence of the trained decoder, up to grid error (~1e-6 nats).")

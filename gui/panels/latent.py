@@ -22,7 +22,7 @@ from gui import style
 from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000
-EMPTY_TITLE = "Posterior means μ(x) of test images"
+EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
 MIN_INTERVAL_S = 0.9  # at most ~1.1 scatter redraws a second (a 2k-point repaint is ~17 ms here)
 
 
@@ -83,7 +83,7 @@ class LatentPanel(QGroupBox):
         self.plot_widget = pg.PlotWidget(viewBox=self.vb)
         self.plot_widget.setObjectName("latentPlot")
         self.plot_widget.setAccessibleName("Latent space scatter: click to decode a point")
-        self.plot_widget.setMinimumSize(260, 240)
+        self.plot_widget.setMinimumSize(240, 170)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
@@ -109,8 +109,10 @@ class LatentPanel(QGroupBox):
             m.mouseClickEvent = _pass_click
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
-        self.hint = QLabel("Click or drag to decode a point · wheel: zoom · middle/Shift-drag: pan · "
-                           "“A” (bottom-left): fit")
+        self.hint = QLabel("Click/drag: decode · wheel: zoom · Shift-drag: pan · “A”: fit")
+        self.hint.setToolTip("Click or drag to decode a point; a click on a test example also selects it for the "
+                             "“Posterior & gap” page. Wheel: zoom. Middle- or Shift-drag: pan. “A” (bottom-left): "
+                             "fit the view to the points again.")
         self.hint.setProperty("role", "hint")
         self.hint.setObjectName("latentHint")
         self.hint.setWordWrap(True)
@@ -184,7 +186,7 @@ class LatentPanel(QGroupBox):
             self.plot.addItem(it)
             self.items.append(it)
         self.legend.setText("&nbsp;&nbsp; ".join(
-            f"<span style='color:{style.class_color(i).name()}; font-size:13pt'>●</span>&nbsp;{_html(n)}"
+            f"<span style='color:{style.class_color(i).name()}; font-size:11pt'>●</span>&nbsp;{_html(n)}"
             for i, n in enumerate(names)))
         self.clear()
 
@@ -272,11 +274,11 @@ class LatentPanel(QGroupBox):
             self._fit(xy, force=self.shown is None)
         if d > 2:
             e = self.plane.explained
-            title = (f"μ(x) of {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
-                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of variance")
+            title = (f"μ(x), {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
+                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var.")
         else:
-            title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
-        self.plot.setTitle(title, size="10pt", color=style.PLOT_FG)
+            title = f"μ(x), {len(xy):,} test images · step {snap.step:,}"
+        self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)
         self.shown = snap
 
     # -- picking ---------------------------------------------------------------------------------------------
