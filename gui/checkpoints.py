@@ -27,6 +27,21 @@ class CheckpointActions(QObject):
         return (st.source == "run" and self.w.session.run is not None) or (
             st.source == "checkpoint" and st.checkpoint is not None)
 
+    def may_replace_model(self, ask) -> bool:
+        """Before the trained model on show is replaced or closed: ``ask(description)`` answers 'save', 'discard'
+        or 'cancel'; True when it may go (saved first if asked to)."""
+        ck, described = self.w.training.trained_model()
+        if ck is None:
+            return True
+        choice = ask(described)
+        if choice == "save":
+            path = self.w.ask_save_path("Save checkpoint", CHECKPOINT_FILTER, "vae.pt")
+            if not path:
+                return False
+            self.save(path)
+            return True
+        return choice == "discard"
+
     # -- save --------------------------------------------------------------------------------------------------
     def save_dialog(self) -> None:
         path = self.w.ask_save_path("Save checkpoint", CHECKPOINT_FILTER, "vae.pt")
@@ -98,6 +113,10 @@ class CheckpointActions(QObject):
         self._finish()
         ck, snap, lat = result
         st = self.state
+        if not self.may_replace_model(lambda described: self.w.ask_replace_model(described, Path(path).name)):
+            self.w.status.message(f"{Path(path).name} was not loaded: the current model is kept.", 8000)
+            self.w.update_actions()
+            return
         self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
         # the window's curves grow when it continues: a copy, so the checkpoint stays as read
         st.new_model(ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()),

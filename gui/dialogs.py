@@ -48,8 +48,15 @@ class DialogsMixin:
 
     def ask_close_model(self, described: str, dataset_name: str) -> str:
         """Another dataset whose images do not fit the trained model: 'save', 'discard' or 'cancel'."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Open another dataset",
-                          f"{described} Its images do not fit {dataset_name}, so it will be closed. Save it first?",
+        return self._ask_save_model("Open another dataset",
+                                    f"{described} Its images do not fit {dataset_name}, so it will be closed.")
+
+    def ask_replace_model(self, described: str, file_name: str) -> str:
+        """A checkpoint is about to replace the trained model: 'save', 'discard' or 'cancel'."""
+        return self._ask_save_model("Load checkpoint", f"{described} Loading {file_name} replaces it.")
+
+    def _ask_save_model(self, title: str, text: str) -> str:
+        box = QMessageBox(QMessageBox.Icon.Question, title, f"{text} Save it first?",
                           QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                           | QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("closeModelDialog")

@@ -178,16 +178,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         st = self.state
         fits = st.model_config is None or tuple(st.model_config.image_shape) == tuple(ds.image_shape)
         if not fits:
-            ck, described = self.training.trained_model()
-            if ck is not None:
-                choice = self.ask_close_model(described, ds.name)
-                if choice == "cancel":
-                    return False
-                if choice == "save":
-                    path = self.ask_save_path("Save checkpoint", "ELBO Studio checkpoints (*.pt)", "vae.pt")
-                    if not path:
-                        return False
-                    self.checkpoints.save(path)
+            if not self.checkpoints.may_replace_model(lambda described: self.ask_close_model(described, ds.name)):
+                return False
             st.new_model(None, None)
             st.set_status("idle")
         st.set_dataset(ds)
@@ -202,6 +194,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_model_changed(self) -> None:
         self._picked_z = None
+        self.training.last_chunk = None  # progress of the model that is gone
         if self.state.model_config is None:
             self.status.reset()
         self.update_actions()

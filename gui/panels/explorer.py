@@ -526,8 +526,6 @@ class ExplorerPanel(QWidget):
         self._configure_family_controls()
         self._recompute_landscape()
         self._clear_fit_curves()
-        # the last fit's report was about the previous family
-        self.report_label.setText(f"Press Fit to run stochastic VI from this {self._family.display_name} q.")
         self._refresh()
 
     def _on_family_changed(self, *_):
@@ -537,6 +535,8 @@ class ExplorerPanel(QWidget):
         self._configure_family_controls()
         self._recompute_landscape()
         self._clear_fit_curves()
+        # the last fit's report was about the previous family
+        self.report_label.setText(f"Press Fit to run stochastic VI from this {self._family.display_name} q.")
         self._refresh()
 
     def _on_param_slider(self, index: int, value: float):

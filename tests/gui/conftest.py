@@ -101,6 +101,7 @@ def make_window(qtbot, settings_file, tiny):
 
         w.ask_start_choice = start_choice
         w.ask_close_model = lambda described, name: "discard"
+        w.ask_replace_model = lambda described, name: "discard"
         qtbot.addWidget(w)
         if configure:
             w.settings_panel.set_configs(model or SMALL_MODEL, train or SMALL_TRAIN)

@@ -63,3 +63,18 @@ def test_without_a_run_length_x_follows_the_data(panel):
         panel.refresh()
     (_, x1), _ = panel.elbo.vb.viewRange()
     assert x1 >= 2000
+
+
+def test_a_long_climb_from_thousands_of_nats_below_is_not_flattened(panel):
+    """A Gaussian or continuous-Bernoulli likelihood starts thousands of nats down and keeps climbing: the ELBO
+    axis follows the curve after its first tenth instead of keeping the first steps' plunge in view."""
+    n = 3000
+    steps = np.arange(n)
+    elbo = 1500.0 - 6500.0 * np.exp(-steps / 60.0)  # −5000 at step 0, about +1500 at the end
+    for s in range(0, n, 100):
+        sl = slice(s, s + 100)
+        panel.state.add_chunk(MetricsChunk(steps[sl], elbo[sl], elbo[sl] + 5.0, np.full(100, 5.0), 0, s + 100,
+                                           n, 469, 1000.0, 1.0))
+    panel.refresh()
+    (_, _), (y0, y1) = panel.elbo.vb.viewRange()
+    assert y1 > 1400 and y0 > 0  # the last 90% of the run fills the plot

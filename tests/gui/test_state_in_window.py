@@ -141,11 +141,14 @@ def test_start_after_stop_asks_and_each_choice_does_what_it_says(qtbot, make_win
     # New: a fresh model from step 0, its curves start over
     choice = "new"
     model_before = w.state.identity().model
-    with qtbot.waitSignal(w.session.started, timeout=20_000) as started:
+    runs = []
+    w.session.started.connect(runs.append)
+    with qtbot.waitSignals([w.state.history_reset, w.session.started], timeout=20_000):
         qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    assert started.args[0].start_step == 0 and w.state.identity().model != model_before
+    assert runs[-1].start_step == 0
+    assert w.state.identity().model != model_before
     qtbot.waitUntil(lambda: len(w.history) > 0, timeout=20_000)
-    assert w.history.steps[0] == 0 and len(w.history) < rows + 3
+    assert w.history.steps[0] == 0  # the curves start over
     w.stop_training()
     wait_finished(qtbot, w)
     assert len(answers) == 3
@@ -211,3 +214,22 @@ def test_written_files_follow_the_umask(qtbot, make_window, tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "vae.pt").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "metrics.csv").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "private-latents.tsv").st_mode) == 0o600
+
+
+def test_loading_a_checkpoint_over_a_trained_model_asks_first(qtbot, make_window, tmp_path):
+    w = make_window()
+    train_to_end(qtbot, w)
+    path = str(tmp_path / "a.pt")
+    w.checkpoints.save(path)
+    train_to_end(qtbot, w)  # a second, new model (20 more steps of its own)
+    snap = w.state.snapshot
+    asked = []
+    w.ask_replace_model = lambda described, name: asked.append((described, name)) or "cancel"
+    w.checkpoints.load(path)
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    qtbot.wait(50)
+    assert asked[0][1] == "a.pt" and w.state.snapshot is snap and w.state.source == "run"
+    w.ask_replace_model = lambda described, name: "discard"
+    w.checkpoints.load(path)
+    qtbot.waitUntil(lambda: w.state.source == "checkpoint", timeout=10_000)
+    assert w.loaded_checkpoint.step == 20 and w.state.snapshot is not snap
