@@ -3,12 +3,12 @@
 Pages: "Training" (settings column | latent plot, image grids, generated image over the curves), "Posterior & gap"
 (gui/panels/inference.py) and "VI explorer". Splitter sizes are set once and then remembered; the settings column
 is never narrower than its widgets need."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QScrollArea, QSplitter, QStyle, QTabWidget, QToolBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QStyle, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 SIDEBAR_MAX = 380
 
@@ -30,29 +30,80 @@ def _action(w, name: str, text: str, slot, shortcuts=(), tip: str = "", icon=Non
 def build_actions(w) -> None:
     sp = QStyle.StandardPixmap
     ck, ex = w.checkpoints, w.exports
-    w.act_open = _action(w, "actionOpenDataset", "Open dataset…", w.open_dataset_dialog, ["Ctrl+O"],
-                         "Open a dataset file or folder (IDX, NPZ/NPY, CSV, image folder)", sp.SP_DialogOpenButton)
-    w.act_load_ckpt = _action(w, "actionLoadCheckpoint", "Load checkpoint…", ck.load_dialog, ["Ctrl+L"],
-                              "Load a model, its settings and its curves", sp.SP_DirOpenIcon)
-    w.act_save_ckpt = _action(w, "actionSaveCheckpoint", "Save checkpoint…", ck.save_dialog, ["Ctrl+S"],
-                              "Save the model, optimizer, settings and curves", sp.SP_DialogSaveButton)
-    w.act_export_generated = _action(w, "actionExportGenerated", "Export generated image as PNG…",
-                                     ex.generated_dialog, ["Ctrl+E"])
-    w.act_export_grid = _action(w, "actionExportGrid", "Export image grid as PNG…", ex.grid_dialog,
-                                ["Ctrl+Shift+E"], "Export the grid on show (manifold, reconstructions or prior samples)")
+    w.act_open = _action(
+        w,
+        "actionOpenDataset",
+        "Open dataset…",
+        w.open_dataset_dialog,
+        ["Ctrl+O"],
+        "Open a dataset file or folder (IDX, NPZ/NPY, CSV, image folder)",
+        sp.SP_DialogOpenButton,
+    )
+    w.act_load_ckpt = _action(
+        w,
+        "actionLoadCheckpoint",
+        "Load checkpoint…",
+        ck.load_dialog,
+        ["Ctrl+L"],
+        "Load a model, its settings and its curves",
+        sp.SP_DirOpenIcon,
+    )
+    w.act_save_ckpt = _action(
+        w,
+        "actionSaveCheckpoint",
+        "Save checkpoint…",
+        ck.save_dialog,
+        ["Ctrl+S"],
+        "Save the model, optimizer, settings and curves",
+        sp.SP_DialogSaveButton,
+    )
+    w.act_export_generated = _action(
+        w, "actionExportGenerated", "Export generated image as PNG…", ex.generated_dialog, ["Ctrl+E"]
+    )
+    w.act_export_grid = _action(
+        w,
+        "actionExportGrid",
+        "Export image grid as PNG…",
+        ex.grid_dialog,
+        ["Ctrl+Shift+E"],
+        "Export the grid on show (manifold, reconstructions or prior samples)",
+    )
     w.act_export_csv = _action(w, "actionExportMetrics", "Export metrics as CSV…", ex.metrics_dialog)
-    w.act_export_tsv = _action(w, "actionExportLatents", "Export latent codes as TSV…", ex.latents_dialog,
-                               tip="Posterior means + labels in TensorBoard projector format")
-    w.export_actions = {"generated": w.act_export_generated, "grid": w.act_export_grid,
-                        "metrics": w.act_export_csv, "latents": w.act_export_tsv}
+    w.act_export_tsv = _action(
+        w,
+        "actionExportLatents",
+        "Export latent codes as TSV…",
+        ex.latents_dialog,
+        tip="Posterior means + labels in TensorBoard projector format",
+    )
+    w.export_actions = {
+        "generated": w.act_export_generated,
+        "grid": w.act_export_grid,
+        "metrics": w.act_export_csv,
+        "latents": w.act_export_tsv,
+    }
     w.act_quit = _action(w, "actionQuit", "Quit", w.close, ["Ctrl+Q"])
-    w.act_start = _action(w, "actionStart", "Start", w.start_training, ["Ctrl+Return", "F5"],
-                          "Start training with these settings (asks before replacing a trained model)",
-                          sp.SP_MediaPlay)
-    w.act_pause = _action(w, "actionPause", "Pause", w.toggle_pause, ["Ctrl+P", "F6"], "Pause or resume training",
-                          sp.SP_MediaPause)
-    w.act_stop = _action(w, "actionStop", "Stop", w.stop_training, ["Ctrl+.", "Shift+F5"],
-                         "Stop training (the model so far is kept)", sp.SP_MediaStop)
+    w.act_start = _action(
+        w,
+        "actionStart",
+        "Start",
+        w.start_training,
+        ["Ctrl+Return", "F5"],
+        "Start training with these settings (asks before replacing a trained model)",
+        sp.SP_MediaPlay,
+    )
+    w.act_pause = _action(
+        w, "actionPause", "Pause", w.toggle_pause, ["Ctrl+P", "F6"], "Pause or resume training", sp.SP_MediaPause
+    )
+    w.act_stop = _action(
+        w,
+        "actionStop",
+        "Stop",
+        w.stop_training,
+        ["Ctrl+.", "Shift+F5"],
+        "Stop training (the model so far is kept)",
+        sp.SP_MediaStop,
+    )
     w.act_about = _action(w, "actionAbout", "About ELBO Studio", w.show_about)
     w.act_clear_recent = QAction("Clear list", w)
     w.act_clear_recent.setObjectName("actionClearRecent")
@@ -69,9 +120,14 @@ def _toolbar(w) -> None:
             tb.addSeparator()
         else:
             tb.addAction(a)
-    for a, name in ((w.act_open, "openDatasetButton"), (w.act_start, "startButton"), (w.act_pause, "pauseButton"),
-                    (w.act_stop, "stopButton"), (w.act_load_ckpt, "loadCheckpointButton"),
-                    (w.act_save_ckpt, "saveCheckpointButton")):
+    for a, name in (
+        (w.act_open, "openDatasetButton"),
+        (w.act_start, "startButton"),
+        (w.act_pause, "pauseButton"),
+        (w.act_stop, "stopButton"),
+        (w.act_load_ckpt, "loadCheckpointButton"),
+        (w.act_save_ckpt, "saveCheckpointButton"),
+    ):
         b = tb.widgetForAction(a)
         b.setObjectName(name)
         b.setAccessibleName(a.text())
@@ -148,7 +204,8 @@ def _sidebar(w) -> QScrollArea:
 
 
 def _scrolled(page: QWidget, name: str) -> QScrollArea:
-    """A page that scrolls rather than forcing a larger window when the window is small (1024×700)."""
+    """A page that scrolls rather than forcing a larger window when the window is small (1024×700). Only for a page
+    without height-for-width layout: a scroll area sizes such a page to its full preferred height."""
     scroll = QScrollArea()
     scroll.setObjectName(name)
     scroll.setWidget(page)
@@ -169,8 +226,9 @@ def show_page(w, widget: QWidget) -> None:
 def build_window(w) -> None:
     _toolbar(w)
     _menus(w)
-    top = _splitter("topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2),
-                    [520, 430, 250])
+    top = _splitter(
+        "topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2), [520, 430, 250]
+    )
     right = _splitter("rightSplitter", Qt.Orientation.Vertical, (top, w.curves), (3, 2), [520, 330])
     training = QWidget()
     training.setObjectName("trainingTab")
@@ -187,9 +245,12 @@ def build_window(w) -> None:
     w.tabs.setDocumentMode(True)
     w.tabs.addTab(training, "Training")
     i = w.tabs.addTab(_scrolled(w.inference, "inferenceScroll"), "Posterior && gap")
-    w.tabs.setTabToolTip(i, "The true posterior p(z|x) of a selected test example against q(z|x), and the "
-                            "amortization gap of one encoder against a q_i per example")
-    i = w.tabs.addTab(_scrolled(w.explorer, "explorerScroll"), "VI explorer")
+    w.tabs.setTabToolTip(
+        i,
+        "The true posterior p(z|x) of a selected test example against q(z|x), and the "
+        "amortization gap of one encoder against a q_i per example",
+    )
+    i = w.tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(w.tabs)
 

@@ -4,6 +4,7 @@ message as a Qt signal on the GUI thread.
 The run is built *inside* the worker thread (moving data to a GPU and creating the optimizer can take a
 second), so ``start()`` returns at once. The GUI thread never waits on the engine except in ``close()``, which
 stops the run and waits at most ``timeout_ms``. Messages still queued from an earlier run are dropped."""
+
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,16 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.checkpoint import Checkpoint, CheckpointError, checkpoint_of_run
 from engine.config import ConfigError, ModelConfig, TrainConfig
-from engine.messages import (CheckpointSaved, DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk,
-                             RunStarted, StateChanged, WorkerError)
+from engine.messages import (
+    CheckpointSaved,
+    DecoderSnapshot,
+    EpochSummary,
+    LatentSnapshot,
+    MetricsChunk,
+    RunStarted,
+    StateChanged,
+    WorkerError,
+)
 from gui.workers import Worker
 
 
@@ -40,7 +49,6 @@ class TrainingSession(QObject):
         self._stop_requested = False
         self._closed = False
         self.current_state = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error
-        self.run_info: RunStarted | None = None
         self.model_config: ModelConfig | None = None
         self.train_config: TrainConfig | None = None
 
@@ -69,12 +77,12 @@ class TrainingSession(QObject):
             return not self._stop_requested
 
     # -- control -------------------------------------------------------------------------------------
-    def start(self, dataset, model_cfg: ModelConfig, train_cfg: TrainConfig,
-              checkpoint: Checkpoint | None = None) -> None:
+    def start(
+        self, dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint: Checkpoint | None = None
+    ) -> None:
         if self.is_active():
             raise RuntimeError("a run is already active")
         self._run, self._stop_requested = None, False
-        self.run_info = None
         self.model_config, self.train_config = model_cfg, train_cfg
         self.current_state = "starting"
 
@@ -86,16 +94,20 @@ class TrainingSession(QObject):
             except (ConfigError, CheckpointError) as e:
                 return iter([WorkerError(str(e))])
             except Exception as e:  # noqa: BLE001 - anything here must become a dialog, not a dead thread
-                return iter([WorkerError(f"Could not start training: {type(e).__name__}: {e}",
-                                         traceback.format_exc())])
+                return iter([WorkerError(f"Could not start training: {type(e).__name__}: {e}", traceback.format_exc())])
             if not self._attach(run):  # stop() was pressed while the run was being built
                 run.stop()
             return run.run()
 
         worker = Worker(job, parent=self, name="trainingThread", role="training")
         worker.yielded.connect(lambda msg, w=worker: self._on_message(msg) if w is self._worker else None)
-        worker.failed.connect(lambda e, tb, w=worker: self._on_message(
-            WorkerError(f"Training failed: {type(e).__name__}: {e}", tb)) if w is self._worker else None)
+        worker.failed.connect(
+            lambda e, tb, w=worker: (
+                self._on_message(WorkerError(f"Training failed: {type(e).__name__}: {e}", tb))
+                if w is self._worker
+                else None
+            )
+        )
         worker.done.connect(lambda w=worker: self._on_thread_finished() if w is self._worker else None)
         self._worker = worker
 
@@ -151,7 +163,6 @@ class TrainingSession(QObject):
             self.current_state = msg.state
             self.state.emit(msg)
         elif isinstance(msg, RunStarted):
-            self.run_info = msg
             self.started.emit(msg)
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)

@@ -7,6 +7,7 @@ Panels take it in ``__init__``, read from it and subscribe to its signals; they 
 Identity: ``identity()`` is a token that changes whenever the dataset or the model is replaced. A background job
 records it when it starts and hands its result in with it; ``is_current(token)`` is False for a result computed
 for a dataset or model that is gone, and such a result is dropped."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,6 @@ from PySide6.QtCore import QObject, Signal
 from engine.history import MetricHistory
 from engine.messages import DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
 from engine.snapshot import SnapshotModel
-
-ACTIVE_STATES = ("starting", "running", "paused", "diverged")
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,11 @@ class SessionState(QObject):
         return None if self.model_config is None else self.model_config.latent_dim
 
     def model_fits_dataset(self) -> bool:
-        return (self.model_config is not None and self.dataset is not None
-                and tuple(self.model_config.image_shape) == tuple(self.dataset.image_shape))
-
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATES
+        return (
+            self.model_config is not None
+            and self.dataset is not None
+            and tuple(self.model_config.image_shape) == tuple(self.dataset.image_shape)
+        )
 
     # -- changes -------------------------------------------------------------------------------------------
     def set_dataset(self, ds) -> None:
@@ -84,8 +83,7 @@ class SessionState(QObject):
         self.latent_changed.emit(None)
         self.example_changed.emit(None)
 
-    def new_model(self, model_config, source: str, history: MetricHistory | None = None,
-                  checkpoint=None) -> None:
+    def new_model(self, model_config, source: str, history: MetricHistory | None = None, checkpoint=None) -> None:
         """Another model (a new run, a loaded checkpoint): weights, scatter, selection and curves start over."""
         self._model_id += 1
         self.model_config = model_config
