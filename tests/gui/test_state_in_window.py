@@ -1,6 +1,7 @@
 """One source of truth, driven through the window: another dataset or another model empties every view that
 belonged to the old one, stale results are dropped, Start after a trained model asks, and the layout holds at
 1024×700."""
+
 from __future__ import annotations
 
 import os
@@ -106,9 +107,11 @@ def test_a_result_for_a_replaced_model_is_dropped(qtbot, make_window):
     st.select_example(5)
     worker = w.inference._post
     assert worker is not None  # the posterior is being computed for the trained model
-    st.new_model(SMALL_MODEL, "run")  # the model is replaced meanwhile
+    st.new_model(SMALL_MODEL, "run")  # the model is replaced meanwhile ...
+    st.select_example(5)  # ... and the same example selected again: only the identity tells the result is stale
     qtbot.waitUntil(lambda: not worker.is_running(), timeout=15_000)
     qtbot.wait(50)
+    assert w.inference.current_index == 5
     assert w.inference.view is None and w.inference.values["log_px"].text() == "—"
     assert not st.set_latent(lat, token) and st.latent is None  # a scatter for the old model is refused too
 
