@@ -60,8 +60,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .objectives import kl_per_dim, log_normal, log_std_normal
 from .chunking import decode_rows, iwae_sample_chunk
+from .objectives import iwae_log_weights, kl_per_dim
 from .posterior import as_image_batch, log_px_quadrature, model_device
 
 LR_FLOOR = 0.01  # the cosine schedule decays the learning rate to this fraction of ``lr``
@@ -162,28 +162,16 @@ def _kl(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:  # (n,) float6
 
 
 def _iwae_chunks(model, x, mu, log_var, k: int, chunk: int, generator: torch.Generator | None):
-    """Generator over chunks of the IWAE estimate log p̂_K(x) = log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k), z_k ~ q =
-    N(mu, diag exp(log_var)); yields after every chunk, returns (log p̂ (n,), delta-method s.e. (n,)), float64.
-    The noise is drawn exactly as ``objectives.iwae_bound`` draws it (same chunking, same generator calls), so
-    with the encoder's (mu, log_var) and the same generator state the value is the same as iwae_bound's."""
-    b, d = mu.shape
-    if chunk <= 0:
-        chunk = iwae_sample_chunk(model, b)
+    """Generator over the chunks of ``objectives.iwae_log_weights`` with q = N(mu, diag exp(log_var)) as the
+    proposal; yields after every chunk, returns (log p̂_K(x) (n,), delta-method s.e. (n,)), float64. With the
+    encoder's (mu, log_var) and the same generator state the value is iwae_bound's."""
+    b = mu.shape[0]
     lse_w = torch.full((b,), -math.inf, dtype=torch.float64)
     lse_w2 = torch.full((b,), -math.inf, dtype=torch.float64)
-    done = 0
-    while done < k:
-        kc = min(chunk, k - done)
-        with torch.no_grad():
-            eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
-            z = mu + (0.5 * log_var).exp() * eps  # (K', B, d)
-            out = model.decode(z.reshape(kc * b, d))
-            xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
-            log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
-            log_w = (log_px + log_std_normal(z) - log_normal(z, mu, log_var)).double().cpu()  # (K', B)
+    for log_w in iwae_log_weights(model, x, k, mu, log_var, chunk, generator):
+        log_w = log_w.double().cpu()  # (K', B)
         lse_w = torch.logaddexp(lse_w, torch.logsumexp(log_w, 0))
         lse_w2 = torch.logaddexp(lse_w2, torch.logsumexp(2 * log_w, 0))
-        done += kc
         yield
     log_p = lse_w - math.log(k)
     # relative variance of the weights: E[w²]/E[w]² − 1, then s.e.(log mean w) ≈ sqrt(relvar / K)

@@ -60,15 +60,32 @@ def _to_numpy(obj):
     return obj
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file_object)`` on a temp file beside ``path``, fsync, then rename over ``path``.
-    A crash or error leaves the old file (or none), never a half-written one."""
+    A crash or error leaves the old file (or none), never a half-written one. The file gets the mode a plain
+    ``open(path, "w")`` would give it (0666 less the umask), not the temp file's private 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -98,6 +115,15 @@ def save_checkpoint(path, *, model_config: ModelConfig, train_config: TrainConfi
         "noise_rng": noise_rng,
     }
     atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def checkpoint_of_run(run) -> Checkpoint:
+    """A stopped or finished ``TrainingRun`` as an in-memory Checkpoint (weights, optimizer, curves, position), so
+    a new run continues it exactly as from a file. Call only when no thread iterates the run."""
+    return Checkpoint(path="(this session)", model_config=run.model_cfg, train_config=run.cfg,
+                      model_state={k: v.detach().clone() for k, v in run.model.state_dict().items()},
+                      optimizer_state=run.optimizer.state_dict(), step=run.step, epoch=run.epoch, batch=run.batch,
+                      history=run.history, dataset=run.dataset.identity(), noise_rng=run.noise.get_state())
 
 
 def load_checkpoint(path) -> Checkpoint:

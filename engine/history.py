@@ -21,10 +21,15 @@ class MetricHistory:
         self._cache: dict[str, np.ndarray] | None = None
         self.epochs: list[EpochSummary] = []
 
-    def add_chunk(self, chunk: MetricsChunk) -> None:
+    def add_chunk(self, chunk: MetricsChunk) -> bool:
+        """Append a chunk's rows; a chunk with any NaN/Inf value (a diverging step) is left out whole, so every
+        copy of a run's history holds the same rows. True when rows were added."""
+        if not len(chunk.steps) or not all(np.isfinite(getattr(chunk, k)).all() for k in STEP_FIELDS[1:]):
+            return False
         for k in STEP_FIELDS:
             self._parts[k].append(getattr(chunk, k))
         self._cache = None
+        return True
 
     def add_epoch(self, summary: EpochSummary) -> None:
         self.epochs.append(summary)

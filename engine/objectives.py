@@ -12,6 +12,7 @@ taken only at the very end."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -64,32 +65,47 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
     return ElboTerms(recon - kl, recon, kl, kl_dims, loss, mu, log_var)
 
 
-@torch.no_grad()
-def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """log p̂_K(x) per example, (B,). The K samples go through the decoder ``chunk`` at a time (default: as many as
-    the memory budget allows for B examples, engine.chunking), with a running log-sum-exp across chunks, so K = 1000
-    fits in memory for any batch."""
-    mu, log_var = model.encode(x)  # (B, d)
+def iwae_log_weights(model, x: torch.Tensor, k: int, mu: torch.Tensor | None = None,
+                     log_var: torch.Tensor | None = None, chunk: int = 0,
+                     generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """The IWAE importance weights, chunk by chunk: yields log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x),
+    (K', B), for z_k ~ q = N(mu, diag exp(log_var)), the encoder's q(z|x) unless another proposal is given. The K
+    samples go through the decoder ``chunk`` at a time (default: as many as the memory budget allows for B
+    examples, engine.chunking)."""
+    if mu is None or log_var is None:
+        mu, log_var = model.encode(x)  # (B, d)
     b, d = mu.shape
     if chunk <= 0:
         chunk = iwae_sample_chunk(model, b)
-    total = torch.full((b,), -math.inf, device=x.device)
     done = 0
     while done < k:
         kc = min(chunk, k - done)
-        eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
-        z = mu + (0.5 * log_var).exp() * eps  # (K', B, d)
-        out = model.decode(z.reshape(kc * b, d))  # (K'B, C, H, W)
-        xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
-        log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
-        log_w = log_px + log_std_normal(z) - log_normal(z, mu, log_var)  # (K', B)
-        total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        with torch.no_grad():
+            eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
+            z = mu + (0.5 * log_var).exp() * eps  # (K', B, d)
+            out = model.decode(z.reshape(kc * b, d))  # (K'B, C, H, W)
+            xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
+            log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
+            log_w = log_px + log_std_normal(z) - log_normal(z, mu, log_var)  # (K', B)
         done += kc
-    return total - math.log(k)
+        yield log_w
 
 
 @torch.no_grad()
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
-    """Burda et al. (2016): dimension j is active if Cov_x(E_q[z_j|x]) > 0.01. mu: (N, d) posterior means."""
+def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """log p̂_K(x) per example, (B,), with the encoder's q as the proposal: a running log-sum-exp over the chunks
+    of ``iwae_log_weights``, so K = 1000 fits in memory for any batch."""
+    total = torch.full((x.shape[0],), -math.inf, device=x.device)
+    for log_w in iwae_log_weights(model, x, k, chunk=chunk, generator=generator):
+        total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+    return total - math.log(k)
+
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when Cov_x(E_q[z_j|x]) exceeds this
+
+
+@torch.no_grad()
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> tuple[int, torch.Tensor]:
+    """Burda et al. (2016): dimension j is active if Cov_x(E_q[z_j|x]) > threshold. mu: (N, d) posterior means."""
     var = mu.float().var(0, unbiased=True) if len(mu) > 1 else torch.zeros(mu.shape[1], device=mu.device)
     return int((var > threshold).sum()), var

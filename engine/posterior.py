@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from .chunking import decode_rows
-from .decoding import model_from_snapshot
+from .snapshot import model_from_snapshot
 from .objectives import kl_per_dim, log_std_normal
 
 MASS_LEVELS = (0.5, 0.9, 0.99)  # contour levels: the regions of highest density holding these posterior masses

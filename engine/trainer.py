@@ -24,14 +24,13 @@ from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
-from .decoding import decoder_snapshot
 from .distributed import AGREE_EVERY, Distributed
+from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
 from .model import VAE, n_parameters
 from .placement import TrainingImages
-from .snapshots_extra import latent_subset
 from .objectives import active_units, elbo_terms, iwae_bound
 from .threads import ThreadGovernor, governor_for, set_training_threads
 

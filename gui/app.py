@@ -41,12 +41,11 @@ def run_app(argv: list[str] | None = None) -> int:
 
     from gui import style
     from gui.main_window import MainWindow
-    from gui.session import BackgroundTask
+    from gui.workers import Worker
 
     style.apply_app_style(app)
     window = MainWindow()
-    warm = BackgroundTask(warm_torch, lambda _r, _e: None, window, "torchWarmup")
-    window._tasks.append(warm)
+    warm = Worker(warm_torch, parent=window, name="torchWarmup")
     window.show()
     QTimer.singleShot(0, _freeze_gc)
     quit_after = os.environ.get(QUIT_ENV)

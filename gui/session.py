@@ -1,77 +1,34 @@
-"""The worker thread: iterates ``TrainingRun.run()`` and re-emits each engine message as a Qt signal.
+"""The training worker: iterates ``TrainingRun.run()`` in a ``gui.workers.Worker`` and re-emits each engine
+message as a Qt signal on the GUI thread.
 
 The run is built *inside* the worker thread (moving data to a GPU and creating the optimizer can take a
-second), so ``start()`` returns at once. Messages travel worker → GUI thread as queued signals; the GUI thread
-never waits on the engine except in ``close()``, which stops the run and waits at most ``timeout_ms``.
+second), so ``start()`` returns at once. The GUI thread never waits on the engine except in ``close()``, which
+stops the run and waits at most ``timeout_ms``. Messages still queued from an earlier run are dropped."""
 
-``BackgroundTask`` runs any other slow call (loading a dataset or a checkpoint, warming torch) on a QThread and
-delivers its result or its exception to the GUI thread."""
 from __future__ import annotations
 
 import threading
 import traceback
-import weakref
-from collections.abc import Callable
 
-import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.checkpoint import Checkpoint, CheckpointError
+from engine.checkpoint import Checkpoint, CheckpointError, checkpoint_of_run
 from engine.config import ConfigError, ModelConfig, TrainConfig
-from engine.history import MetricHistory
-from engine.threads import use_helper_threads
-from engine.messages import (CheckpointSaved, DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk,
-                             RunStarted, StateChanged, WorkerError)
-
-_LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
-_PENDING: set = set()  # BackgroundTasks whose result has not been delivered yet
-
-
-def live_threads() -> list[QThread]:
-    """QThreads this package started that are still running (tests assert this is empty)."""
-    out = []
-    for t in list(_LIVE_THREADS):
-        try:
-            if t.isRunning():
-                out.append(t)
-        except RuntimeError:  # the C++ object is gone: not running
-            pass
-    return out
-
-
-class _RunThread(QThread):
-    message = Signal(object)
-
-    def __init__(self, session: "TrainingSession", dataset, model_cfg, train_cfg, checkpoint):
-        super().__init__()
-        self.setObjectName("trainingThread")
-        self._session = session
-        self._args = (dataset, model_cfg, train_cfg, checkpoint)
-
-    def run(self) -> None:  # the worker thread
-        from engine.trainer import TrainingRun
-
-        try:  # the run sets this thread's CPU threads itself (engine/threads.py)
-            run = TrainingRun(*self._args)
-        except (ConfigError, CheckpointError) as e:
-            self.message.emit(WorkerError(str(e)))
-            return
-        except Exception as e:  # noqa: BLE001 - anything here must become a dialog, not a dead thread
-            self.message.emit(WorkerError(f"Could not start training: {type(e).__name__}: {e}", traceback.format_exc()))
-            return
-        self._args = None
-        if not self._session._attach(run):  # stop() was pressed while the run was being built
-            run.stop()
-        for msg in run.run():
-            self.message.emit(msg)
+from engine.messages import (
+    CheckpointSaved,
+    DecoderSnapshot,
+    EpochSummary,
+    LatentSnapshot,
+    MetricsChunk,
+    RunStarted,
+    StateChanged,
+    WorkerError,
+)
+from gui.workers import Worker
 
 
 class TrainingSession(QObject):
-    """Owns one training run at a time and its worker thread.
-
-    Signals carry the engine's plain messages unchanged. ``history`` mirrors the run's MetricHistory from the
-    messages (the GUI never reads the worker's copy), ``latest_latent`` / ``latest_decoder`` keep the newest
-    snapshots."""
+    """Owns one training run at a time and its worker. Signals carry the engine's plain messages unchanged."""
 
     metrics = Signal(object)  # MetricsChunk
     epoch = Signal(object)  # EpochSummary
@@ -86,23 +43,19 @@ class TrainingSession(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.setObjectName("trainingSession")
-        self._thread: _RunThread | None = None
+        self._worker: Worker | None = None
         self._run = None
         self._lock = threading.Lock()
         self._stop_requested = False
         self._closed = False
         self.current_state = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error
-        self.history = MetricHistory()
-        self.latest_latent: LatentSnapshot | None = None
-        self.latest_decoder: DecoderSnapshot | None = None
-        self.run_info: RunStarted | None = None
         self.model_config: ModelConfig | None = None
         self.train_config: TrainConfig | None = None
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def thread(self) -> QThread | None:
-        return self._thread
+        return None if self._worker is None else self._worker.thread
 
     @property
     def run(self):
@@ -110,7 +63,13 @@ class TrainingSession(QObject):
 
     def is_active(self) -> bool:
         """The worker thread is alive (starting, running, paused or winding down)."""
-        return self._thread is not None and self._thread.isRunning()
+        return self._worker is not None and self._worker.is_running()
+
+    def continuation(self) -> Checkpoint | None:
+        """The ended run as a checkpoint to continue from (weights, optimizer, curves); None while one trains."""
+        if self._run is None or self.is_active():
+            return None
+        return checkpoint_of_run(self._run)
 
     def _attach(self, run) -> bool:  # worker thread
         with self._lock:
@@ -118,24 +77,39 @@ class TrainingSession(QObject):
             return not self._stop_requested
 
     # -- control -------------------------------------------------------------------------------------
-    def start(self, dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint: Checkpoint | None = None,
-              history: MetricHistory | None = None) -> None:
+    def start(
+        self, dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint: Checkpoint | None = None
+    ) -> None:
         if self.is_active():
             raise RuntimeError("a run is already active")
-        self._cleanup_thread()
         self._run, self._stop_requested = None, False
-        if history is None:  # the GUI thread's own mirror: appending must not touch the loaded checkpoint
-            history = MetricHistory.from_state(checkpoint.history.to_state()) if checkpoint else MetricHistory()
-        self.history = history
-        self.latest_latent = self.latest_decoder = self.run_info = None
         self.model_config, self.train_config = model_cfg, train_cfg
         self.current_state = "starting"
-        t = _RunThread(self, dataset, model_cfg, train_cfg, checkpoint)
-        t.message.connect(self._on_message)
-        t.finished.connect(self._on_thread_finished)
-        self._thread = t
-        _LIVE_THREADS.add(t)
-        t.start()
+
+        def job():  # the worker thread
+            from engine.trainer import TrainingRun
+
+            try:
+                run = TrainingRun(dataset, model_cfg, train_cfg, checkpoint)
+            except (ConfigError, CheckpointError) as e:
+                return iter([WorkerError(str(e))])
+            except Exception as e:  # noqa: BLE001 - anything here must become a dialog, not a dead thread
+                return iter([WorkerError(f"Could not start training: {type(e).__name__}: {e}", traceback.format_exc())])
+            if not self._attach(run):  # stop() was pressed while the run was being built
+                run.stop()
+            return run.run()
+
+        worker = Worker(job, parent=self, name="trainingThread", role="training")
+        worker.yielded.connect(lambda msg, w=worker: self._on_message(msg) if w is self._worker else None)
+        worker.failed.connect(
+            lambda e, tb, w=worker: (
+                self._on_message(WorkerError(f"Training failed: {type(e).__name__}: {e}", tb))
+                if w is self._worker
+                else None
+            )
+        )
+        worker.done.connect(lambda w=worker: self._on_thread_finished() if w is self._worker else None)
+        self._worker = worker
 
     def pause(self) -> None:
         if self._run is not None:
@@ -169,42 +143,26 @@ class TrainingSession(QObject):
         Messages still queued afterwards are dropped."""
         self._closed = True
         self.stop()
-        ok = True
-        if self._thread is not None:
-            ok = self._thread.wait(timeout_ms)
-        return ok
-
-    def _cleanup_thread(self) -> None:
-        if self._thread is not None and not self._thread.isRunning():
-            try:
-                self._thread.message.disconnect(self._on_message)
-            except (RuntimeError, TypeError):
-                pass
-            self._thread.deleteLater()
-            self._thread = None
+        if self._worker is not None:
+            return self._worker.wait(timeout_ms)
+        return True
 
     # -- messages, on the GUI thread -----------------------------------------------------------------
     def _on_message(self, msg) -> None:
         if self._closed:
             return
         if isinstance(msg, MetricsChunk):
-            if len(msg.steps) and np.isfinite(msg.elbo).all():
-                self.history.add_chunk(msg)
             self.metrics.emit(msg)
         elif isinstance(msg, LatentSnapshot):
-            self.latest_latent = msg
             self.latent.emit(msg)
         elif isinstance(msg, DecoderSnapshot):
-            self.latest_decoder = msg
             self.decoder.emit(msg)
         elif isinstance(msg, EpochSummary):
-            self.history.add_epoch(msg)
             self.epoch.emit(msg)
         elif isinstance(msg, StateChanged):
             self.current_state = msg.state
             self.state.emit(msg)
         elif isinstance(msg, RunStarted):
-            self.run_info = msg
             self.started.emit(msg)
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)
@@ -217,57 +175,3 @@ class TrainingSession(QObject):
             self.current_state = "stopped"
         if not self._closed:
             self.finished.emit()
-
-
-# ------------------------------------------------------------------------------------------ other slow calls
-class _TaskThread(QThread):
-    done = Signal(object, object)  # (result, exception or None)
-
-    def __init__(self, fn: Callable[[], object], name: str):
-        super().__init__()
-        self.setObjectName(name)
-        self._fn = fn
-
-    def run(self) -> None:
-        try:
-            use_helper_threads()
-            result = self._fn()
-        except BaseException as e:  # noqa: BLE001 - delivered to the GUI thread, which decides
-            self.done.emit(None, e)
-            return
-        finally:
-            self._fn = None
-        self.done.emit(result, None)
-
-
-class BackgroundTask(QObject):
-    """``BackgroundTask(fn, on_done)``: runs ``fn()`` on a QThread; ``on_done(result, error)`` on the GUI thread."""
-
-    def __init__(self, fn: Callable[[], object], on_done: Callable[[object, BaseException | None], None],
-                 parent: QObject | None = None, name: str = "backgroundTask"):
-        super().__init__(parent)
-        self._on_done = on_done
-        self._thread = _TaskThread(fn, name)
-        self._thread.done.connect(self._done)
-        self._thread.finished.connect(self._thread.deleteLater)
-        self.cancelled = False
-        _PENDING.add(self)  # alive until done, even if the caller keeps no reference
-        _LIVE_THREADS.add(self._thread)
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        try:
-            return self._thread.isRunning()
-        except RuntimeError:
-            return False
-
-    def wait(self, timeout_ms: int = 5000) -> bool:
-        try:
-            return self._thread.wait(timeout_ms)
-        except RuntimeError:
-            return True
-
-    def _done(self, result, error) -> None:
-        _PENDING.discard(self)
-        if not self.cancelled:
-            self._on_done(result, error)

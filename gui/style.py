@@ -106,5 +106,5 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)
-    w.setMinimumSize(180, 150)
+    w.setMinimumSize(140, 110)  # four in a row fit beside the settings column of a 1024-pixel window
     return w

@@ -1,7 +1,7 @@
 """Training curves: ELBO (per step raw + smoothed, test per epoch, IWAE per epoch), the reconstruction and KL terms,
 and the KL of each latent dimension as bars with a warning when units collapse.
 
-Slots append to numpy buffers and mark the panel dirty; ``refresh()`` (called by the window's timer) pushes the
+The metrics are the session state's history (gui/state.py); its signals mark the panel dirty; ``refresh()`` (called by the window's timer) pushes the
 buffers into plot items created once. Raw per-step curves are drawn faint and left out of the y auto-range, which
 follows the smoothed curve (ignoring the first steps' plunge) unless the user zooms or pans."""
 from __future__ import annotations
@@ -12,63 +12,43 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
-from engine.history import MetricHistory
-from engine.messages import EpochSummary, MetricsChunk
+from engine.messages import EpochSummary
+from engine.objectives import ACTIVE_UNIT_THRESHOLD
 from gui import style
+from gui.state import SessionState
 from gui.view_range import needs_refit, padded
 
 EMA = 0.95  # smoothing of the per-step curves (debiased exponential moving average, like TensorBoard's slider)
 NATS = "nats per example"
+IDLE_CAPTION = "Press Start (Ctrl+Return) to train; per-epoch test figures appear here."
 
 
-class _Buffer:
-    """A growable float64 column (amortised O(1) append)."""
-
-    def __init__(self, dtype=np.float64):
-        self.a = np.zeros(1024, dtype)
-        self.n = 0
-
-    def extend(self, v: np.ndarray) -> None:
-        v = np.asarray(v)
-        need = self.n + len(v)
-        if need > len(self.a):
-            cap = len(self.a)
-            while cap < need:
-                cap *= 2
-            b = np.zeros(cap, self.a.dtype)
-            b[: self.n] = self.a[: self.n]
-            self.a = b
-        self.a[self.n:need] = v
-        self.n = need
-
-    def view(self) -> np.ndarray:
-        return self.a[: self.n]
-
-    def clear(self) -> None:
-        self.n = 0
-
-
-class _Series:
-    """Per-step raw values + their smoothed version (debiased EMA, carried across chunks)."""
+class _Smoothed:
+    """The debiased EMA of one history column, extended incrementally as the history grows."""
 
     def __init__(self):
-        self.raw, self.smooth = _Buffer(), _Buffer()
+        self.values = np.zeros(0)
         self._m, self._w = 0.0, 0.0
 
-    def extend(self, v: np.ndarray) -> None:
-        out = np.empty(len(v))
-        m, w = self._m, self._w
-        for i, x in enumerate(v.tolist()):
-            m = EMA * m + (1 - EMA) * x
-            w = EMA * w + (1 - EMA)
-            out[i] = m / w
-        self._m, self._w = m, w
-        self.raw.extend(v)
-        self.smooth.extend(out)
+    def update(self, column: np.ndarray) -> np.ndarray:
+        n0 = len(self.values)
+        if len(column) < n0:  # another history: start over
+            self.clear()
+            n0 = 0
+        if len(column) > n0:
+            new = column[n0:]
+            out = np.empty(len(new))
+            m, w = self._m, self._w
+            for i, x in enumerate(new.tolist()):
+                m = EMA * m + (1 - EMA) * x
+                w = EMA * w + (1 - EMA)
+                out[i] = m / w
+            self._m, self._w = m, w
+            self.values = np.concatenate([self.values, out])
+        return self.values
 
     def clear(self) -> None:
-        self.raw.clear()
-        self.smooth.clear()
+        self.values = np.zeros(0)
         self._m = self._w = 0.0
 
 
@@ -108,10 +88,10 @@ class _TermPlot:
             self._range = None
             self.fit()
 
-    def set_data(self, x: np.ndarray, series: _Series) -> None:
-        self._x, self._series = x, series
-        self.raw.setData(x, series.raw.view())
-        self.smooth.setData(x, series.smooth.view())
+    def set_data(self, x: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
+        self._x, self._smooth = x, smooth
+        self.raw.setData(x, raw)
+        self.smooth.setData(x, smooth)
 
     def set_x_extent(self, total_steps: int | None) -> None:
         """The x axis spans the whole run from the start (curves fill it left to right; the axis stays still)."""
@@ -145,8 +125,7 @@ class _TermPlot:
         self.vb.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0.02)
 
     def _needed_range(self):
-        s = getattr(self, "_series", None)
-        v = s.smooth.view() if s is not None and s.smooth.n else np.zeros(0)
+        v = getattr(self, "_smooth", np.zeros(0))
         pts = [y[np.isfinite(y)] for _, y in self.extra if len(y)]
         pts = [p for p in pts if len(p)]
         if not len(v) and not pts:
@@ -154,7 +133,10 @@ class _TermPlot:
         lo_parts, hi_parts = [], []
         if len(v):
             if self.robust == "low" and len(v) > 40:
-                lo_parts.append(np.percentile(v, 3.0))
+                # The first steps' plunge (thousands of nats for a Gaussian or continuous-Bernoulli likelihood)
+                # would flatten the rest of the curve: the range follows the data after its first tenth.
+                tail = v[max(20, len(v) // 10):]
+                lo_parts.append(tail.min() if len(tail) else np.percentile(v, 3.0))
                 hi_parts.append(v.max())
             elif self.robust == "high" and len(v) > 40:
                 lo_parts.append(v.min())
@@ -176,49 +158,60 @@ class _TermPlot:
         return (0.0, x1), (lo, hi)
 
 
+def _swatch(color: str, glyph: str, text: str, alpha: float = 1.0) -> str:
+    c = QColor(color)
+    return (f"<span style='color:rgba({c.red()},{c.green()},{c.blue()},{alpha})'>{glyph}</span>&nbsp;{text}")
+
+
 class CurvesPanel(QGroupBox):
-    def __init__(self, parent=None):
+    """Draws ``state.history`` (gui/state.py): the panel keeps no metrics of its own, only the smoothed curves
+    derived from them."""
+
+    def __init__(self, state: SessionState, parent=None):
         super().__init__("Training curves", parent)
         self.setObjectName("curvesPanel")
+        self.state = state
         lay = QGridLayout(self)
         lay.setContentsMargins(6, 12, 6, 6)
         lay.setHorizontalSpacing(6)
-        lay.setVerticalSpacing(4)
+        lay.setVerticalSpacing(2)
 
-        self.elbo = _TermPlot("ELBO (higher is better)", "elboPlot", style.ELBO, "low")
-        self.recon = _TermPlot("Reconstruction  E<sub>q</sub>[log p(x|z)]", "reconPlot", style.RECON, "low")
-        self.kl = _TermPlot("KL( q(z|x) ‖ p(z) )", "klPlot", style.KL, "high")
+        # short titles: four plots share a row beside the settings column of a 1024-pixel window
+        self.elbo = _TermPlot("ELBO ↑", "elboPlot", style.ELBO, "low")
+        self.recon = _TermPlot("E<sub>q</sub>[log p(x|z)]", "reconPlot", style.RECON, "low")
+        self.kl = _TermPlot("KL(q ‖ p(z))", "klPlot", style.KL, "high")
+        for p, tip in ((self.elbo, "The evidence lower bound E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)); higher is better."),
+                       (self.recon, "Reconstruction term: the expected log-likelihood under q(z|x)."),
+                       (self.kl, "KL(q(z|x) ‖ p(z)): how far the encoder's Gaussian is from the prior.")):
+            p.widget.setToolTip(tip)
         ep = dict(symbolSize=7, pen=pg.mkPen(style.TEST, width=1.5), symbol="o", symbolPen=pg.mkPen("w", width=1))
         self.test_elbo = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
         self.test_iwae = pg.PlotDataItem(symbol="s", symbolSize=7, symbolBrush=style.IWAE, symbolPen=pg.mkPen("w", width=1),
                                          pen=pg.mkPen(style.IWAE, width=1.5, style=Qt.PenStyle.DashLine))
         self.test_recon = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
         self.test_kl = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
-        legend = self.elbo.plot.addLegend(offset=(-6, -6), labelTextSize="8pt", verSpacing=-6)
-        legend.setBrush(pg.mkBrush(255, 255, 255, 215))
-        legend.setPen(pg.mkPen("#d0d4d9"))
-        legend.addItem(self.elbo.raw, "train, per step")
-        legend.addItem(self.elbo.smooth, "train, smoothed")
         for p, item in ((self.elbo, self.test_elbo), (self.elbo, self.test_iwae), (self.recon, self.test_recon),
                         (self.kl, self.test_kl)):
             p.plot.addItem(item)
-        legend.addItem(self.test_elbo, "test ELBO")
-        legend.addItem(self.test_iwae, "test IWAE log p(x)")
-        for p in (self.recon, self.kl):
-            lg = p.plot.addLegend(offset=(-6, -6), labelTextSize="8pt", verSpacing=-6)
-            lg.setBrush(pg.mkBrush(255, 255, 255, 215))
-            lg.setPen(pg.mkPen("#d0d4d9"))
-            lg.addItem(p.smooth, "train, smoothed")
-            lg.addItem(self.test_recon if p is self.recon else self.test_kl, "test")
+        # One legend for the row, above the plots: a legend inside a plot covers its data on a small window.
+        self.legend = QLabel("&nbsp;&nbsp; ".join((
+            _swatch(style.ELBO, "━", "train, per step (faint) and smoothed"),
+            _swatch(style.TEST, "●", "test, per epoch"),
+            _swatch(style.IWAE, "■", "test IWAE log p(x) (ELBO plot)"))))
+        self.legend.setObjectName("curvesLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setProperty("role", "caption")
 
-        self.kl_dims = style.make_plot("KL per dimension", "latent dimension", NATS, "klDimPlot")
+        self.kl_dims = style.make_plot("KL per dim", "latent dimension", NATS, "klDimPlot")
         self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.7, brush=style.KL)
         self.kl_dims.getPlotItem().addItem(self.bars)
         self.kl_dims.getPlotItem().getViewBox().setMouseEnabled(x=False, y=False)
 
-        self.caption = QLabel("Press Start (Ctrl+Return) to train; per-epoch test figures appear here.")
+        self.caption = QLabel(IDLE_CAPTION)
         self.caption.setObjectName("curvesCaption")
         self.caption.setProperty("role", "caption")
+        self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.collapse_warning = QLabel("")
         self.collapse_warning.setObjectName("collapseWarning")
@@ -226,58 +219,57 @@ class CurvesPanel(QGroupBox):
         self.collapse_warning.setWordWrap(True)
         self.collapse_warning.hide()
 
-        lay.addWidget(self.elbo.widget, 0, 0)
-        lay.addWidget(self.recon.widget, 0, 1)
-        lay.addWidget(self.kl.widget, 0, 2)
-        lay.addWidget(self.kl_dims, 0, 3)
+        lay.addWidget(self.legend, 0, 0, 1, 4)
+        lay.addWidget(self.elbo.widget, 1, 0)
+        lay.addWidget(self.recon.widget, 1, 1)
+        lay.addWidget(self.kl.widget, 1, 2)
+        lay.addWidget(self.kl_dims, 1, 3)
         for c, s in enumerate((4, 3, 3, 3)):
             lay.setColumnStretch(c, s)
-        lay.addWidget(self.caption, 1, 0, 1, 3)
-        lay.addWidget(self.collapse_warning, 1, 3)
+        lay.setRowStretch(1, 1)
+        lay.addWidget(self.caption, 2, 0, 1, 3)
+        lay.addWidget(self.collapse_warning, 2, 3)
 
-        self.steps = _Buffer(np.float64)
-        self.series = {"elbo": _Series(), "recon": _Series(), "kl": _Series()}
-        self.epochs: list[EpochSummary] = []
+        self.smoothed = {"elbo": _Smoothed(), "recon": _Smoothed(), "kl": _Smoothed()}
         self._order = ("elbo", "recon", "kl")
         self._next = 0
         self._pending: set[str] = set()
         self._epochs_dirty = False
+        state.history_reset.connect(self._on_history_reset)
+        state.history_grew.connect(self._on_history_grew)
+        state.model_changed.connect(lambda: self.set_total_steps(None))
+        self._on_history_reset()
 
     # -- data in -------------------------------------------------------------------------------------------
-    def clear(self) -> None:
-        self.steps.clear()
-        for s in self.series.values():
+    @property
+    def history(self):
+        return self.state.history
+
+    @property
+    def steps(self) -> np.ndarray:
+        """x of every drawn row: steps done after that batch."""
+        return self.history.steps + 1
+
+    @property
+    def epochs(self) -> list[EpochSummary]:
+        return self.history.epochs
+
+    def _on_history_reset(self) -> None:
+        for s in self.smoothed.values():
             s.clear()
-        self.epochs = []
         self._pending = {"elbo", "recon", "kl"}
         self._epochs_dirty = True
         self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
+        pi = self.kl_dims.getPlotItem()
+        pi.getAxis("bottom").setTicks(None)
+        pi.setXRange(0, 1, padding=0)
         self.collapse_warning.hide()
-        self.caption.setText("Press Start (Ctrl+Return) to train; per-epoch test figures appear here.")
+        self.caption.setText(IDLE_CAPTION)
 
-    def add_chunk(self, chunk: MetricsChunk) -> None:
-        ok = np.isfinite(chunk.elbo) & np.isfinite(chunk.recon) & np.isfinite(chunk.kl)
-        if not ok.all():
-            return
-        self.steps.extend(chunk.steps + 1)  # x = steps done after this batch
-        self.series["elbo"].extend(chunk.elbo)
-        self.series["recon"].extend(chunk.recon)
-        self.series["kl"].extend(chunk.kl)
+    def _on_history_grew(self) -> None:
         self._pending = {"elbo", "recon", "kl"}
-
-    def add_epoch(self, s: EpochSummary) -> None:
-        self.epochs.append(s)
-        self._epochs_dirty = True
-
-    def set_history(self, history: MetricHistory) -> None:
-        """Replace everything with a history (a loaded checkpoint, or a resumed run)."""
-        self.clear()
-        if len(history):
-            self.steps.extend(history.steps + 1)
-            for k in self.series:
-                self.series[k].extend(history.column(k))
-        for s in history.epochs:
-            self.add_epoch(s)
+        if len(self.history.epochs) != getattr(self, "_drawn_epochs", -1):
+            self._epochs_dirty = True
 
     # -- drawing -----------------------------------------------------------------------------------------------
     def set_total_steps(self, total: int | None) -> None:
@@ -299,7 +291,8 @@ class CurvesPanel(QGroupBox):
             if key in self._pending:
                 self._pending.discard(key)
                 p = getattr(self, key)
-                p.set_data(self.steps.view(), self.series[key])
+                col = self.history.column(key)
+                p.set_data(self.steps, col, self.smoothed[key].update(col))
                 p.fit()
                 return True
         return False
@@ -317,6 +310,7 @@ class CurvesPanel(QGroupBox):
 
     def _draw_epochs(self) -> None:
         ep = self.epochs
+        self._drawn_epochs = len(ep)
         xs = np.array([s.step for s in ep], np.float64)
         def col(name):
             return np.array([getattr(s, name) for s in ep], np.float64)
@@ -335,13 +329,14 @@ class CurvesPanel(QGroupBox):
             f"<b>Epoch {s.epoch + 1}</b> (test set): ELBO <b>{s.test_elbo:.2f}</b> · "
             f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
             f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
-            f"{s.active_units}/{len(s.kl_per_dim)} active units")
+            f"{s.active_units}/{len(s.kl_per_dim)} active units"
+            + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else ""))
         self._draw_kl_dims(s)
 
     def _draw_kl_dims(self, s: EpochSummary) -> None:
         kl = np.asarray(s.kl_per_dim, np.float64)
         d = len(kl)
-        active = np.asarray(s.au_variance) > 0.01
+        active = np.asarray(s.au_variance) > ACTIVE_UNIT_THRESHOLD
         brushes = [pg.mkBrush(style.KL if a else style.COLLAPSED) for a in active]
         self.bars.setOpts(x=np.arange(1, d + 1), height=kl, width=0.7, brushes=brushes, pens=[pg.mkPen(None)] * d)
         pi = self.kl_dims.getPlotItem()

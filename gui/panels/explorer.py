@@ -16,28 +16,20 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSizePolicy,
-    QSlider,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from engine import explorer as ex
+from gui.explorer_controls import LEFT_WIDTH, build_controls, build_numbers, fmt, log_ticks
 
-SLIDER_STEPS = 1000
-LEFT_WIDTH = 300  # the controls column, px
 TICK_MS = 30  # fit animation: one tick every 30 ms ...
 TICKS_PER_FIT = 70  # ... and about this many ticks per fit (≈ 2–3 s), whatever the number of steps
 
@@ -48,87 +40,6 @@ C_JOINT = (40, 150, 60)
 C_POST = (20, 20, 20)
 C_Q = (30, 90, 220)
 C_BEST = (220, 30, 30)
-
-
-def _fmt(x: float, digits: int = 6) -> str:
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return f"{x:.{digits}f}"
-
-
-def _fmt_param(x: float) -> str:
-    return f"{x:.4g}"
-
-
-def _log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
-    """Tick marks for an axis in pyqtgraph's log mode (positions in log10 units): 1-2-5 values, or only the
-    decades when that would be crowded."""
-    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-    for mantissas in ((1, 2, 5), (1, 3), (1,)):
-        values = [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]
-        if len(values) <= 7:
-            break
-    return [(math.log10(v), f"{v:g}") for v in values]
-
-
-class _ParamSlider(QWidget):
-    """A labelled horizontal slider over [lo, hi] (linear or log), showing the exact parameter value."""
-
-    value_changed = Signal(float)
-
-    def __init__(self, index: int, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._lo, self._hi, self._log = 0.0, 1.0, False
-        self.name_label = QLabel()
-        self.name_label.setMinimumWidth(90)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, SLIDER_STEPS)
-        self.slider.setObjectName(f"explorer_param{index}")
-        self.value_label = QLabel()
-        self.value_label.setObjectName(f"explorer_param{index}_value")
-        self.value_label.setMinimumWidth(52)
-        self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.name_label)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.value_label)
-        self.slider.setToolTip("A parameter of the surrogate q(z) (hidden when the family has fewer parameters).")
-        self.slider.valueChanged.connect(self._on_slider)
-
-    def configure(self, label: str, rng: ex.ParamRange, tooltip: str) -> None:
-        self._lo, self._hi, self._log = rng.lo, rng.hi, rng.log
-        self.name_label.setText(label)
-        scale = "log scale" if rng.log else "linear scale"
-        self.slider.setToolTip(f"{tooltip}\nRange {_fmt_param(rng.lo)} … {_fmt_param(rng.hi)} ({scale}).")
-        self.value_label.setToolTip(f"Current value of {label} (exact; the slider position is rounded).")
-
-    def _to_value(self, pos: int) -> float:
-        f = pos / SLIDER_STEPS
-        if self._log:
-            return math.exp(math.log(self._lo) + f * (math.log(self._hi) - math.log(self._lo)))
-        return self._lo + f * (self._hi - self._lo)
-
-    def _to_pos(self, value: float) -> int:
-        if self._log:
-            f = (math.log(max(value, 1e-300)) - math.log(self._lo)) / (math.log(self._hi) - math.log(self._lo))
-        else:
-            f = (value - self._lo) / (self._hi - self._lo)
-        return int(round(min(max(f, 0.0), 1.0) * SLIDER_STEPS))
-
-    def show_value(self, value: float) -> None:
-        """Move the slider to `value` without emitting (updates from the model side)."""
-        self.slider.blockSignals(True)
-        self.slider.setValue(self._to_pos(value))
-        self.slider.blockSignals(False)
-        self.value_label.setText(_fmt_param(value))
-
-    def _on_slider(self, pos: int) -> None:
-        value = self._to_value(pos)
-        self.value_label.setText(_fmt_param(value))
-        self.value_changed.emit(value)
 
 
 class ExplorerPanel(QWidget):
@@ -171,113 +82,7 @@ class ExplorerPanel(QWidget):
 
     # ------------------------------------------------------------------------------------------- construction
     def _build_controls(self) -> None:
-        def spin(name, lo, hi, step, value, decimals, tip):
-            box = QDoubleSpinBox()
-            box.setObjectName(name)
-            box.setRange(lo, hi)
-            box.setSingleStep(step)
-            box.setDecimals(decimals)
-            box.setValue(value)
-            box.setKeyboardTracking(False)
-            box.setToolTip(tip)
-            box.valueChanged.connect(self._on_model_changed)
-            return box
-
-        self.alpha_box = spin(
-            "explorer_alpha", 0.1, 5.0, 0.1, self._model.alpha, 2,
-            "α: rate of the Exponential prior p(z) = α·exp(−αz), z ≥ 0 (prior mean 1/α).",
-        )
-        self.sigma_box = spin(
-            "explorer_sigma", 0.25, 3.0, 0.05, self._model.sigma, 2,
-            "σ: standard deviation of the likelihood x | z ~ Normal(z, σ²).",
-        )
-        self.D_box = spin(
-            "explorer_D", -5.0, 10.0, 0.1, self._model.D, 2,
-            "D: the observed value of x. May be negative (z stays ≥ 0; the posterior then piles up at 0).",
-        )
-
-        self.family_combo = QComboBox()
-        self.family_combo.setObjectName("explorer_family")
-        for fam in ex.FAMILIES.values():
-            self.family_combo.addItem(fam.display_name, fam.name)
-        self.family_combo.setToolTip(
-            "Surrogate family for q(z). Exponential: the seed's choice. Normal: truncated to z ≥ 0 "
-            "(a plain Normal puts mass where p(z) = 0, so its ELBO is −∞). Log-Normal: exp of a Normal."
-        )
-        self.family_combo.currentIndexChanged.connect(self._on_family_changed)
-        self.family_note = QLabel()
-        self.family_note.setObjectName("explorer_family_note")
-        self.family_note.setWordWrap(True)
-        self.family_note.setToolTip("What is special about this surrogate family.")
-        small = QFont(self.family_note.font())
-        small.setPointSizeF(max(small.pointSizeF() - 1.0, 7.0))
-        self.family_note.setFont(small)
-
-        self.param_sliders = [_ParamSlider(0), _ParamSlider(1)]
-        for i, s in enumerate(self.param_sliders):
-            s.value_changed.connect(lambda v, i=i: self._on_param_slider(i, v))
-
-        self.n_box = QSpinBox()
-        self.n_box.setObjectName("explorer_n_samples")
-        self.n_box.setRange(2, 200_000)
-        self.n_box.setValue(1000)
-        self.n_box.setSingleStep(100)
-        self.n_box.setKeyboardTracking(False)
-        self.n_box.setToolTip(
-            "N: samples z ~ q for the Monte Carlo ELBO estimate shown on the right (mean of log p(z, D) − log q(z))."
-        )
-        self.n_box.valueChanged.connect(self._on_n_changed)
-        self.resample_button = QPushButton("Resample")
-        self.resample_button.setObjectName("explorer_resample")
-        self.resample_button.setToolTip("Draw a fresh set of N samples for the Monte Carlo ELBO (new seed).")
-        self.resample_button.clicked.connect(self._on_resample)
-
-        self.lr_box = QDoubleSpinBox()
-        self.lr_box.setObjectName("explorer_lr")
-        self.lr_box.setRange(0.001, 1.0)
-        self.lr_box.setDecimals(3)
-        self.lr_box.setSingleStep(0.01)
-        self.lr_box.setValue(0.05)
-        self.lr_box.setToolTip(
-            "Fit: Adam learning rate (in log-rate / μ / log-σ units), decayed to 0 along a cosine over the steps."
-        )
-        self.steps_box = QSpinBox()
-        self.steps_box.setObjectName("explorer_steps")
-        self.steps_box.setRange(10, 20_000)
-        self.steps_box.setSingleStep(100)
-        self.steps_box.setValue(500)
-        self.steps_box.setToolTip("Fit: number of stochastic gradient steps.")
-        self.batch_box = QSpinBox()
-        self.batch_box.setObjectName("explorer_fit_batch")
-        self.batch_box.setRange(1, 4096)
-        self.batch_box.setValue(16)
-        self.batch_box.setToolTip("Fit: reparameterised samples per gradient step (the Monte Carlo batch).")
-
-        self.fit_button = QPushButton("Fit")
-        self.fit_button.setObjectName("explorer_fit")
-        self.fit_button.setToolTip(
-            "Stochastic gradient ascent on the Monte Carlo ELBO with the reparameterisation trick, "
-            "starting from the current q. Animates q, the path on the ELBO landscape and the ELBO-vs-step curve."
-        )
-        self.fit_button.clicked.connect(self._on_fit)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("explorer_stop")
-        self.stop_button.setToolTip("Stop the running fit where it is.")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(lambda *_: self.stop_fit("stopped"))
-        self.best_button = QPushButton("Best")
-        self.best_button.setObjectName("explorer_best")
-        self.best_button.setToolTip(
-            "Jump to the family's optimum: the parameters with the largest exact ELBO, found by Newton's method "
-            "on the quadrature ELBO (deterministic)."
-        )
-        self.best_button.clicked.connect(self._on_best)
-
-        self.report_label = QLabel("Press Fit to run stochastic VI from the current q.")
-        self.report_label.setObjectName("explorer_report_label")
-        self.report_label.setWordWrap(True)
-        self.report_label.setToolTip("Outcome of the last fit, compared with the family's best possible ELBO.")
-        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        build_controls(self)
 
     def _build_plots(self) -> None:
         # --- densities over z
@@ -309,8 +114,10 @@ class ExplorerPanel(QWidget):
         self.post_curve = curve(C_POST, "true posterior p(z | D)", width=2.5)
         self.q_curve = curve(C_Q, "surrogate q(z)", width=3.0)
         self.D_line = pg.InfiniteLine(
-            angle=90, pen=pg.mkPen(C_LIK, width=1, style=Qt.PenStyle.DotLine),
-            label="x = D", labelOpts={"position": 0.55, "color": C_LIK},
+            angle=90,
+            pen=pg.mkPen(C_LIK, width=1, style=Qt.PenStyle.DotLine),
+            label="x = D",
+            labelOpts={"position": 0.55, "color": C_LIK},
         )
         p.addItem(self.D_line)
 
@@ -329,8 +136,10 @@ class ExplorerPanel(QWidget):
         s1.showGrid(x=True, y=True, alpha=0.15)
         self.surface_curve = s1.plot([], [], pen=pg.mkPen(C_Q, width=2))
         self.surface_logp_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen(C_POST, width=1, style=Qt.PenStyle.DashLine),
-            label="log p(D)", labelOpts={"position": 0.05, "color": C_POST, "anchors": [(0, 0), (0, 0)]},
+            angle=0,
+            pen=pg.mkPen(C_POST, width=1, style=Qt.PenStyle.DashLine),
+            label="log p(D)",
+            labelOpts={"position": 0.05, "color": C_POST, "anchors": [(0, 0), (0, 0)]},
         )
         s1.addItem(self.surface_logp_line)
         self.surface1d_path = s1.plot([], [], pen=pg.mkPen((90, 90, 90), width=1))
@@ -344,8 +153,11 @@ class ExplorerPanel(QWidget):
         self.surface_image = pg.ImageItem(axisOrder="col-major")
         s2.addItem(self.surface_image)
         self.surface_colorbar = pg.ColorBarItem(
-            values=(-10.0, 0.0), colorMap=pg.colormap.get("viridis"), label="ELBO (nats)",
-            interactive=False, width=12,
+            values=(-10.0, 0.0),
+            colorMap=pg.colormap.get("viridis"),
+            label="ELBO (nats)",
+            interactive=False,
+            width=12,
         )
         self.surface_colorbar.setImageItem(self.surface_image, insert_in=s2)
         s2.layout.setContentsMargins(0, 0, 12, 0)  # room for the colour bar's tick labels
@@ -379,43 +191,7 @@ class ExplorerPanel(QWidget):
         sp.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(C_BEST, width=1.5, style=Qt.PenStyle.DotLine)), "family best")
 
     def _build_numbers(self) -> None:
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.numbers_box = QGroupBox("Numbers (nats)")
-        grid = QGridLayout(self.numbers_box)
-        grid.setContentsMargins(8, 4, 8, 4)
-        grid.setVerticalSpacing(2)
-        rows = [
-            ("explorer_logp_label", "log p(D)",
-             "The log evidence: closed form α·exp(α²σ²/2 − αD)·Φ((D − ασ²)/σ), and by quadrature of the joint."),
-            ("explorer_elbo_label", "ELBO, exact",
-             "E_q[log p(z, D) − log q(z)] by Gauss–Legendre quadrature (and from q's closed-form moments)."),
-            ("explorer_mc_label", "ELBO, Monte Carlo",
-             "Mean of log p(z_i, D) − log q(z_i) over N reparameterised samples z_i ~ q, ± one standard error."),
-            ("explorer_kl_label", "KL(q ‖ p(z|D))",
-             "∫ q (log q − log p(z|D)) dz by quadrature on its own grid, with the closed-form posterior."),
-            ("explorer_identity_label", "log p(D) = ELBO + KL",
-             "log p(D) = ELBO + KL(q ‖ p(z|D)) holds for every q: the gap between the evidence and the ELBO is "
-             "exactly the KL. Residual = log p(D) − (ELBO + KL), computed from the three independent numbers."),
-        ]
-        self.number_labels: dict[str, QLabel] = {}
-        for r, (name, title, tip) in enumerate(rows):
-            head = QLabel(title)
-            head.setToolTip(tip)
-            value = QLabel()
-            value.setObjectName(name)
-            value.setFont(mono)
-            value.setToolTip(tip)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            grid.addWidget(head, r, 0)
-            grid.addWidget(value, r, 1)
-            self.number_labels[name] = value
-        grid.setColumnStretch(1, 1)
-        self.logp_label = self.number_labels["explorer_logp_label"]
-        self.elbo_label = self.number_labels["explorer_elbo_label"]
-        self.mc_label = self.number_labels["explorer_mc_label"]
-        self.kl_label = self.number_labels["explorer_kl_label"]
-        self.identity_label = self.number_labels["explorer_identity_label"]
+        build_numbers(self)
 
     def _layout(self) -> None:
         model_box = QGroupBox("Model")
@@ -535,6 +311,8 @@ class ExplorerPanel(QWidget):
         self._configure_family_controls()
         self._recompute_landscape()
         self._clear_fit_curves()
+        # the last fit's report was about the previous family
+        self.report_label.setText(f"Press Fit to run stochastic VI from this {self._family.display_name} q.")
         self._refresh()
 
     def _on_param_slider(self, index: int, value: float):
@@ -562,8 +340,13 @@ class ExplorerPanel(QWidget):
             return
         steps = self.steps_box.value()
         self._fit_gen = ex.fit(
-            self._model, self._family, self._q, lr=self.lr_box.value(), steps=steps,
-            n_samples=self.batch_box.value(), seed=self._mc_seed,
+            self._model,
+            self._family,
+            self._q,
+            lr=self.lr_box.value(),
+            steps=steps,
+            n_samples=self.batch_box.value(),
+            seed=self._mc_seed,
         )
         self._fit_total = steps
         self._steps_per_tick = max(1, math.ceil(steps / TICKS_PER_FIT))
@@ -610,7 +393,9 @@ class ExplorerPanel(QWidget):
         for i, slider in enumerate(self.param_sliders):
             if i < len(fam.param_names):
                 name = fam.param_names[i]
-                slider.configure(fam.param_labels[i], ranges[name], f"Parameter {fam.param_labels[i]} of q(z): {fam.label}.")
+                slider.configure(
+                    fam.param_labels[i], ranges[name], f"Parameter {fam.param_labels[i]} of q(z): {fam.label}."
+                )
                 slider.show_value(getattr(self._q, name))
                 slider.setVisible(True)
             else:
@@ -636,7 +421,7 @@ class ExplorerPanel(QWidget):
             self._surface1d_y = (lo, surf.log_marginal + 0.08 * (surf.log_marginal - lo) + 0.05)
             p.setYRange(*self._surface1d_y, padding=0)
             p.setXRange(math.log10(surf.axes[0][0]), math.log10(surf.axes[0][-1]), padding=0.02)
-            p.getAxis("bottom").setTicks([_log_ticks(surf.axes[0][0], surf.axes[0][-1])])
+            p.getAxis("bottom").setTicks([log_ticks(surf.axes[0][0], surf.axes[0][-1])])
         else:
             p = self.surface2d.getPlotItem()
             labels = self._family.param_labels
@@ -656,7 +441,7 @@ class ExplorerPanel(QWidget):
             self.surface2d_best.setData([best[0]], [best[1]])
             p.setXRange(x[0] - dx / 2, x[-1] + dx / 2, padding=0)
             p.setYRange(ly[0] - dy / 2, ly[-1] + dy / 2, padding=0)
-            p.getAxis("left").setTicks([_log_ticks(y[0], y[-1])])
+            p.getAxis("left").setTicks([log_ticks(y[0], y[-1])])
 
     def _refresh(self, fit_step: int | None = None) -> None:
         """q changed (or N, or the seed): curves, numbers, markers, fit curves."""
@@ -698,14 +483,12 @@ class ExplorerPanel(QWidget):
 
     def _draw_numbers(self) -> None:
         n = self._numbers
-        self.logp_label.setText(f"{_fmt(n.log_marginal_closed)} closed form,  {_fmt(n.log_marginal_quad)} quadrature")
-        self.elbo_label.setText(f"{_fmt(n.elbo_quad)} quadrature,   {_fmt(n.elbo_closed)} closed form")
-        self.mc_label.setText(
-            f"{_fmt(n.elbo_mc, 4)} ± {_fmt(n.elbo_mc_se, 4)}  (± 1 s.e., N = {n.n_samples})"
-        )
-        self.kl_label.setText(f"{_fmt(n.kl)}")
+        self.logp_label.setText(f"{fmt(n.log_marginal_closed)} closed form,  {fmt(n.log_marginal_quad)} quadrature")
+        self.elbo_label.setText(f"{fmt(n.elbo_quad)} quadrature,   {fmt(n.elbo_closed)} closed form")
+        self.mc_label.setText(f"{fmt(n.elbo_mc, 4)} ± {fmt(n.elbo_mc_se, 4)}  (± 1 s.e., N = {n.n_samples})")
+        self.kl_label.setText(f"{fmt(n.kl)}")
         self.identity_label.setText(
-            f"{_fmt(n.log_marginal_closed)} = {_fmt(n.elbo_quad)} + {_fmt(n.kl)}"
+            f"{fmt(n.log_marginal_closed)} = {fmt(n.elbo_quad)} + {fmt(n.kl)}"
             f"   (|residual| = {abs(n.identity_residual):.1e})"
         )
 

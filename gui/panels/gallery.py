@@ -1,6 +1,7 @@
-"""Image grids from the newest model snapshot: the latent manifold over the latent plot's visible window,
-test images beside their reconstructions, and samples from the prior. Only the visible tab is computed, and only
-when its inputs changed (a new snapshot, a new view window, a new dataset)."""
+"""Image grids from the session state's newest model snapshot (gui/state.py): the latent manifold over the latent
+plot's visible window, test images beside their reconstructions, and samples from the prior. Only the visible tab
+is computed, and only when its inputs changed (a new snapshot, a new view window, a new dataset); another model
+empties every grid."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,9 +11,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from engine.data.dataset import as_float01
-from engine.snapshots_extra import SnapshotModel, prior_samples
+from engine.snapshot import SnapshotModel, prior_samples
 from gui.imaging import mosaic
-from gui.panels.image_view import ImageView
+from gui.image_view import ImageView
 
 N_RECON = 16  # test images shown with their reconstructions (two rows of 8, each above its reconstruction)
 PRIOR_GRID = 8  # 8×8 prior samples
@@ -46,7 +47,7 @@ class _Tab(QWidget):
 class GalleryPanel(QGroupBox):
     example_clicked = Signal(int)  # a test image (or its reconstruction) clicked: its index in the test split
 
-    def __init__(self, parent=None):
+    def __init__(self, state, parent=None):
         super().__init__("Decoded images", parent)
         self.setObjectName("galleryPanel")
         lay = QVBoxLayout(self)
@@ -61,16 +62,15 @@ class GalleryPanel(QGroupBox):
             "prior": _Tab("priorImage", hint),
         }
         self.tabs.addTab(self.pages["manifold"], "Manifold")
-        self.tabs.addTab(self.pages["recon"], "Reconstructions")
-        self.tabs.addTab(self.pages["prior"], "Prior samples")
+        self.tabs.addTab(self.pages["recon"], "Recon")
+        self.tabs.addTab(self.pages["prior"], "Prior")
         self.tabs.setTabToolTip(0, "Decoded images on a grid over the latent plot's visible window: zoom the plot "
                                    "to zoom the manifold")
         self.tabs.setTabToolTip(1, "Test images (rows 1, 3) above their reconstructions E[x | z = μ(x)] (rows 2, 4)")
         self.tabs.setTabToolTip(2, "E[x | z] for z drawn from the prior N(0, I), the same draws at every refresh")
         self.tabs.currentChanged.connect(lambda _i: self.refresh())
         lay.addWidget(self.tabs)
-        self.model: SnapshotModel | None = None
-        self.dataset = None
+        self.state = state
         self.view_rect: tuple[float, float, float, float] | None = None
         self.to_latent: Callable[[np.ndarray], np.ndarray] | None = None  # (n, 2) plot points -> (n, d)
         self.axis_names = ("z₁", "z₂")
@@ -78,48 +78,48 @@ class GalleryPanel(QGroupBox):
         self.images: dict[str, np.ndarray | None] = {k: None for k in KINDS}
         self._recon_layout: tuple[np.ndarray, int, int, int] | None = None  # (test indices, half, tile h, tile w)
         self.pages["recon"].view.clicked.connect(self._on_recon_clicked)
+        state.snapshot_changed.connect(lambda _s: self._mark_dirty(*KINDS))
+        state.dataset_changed.connect(lambda _d: self._clear_pages("recon"))
+        state.model_changed.connect(lambda: self._clear_pages(*KINDS))
+
+    @property
+    def model(self) -> SnapshotModel | None:
+        return self.state.model()
+
+    @property
+    def dataset(self):
+        return self.state.dataset
+
+    def _mark_dirty(self, *kinds: str) -> None:
+        for k in kinds:
+            self.dirty[k] = True
+
+    def _clear_pages(self, *kinds: str) -> None:
+        for k in kinds:
+            page = self.pages[k]
+            page.view.set_image(None)
+            page.caption.setText("")
+            self.images[k] = None
+            self.dirty[k] = True
+        if "recon" in kinds:
+            self._recon_layout = None
 
     def current_kind(self) -> str:
-        """'manifold', 'recon' or 'prior'; 'other' for a page added with ``add_page`` (it has no grid)."""
-        i = self.tabs.currentIndex()
-        return KINDS[i] if 0 <= i < len(KINDS) else "other"
+        """'manifold', 'recon' or 'prior'."""
+        return KINDS[max(0, self.tabs.currentIndex())]
 
     def current_image(self) -> np.ndarray | None:
         return self.images.get(self.current_kind())
-
-    def add_page(self, widget, title: str, tip: str = "") -> int:
-        """A page beside the three image grids (the true-posterior / amortization-gap panel)."""
-        i = self.tabs.addTab(widget, title)
-        if tip:
-            self.tabs.setTabToolTip(i, tip)
-        return i
-
-    # -- inputs --------------------------------------------------------------------------------------------
-    def set_model(self, model: SnapshotModel | None) -> None:
-        self.model = model
-        self.dirty = {k: True for k in KINDS}
-
-    def set_dataset(self, ds) -> None:
-        self.dataset = ds
-        self.dirty["recon"] = True
 
     def set_view(self, rect, to_latent, axis_names=("z₁", "z₂")) -> None:
         self.view_rect, self.to_latent, self.axis_names = rect, to_latent, axis_names
         self.dirty["manifold"] = True
 
-    def clear(self) -> None:
-        self.model = None
-        for k, page in self.pages.items():
-            page.view.set_image(None)
-            page.caption.setText("")
-            self.images[k] = None
-        self.dirty = {k: True for k in KINDS}
-
     # -- drawing -------------------------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Compute and show the visible grid if its inputs changed. True when it drew."""
         kind = self.current_kind()
-        if kind == "other" or not self.dirty[kind] or self.model is None:
+        if not self.dirty[kind] or self.model is None:
             return False
         self.dirty[kind] = False
         img, caption = getattr(self, f"_make_{kind}")()
@@ -153,8 +153,8 @@ class GalleryPanel(QGroupBox):
         imgs = self.model.decode(z)
         x0, x1, y0, y1 = self.view_rect
         a, b = self.axis_names
-        cap = (f"{n}×{n} decoded over {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] — "
-               f"the latent plot's visible window (zoom it to zoom here) · step {self.model.step:,}")
+        cap = (f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] "
+               f"· step {self.model.step:,}")
         return mosaic(imgs, n, pad=0), cap
 
     def _make_recon(self):
@@ -172,11 +172,10 @@ class GalleryPanel(QGroupBox):
         tiles = np.concatenate([np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)])
                                 for row in rows if len(row)] if half else [x])
         self._recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
-        cap = (f"Rows 1 and 3: test images · rows 2 and 4: reconstructions E[x | z = μ(x)] · step {self.model.step:,}"
-               " · click one for its true posterior")
+        cap = f"Rows 1, 3: test images · rows 2, 4: E[x | z = μ(x)] · step {self.model.step:,} · click one"
         return mosaic(tiles, half, pad=1), cap
 
     def _make_prior(self):
         imgs = prior_samples(self.model, PRIOR_GRID * PRIOR_GRID, seed=0)
-        cap = f"E[x | z] for {PRIOR_GRID * PRIOR_GRID} draws z ~ N(0, I) (the same draws each refresh) · step {self.model.step:,}"
+        cap = f"E[x | z], {PRIOR_GRID * PRIOR_GRID} fixed draws z ~ N(0, I) · step {self.model.step:,}"
         return mosaic(imgs, PRIOR_GRID, pad=1), cap

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 
-from gui.panels.image_view import ImageView
+from gui.image_view import ImageView
+
+
+HINT = "Click or drag in the latent plot to decode a point."
 
 
 def _fmt_vec(z: np.ndarray, limit: int = 6) -> str:
@@ -14,13 +17,13 @@ def _fmt_vec(z: np.ndarray, limit: int = 6) -> str:
 
 
 class GeneratedPanel(QGroupBox):
-    def __init__(self, parent=None):
+    def __init__(self, state=None, parent=None):
         super().__init__("Generated", parent)
         self.setObjectName("generatedPanel")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 12, 6, 6)
         lay.setSpacing(4)
-        self.view = ImageView("Click or drag in the latent plot to decode a point.", name="generatedImage", min_side=120)
+        self.view = ImageView(HINT, name="generatedImage", min_side=120)
         self.view.setToolTip("E[x | z]: the decoder's mean image at the picked latent point")
         self.coords = QLabel("z = —")
         self.coords.setObjectName("generatedCoords")
@@ -31,6 +34,8 @@ class GeneratedPanel(QGroupBox):
         self.z: np.ndarray | None = None
         self.plane_xy: tuple[float, float] | None = None
         self.step: int | None = None
+        if state is not None:  # a gui.state.SessionState: the image belongs to one model
+            state.model_changed.connect(lambda: self.clear(HINT))
 
     @property
     def image(self) -> np.ndarray | None:

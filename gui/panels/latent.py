@@ -22,6 +22,7 @@ from gui import style
 from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000
+EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
 MIN_INTERVAL_S = 0.9  # at most ~1.1 scatter redraws a second (a 2k-point repaint is ~17 ms here)
 
 
@@ -71,7 +72,7 @@ class LatentPanel(QGroupBox):
     latent_clicked = Signal(float, float)  # plot coordinates (z₁, z₂) or (PC1, PC2)
     view_changed = Signal()  # the visible window moved (zoom, pan, auto-range)
 
-    def __init__(self, parent=None):
+    def __init__(self, state=None, parent=None):
         super().__init__("Latent space", parent)
         self.setObjectName("latentPanel")
         lay = QVBoxLayout(self)
@@ -82,12 +83,12 @@ class LatentPanel(QGroupBox):
         self.plot_widget = pg.PlotWidget(viewBox=self.vb)
         self.plot_widget.setObjectName("latentPlot")
         self.plot_widget.setAccessibleName("Latent space scatter: click to decode a point")
-        self.plot_widget.setMinimumSize(260, 240)
+        self.plot_widget.setMinimumSize(240, 170)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
-        self.plot.setTitle("Posterior means μ(x) of test images", size="10pt", color=style.PLOT_FG)
+        self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         title, fit_text = self.plot.titleLabel, self.plot.titleLabel.updateMin
 
         def title_min():  # pyqtgraph sets a title's minimum width to its text's: a long one widened the plot past
@@ -108,10 +109,13 @@ class LatentPanel(QGroupBox):
             m.mouseClickEvent = _pass_click
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
-        self.hint = QLabel("Click or drag to decode a point · wheel: zoom · middle/Shift-drag: pan · "
-                           "“A” (bottom-left): fit")
+        self.hint = QLabel("Click/drag: decode · wheel: zoom · Shift-drag: pan · “A”: fit")
+        self.hint.setToolTip("Click or drag to decode a point; a click on a test example also selects it for the "
+                             "“Posterior & gap” page. Wheel: zoom. Middle- or Shift-drag: pan. “A” (bottom-left): "
+                             "fit the view to the points again.")
         self.hint.setProperty("role", "hint")
         self.hint.setObjectName("latentHint")
+        self.hint.setWordWrap(True)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(self.legend)
         lay.addWidget(self.hint)
@@ -134,6 +138,25 @@ class LatentPanel(QGroupBox):
         self._fitting = False
         self.vb.disableAutoRange()
         self.vb.sigStateChanged.connect(self._on_vb_state)
+        if state is not None:  # a gui.state.SessionState: the dataset's classes, the model's dimension, the scatter
+            self.state = state
+            state.dataset_changed.connect(self._on_dataset_changed)
+            state.model_changed.connect(self._on_model_changed)
+            state.latent_changed.connect(self._on_latent_changed)
+
+    def _on_dataset_changed(self, ds) -> None:
+        self.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
+
+    def _on_model_changed(self) -> None:
+        self.clear()
+        if self.state.latent_dim is not None:
+            self.set_latent_dim(self.state.latent_dim)
+
+    def _on_latent_changed(self, lat) -> None:
+        if lat is None:
+            self.clear()
+        else:
+            self.set_snapshot(lat)
 
     def _set_axis_labels(self, x: str, y: str) -> None:
         # Only when the text changes: pyqtgraph's setLabel re-lays out and repaints the axis even for the same text,
@@ -163,7 +186,7 @@ class LatentPanel(QGroupBox):
             self.plot.addItem(it)
             self.items.append(it)
         self.legend.setText("&nbsp;&nbsp; ".join(
-            f"<span style='color:{style.class_color(i).name()}; font-size:13pt'>●</span>&nbsp;{_html(n)}"
+            f"<span style='color:{style.class_color(i).name()}; font-size:11pt'>●</span>&nbsp;{_html(n)}"
             for i, n in enumerate(names)))
         self.clear()
 
@@ -201,6 +224,8 @@ class LatentPanel(QGroupBox):
             self._fit(self.points, force=True)
 
     def clear(self) -> None:
+        """No points (another dataset or model): the title and the marker go with them."""
+        self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         self.snapshot = self.shown = None
         self.follow = True
         self.plane = None
@@ -249,11 +274,11 @@ class LatentPanel(QGroupBox):
             self._fit(xy, force=self.shown is None)
         if d > 2:
             e = self.plane.explained
-            title = (f"μ(x) of {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
-                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of variance")
+            title = (f"μ(x), {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
+                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var.")
         else:
-            title = f"Posterior means μ(x) of {len(xy):,} test images · step {snap.step:,}"
-        self.plot.setTitle(title, size="10pt", color=style.PLOT_FG)
+            title = f"μ(x), {len(xy):,} test images · step {snap.step:,}"
+        self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)
         self.shown = snap
 
     # -- picking ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 
 from engine import chunking
 from engine.config import ModelConfig, TrainConfig
-from engine.decoding import SnapshotDecoder, decoder_snapshot
+from engine.snapshot import SnapshotModel, decoder_snapshot
 from engine.model import VAE
 from engine.trainer import TrainingRun
 
@@ -42,7 +42,7 @@ def test_test_metrics_do_not_depend_on_the_chunk_size(blobs, monkeypatch):
 
 def test_snapshot_decoding_in_memory_chunks_equals_one_pass(monkeypatch):
     model = VAE(ModelConfig(image_shape=(3, 16, 16), arch="conv", latent_dim=3))
-    dec = SnapshotDecoder(decoder_snapshot(model, 0))
+    dec = SnapshotModel(decoder_snapshot(model, 0))
     z = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
     whole = dec.decode(z)
     monkeypatch.setattr(chunking, "CPU_BUDGET", 1)  # one latent point per call

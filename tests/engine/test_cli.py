@@ -31,7 +31,7 @@ def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     r = _train("--data", data, "--epochs", 2, "--batch-size", 50, "--hidden", 32, "--iwae-k", 5,
                "--checkpoint", ck, "--metrics-csv", met)
     assert r.returncode == 0, r.stderr
-    epoch_lines = [l for l in r.stdout.splitlines() if l.startswith("epoch")]
+    epoch_lines = [line for line in r.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2 and "test ELBO" in epoch_lines[0] and "IWAE K=5" in epoch_lines[0]
     rows = list(csv.DictReader(met.open()))
     assert len(rows) == 12 and rows[0]["step"] == "0"  # 2 epochs × ⌈300/50⌉ steps
@@ -42,7 +42,7 @@ def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     r2 = _train("--data", data, "--epochs", 3, "--batch-size", 50, "--iwae-k", 5, "--resume", ck, "--metrics-csv", met)
     assert r2.returncode == 0, r2.stderr
     assert "resuming at step 12" in r2.stdout
-    assert len([l for l in r2.stdout.splitlines() if l.startswith("epoch")]) == 1
+    assert len([line for line in r2.stdout.splitlines() if line.startswith("epoch")]) == 1
     assert len(list(csv.DictReader(met.open()))) == 18  # the curve continues from the checkpoint
 
 

@@ -54,13 +54,13 @@ def test_continuous_bernoulli_is_a_normalised_density_on_the_unit_interval():
     lik = ContinuousBernoulli()
     logits = torch.tensor([0.0, 1e-3, -9e-3, 0.0101, 0.3, -2.0, 5.0, -15.0, 40.0], dtype=torch.float64)
     x = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)
-    for l in logits:
-        lp = lik.log_prob(x.view(-1, 1, 1, 1), torch.full((len(x), 1, 1, 1), float(l), dtype=torch.float64))
+    for logit in logits:
+        lp = lik.log_prob(x.view(-1, 1, 1, 1), torch.full((len(x), 1, 1, 1), float(logit), dtype=torch.float64))
         p = lp.exp()
         h = 1.0 / (len(x) - 1)
         integral = h / 3 * (p[0] + p[-1] + 4 * p[1:-1:2].sum() + 2 * p[2:-1:2].sum())
-        tol = 1e-6 if abs(float(l)) < 10 else 2e-3  # a steep density (λ ≈ e^-15) needs a finer grid than this
-        assert abs(float(integral) - 1.0) < tol, (float(l), float(integral))
+        tol = 1e-6 if abs(float(logit)) < 10 else 2e-3  # a steep density (λ ≈ e^-15) needs a finer grid than this
+        assert abs(float(integral) - 1.0) < tol, (float(logit), float(integral))
 
 
 def test_continuous_bernoulli_matches_torch_distributions_and_bernoulli_plus_log_c():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from engine.config import ModelConfig
-from engine.decoding import decoder_snapshot
+from engine.snapshot import decoder_snapshot
 from engine.model import VAE
 from engine.objectives import elbo_terms
 from engine.posterior import (LatentModel, PosteriorGrid, posterior_grid, posterior_grid_from_snapshot,

@@ -81,7 +81,8 @@ def settings_file(tmp_path):
 @pytest.fixture
 def make_window(qtbot, settings_file, tiny):
     """``make_window(dataset=tiny, model=SMALL_MODEL, train=SMALL_TRAIN, configure=True)``: a shown MainWindow
-    with a temp QSettings; ``w.errors`` collects (title, text) of error dialogs; closing answers 'discard'."""
+    with a temp QSettings; ``w.errors`` collects (title, text) of error dialogs; closing answers 'discard'; Start
+    with a trained model continues it when it can (else starts a new one), recorded in ``w.start_asks``."""
     made = []
 
     def make(dataset="tiny", model=None, train=None, configure=True, settings=None):
@@ -92,6 +93,15 @@ def make_window(qtbot, settings_file, tiny):
         w.errors = []
         w.show_error = lambda title, text, detail="": w.errors.append((title, text))
         w.ask_save_before_close = lambda: "discard"
+        w.start_asks = []  # (described, why continuing is impossible) of each Start that asked
+
+        def start_choice(described, cannot_continue):
+            w.start_asks.append((described, cannot_continue))
+            return "new" if cannot_continue else "continue"
+
+        w.ask_start_choice = start_choice
+        w.ask_close_model = lambda described, name: "discard"
+        w.ask_replace_model = lambda described, name: "discard"
         qtbot.addWidget(w)
         if configure:
             w.settings_panel.set_configs(model or SMALL_MODEL, train or SMALL_TRAIN)

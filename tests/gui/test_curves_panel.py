@@ -7,6 +7,7 @@ import pytest
 
 from engine.messages import MetricsChunk
 from gui.panels.curves import CurvesPanel
+from gui.state import SessionState
 
 
 def _chunk(first: int, n: int, level: float) -> MetricsChunk:
@@ -19,7 +20,7 @@ def _chunk(first: int, n: int, level: float) -> MetricsChunk:
 
 @pytest.fixture
 def panel(qtbot):
-    p = CurvesPanel()
+    p = CurvesPanel(SessionState())
     qtbot.addWidget(p)
     p.resize(1400, 320)
     p.show()
@@ -29,9 +30,9 @@ def panel(qtbot):
 
 def test_ranges_stay_still_while_new_data_fits_and_move_when_it_does_not(panel):
     panel.set_total_steps(100_000)  # a run of known length: x spans it all from the start
-    panel.add_chunk(_chunk(0, 50, -400.0))
+    panel.state.add_chunk(_chunk(0, 50, -400.0))
     for k in range(1, 40):  # the ELBO climbs, then levels off
-        panel.add_chunk(_chunk(50 * k, 50, -400.0 + 150.0 * (1 - np.exp(-k / 5))))
+        panel.state.add_chunk(_chunk(50 * k, 50, -400.0 + 150.0 * (1 - np.exp(-k / 5))))
     panel.refresh()
     vb = panel.elbo.vb
     (x0, x1), (y0, y1) = vb.viewRange()
@@ -40,25 +41,40 @@ def test_ranges_stay_still_while_new_data_fits_and_move_when_it_does_not(panel):
     changes = []
     vb.sigRangeChanged.connect(lambda *_: changes.append(vb.viewRange()))
     for k in range(40, 60):  # more steps at the level reached: inside the current range
-        panel.add_chunk(_chunk(50 * k, 50, -250.5))
+        panel.state.add_chunk(_chunk(50 * k, 50, -250.5))
         panel.refresh()
     assert changes == []  # nothing to re-fit: the axes stay as they are
     assert len(panel.elbo.smooth.xData) == 60 * 50  # while the curve did grow
     for k in range(60, 90):  # a new jump upwards, above the top of the range
-        panel.add_chunk(_chunk(50 * k, 50, -150.0))
+        panel.state.add_chunk(_chunk(50 * k, 50, -150.0))
         panel.refresh()
     assert changes, "data left the view: the range must follow"
     (_, _), (y0, y1) = vb.viewRange()
-    assert y1 > panel.series["elbo"].smooth.view().max()
+    assert y1 > panel.smoothed["elbo"].values.max()
 
 
 def test_without_a_run_length_x_follows_the_data(panel):
-    panel.add_chunk(_chunk(0, 100, -300.0))
+    panel.state.add_chunk(_chunk(0, 100, -300.0))
     panel.refresh()
     (_, x1), _ = panel.elbo.vb.viewRange()
     assert 100 <= x1 < 200
     for k in range(1, 20):
-        panel.add_chunk(_chunk(100 * k, 100, -300.0))
+        panel.state.add_chunk(_chunk(100 * k, 100, -300.0))
         panel.refresh()
     (_, x1), _ = panel.elbo.vb.viewRange()
     assert x1 >= 2000
+
+
+def test_a_long_climb_from_thousands_of_nats_below_is_not_flattened(panel):
+    """A Gaussian or continuous-Bernoulli likelihood starts thousands of nats down and keeps climbing: the ELBO
+    axis follows the curve after its first tenth instead of keeping the first steps' plunge in view."""
+    n = 3000
+    steps = np.arange(n)
+    elbo = 1500.0 - 6500.0 * np.exp(-steps / 60.0)  # −5000 at step 0, about +1500 at the end
+    for s in range(0, n, 100):
+        sl = slice(s, s + 100)
+        panel.state.add_chunk(MetricsChunk(steps[sl], elbo[sl], elbo[sl] + 5.0, np.full(100, 5.0), 0, s + 100,
+                                           n, 469, 1000.0, 1.0))
+    panel.refresh()
+    (_, _), (y0, y1) = panel.elbo.vb.viewRange()
+    assert y1 > 1400 and y0 > 0  # the last 90% of the run fills the plot

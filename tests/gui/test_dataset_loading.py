@@ -36,7 +36,7 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     qtbot.waitUntil(lambda: panel.busy.maximum() == 300 and "Decoding" in panel.title.text(), timeout=10_000)
     assert 0 <= panel.busy.value() < 300  # a determinate bar, part way
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w._loading_dataset is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.loader.busy(), timeout=10_000)
     assert w.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
     assert not panel.busy.isVisibleTo(panel) and not panel.cancel_button.isVisibleTo(panel)
     assert "cancelled" in w.statusBar().currentMessage() and w.errors == []

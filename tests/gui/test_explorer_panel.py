@@ -257,3 +257,13 @@ def test_current_point_stays_in_view_on_the_elbo_curve(panel, qtbot):
     for key in (Qt.Key.Key_PageUp,) * 4 + (Qt.Key.Key_Home, Qt.Key.Key_End):
         qtbot.keyClick(slider, key)
         assert in_view(), key
+
+
+def test_another_family_forgets_the_last_fit_report(panel, qtbot):
+    panel.findChild(QSpinBox, "explorer_steps").setValue(50)
+    with qtbot.waitSignal(panel.fit_finished, timeout=30_000):
+        qtbot.mouseClick(panel.findChild(QPushButton, "explorer_fit"), Qt.MouseButton.LeftButton)
+    assert "Fit finished" in label(panel, "explorer_report_label")
+    select_family(panel, "Normal")
+    assert "finished" not in label(panel, "explorer_report_label")
+    assert "Press Fit" in label(panel, "explorer_report_label") and "Normal" in label(panel, "explorer_report_label")

@@ -2,14 +2,35 @@
 amortization study on a worker thread (conftest.py fails a test that leaves a thread running)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.decoding import decoder_snapshot
-from gui.panels.inference import N_RANDOM, InferencePanel, PosteriorOverlay
+from engine.config import ModelConfig
+from engine.snapshot import decoder_snapshot
+from gui.amortization_view import N_RANDOM
+from gui.panels.inference import InferencePanel
+from gui.posterior_overlay import PosteriorOverlay
+from gui.state import SessionState
 from tests.engine.test_posterior import train_small_vae
+
+
+def dataset_of(xs, ys=None, names=None):
+    return SimpleNamespace(x_test=xs, y_test=ys, class_names=names, name="test data", image_shape=xs.shape[1:])
+
+
+def make_state(snap=None, xs=None, ys=None, names=None) -> SessionState:
+    """A session state with a dataset of these test images and, given a snapshot, its model."""
+    st = SessionState()
+    if xs is not None:
+        st.set_dataset(dataset_of(xs, ys, names))
+    if snap is not None:
+        st.new_model(ModelConfig.from_dict(snap.model_config), "run")
+        st.set_snapshot(snap)
+    return st
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +42,20 @@ def snap2():
 @pytest.fixture
 def panel(qtbot, snap2):
     pg.setConfigOptions(imageAxisOrder="row-major")  # what gui/style.py sets: the overlay must not depend on it
-    plot = pg.PlotWidget()
-    qtbot.addWidget(plot)
-    p = InferencePanel(plot_item=plot.getPlotItem())
-    qtbot.addWidget(p)
     snap, xs, ys = snap2
-    p.set_model_snapshot(snap)
-    p.set_test_data(xs, ys, ("a", "b", "c", "d"))
-    p.steps_spin.setValue(80)
-    p.k_spin.setValue(300)
+    p = InferencePanel(make_state(snap, xs, ys, ("a", "b", "c", "d")))
+    qtbot.addWidget(p)
+    p.study.steps_spin.setValue(80)
+    p.study.k_spin.setValue(300)
     p.resize(700, 800)
     p.show()
-    plot.show()
     yield p
     p.close()
-    assert p.running_threads() == []
+    assert p.running_workers() == []
 
 
 def _table(p: InferencePanel) -> np.ndarray:
-    t = p.table
+    t = p.study.table
     return np.array([[float(t.item(r, c).data(Qt.ItemDataRole.DisplayRole)) for c in range(t.columnCount())]
                      for r in range(t.rowCount())])
 
@@ -56,12 +72,12 @@ def _bilinear(g, x, y) -> float:
 
 
 def test_object_names_and_tooltips(panel):
-    for w in (panel.selected_button, panel.random_button, panel.cancel_button, panel.clear_sel_button,
-              panel.zoom_button, panel.table, panel.progress, panel.steps_spin, panel.k_spin):
+    for w in (panel.study.selected_button, panel.study.random_button, panel.study.cancel_button, panel.study.clear_sel_button,
+              panel.zoom_button, panel.study.table, panel.study.progress, panel.study.steps_spin, panel.study.k_spin):
         assert w.objectName()
-    for w in (panel.selected_button, panel.random_button, panel.cancel_button, panel.steps_spin, panel.k_spin):
+    for w in (panel.study.selected_button, panel.study.random_button, panel.study.cancel_button, panel.study.steps_spin, panel.study.k_spin):
         assert w.toolTip()
-    assert "Cremer" in panel.random_button.toolTip()
+    assert "Cremer" in panel.study.random_button.toolTip()
 
 
 def test_click_draws_contours_and_numbers(qtbot, panel):
@@ -105,18 +121,18 @@ def test_click_draws_contours_and_numbers(qtbot, panel):
 def test_rapid_clicks_end_on_the_last(qtbot, panel):
     for i in (1, 2, 3, 4):
         panel.show_example(i)
-    qtbot.waitUntil(lambda: panel.view is not None and panel.view.index == 4 and not panel.running_threads(),
+    qtbot.waitUntil(lambda: panel.view is not None and panel.view.index == 4 and not panel.running_workers(),
                     timeout=30_000)
-    assert panel.selection == [1, 2, 3, 4]
-    assert panel.selected_button.text() == "Selected (4)"
+    assert panel.study.selection == [1, 2, 3, 4]
+    assert panel.study.selected_button.text() == "Selected (4)"
 
 
 def test_selected_study_runs_to_completion(qtbot, panel):
     for i in (0, 7, 9):
         panel.show_example(i)
-    qtbot.waitUntil(lambda: not panel.running_threads(), timeout=30_000)
+    qtbot.waitUntil(lambda: not panel.running_workers(), timeout=30_000)
     with qtbot.waitSignal(panel.study_finished, timeout=60_000) as blocker:
-        qtbot.mouseClick(panel.selected_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.study.selected_button, Qt.MouseButton.LeftButton)
     r = blocker.args[0]
     assert r.n == 3 and sorted(r.indices.tolist()) == [0, 7, 9]
     t = _table(panel)
@@ -124,10 +140,10 @@ def test_selected_study_runs_to_completion(qtbot, panel):
     assert np.all(t[:, 2] >= t[:, 1])  # optimised ≥ encoder, row by row
     assert np.all(t[:, 4] >= 0)
     assert np.all(t[:, 6] >= t[:, 2] - 0.05)  # the 2-D grid's exact log p(x) is above every ELBO
-    assert not panel.table.isColumnHidden(6) and not panel.table.isColumnHidden(7)
-    assert panel.progress.value() == 1000
-    assert "amortization gap" in panel.summary.text()
-    qtbot.waitUntil(lambda: panel.random_button.isEnabled(), timeout=5_000)
+    assert not panel.study.table.isColumnHidden(6) and not panel.study.table.isColumnHidden(7)
+    assert panel.study.progress.value() == 1000
+    assert "amortization gap" in panel.study.summary.text()
+    qtbot.waitUntil(lambda: panel.study.random_button.isEnabled(), timeout=5_000)
     # the shown example (9) was studied: its optimised q_i is drawn too
     x, _ = panel.overlay.qi_ellipses[0].getData()
     assert x is not None and len(x) > 10
@@ -135,45 +151,45 @@ def test_selected_study_runs_to_completion(qtbot, panel):
 
 def test_random_study_fills_the_table(qtbot, panel):
     with qtbot.waitSignal(panel.study_finished, timeout=120_000):
-        assert panel.run_random()
-    assert panel.table.rowCount() == N_RANDOM
+        assert panel.study.run_random()
+    assert panel.study.table.rowCount() == N_RANDOM
     t = _table(panel)
     assert np.all(t[:, 2] >= t[:, 1])
     assert len(np.unique(t[:, 0])) == N_RANDOM
     # clicking a row shows that example
     with qtbot.waitSignal(panel.posterior_ready, timeout=20_000):
-        panel.table.cellClicked.emit(0, 0)
+        panel.study.table.cellClicked.emit(0, 0)
     assert panel.current_index == int(t[0, 0])
 
 
 def test_cancel(qtbot, panel):
-    panel.steps_spin.setValue(5000)
-    assert panel.run_random()
-    assert panel.cancel_button.isEnabled() and not panel.random_button.isEnabled()
-    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30_000)
-    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not panel.is_study_running(), timeout=30_000)
-    qtbot.waitUntil(lambda: "Cancelled" in panel.progress.format(), timeout=5_000)
-    assert panel.result is None and panel.table.rowCount() == 0
-    assert panel.random_button.isEnabled() and not panel.cancel_button.isEnabled()
+    panel.study.steps_spin.setValue(5000)
+    assert panel.study.run_random()
+    assert panel.study.cancel_button.isEnabled() and not panel.study.random_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.study.progress.value() > 0, timeout=30_000)
+    qtbot.mouseClick(panel.study.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.study.is_study_running(), timeout=30_000)
+    qtbot.waitUntil(lambda: "Cancelled" in panel.study.progress.format(), timeout=5_000)
+    assert panel.study.result is None and panel.study.table.rowCount() == 0
+    assert panel.study.random_button.isEnabled() and not panel.study.cancel_button.isEnabled()
 
 
 def test_close_stops_a_running_study(qtbot, panel):
-    panel.steps_spin.setValue(5000)
-    assert panel.run_random()
-    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30_000)
+    panel.study.steps_spin.setValue(5000)
+    assert panel.study.run_random()
+    qtbot.waitUntil(lambda: panel.study.progress.value() > 0, timeout=30_000)
     panel.close()
-    assert panel.running_threads() == []
+    assert panel.running_workers() == []
 
 
 def test_new_data_cancels_the_study_and_refresh_recomputes(qtbot, panel, snap2):
     _, xs, ys = snap2
-    panel.steps_spin.setValue(5000)
-    assert panel.run_random()
-    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30_000)
-    panel.set_test_data(xs[::-1].copy(), ys[::-1].copy())
-    qtbot.waitUntil(lambda: not panel.is_study_running(), timeout=30_000)
-    assert panel.result is None and panel.table.rowCount() == 0 and panel.selection == []
+    panel.study.steps_spin.setValue(5000)
+    assert panel.study.run_random()
+    qtbot.waitUntil(lambda: panel.study.progress.value() > 0, timeout=30_000)
+    panel.state.set_dataset(dataset_of(xs[::-1].copy(), ys[::-1].copy()))
+    qtbot.waitUntil(lambda: not panel.study.is_study_running(), timeout=30_000)
+    assert panel.study.result is None and panel.study.table.rowCount() == 0 and panel.study.selection == []
     with qtbot.waitSignal(panel.posterior_ready, timeout=20_000):
         panel.show_example(3)
     first = panel.view
@@ -184,29 +200,26 @@ def test_new_data_cancels_the_study_and_refresh_recomputes(qtbot, panel, snap2):
 
 
 def test_no_model_yet(qtbot, snap2):
-    p = InferencePanel()
-    qtbot.addWidget(p)
     _, xs, ys = snap2
-    p.set_test_data(xs, ys)
+    p = InferencePanel(make_state(None, xs, ys))
+    qtbot.addWidget(p)
     p.show_example(3)
     assert "No model" in p.status.text()
-    assert not p.run_random()
-    assert p.running_threads() == []
+    assert not p.study.run_random()
+    assert p.running_workers() == []
 
 
 def test_other_latent_dims(qtbot):
     model, xs = train_small_vae(latent_dim=3, steps=60)
-    p = InferencePanel()
+    p = InferencePanel(make_state(decoder_snapshot(model, 60), xs[:50]))
     qtbot.addWidget(p)
-    p.set_model_snapshot(decoder_snapshot(model, 60))
-    p.set_test_data(xs[:50])
     with qtbot.waitSignal(p.posterior_ready, timeout=20_000) as blocker:
         p.show_example(2)
     assert blocker.args[0].grid is None and "2-D" in p.status.text()
     with qtbot.waitSignal(p.study_finished, timeout=60_000) as blocker:
-        assert p.run_study([1, 2, 3], steps=20, iwae_k=50)
+        assert p.study.run_study([1, 2, 3], steps=20, iwae_k=50)
     assert blocker.args[0].encoder_mu.shape == (3, 3)
-    assert p.table.rowCount() == 3 and p.table.isColumnHidden(6) and p.table.isColumnHidden(7)
+    assert p.study.table.rowCount() == 3 and p.study.table.isColumnHidden(6) and p.study.table.isColumnHidden(7)
     p.close()
 
 

@@ -120,7 +120,7 @@ def test_pca_view_keeps_its_axes_and_fits_a_narrow_panel(panel, qtbot):
         show(panel, s)
         labels_seen.add((panel.plot.getAxis("bottom").labelText, panel.plot.getAxis("left").labelText))
         firsts.append(panel.points[0].copy())
-        assert "% of variance" in panel.plot.titleLabel.text and f"step {123_456 + k:,}" in panel.plot.titleLabel.text
+        assert "% of var." in panel.plot.titleLabel.text and f"step {123_456 + k:,}" in panel.plot.titleLabel.text
     assert labels_seen == {("PC1 of μ", "PC2 of μ")}
     assert all(np.sign(f[0]) == np.sign(firsts[0][0]) for f in firsts)  # no mirroring along PC1
     qtbot.wait(50)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLa
                                QWidget)
 
 from engine.checkpoint import load_checkpoint
-from engine.decoding import SnapshotDecoder
+from engine.snapshot import SnapshotModel
 from gui.main_window import DatasetFileDialog, MainWindow
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, make_tiny, wait_finished
@@ -62,7 +62,7 @@ def train_to_end(qtbot, w):
 
 def expected_image(w, x, y):
     z = w.latent.to_latent(x, y)
-    return SnapshotDecoder(w.current_decoder).decode(z[None])[0], z
+    return SnapshotModel(w.current_decoder).decode(z[None])[0], z
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -140,7 +140,7 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
 def test_pause_resume_stop(qtbot, make_window):
     w = make_window(train=LONG)
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.session.history) > 5, timeout=20_000)
+    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.history) > 5, timeout=20_000)
     assert not w.settings_panel.widgets["latent_dim"].isEnabled()
     assert w.pause_button.text() == "Pause"
     qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
@@ -227,7 +227,7 @@ def test_click_while_training_and_paused(qtbot, make_window):
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.6 * (x1 - x0), y0 + 0.3 * (y1 - y0))
     assert w.generated.image is not None
-    np.testing.assert_array_equal(w.generated.image, SnapshotDecoder(w.current_decoder).decode(w._picked_z[None])[0])
+    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(w._picked_z[None])[0])
     w.session.pause()
     qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
     x0, x1, y0, y1 = w.latent.view_rect()
@@ -250,7 +250,7 @@ def test_click_with_latent_dim_above_two_goes_through_pca(qtbot, make_window):
     z = w.latent.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
     assert z.shape == (4,)
     np.testing.assert_array_equal(w.generated.z, z)
-    np.testing.assert_array_equal(w.generated.image, SnapshotDecoder(w.current_decoder).decode(z[None])[0])
+    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(z[None])[0])
     assert "PC = (" in w.generated.coords.text()
 
 
@@ -286,8 +286,8 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     w.ask_save_path = lambda *a: path
     w.act_save_ckpt.trigger()
     assert load_checkpoint(path).step == 30
-    steps = w.curves.steps.view().copy()
-    elbo = w.curves.series["elbo"].raw.view().copy()
+    steps = w.curves.steps.copy()
+    elbo = w.curves.history.column("elbo").copy()
     means = w.current_latent.means.copy()
 
     w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
@@ -297,8 +297,8 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
     qtbot.waitUntil(lambda: w2.latent.shown is not None, timeout=5000)
     assert w2.errors == []
-    np.testing.assert_array_equal(w2.curves.steps.view(), steps)
-    np.testing.assert_array_equal(w2.curves.series["elbo"].raw.view(), elbo)
+    np.testing.assert_array_equal(w2.curves.steps, steps)
+    np.testing.assert_array_equal(w2.curves.history.column("elbo"), elbo)
     assert len(w2.curves.epochs) == 3
     assert w2.settings_panel.model_config((1, 12, 12)) == w.session.model_config
     assert w2.settings_panel.train_config().seed == 7
@@ -309,8 +309,8 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     # continue the loaded checkpoint: raise epochs and start
     w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=4))
     train_to_end(qtbot, w2)
-    assert w2.session.run.step == 40 and len(w2.session.history.epochs) == 4
-    assert w2.curves.steps.n == 40
+    assert w2.session.run.step == 40 and len(w2.history.epochs) == 4
+    assert len(w2.curves.steps) == 40
 
 
 def test_bad_checkpoint_gives_dialog(qtbot, make_window, tmp_path):
@@ -348,7 +348,7 @@ def test_exports(qtbot, make_window, tmp_path):
         assert im.size == (grid.shape[2], grid.shape[1])
     rows = list(csv.reader(io.StringIO(open(out["metrics.csv"]).read())))
     assert rows[0][:5] == ["step", "train_elbo", "train_recon", "train_kl", "epoch"]
-    assert len(rows) - 1 == len(w.session.history) == 20
+    assert len(rows) - 1 == len(w.history) == 20
     vec = open(out["latents.tsv"]).read().splitlines()
     assert len(vec) == len(w.current_latent.means) == 200
     assert all(len(line.split("\t")) == 2 for line in vec)
@@ -389,7 +389,7 @@ def test_settings_tooltips_and_devices(make_window):
 def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, answer):
     w = make_window(train=LONG)
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.session.history) > 5, timeout=20_000)
+    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.history) > 5, timeout=20_000)
     asked = []
     w.ask_save_before_close = lambda: asked.append(1) or answer
     path = tmp_path / "on_close.pt"
@@ -475,15 +475,16 @@ def test_dataset_dialog_accepts_a_folder(qtbot, tmp_path):
 def test_collapse_warning(qtbot):
     from engine.messages import EpochSummary
     from gui.panels.curves import CurvesPanel
+    from gui.state import SessionState
 
-    panel = CurvesPanel()
+    panel = CurvesPanel(SessionState())
     qtbot.addWidget(panel)
     panel.show()
     kl = np.array([3.0, 0.001, 2.0, 0.0])
     s = EpochSummary(epoch=0, step=10, train_elbo=-100.0, test_elbo=-99.0, test_recon=-95.0, test_kl=5.0,
                      test_iwae=-98.0, test_elbo_subset=-99.5, iwae_k=5, bits_per_dim=0.5, kl_per_dim=kl,
                      active_units=2, au_variance=np.array([0.5, 0.0, 0.3, 0.001]), seconds=1.0)
-    panel.add_epoch(s)
+    panel.state.add_epoch(s)
     panel.refresh()
     assert panel.collapse_warning.isVisible()
     assert "2 of 4" in panel.collapse_warning.text()
@@ -496,7 +497,7 @@ def test_continuous_bernoulli_chosen_in_settings_trains_and_decodes_its_mean(qtb
     density (λ/(2λ−1) + 1/(2·artanh(1−2λ))), not λ = σ(logits)."""
     import torch
 
-    from engine.decoding import model_from_snapshot
+    from engine.snapshot import model_from_snapshot
 
     w = make_window()
     box = w.settings_panel.widgets["likelihood"]

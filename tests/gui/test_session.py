@@ -4,8 +4,11 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
+
 from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk
-from gui.session import BackgroundTask, TrainingSession, live_threads
+from gui.session import TrainingSession
+from gui.workers import Worker, live_threads
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN
 
@@ -24,9 +27,9 @@ def test_session_emits_every_kind_of_message(qtbot, tiny):
     assert got["decoder"][-1][0].step == 2 * 10  # 600 / 64 -> 10 steps per epoch
     main = threading.main_thread()
     assert all(t is main for lst in got.values() for _, t in lst), "signals must be delivered on the GUI thread"
-    # the GUI-side history mirrors what the worker recorded
-    assert len(s.history) == s.run.step == 20
-    assert len(s.history.epochs) == 2
+    # every step arrived once, in order
+    steps = np.concatenate([m.steps for m, _ in got["metrics"]])
+    assert steps.tolist() == list(range(s.run.step)) and s.run.step == 20
     assert not live_threads()
 
 
@@ -57,11 +60,36 @@ def test_config_error_becomes_an_error_signal(qtbot, tiny):
     qtbot.waitUntil(lambda: not s.is_active())
 
 
-def test_background_task_delivers_result_and_error(qtbot):
+def test_worker_delivers_result_items_and_error(qtbot):
     results = []
-    with qtbot.waitCallback() as cb:
-        BackgroundTask(lambda: 41 + 1, lambda r, e: (results.append((r, e)), cb()))
-    assert results == [(42, None)]
-    with qtbot.waitCallback() as cb:
-        BackgroundTask(lambda: 1 / 0, lambda r, e: (results.append((r, type(e))), cb()))
-    assert results[-1] == (None, ZeroDivisionError)
+    with qtbot.waitSignal(Worker(lambda: 41 + 1, on_result=results.append).done, timeout=5000):
+        pass
+    assert results == [42]
+    items = []
+    w = Worker(lambda: iter(range(3)), on_item=items.append, on_result=results.append)
+    with qtbot.waitSignal(w.done, timeout=5000):
+        pass
+    assert items == [0, 1, 2] and results[-1] is None
+    errors = []
+    w = Worker(lambda: 1 / 0, on_result=results.append, on_error=lambda e, tb: errors.append((type(e), tb)))
+    with qtbot.waitSignal(w.done, timeout=5000):
+        pass
+    assert errors[0][0] is ZeroDivisionError and "ZeroDivisionError" in errors[0][1] and len(results) == 2
+
+
+def test_worker_applies_the_thread_policy_and_a_cancelled_one_delivers_nothing(qtbot):
+    import torch
+
+    seen = []
+    w = Worker(lambda: seen.append(torch.get_num_threads()) or "x", on_result=seen.append)
+    with qtbot.waitSignal(w.done, timeout=5000):
+        pass
+    assert seen == [1, "x"]  # a background job runs torch single-threaded
+    gate = threading.Event()
+    got = []
+    w = Worker(lambda: gate.wait(5) and "late", on_result=got.append)
+    w.cancel()
+    gate.set()
+    with qtbot.waitSignal(w.done, timeout=5000):
+        pass
+    assert got == []

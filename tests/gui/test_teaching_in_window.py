@@ -12,8 +12,8 @@ from .test_main_window import click_latent, train_to_end
 def test_explorer_is_a_tab_of_the_window_and_its_sliders_move_the_numbers(qtbot, make_window):
     w = make_window()
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert "VI explorer" in titles
-    w.tabs.setCurrentWidget(w.explorer)
+    assert "VI explorer" in titles and "Posterior && gap" in titles
+    w.show_page(w.explorer)
     before = w.explorer.numbers
     slider = w.explorer.findChildren(QSlider)[0]
     slider.setValue(slider.value() + (slider.maximum() - slider.minimum()) // 5)
@@ -30,7 +30,8 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     x, y = (float(v) for v in w.latent.points[k])
     index = int(w.latent.shown.indices[k])
     click_latent(qtbot, w, x, y)
-    assert w.gallery.tabs.currentWidget().isAncestorOf(w.inference)
+    assert w.state.example == index and w.tabs.currentIndex() == 0  # selected; the Training page stays on show
+    w.show_page(w.inference)
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.current_index is not None, timeout=15000)
     assert w.inference.current_index == index
     grid = w.inference.view.grid
@@ -57,6 +58,6 @@ def test_clicking_a_reconstruction_shows_that_examples_posterior(qtbot, make_win
     py = r.y() + int((1 * th + th // 2) * scale)
     from PySide6.QtCore import QPoint
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(px, py))
-    assert w.gallery.tabs.currentWidget().isAncestorOf(w.inference)
+    assert w.state.example == int(idx[2])
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index == int(idx[2]), timeout=15000)
     assert sum(w.inference.overlay.contour_vertex_counts()) > 0

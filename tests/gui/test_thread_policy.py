@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import torch
-from PySide6.QtCore import QThread, Qt
+from PySide6.QtCore import QSettings, QThread, Qt
 
 from engine.threads import usable_cores
 
@@ -43,20 +43,21 @@ def test_every_thread_that_runs_a_model_follows_the_policy(qtbot, make_window, t
     _as_if_the_trainer_just_set(many)
     x, y = (float(v) for v in w.latent.points[0])
     click_latent(qtbot, w, x, y)
-    qtbot.waitUntil(lambda: w.inference.view is not None and not w.inference.running_threads(), timeout=20_000)
+    w.show_page(w.inference)
+    qtbot.waitUntil(lambda: w.inference.view is not None and not w.inference.running_workers(), timeout=20_000)
     # the amortization study on its worker
     _as_if_the_trainer_just_set(many)
     with qtbot.waitSignal(w.inference.study_finished, timeout=60_000):
-        qtbot.mouseClick(w.inference.selected_button, Qt.MouseButton.LeftButton)
-    # a checkpoint saved and loaded back (loading encodes the scatter on a background task)
+        qtbot.mouseClick(w.inference.study.selected_button, Qt.MouseButton.LeftButton)
+    # a checkpoint saved, and loaded into a second window (loading encodes the scatter on a worker)
     path = str(tmp_path / "run.pt")
     w.ask_save_path = lambda *a: path
     w.act_save_ckpt.trigger()
-    w.ask_open_path = lambda *a: path
+    w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
+    w2.ask_open_path = lambda *a: path
     _as_if_the_trainer_just_set(many)
-    w.act_load_ckpt.trigger()
-    qtbot.waitUntil(lambda: w.loaded_checkpoint is not None and w.latent.shown is not None, timeout=10_000)
-    qtbot.waitUntil(lambda: not w.inference.running_threads(), timeout=20_000)
+    w2.act_load_ckpt.trigger()
+    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None and w2.latent.shown is not None, timeout=10_000)
 
     training = [n for name, n in calls if name == "trainingThread"]
     others = {}

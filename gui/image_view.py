@@ -49,8 +49,9 @@ class ImageView(QWidget):
         w, h = self.qimage.width(), self.qimage.height()
         avail = self.contentsRect().adjusted(2, 2, -2, -2)
         s = min(avail.width() / w, avail.height() / h)
-        if s >= 1 and not self.smooth:
-            s = float(int(s))  # whole-number zoom: every pixel the same size
+        if s >= 2 and not self.smooth:
+            s = float(int(s))  # whole-number zoom: every pixel the same size (below 2× it would leave the panel
+            # half empty: a small grid is then scaled to fit like a large one)
         tw, th = max(1, int(w * s)), max(1, int(h * s))
         return QRect(avail.x() + (avail.width() - tw) // 2, avail.y() + (avail.height() - th) // 2, tw, th)
 

@@ -1,0 +1,107 @@
+"""One frozen copy of the weights that other threads may use (DESIGN.md boundary 4).
+
+The worker thread copies the live model into a ``DecoderSnapshot`` (plain numpy) about once a second;
+everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets fresh numpy arrays back:
+
+* ``decoder_snapshot(model, step)`` / ``snapshot_from_state(config, state, step)``: the copy, from a live model or
+  from a checkpoint (a loaded checkpoint decodes like a live run).
+* ``SnapshotModel(snapshot)``: ``decode(z)``, ``encode(x)`` -> (μ, log σ²), ``reconstruct(x)`` = E[x | z = μ(x)];
+  ``.model`` is the CPU VAE itself (eval mode) for the posterior grid and the amortization study.
+* ``prior_samples(model, n, seed)``: E[x | z] for z ~ N(0, I) with a fixed seed (the same noise every refresh,
+  so the picture shows the model changing, not the noise).
+* ``latent_subset(n_test, n)``: the fixed test subset whose posterior means make the scatter.
+* ``latent_snapshot(model, dataset, n, step, epoch)``: a LatentSnapshot from a snapshot model (a loaded
+  checkpoint, a new dataset under a finished model), identical in layout to the trainer's."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .batches import to_float
+from .chunking import decode_rows, rows
+from .config import ModelConfig
+from .messages import DecoderSnapshot, LatentSnapshot
+from .model import VAE
+
+
+def decoder_snapshot(model: VAE, step: int) -> DecoderSnapshot:
+    """Fresh float32 numpy copies of all the model's parameters (one device→host copy). The encoder comes along
+    so that reconstructions, the true-posterior view and the amortization-gap study can run off the worker."""
+    state = {k: v.detach().float().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return DecoderSnapshot(step=step, model_config=model.cfg.to_dict(), weights=state)
+
+
+def snapshot_from_state(model_config: ModelConfig, model_state: dict, step: int) -> DecoderSnapshot:
+    """A DecoderSnapshot from a checkpoint's model state."""
+    model = VAE(model_config)
+    model.load_state_dict(model_state)
+    return decoder_snapshot(model, step)
+
+
+def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:
+    """A fresh CPU VAE (eval mode) holding the snapshot's weights: safe to use from any thread."""
+    model = VAE(ModelConfig.from_dict(snapshot.model_config))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in snapshot.weights.items()})
+    return model.eval()
+
+
+class SnapshotModel:
+    """A CPU copy of the whole VAE (eval mode) from a snapshot: ``decode``, ``encode``, ``reconstruct``."""
+
+    def __init__(self, snapshot: DecoderSnapshot):
+        self.snapshot = snapshot
+        self.step = snapshot.step
+        self.model = model_from_snapshot(snapshot)
+        self.config = self.model.cfg
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, C, H, W) mean images in [0, 1], decoded in chunks sized by memory (engine.chunking)."""
+        z = torch.from_numpy(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
+        step = decode_rows(self.model)
+        if len(z) <= step:
+            return self.model.mean_image(z).numpy()
+        return torch.cat([self.model.mean_image(z[s:s + step]) for s in range(0, len(z), step)]).numpy()
+
+    @torch.inference_mode()
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, C, H, W) float in [0, 1] or stored uint8 -> (μ, log σ²), each (n, d) float32."""
+        x = np.asarray(x)
+        mus, lvs = [], []
+        step = rows(self.config, "cpu", decodes_per_row=0)  # images per forward pass, by memory
+        for s in range(0, len(x), step):
+            mu, lv = self.model.encode(to_float(torch.from_numpy(np.ascontiguousarray(x[s:s + step]))))
+            mus.append(mu.numpy().copy())
+            lvs.append(lv.numpy().copy())
+        d = self.latent_dim
+        if not mus:
+            return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+        return np.concatenate(mus), np.concatenate(lvs)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """E[x | z = μ(x)]: the decoder's mean image at the posterior mean, (n, C, H, W) in [0, 1]."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+
+def prior_samples(model: SnapshotModel, n: int, seed: int = 0) -> np.ndarray:
+    """Mean images E[x|z] of n draws z ~ N(0, I) (fixed seed), (n, C, H, W)."""
+    z = np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
+    return model.decode(z)
+
+
+def latent_subset(n_test: int, n: int) -> np.ndarray:
+    """Sorted indices of the fixed test subset the trainer encodes for the scatter."""
+    rng = np.random.default_rng(1234)
+    return np.sort(rng.permutation(n_test)[: min(n, n_test)])
+
+
+def latent_snapshot(model: SnapshotModel, dataset, n: int, step: int = 0, epoch: int = 0) -> LatentSnapshot:
+    idx = latent_subset(len(dataset.x_test), n)
+    mu, log_var = model.encode(dataset.x_test[idx])
+    y = dataset.y_test
+    return LatentSnapshot(step, epoch, mu, log_var, None if y is None else y[idx].copy(), idx.astype(np.int64))

@@ -1,0 +1,143 @@
+"""File → Save checkpoint / Load checkpoint. Saving a running model is done by the worker between two steps;
+loading reads and checks the file in a gui.workers.Worker, then makes it the session state's current model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QApplication
+
+from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from engine.history import MetricHistory
+from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
+from gui.workers import Worker
+
+CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
+
+
+class CheckpointActions(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self.state = window.state
+        self.loader: Worker | None = None
+
+    def can_save(self) -> bool:
+        st = self.state
+        return (st.source == "run" and self.w.session.run is not None) or (
+            st.source == "checkpoint" and st.checkpoint is not None)
+
+    def may_replace_model(self, ask) -> bool:
+        """Before the trained model on show is replaced or closed: ``ask(description)`` answers 'save', 'discard'
+        or 'cancel'; True when it may go (saved first if asked to)."""
+        ck, described = self.w.training.trained_model()
+        if ck is None:
+            return True
+        choice = ask(described)
+        if choice == "save":
+            path = self.w.ask_save_path("Save checkpoint", CHECKPOINT_FILTER, "vae.pt")
+            if not path:
+                return False
+            self.save(path)
+            return True
+        return choice == "discard"
+
+    # -- save --------------------------------------------------------------------------------------------------
+    def save_dialog(self) -> None:
+        path = self.w.ask_save_path("Save checkpoint", CHECKPOINT_FILTER, "vae.pt")
+        if path:
+            self.save(path)
+
+    def save(self, path: str) -> None:
+        st, session = self.state, self.w.session
+        try:
+            if st.source == "run" and session.run is not None:
+                session.save_checkpoint(path)
+                if session.is_active():
+                    self.w.status.message(f"Saving a checkpoint to {path}…", 4000)
+            elif st.source == "checkpoint" and st.checkpoint is not None:
+                ck = st.checkpoint
+                save_checkpoint(path, model_config=ck.model_config, train_config=ck.train_config,
+                                model_state=ck.model_state, optimizer_state=ck.optimizer_state, step=ck.step,
+                                epoch=ck.epoch, batch=ck.batch, history=ck.history, dataset=ck.dataset,
+                                noise_rng=ck.noise_rng)
+                self.w.status.message(f"Checkpoint saved: {path}", 8000)
+        except OSError as e:
+            self.w.show_error("Could not save the checkpoint", f"{Path(path).name}: {e.strerror or e}")
+
+    # -- load --------------------------------------------------------------------------------------------------
+    def load_dialog(self) -> None:
+        path = self.w.ask_open_path("Load checkpoint", CHECKPOINT_FILTER)
+        if path:
+            self.w.settings.setValue("ui/last_file_dir", str(Path(path).parent))
+            self.load(path)
+
+    def busy(self) -> bool:
+        return self.loader is not None
+
+    def load(self, path: str) -> None:
+        """Read the file off the GUI thread; on success it becomes the current model (settings, curves, weights,
+        and the scatter when it fits the open dataset)."""
+        if self.w.session.is_active() or self.loader is not None:
+            return
+        ds = self.state.dataset
+        n = self.w.settings_panel.train_config().latent_examples
+        data_token = self.state.identity().dataset
+
+        def job():  # worker thread
+            ck = load_checkpoint(path)
+            snap = snapshot_from_state(ck.model_config, ck.model_state, ck.step)
+            lat = None
+            if ds is not None and tuple(ds.image_shape) == tuple(ck.model_config.image_shape):
+                lat = latent_snapshot(SnapshotModel(snap), ds, n, ck.step, ck.epoch)
+            return ck, snap, lat
+
+        self.w.status.message(f"Loading {Path(path).name}…")
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self.loader = Worker(job, on_result=lambda r: self._on_loaded(r, path, data_token),
+                             on_error=lambda e, _tb: self._on_failed(e, path), parent=self, name="checkpointLoader")
+        self.w.update_actions()
+
+    def _finish(self) -> None:
+        QApplication.restoreOverrideCursor()
+        self.loader = None
+
+    def _on_failed(self, err: BaseException, path: str) -> None:
+        self._finish()
+        msg = str(err) if isinstance(err, CheckpointError) else f"{Path(path).name}: {type(err).__name__}: {err}"
+        self.w.status.message("The checkpoint could not be loaded.", 8000)
+        self.w.show_error("Could not load the checkpoint", msg)
+        self.w.update_actions()
+
+    def _on_loaded(self, result, path: str, data_token: int) -> None:
+        self._finish()
+        ck, snap, lat = result
+        st = self.state
+        if not self.may_replace_model(lambda described: self.w.ask_replace_model(described, Path(path).name)):
+            self.w.status.message(f"{Path(path).name} was not loaded: the current model is kept.", 8000)
+            self.w.update_actions()
+            return
+        self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
+        # the window's curves grow when it continues: a copy, so the checkpoint stays as read
+        st.new_model(ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()),
+                     checkpoint=ck)
+        st.set_status("loaded")
+        st.set_snapshot(snap)
+        if lat is not None and st.identity().dataset == data_token:
+            st.set_latent(lat)
+        else:
+            self.w.training.encode_latents()
+        self.w.status.checkpoint_loaded(ck)
+        name = ck.dataset.get("name", "?")
+        note = ""
+        if st.dataset is None or ck.dataset.get("fingerprint") != st.dataset.fingerprint():
+            note = f" It was trained on {name}: open that dataset to continue training it or see its latent space."
+        self.w.status.message(f"Loaded {Path(path).name}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
+        self.w.draw_all()
+        self.w.update_actions()
+
+    def shutdown(self) -> None:
+        if self.loader is not None:
+            self.loader.cancel()
+            self.loader.wait(10_000)
+            self._finish()

@@ -1,0 +1,100 @@
+"""The window's questions and messages, one method each, so that tests can replace any of them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from gui.dataset_dialog import DatasetFileDialog
+
+
+class DialogsMixin:
+    """Mixed into MainWindow (which provides ``settings`` and ``dialogs``)."""
+
+    def show_error(self, title: str, text: str, detail: str = "") -> None:
+        """A non-blocking error box (the window keeps running)."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        if detail:
+            box.setDetailedText(detail)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda _r, b=box: self.dialogs.remove(b) if b in self.dialogs else None)
+        self.dialogs.append(box)
+        box.open()
+
+    def ask_start_choice(self, described: str, cannot_continue: str | None) -> str:
+        """Start with a trained model present: 'continue', 'new' or 'cancel'. ``cannot_continue`` says why
+        continuing is impossible (its button is then disabled)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Start training", described, QMessageBox.StandardButton.NoButton,
+                          self)
+        box.setObjectName("startChoiceDialog")
+        cont = box.addButton("Continue training this model", QMessageBox.ButtonRole.AcceptRole)
+        cont.setObjectName("continueButton")
+        new = box.addButton("Start a new model", QMessageBox.ButtonRole.DestructiveRole)
+        new.setObjectName("newModelButton")
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        if cannot_continue:
+            cont.setEnabled(False)
+            box.setInformativeText(f"{cannot_continue}\nA new model starts from scratch; save this one first "
+                                   f"(Ctrl+S) to keep it.")
+            box.setDefaultButton(cancel)
+        else:
+            box.setInformativeText("Continuing keeps its weights, optimizer state and curves. A new model starts "
+                                   "from scratch; save this one first (Ctrl+S) to keep it.")
+            box.setDefaultButton(cont)
+        box.exec()
+        return {cont: "continue", new: "new"}.get(box.clickedButton(), "cancel")
+
+    def ask_close_model(self, described: str, dataset_name: str) -> str:
+        """Another dataset whose images do not fit the trained model: 'save', 'discard' or 'cancel'."""
+        return self._ask_save_model("Open another dataset",
+                                    f"{described} Its images do not fit {dataset_name}, so it will be closed.")
+
+    def ask_replace_model(self, described: str, file_name: str) -> str:
+        """A checkpoint is about to replace the trained model: 'save', 'discard' or 'cancel'."""
+        return self._ask_save_model("Load checkpoint", f"{described} Loading {file_name} replaces it.")
+
+    def _ask_save_model(self, title: str, text: str) -> str:
+        box = QMessageBox(QMessageBox.Icon.Question, title, f"{text} Save it first?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("closeModelDialog")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        r = box.exec()
+        return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
+            QMessageBox.StandardButton(r), "cancel")
+
+    def ask_save_before_close(self) -> str:
+        """'save', 'discard' or 'cancel'."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          "Training is still running. Save a checkpoint before closing?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("closeDialog")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        r = box.exec()
+        return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
+            QMessageBox.StandardButton(r), "cancel")
+
+    def ask_dataset_path(self) -> str | None:
+        start = str(self.settings.value("ui/last_dataset_dir", str(Path.home())))
+        return DatasetFileDialog.get_path(self, start)
+
+    def ask_open_path(self, title: str, file_filter: str) -> str | None:
+        start = str(self.settings.value("ui/last_file_dir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, title, start, file_filter)
+        return path or None
+
+    def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
+        start = Path(str(self.settings.value("ui/last_file_dir", str(Path.home())))) / suggested
+        path, _ = QFileDialog.getSaveFileName(self, title, str(start), file_filter)
+        if path:
+            self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
+        return path or None
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About ELBO Studio",
+                          "<b>ELBO Studio</b><br>Train variational autoencoders and watch amortized variational "
+                          "inference happen: the ELBO and its terms, the IWAE bound, the latent space, and the decoder "
+                          "at any point you click.")

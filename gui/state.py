@@ -1,0 +1,157 @@
+"""The session state model: what the window is about, owned in one place (DESIGN.md, "One source of truth").
+
+``SessionState`` holds the dataset, the model identity (its config and a run id), the run status, the selected
+test example, and what is derived from them: the newest weights snapshot, the latent scatter, the metric history.
+Panels take it in ``__init__``, read from it and subscribe to its signals; they keep no copy of what it owns.
+
+Identity: ``identity()`` is a token that changes whenever the dataset or the model is replaced. A background job
+records it when it starts and hands its result in with it; ``is_current(token)`` is False for a result computed
+for a dataset or model that is gone, and such a result is dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engine.data.dataset import as_float01
+from engine.history import MetricHistory
+from engine.messages import DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
+from engine.snapshot import SnapshotModel
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which dataset and which model a result belongs to."""
+
+    dataset: int
+    model: int
+
+
+class SessionState(QObject):
+    dataset_changed = Signal(object)  # the new Dataset
+    model_changed = Signal()  # another model (a new run, a loaded checkpoint): everything derived is gone
+    snapshot_changed = Signal(object)  # newer weights of the current model (DecoderSnapshot)
+    latent_changed = Signal(object)  # LatentSnapshot, or None when cleared
+    history_reset = Signal()  # ``history`` was replaced
+    history_grew = Signal()  # rows or an epoch were appended to ``history``
+    status_changed = Signal(str)
+    example_changed = Signal(object)  # the selected test example's index, or None
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.setObjectName("sessionState")
+        self.dataset = None
+        self.model_config = None  # engine.config.ModelConfig of the current model, None before any
+        self.status = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error | loaded
+        self.source: str | None = None  # "run" | "checkpoint": where the current model lives
+        self.checkpoint = None  # the loaded Checkpoint while it is the current model
+        self.snapshot: DecoderSnapshot | None = None
+        self.latent: LatentSnapshot | None = None
+        self.history = MetricHistory()
+        self.example: int | None = None
+        self._dataset_id = 0
+        self._model_id = 0
+        self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
+
+    # -- identity ------------------------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        return Identity(self._dataset_id, self._model_id)
+
+    def is_current(self, token: Identity) -> bool:
+        return token == self.identity()
+
+    @property
+    def latent_dim(self) -> int | None:
+        return None if self.model_config is None else self.model_config.latent_dim
+
+    def model_fits_dataset(self) -> bool:
+        return (
+            self.model_config is not None
+            and self.dataset is not None
+            and tuple(self.model_config.image_shape) == tuple(self.dataset.image_shape)
+        )
+
+    # -- changes -------------------------------------------------------------------------------------------
+    def set_dataset(self, ds) -> None:
+        """Another dataset: the scatter and the selected example belong to the old one and go."""
+        self._dataset_id += 1
+        self.dataset = ds
+        self.latent = None
+        self.example = None
+        self.dataset_changed.emit(ds)
+        self.latent_changed.emit(None)
+        self.example_changed.emit(None)
+
+    def new_model(self, model_config, source: str, history: MetricHistory | None = None, checkpoint=None) -> None:
+        """Another model (a new run, a loaded checkpoint): weights, scatter, selection and curves start over."""
+        self._model_id += 1
+        self.model_config = model_config
+        self.source = source
+        self.checkpoint = checkpoint
+        self.snapshot = None
+        self._model_cache = None
+        self.latent = None
+        self.example = None
+        self.history = history if history is not None else MetricHistory()
+        self.model_changed.emit()
+        self.history_reset.emit()
+        self.latent_changed.emit(None)
+        self.example_changed.emit(None)
+
+    def continue_model(self, source: str = "run") -> None:
+        """The same model trains on (Continue): its curves and derived views stay; newer weights will follow."""
+        self.source = source
+        self.checkpoint = None
+
+    def set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.status_changed.emit(status)
+
+    def set_snapshot(self, snap: DecoderSnapshot) -> None:
+        self.snapshot = snap
+        self.snapshot_changed.emit(snap)
+
+    def set_latent(self, lat: LatentSnapshot | None, token: Identity | None = None) -> bool:
+        """A scatter for the current model and dataset; False (and nothing changes) for a stale one."""
+        if token is not None and not self.is_current(token):
+            return False
+        self.latent = lat
+        self.latent_changed.emit(lat)
+        return True
+
+    def add_chunk(self, chunk: MetricsChunk) -> None:
+        if self.history.add_chunk(chunk):
+            self.history_grew.emit()
+
+    def add_epoch(self, summary: EpochSummary) -> None:
+        self.history.add_epoch(summary)
+        self.history_grew.emit()
+
+    def select_example(self, index: int | None) -> None:
+        if index is not None:
+            if self.dataset is None or not (0 <= int(index) < len(self.dataset.x_test)):
+                return
+            index = int(index)
+        self.example = index
+        self.example_changed.emit(index)
+
+    # -- derived -------------------------------------------------------------------------------------------
+    def model(self) -> SnapshotModel | None:
+        """A CPU copy of the newest weights (one per snapshot), for decoding on the GUI thread."""
+        snap = self.snapshot
+        if snap is None:
+            return None
+        if self._model_cache is None or self._model_cache[0] is not snap:
+            self._model_cache = (snap, SnapshotModel(snap))
+        return self._model_cache[1]
+
+    def class_name(self, label: int) -> str:
+        names = self.dataset.class_names if self.dataset is not None else None
+        return names[label] if names and 0 <= label < len(names) else str(label)
+
+    def test_image(self, index: int) -> np.ndarray:
+        """Test image ``index`` as float32 in [0, 1], (C, H, W), a fresh array (the dataset may store uint8)."""
+        return np.array(as_float01(self.dataset.x_test[index]), dtype=np.float32)

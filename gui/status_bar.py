@@ -1,0 +1,117 @@
+"""The status bar's permanent widgets: run state, progress, samples/s, ETA and the device. One object owns them;
+the window tells it what happened (a run started, a metrics chunk, a state change) and it decides what to show."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "stopped": "Stopped",
+              "finished": "Finished", "diverged": "Diverged (paused)", "error": "Error", "loaded": "Checkpoint loaded",
+              "idle": "Idle"}
+
+
+def fmt_seconds(s: float) -> str:
+    if not np.isfinite(s) or s < 0:
+        return "—"
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+class RunStatus:
+    """Builds the widgets on ``status_bar`` (a QStatusBar) and keeps them current."""
+
+    def __init__(self, status_bar: QStatusBar):
+        self.bar = status_bar
+        status_bar.setObjectName("statusBar")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progressBar")
+        self.progress.setAccessibleName("Training progress")
+        self.progress.setMinimumWidth(160)
+        self.progress.setMaximumWidth(240)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.state_label = QLabel("Idle")
+        self.rate_label = QLabel("— samples/s")
+        self.eta_label = QLabel("ETA —")
+        self.device_label = QLabel("device —")
+        for w, name, tip in ((self.state_label, "stateLabel", "Run state"),
+                             (self.rate_label, "samplesPerSecondLabel", "Training throughput (training steps only) and the CPU "
+                              "threads the steps use now (Settings → CPU threads)"),
+                             (self.eta_label, "etaLabel", "Time left at the current speed (epoch-end evaluation not included)"),
+                             (self.device_label, "deviceLabel", "Device the model trains on")):
+            w.setObjectName(name)
+            w.setToolTip(tip)
+        for w in (self.state_label, self.progress, self.rate_label, self.eta_label, self.device_label):
+            status_bar.addPermanentWidget(w)
+        self._rate: float | None = None  # smoothed samples/s
+        self._batch_size = 1
+
+    def reset(self) -> None:
+        """No model: nothing to report."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.show_device("device —", "Device the model trains on")
+        self.set_state("idle")
+
+    def message(self, text: str, ms: int = 0) -> None:
+        self.bar.showMessage(text, ms)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run_starting(self, batch_size: int) -> None:
+        self._rate = None
+        self._batch_size = max(1, batch_size)
+        self.progress.setFormat("starting…")
+        self.set_state("starting")
+
+    def run_started(self, msg) -> None:
+        """A RunStarted message: the device and the run's length."""
+        self.show_device(f"device {msg.device}" + (f" · {msg.precision}" if msg.precision != "fp32" else ""),
+                         f"{msg.device}, {msg.precision}, {msg.n_params:,} parameters"
+                         + (f"; CPU threads: {msg.threads}" if msg.threads else "")
+                         + (f"; {msg.data_placement}" if msg.data_placement else ""))
+        self.show_progress(msg.start_step, msg.start_epoch, msg.total_steps, msg.steps_per_epoch)
+
+    def show_device(self, text: str, tip: str) -> None:
+        """The one place that says where (and on how many threads) the model trains."""
+        self.device_label.setText(text)
+        self.device_label.setToolTip(tip)
+
+    def add_rate(self, samples_per_s: float) -> None:
+        if samples_per_s > 0:
+            r = self._rate
+            self._rate = samples_per_s if r is None else 0.8 * r + 0.2 * samples_per_s
+
+    def show_progress(self, step: int, epoch: int, total: int, spe: int) -> None:
+        epochs = max(1, total // max(1, spe))
+        self.progress.setMaximum(max(1, total))
+        self.progress.setValue(min(step, total))
+        self.progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs} · step {step:,}/{total:,}")
+
+    def show_chunk(self, c) -> None:
+        """Progress, throughput and ETA from the newest MetricsChunk (a running run only)."""
+        self.show_progress(c.step, c.epoch, c.total_steps, c.steps_per_epoch)
+        if self._rate:
+            threads = f" · {c.threads} CPU thread{'s' * (c.threads != 1)}" if c.threads else ""
+            self.rate_label.setText(f"{self._rate:,.0f} samples/s{threads}")
+            self.eta_label.setText(f"ETA {fmt_seconds((c.total_steps - c.step) * self._batch_size / self._rate)}")
+
+    def set_state(self, state: str) -> None:
+        self.state_label.setText(STATE_TEXT.get(state, state))
+        if state not in ("running", "starting"):  # no throughput and no time left when nothing trains
+            self.rate_label.setText("— samples/s")
+            self.eta_label.setText("ETA —")
+
+    def stopping(self) -> None:
+        self.state_label.setText("Stopping…")
+
+    def checkpoint_loaded(self, ck) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat(f"checkpoint · epoch {ck.epoch} · step {ck.step:,}")
+        self.set_state("loaded")

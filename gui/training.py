@@ -1,0 +1,170 @@
+"""Start / Pause / Stop, and the training session's messages turned into session-state changes.
+
+Start with a trained model present (a stopped or finished run, a loaded checkpoint) asks first: continue training
+it (weights, optimizer state and curves kept), start a new model, or cancel. Nothing trained is replaced without
+that question."""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from engine.config import ConfigError
+from engine.snapshot import SnapshotModel, latent_snapshot
+from gui.workers import Worker
+
+
+class TrainingController(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self.state = window.state
+        self.session = window.session
+        self.evaluating = False  # the worker is in its end-of-epoch evaluation (no background redraws then)
+        self.last_chunk = None  # newest MetricsChunk not yet shown in the status bar
+        self._encoder: Worker | None = None
+        s = self.session
+        s.started.connect(self._on_run_started)
+        s.metrics.connect(self._on_metrics)
+        s.epoch.connect(self._on_epoch)
+        s.latent.connect(self.state.set_latent)
+        s.decoder.connect(self.state.set_snapshot)
+        s.state.connect(self._on_state)
+        s.error.connect(self._on_worker_error)
+        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {m.path} (step {m.step:,})", 8000))
+        s.finished.connect(self._on_run_finished)
+
+    # -- what Start would continue -----------------------------------------------------------------------------
+    def trained_model(self):
+        """(checkpoint to continue from, description) of the model on show, or (None, None) when there is none."""
+        st = self.state
+        if st.source == "run" and self.session.run is not None and self.session.run.step > 0:
+            run = self.session.run
+            return self.session.continuation(), f"The current model has trained {run.step:,} steps ({run.epoch} epochs)."
+        if st.source == "checkpoint" and st.checkpoint is not None:
+            ck = st.checkpoint
+            return ck, f"The loaded checkpoint has trained {ck.step:,} steps ({ck.epoch} epochs)."
+        return None, None
+
+    @staticmethod
+    def why_not_continue(ck, mcfg, tcfg, ds) -> str | None:
+        """Why ``ck`` cannot continue with these settings and data (None: it can)."""
+        if ck.model_config != mcfg:
+            return "The model settings differ from the ones it was trained with (change them back to continue)."
+        if ck.dataset.get("fingerprint") != ds.fingerprint():
+            return f"It was trained on other data ({ck.dataset.get('name', '?')})."
+        if ck.epoch >= tcfg.epochs:
+            return f"It has done its {ck.epoch} epochs: raise Epochs above {ck.epoch} to continue it."
+        return None
+
+    # -- control -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        w = self.w
+        if self.session.is_active() or w.closing:
+            return
+        ds = self.state.dataset
+        if ds is None:
+            w.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
+            return
+        try:
+            mcfg = w.settings_panel.model_config(ds.image_shape)
+            tcfg = w.settings_panel.train_config()
+        except ConfigError as e:
+            w.show_error("Invalid settings", str(e))
+            return
+        ck, described = self.trained_model()
+        choice = "new"
+        if ck is not None:
+            choice = w.ask_start_choice(described, self.why_not_continue(ck, mcfg, tcfg, ds))
+            if choice == "cancel":
+                return
+        self.cancel_encoding()
+        if choice == "continue":
+            self.state.continue_model("run")
+            self.session.start(ds, mcfg, tcfg, ck)
+            note = f"Continuing the model from step {ck.step:,}."
+        else:
+            self.state.new_model(mcfg, "run")
+            self.session.start(ds, mcfg, tcfg)
+            note = "Starting a new model…"
+        self.last_chunk = None
+        self.state.set_status("starting")
+        w.status.run_starting(tcfg.batch_size)
+        w.status.message(note, 6000)
+        w.update_actions()
+
+    def toggle_pause(self) -> None:
+        st = self.session.current_state
+        if st == "running":
+            self.session.pause()
+        elif st in ("paused", "diverged"):
+            self.session.resume()
+
+    def stop(self) -> None:
+        if self.session.is_active():
+            self.session.stop()
+            self.w.status.stopping()
+
+    # -- session messages --------------------------------------------------------------------------------------
+    def _on_run_started(self, msg) -> None:
+        self.w.curves.set_total_steps(msg.total_steps)
+        self.w.status.run_started(msg)
+
+    def _on_metrics(self, chunk) -> None:
+        # the epoch's last step: the worker now evaluates on the test set until its EpochSummary arrives
+        self.evaluating = chunk.steps_per_epoch > 0 and chunk.step > 0 and chunk.step % chunk.steps_per_epoch == 0
+        self.state.add_chunk(chunk)
+        self.last_chunk = chunk
+        self.w.status.add_rate(chunk.samples_per_s)
+
+    def _on_epoch(self, summary) -> None:
+        self.evaluating = False
+        self.state.add_epoch(summary)
+
+    def _on_state(self, msg) -> None:
+        self.evaluating = False
+        self.state.set_status(msg.state)
+        self.w.status.set_state(msg.state)
+        if msg.text:
+            self.w.status.message(msg.text, 8000)
+        if msg.state == "diverged":
+            self.w.show_error("Training diverged", msg.text)
+        if msg.state in ("finished", "stopped", "paused"):
+            self.w.draw_all()
+        self.w.update_actions()
+
+    def _on_worker_error(self, msg) -> None:
+        self.state.set_status("error")
+        self.w.status.set_state("error")
+        self.w.show_error("Training error", msg.text, msg.detail)
+        self.w.update_actions()
+
+    def _on_run_finished(self) -> None:
+        if self.state.status in ("starting", "running", "paused", "diverged"):
+            self.state.set_status("stopped")
+            self.w.status.set_state("stopped")
+        self.w.update_actions()
+
+    # -- the scatter of a model that is not training -----------------------------------------------------------
+    def encode_latents(self) -> None:
+        """Posterior means of the test subset under the current model (a loaded checkpoint, a finished run on a
+        newly opened dataset), computed off the GUI thread; dropped if the model or dataset changes meanwhile."""
+        st = self.state
+        snap, ds = st.snapshot, st.dataset
+        if snap is None or ds is None or not st.model_fits_dataset() or self.session.is_active():
+            return
+        n = self.w.settings_panel.train_config().latent_examples
+        token = st.identity()
+        self.cancel_encoding()
+        self._encoder = Worker(lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
+                               on_result=lambda lat: st.set_latent(lat, token), parent=self, name="latentEncoder")
+        self._encoder.done.connect(self._on_encoder_done)
+
+    def _on_encoder_done(self) -> None:
+        if self._encoder is not None and not self._encoder.is_running():
+            self._encoder = None
+            self.w.update_actions()
+
+    def cancel_encoding(self) -> None:
+        if self._encoder is not None:
+            self._encoder.cancel()
+            self._encoder.wait(10_000)
+            self._encoder = None
