@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .objectives import kl_per_dim, log_normal, log_std_normal
+from .objectives import iwae_chunk, kl_per_dim, log_normal, log_std_normal
 from .posterior import as_image_batch, log_px_quadrature, model_device
 
 LR_FLOOR = 0.01  # the cosine schedule decays the learning rate to this fraction of ``lr``
@@ -167,7 +167,7 @@ def _iwae_chunks(model, x, mu, log_var, k: int, chunk: int, generator: torch.Gen
     with the encoder's (mu, log_var) and the same generator state the value is the same as iwae_bound's."""
     b, d = mu.shape
     if chunk <= 0:
-        chunk = max(1, (1 << 16) // max(b, 1))
+        chunk = iwae_chunk(b, x[0].numel())
     lse_w = torch.full((b,), -math.inf, dtype=torch.float64)
     lse_w2 = torch.full((b,), -math.inf, dtype=torch.float64)
     done = 0
@@ -221,7 +221,7 @@ def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samp
     if len(idx) != n:
         raise ValueError(f"{len(idx)} indices for {n} examples")
     steps = max(0, int(steps))
-    chunk = max(1, (1 << 16) // n)
+    chunk = iwae_chunk(n, x[0].numel())
     n_iwae_chunks = math.ceil(iwae_k / chunk)
     total = steps + 1 + n_iwae_chunks  # + n quadrature examples for a 2-D latent, added below
     cancelled = lambda: cancel is not None and cancel.is_set()  # noqa: E731

@@ -62,18 +62,31 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
     return ElboTerms(recon - kl, recon, kl, kl_dims, loss, mu, log_var)
 
 
+IWAE_CHUNK_VALUES = 1 << 26  # pixel values decoded at once by iwae_bound: 256 MB of float32 per tensor
+
+
+def iwae_chunk(b: int, n_pixels: int) -> int:
+    """Importance samples per decoder call for a batch of ``b`` images of ``n_pixels`` values each, so that
+    about ``IWAE_CHUNK_VALUES`` pixel values are in memory at once (at least one sample)."""
+    return max(1, IWAE_CHUNK_VALUES // max(1, b * n_pixels))
+
+
 @torch.no_grad()
-def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """log p̂_K(x) per example, (B,). The K samples go through the decoder in chunks whose size keeps about
-    ``chunk`` (default 2¹⁶) decoded images in memory at once, with a running log-sum-exp across chunks, so K = 1000
-    fits in memory for any batch."""
+def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None,
+               should_stop=None) -> torch.Tensor:
+    """log p̂_K(x) per example, (B,). The K samples go through the decoder in chunks (``iwae_chunk``: a fixed
+    number of decoded pixel values in memory at once, whatever the batch or image size), with a running
+    log-sum-exp across chunks, so K = 100,000 fits in memory. ``should_stop()`` is asked between chunks; when it
+    returns True the bound is abandoned with ``Interrupted``."""
     mu, log_var = model.encode(x)  # (B, d)
     b, d = mu.shape
     if chunk <= 0:
-        chunk = max(1, (1 << 16) // max(b, 1))
+        chunk = iwae_chunk(b, x[0].numel() if len(x) else 1)
     total = torch.full((b,), -math.inf, device=x.device)
     done = 0
     while done < k:
+        if should_stop is not None and should_stop():
+            raise Interrupted
         kc = min(chunk, k - done)
         eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
         z = mu + (0.5 * log_var).exp() * eps  # (K', B, d)
@@ -84,6 +97,10 @@ def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.
         total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         done += kc
     return total - math.log(k)
+
+
+class Interrupted(Exception):
+    """A long estimate abandoned because its caller asked to stop."""
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, WriteError, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
 from .decoding import decoder_snapshot
@@ -28,7 +28,9 @@ from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChu
                        WorkerError)
 from .model import VAE, n_parameters
 from .snapshots_extra import latent_subset
-from .objectives import active_units, elbo_terms, iwae_bound
+from .files import display_name
+from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
+from .preflight import check_run
 
 
 # ----------------------------------------------------------------------------------------------- devices
@@ -93,13 +95,10 @@ class TrainingRun:
 
     def __init__(self, dataset: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig,
                  checkpoint: Checkpoint | None = None):
-        if tuple(model_cfg.image_shape) != dataset.image_shape:
-            raise ConfigError(f"the model expects images of shape {model_cfg.image_shape}, "
-                              f"{dataset.name} has {dataset.image_shape}")
-        if len(dataset.x_train) == 0 or len(dataset.x_test) == 0:
-            raise ConfigError(f"{dataset.name}: needs at least one training and one test image")
-        self.dataset, self.model_cfg, self.cfg = dataset, model_cfg, train_cfg
         self.device = pick_device(train_cfg.device)
+        check_run(model_cfg, train_cfg, dataset.image_shape, len(dataset.x_train), len(dataset.x_test),
+                  on_host=self.device.type == "cpu")
+        self.dataset, self.model_cfg, self.cfg = dataset, model_cfg, train_cfg
         self.amp_dtype = autocast_dtype(train_cfg.precision, self.device)
         torch.manual_seed(train_cfg.seed)
         self.model = VAE(model_cfg).to(self.device)
@@ -157,15 +156,19 @@ class TrainingRun:
             raise CheckpointError(f"{ck.path}: trained with different model settings ({ck.model_config}); "
                                   f"load it with its own settings")
         self.model.load_state_dict(ck.model_state)
-        if ck.optimizer_state:
+        if ck.optimizer_state and ck.optimizer_state.get("state"):
+            # only the validated per-parameter tensors come from the file (checkpoint.check_optimizer_state);
+            # the parameter groups (lr, flags) are this run's own
+            own = self.optimizer.state_dict()
             try:
-                self.optimizer.load_state_dict(ck.optimizer_state)
-            except (ValueError, KeyError) as e:
+                self.optimizer.load_state_dict({"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]})
+            except (ValueError, KeyError, RuntimeError) as e:
                 raise CheckpointError(f"{ck.path}: optimizer state does not fit the model ({e})") from None
-            for g in self.optimizer.param_groups:
-                g["lr"] = self.cfg.lr
         if ck.noise_rng is not None and self.device.type == "cpu":
-            self.noise.set_state(ck.noise_rng)
+            try:
+                self.noise.set_state(ck.noise_rng)
+            except RuntimeError:  # a state from another device's generator: the run's seed stands
+                pass
         self.history = MetricHistory.from_state(ck.history.to_state())  # a copy: the caller's checkpoint stays as read
         self.step, self.epoch, self.batch = ck.step, ck.epoch, ck.batch
         done_epochs = ck.step // self.steps_per_epoch if self.steps_per_epoch else 0
@@ -186,8 +189,9 @@ class TrainingRun:
             try:
                 self.save(p)
                 yield CheckpointSaved(p, self.step)
-            except OSError as e:
-                yield WorkerError(f"Could not save the checkpoint {p}: {e.strerror or e}")
+            except (OSError, RuntimeError) as e:  # a failed save is reported; training goes on
+                reason = str(e) if isinstance(e, WriteError) else f"could not write {display_name(p)}: {getattr(e, 'strerror', None) or e}"
+                yield WorkerError(f"Checkpoint not saved: {reason}", fatal=False)
 
     # -- the loop ----------------------------------------------------------------------------------------
     def _beta(self, step: int) -> float:
@@ -242,8 +246,7 @@ class TrainingRun:
             while self.batch < spe:
                 if self._stop.is_set():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
-                    self.state = "stopped"
-                    yield StateChanged("stopped", "Stopped by the user.", self.step, self.epoch)
+                    yield from self._stopped("")
                     return
                 if self._pause.is_set():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
@@ -264,11 +267,7 @@ class TrainingRun:
                     chunk = self._flush(buf, flushed, self.batch, samples / max(now - t_flush, 1e-9))
                     flushed, samples, t_flush = self.batch, 0, now
                     if not np.isfinite(chunk.elbo).all():
-                        self._load_state(good)
-                        yield StateChanged("diverged", "The loss became NaN/Inf: training paused and the last good "
-                                           "weights restored. Lower the learning rate or use fp32, then resume.",
-                                           self.step, self.epoch)
-                        yield from self._paused("diverged", None)
+                        yield from self._diverge(good)
                         continue
                     yield chunk
                     if now - t_snap >= cfg.snapshot_interval_s:
@@ -276,24 +275,44 @@ class TrainingRun:
                         yield from self._snapshots()
                         t_snap = time.monotonic()
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
-            if len(chunk.steps):
+            if len(chunk.steps) and not np.isfinite(chunk.elbo).all():
+                yield from self._diverge(good)
+            elif len(chunk.steps):
                 yield chunk
+            if self._stop.is_set():
+                yield from self._stopped(" (at the end of the epoch)")
+                return
             seconds = time.monotonic() - t_epoch
             try:
                 summary = self.evaluate(seconds)
             except _StopRequested:
                 self.epoch, self.batch = self.epoch + 1, 0
-                self.state = "stopped"
-                yield StateChanged("stopped", "Stopped by the user (during the end-of-epoch evaluation).",
-                                   self.step, self.epoch)
+                yield from self._stopped(" (during the end-of-epoch evaluation)")
                 return
-            self.history.add_epoch(summary)
             self.epoch, self.batch = self.epoch + 1, 0
-            good = self._copy_state()
+            if not _finite_summary(summary):  # the weights are bad although the last steps looked fine
+                yield from self._diverge(good)
+                if self._stop.is_set():
+                    yield from self._stopped("")
+                    return
+                continue
+            self.history.add_epoch(summary)
+            good = self._copy_state()  # only weights whose evaluation was finite become the good copy
             yield summary
             yield from self._snapshots()
         self.state = "finished"
         yield StateChanged("finished", f"Finished {cfg.epochs} epochs.", self.step, self.epoch)
+
+    def _diverge(self, good) -> Iterator:
+        """Restore the last good weights and pause as "diverged" until resumed or stopped."""
+        self._load_state(good)
+        yield StateChanged("diverged", "The loss became NaN/Inf: training paused and the last good weights "
+                           "restored. Lower the learning rate or use fp32, then resume.", self.step, self.epoch)
+        yield from self._paused("diverged", None)
+
+    def _stopped(self, when: str) -> Iterator:
+        self.state = "stopped"
+        yield StateChanged("stopped", f"Stopped by the user{when}.", self.step, self.epoch)
 
     def _paused(self, state: str, text: str | None) -> Iterator:
         self.state = state
@@ -349,6 +368,11 @@ class TrainingRun:
         return LatentSnapshot(self.step, self.epoch, mu.cpu().numpy().copy(), log_var.cpu().numpy().copy(),  # SYNC
                               None if y is None else y[self.latent_idx].copy(), self.latent_idx.copy())
 
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            self.model.train()
+            raise _StopRequested
+
     @torch.no_grad()
     def evaluate(self, seconds: float = 0.0) -> EpochSummary:
         """Test ELBO (one reparameterised sample per example, fixed noise seed), IWAE on a subset, KL per
@@ -361,6 +385,7 @@ class TrainingRun:
         kl_dims = torch.zeros(self.model_cfg.latent_dim, device=self.device)
         mus = []
         for start in range(0, len(x_eval), 1000):
+            self._check_stop()
             x = x_eval[start:start + 1000]
             eps = torch.randn((len(x), self.model_cfg.latent_dim), device=self.device, generator=g)
             t = elbo_terms(self.model, x, 1.0, 0.0, eps)
@@ -372,10 +397,11 @@ class TrainingRun:
         x_iw = self.x_test[: cfg.iwae_examples]
         iw_parts = []
         for s in range(0, len(x_iw), 100):
-            if self._stop.is_set():
-                self.model.train()
-                raise _StopRequested
-            iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g))
+            try:
+                iw_parts.append(iwae_bound(self.model, x_iw[s:s + 100], cfg.iwae_k, generator=g,
+                                           should_stop=self._stop.is_set))
+            except Interrupted:
+                self._check_stop()
         iw = torch.cat(iw_parts)
         el_sub = torch.cat([elbo_terms(self.model, x_iw[s:s + 1000], 1.0, 0.0,
                                        torch.randn((len(x_iw[s:s + 1000]), self.model_cfg.latent_dim),
@@ -392,6 +418,10 @@ class TrainingRun:
             bits_per_dim=-test_elbo / (self.model_cfg.n_pixels * math.log(2)),
             kl_per_dim=(kl_dims / n).double().cpu().numpy(), active_units=au, au_variance=au_var.double().cpu().numpy(),
             seconds=seconds)
+
+
+def _finite_summary(s: EpochSummary) -> bool:
+    return all(math.isfinite(v) for v in (s.test_elbo, s.test_recon, s.test_kl, s.test_iwae, s.test_elbo_subset))
 
 
 def _clone(obj):
