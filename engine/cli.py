@@ -79,7 +79,9 @@ def check_outputs(args) -> str | None:
         folder = path.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent  # the nearest existing folder: the missing ones get created there
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        if not folder.is_dir():
+            return f"{quote(p)}: cannot write there ({quote(folder)} is a file, not a folder)"
+        if not os.access(folder, os.W_OK | os.X_OK):
             return f"{quote(p)}: cannot write there (the folder {quote(folder)} is not writable)"
         if path.exists() and not path.is_file():
             return f"{quote(p)}: {flag} names something that is not a regular file"

@@ -66,15 +66,15 @@ def budget_text(budget: int | None = None) -> str:
 
 
 def dataset_bytes(n_images: int, n_values: int) -> int:
-    """What a dataset of ``n_images`` images of ``n_values`` pixel values each takes once loaded: the float32
-    pixels, plus one raw uint8 copy alive while it is converted (a loader's split and conversion)."""
-    return int(n_images) * int(n_values) * (4 + 1)
+    """What a dataset of ``n_images`` images of ``n_values`` pixel values each takes while it is loaded: the raw
+    uint8 array, its train/test split copy and the float32 pixels, alive together at the peak."""
+    return int(n_images) * int(n_values) * (1 + 1 + 4)
 
 
 def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True) -> dict[str, int]:
     """Estimated bytes of one training run, by part: data on the device, the parameters with their gradients,
-    Adam moments and the trainer's good copy, and the largest activation (a training batch, the evaluation block
-    or an IWAE chunk). Parameters are counted on torch's meta device, so nothing is allocated."""
+    Adam moments and the trainer's good copy, the activations of a training batch, and those of the largest
+    evaluation block (a 1000-example ELBO block or an IWAE chunk). Parameters are counted on torch's meta device, so nothing is allocated."""
     from .model import VAE  # local: the estimate is used before torch builds anything real
     import torch
 
@@ -95,9 +95,9 @@ def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, on_host: boo
 
     b = min(100, n_test, train_cfg.iwae_examples)
     iwae_rows = min(iwae_chunk(b, pixels), train_cfg.iwae_k) * b
-    activation = max(train_example * min(train_cfg.batch_size, n_train),
-                     eval_example * max(min(1000, n_test, train_cfg.eval_examples), iwae_rows))
-    return {"data": data, "model": model, "activations": activation}
+    train_act = train_example * min(train_cfg.batch_size, n_train)
+    eval_act = eval_example * max(min(1000, n_test, train_cfg.eval_examples), iwae_rows)
+    return {"data": data, "model": model, "training": train_act, "evaluation": eval_act}
 
 
 def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True,
@@ -111,10 +111,13 @@ def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host
     if total <= budget:
         return
     part = max(parts, key=parts.get)
-    why = {"data": "the dataset on the device",
-           "model": f"the model (hidden {model_cfg.hidden}, latent dim {model_cfg.latent_dim}, "
-                    f"images {'x'.join(map(str, model_cfg.image_shape))}) with its optimizer state",
-           "activations": f"the activations (batch size {train_cfg.batch_size}, "
-                          f"images {'x'.join(map(str, model_cfg.image_shape))})"}[part]
+    images = "x".join(map(str, model_cfg.image_shape))
+    why = {"data": f"the dataset on the device ({n_train + n_test:,} images of {images})",
+           "model": f"the model (hidden {model_cfg.hidden}, latent dim {model_cfg.latent_dim}, images {images}) "
+                    f"with its optimizer state",
+           "training": f"the training activations (batch size {train_cfg.batch_size}, hidden {model_cfg.hidden}, "
+                       f"images {images})",
+           "evaluation": f"the evaluation activations (IWAE K {train_cfg.iwae_k}, hidden {model_cfg.hidden}, "
+                         f"images {images})"}[part]
     raise ConfigError(f"this run needs about {fmt_bytes(total)} of memory, mostly {why}: more than "
                       f"{budget_text(budget)}; lower those settings")

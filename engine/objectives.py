@@ -62,13 +62,17 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
     return ElboTerms(recon - kl, recon, kl, kl_dims, loss, mu, log_var)
 
 
-IWAE_CHUNK_VALUES = 1 << 26  # pixel values decoded at once by iwae_bound: 256 MB of float32 per tensor
+IWAE_CHUNK_VALUES = 1 << 22  # pixel values decoded at once by iwae_bound: 16 MB of float32 per tensor, and
+# a short enough chunk that a stop (checked between chunks) takes effect within a fraction of a second
+IWAE_CHUNK_ROWS = 1 << 16  # and at most this many decoded images (small images: many samples per chunk)
 
 
 def iwae_chunk(b: int, n_pixels: int) -> int:
-    """Importance samples per decoder call for a batch of ``b`` images of ``n_pixels`` values each, so that
-    about ``IWAE_CHUNK_VALUES`` pixel values are in memory at once (at least one sample)."""
-    return max(1, IWAE_CHUNK_VALUES // max(1, b * n_pixels))
+    """Importance samples per decoder call for a batch of ``b`` images of ``n_pixels`` values each: at most
+    ``IWAE_CHUNK_ROWS`` decoded images and ``IWAE_CHUNK_VALUES`` pixel values in memory at once (at least one
+    sample), whatever the image size."""
+    b = max(1, b)
+    return max(1, min(IWAE_CHUNK_ROWS // b, IWAE_CHUNK_VALUES // (b * max(1, n_pixels))))
 
 
 @torch.no_grad()

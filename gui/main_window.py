@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, 
                                QProgressBar, QPushButton, QScrollArea, QSplitter, QStyle, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
-from engine.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from engine.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
 from engine.config import ConfigError
+from engine.files import display_name
+from engine.preflight import check_run
 from engine.decoding import SnapshotDecoder, snapshot_from_state
 from engine.messages import DecoderSnapshot, LatentSnapshot
 from engine.snapshots_extra import SnapshotModel, latent_snapshot
@@ -50,6 +52,7 @@ REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see
 DRAW_SHARE = 0.06
 MAX_RECENT = 8
 CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
+CLOSE_WAIT_MS = 3000  # the most closing the window waits for the training thread and for each background task
 
 
 def default_settings() -> QSettings:
@@ -451,7 +454,7 @@ class MainWindow(QMainWindow):
         if err is not None:
             self.statusBar().showMessage("The dataset could not be opened; the previous one is still loaded.", 8000)
             if not isinstance(err, DatasetError):
-                err = f"{Path(path).name if path else 'dataset'}: {type(err).__name__}: {err}"
+                err = f"{display_name(path) if path else 'dataset'}: {type(err).__name__}: {err}"
             self.show_error("Could not open the dataset", str(err))
             self._update_actions()
             return
@@ -540,9 +543,13 @@ class MainWindow(QMainWindow):
         try:
             mcfg = self.settings_panel.model_config(ds.image_shape)
             tcfg = self.settings_panel.train_config()
-        except ConfigError as e:
-            self.show_error("Invalid settings", str(e))
+            check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test))
+        except ConfigError as e:  # shown where the settings are; nothing starts
+            text = str(e)
+            self.settings_panel.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")
+            self.statusBar().showMessage("Cannot start with these settings: see the settings panel.", 8000)
             return
+        self.settings_panel.show_problem(None)
         ck = self.loaded_checkpoint
         note = ""
         if ck is not None:
@@ -636,6 +643,10 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_worker_error(self, msg) -> None:
+        if not msg.fatal:  # the run goes on (a checkpoint that could not be saved)
+            self.statusBar().showMessage(msg.text, 10000)
+            self.show_error("Could not save the checkpoint", msg.text)
+            return
         self.show_error("Training error", msg.text, msg.detail)
         self._update_actions()
 
@@ -797,8 +808,9 @@ class MainWindow(QMainWindow):
                                 epoch=ck.epoch, batch=ck.batch, history=ck.history, dataset=ck.dataset,
                                 noise_rng=ck.noise_rng)
                 self.statusBar().showMessage(f"Checkpoint saved: {path}", 8000)
-        except OSError as e:
-            self.show_error("Could not save the checkpoint", f"{Path(path).name}: {e.strerror or e}")
+        except (OSError, RuntimeError) as e:  # WriteError names the file; training (if any) goes on
+            text = str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {getattr(e, 'strerror', None) or e}"
+            self.show_error("Could not save the checkpoint", text)
 
     def load_checkpoint_dialog(self) -> None:
         path = self.ask_open_path("Load checkpoint", CHECKPOINT_FILTER)
@@ -831,7 +843,7 @@ class MainWindow(QMainWindow):
         QApplication.restoreOverrideCursor()
         self._tasks = [t for t in self._tasks if t.is_running()]
         if err is not None:
-            msg = str(err) if isinstance(err, CheckpointError) else f"{Path(path).name}: {type(err).__name__}: {err}"
+            msg = str(err) if isinstance(err, CheckpointError) else f"{display_name(path)}: {type(err).__name__}: {err}"
             self.statusBar().showMessage("The checkpoint could not be loaded.", 8000)
             self.show_error("Could not load the checkpoint", msg)
             self._update_actions()
@@ -918,7 +930,7 @@ class MainWindow(QMainWindow):
         try:
             fn()
         except OSError as e:
-            self.show_error("Export failed", f"{Path(path).name}: {e.strerror or e}")
+            self.show_error("Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}")
             return
         self.statusBar().showMessage(f"Exported {path}", 6000)
 
@@ -942,18 +954,17 @@ class MainWindow(QMainWindow):
         self.timer.stop()
         self.explorer.stop_fit()
         self.inference.shutdown()
-        stopped = self.session.close(2000)
-        if not stopped:  # the run is inside an epoch-end evaluation: it stops right after; never leave it running
-            self.statusBar().showMessage("Waiting for the training thread to stop…")
-            self.session.thread.wait()
-        if save_path and self.session.run is not None:
+        # the engine stops within a fraction of a second, even inside a long IWAE evaluation; the wait is bounded
+        # all the same (a thread still running is kept alive by the session, never destroyed while it runs)
+        stopped = self.session.close(CLOSE_WAIT_MS)
+        if save_path and self.session.run is not None and stopped:
             try:
                 self.session.run.save(save_path)  # the worker has ended: saving on this thread is allowed
-            except OSError as e:
-                QMessageBox.critical(self, "Could not save the checkpoint", f"{Path(save_path).name}: {e.strerror or e}")
+            except (OSError, RuntimeError) as e:
+                QMessageBox.critical(self, "Could not save the checkpoint", str(e))
         for t in self._tasks:
             t.cancelled = True
-            t.wait(10_000)
+            t.wait(CLOSE_WAIT_MS)
         self._tasks = []
         if QApplication.overrideCursor() is not None and self._loading_dataset is not None:
             QApplication.restoreOverrideCursor()

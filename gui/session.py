@@ -54,6 +54,7 @@ def torch_single_threaded() -> None:
 
 _LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 _PENDING: set = set()  # BackgroundTasks whose result has not been delivered yet
+_ABANDONED: set = set()  # run threads a closed window stopped waiting for: alive until they end
 
 
 def live_threads() -> list[QThread]:
@@ -192,7 +193,7 @@ class TrainingSession(QObject):
         if self.is_active():
             self._run.request_checkpoint(path)
             return True
-        self._run.save(path)
+        self._run.save(path)  # WriteError (an OSError naming the file) if it cannot be written
         self.saved.emit(CheckpointSaved(str(path), self._run.step))
         return True
 
@@ -204,6 +205,9 @@ class TrainingSession(QObject):
         ok = True
         if self._thread is not None:
             ok = self._thread.wait(timeout_ms)
+            if not ok:  # never destroyed while running (Qt aborts the process): kept until it ends
+                _ABANDONED.add(self._thread)
+                self._thread.finished.connect(lambda t=self._thread: _ABANDONED.discard(t))
         return ok
 
     def _cleanup_thread(self) -> None:
@@ -241,7 +245,8 @@ class TrainingSession(QObject):
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)
         elif isinstance(msg, WorkerError):
-            self.current_state = "error"
+            if msg.fatal:  # a failed save is reported, but the run goes on: its state stays as it is
+                self.current_state = "error"
             self.error.emit(msg)
 
     def _on_thread_finished(self) -> None:

@@ -515,10 +515,23 @@ class InferencePanel(QWidget):
         if snap is None:
             self.status.setText("No model yet: train or load a checkpoint first.")
             return
+        if (mismatch := self._shape_mismatch(snap)) is not None:
+            self.status.setText(mismatch)
+            return
         if self._post_thread is not None and self._post_thread.isRunning():
             self._pending = index  # the newest click wins; computed when the current one is done
             return
         self._start_posterior(index, snap)
+
+    def _shape_mismatch(self, snap: DecoderSnapshot) -> str | None:
+        """A sentence when the model's images differ from the dataset's (a checkpoint of other data), else None."""
+        model = tuple(int(v) for v in snap.model_config.get("image_shape", ()))
+        data = tuple(self.x_test.shape[1:]) if self.x_test is not None else model
+        if model == data:
+            return None
+        fmt = lambda s: "×".join(map(str, s))  # noqa: E731
+        return (f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}: open the dataset it was "
+                f"trained on, or train a model on this one.")
 
     def _start_posterior(self, index: int, snap: DecoderSnapshot) -> None:
         x = self.x_test[index].copy()
@@ -645,6 +658,9 @@ class InferencePanel(QWidget):
         snap = self.snapshot()
         if snap is None or self.x_test is None:
             self.progress.setFormat("No model or no test data yet")
+            return False
+        if (mismatch := self._shape_mismatch(snap)) is not None:
+            self.progress.setFormat(mismatch)
             return False
         idx = np.asarray(list(indices), dtype=np.int64)
         if len(idx) == 0:
