@@ -153,7 +153,7 @@ class TrainingRun:
     # -- checkpoints ----------------------------------------------------------------------------------
     def _restore(self, ck: Checkpoint) -> None:
         if ck.model_config != self.model_cfg:
-            raise CheckpointError(f"{ck.path}: trained with different model settings ({ck.model_config}); "
+            raise CheckpointError(f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
                                   f"load it with its own settings")
         self.model.load_state_dict(ck.model_state)
         if ck.optimizer_state and ck.optimizer_state.get("state"):
@@ -163,7 +163,7 @@ class TrainingRun:
             try:
                 self.optimizer.load_state_dict({"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]})
             except (ValueError, KeyError, RuntimeError) as e:
-                raise CheckpointError(f"{ck.path}: optimizer state does not fit the model ({e})") from None
+                raise CheckpointError(f"{display_name(ck.path)}: optimizer state does not fit the model ({e})") from None
         if ck.noise_rng is not None and self.device.type == "cpu":
             try:
                 self.noise.set_state(ck.noise_rng)
