@@ -136,7 +136,7 @@ def _write_reason(e: BaseException, folder: Path) -> str:
         pass
     if isinstance(e, OSError):
         return e.strerror or str(e)
-    return f"the write failed ({_first_line(e)})"
+    return "the write stopped part-way (a full disk or a file system error)"  # torch's text names its internals
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:

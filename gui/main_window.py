@@ -962,6 +962,9 @@ class MainWindow(QMainWindow):
                 self.session.run.save(save_path)  # the worker has ended: saving on this thread is allowed
             except (OSError, RuntimeError) as e:
                 QMessageBox.critical(self, "Could not save the checkpoint", str(e))
+        elif save_path:
+            QMessageBox.critical(self, "Could not save the checkpoint",
+                                 f"{display_name(save_path)}: the training thread did not stop in time to save it.")
         for t in self._tasks:
             t.cancelled = True
             t.wait(CLOSE_WAIT_MS)

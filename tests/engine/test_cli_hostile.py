@@ -89,3 +89,29 @@ def test_a_fifo_as_data_is_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     r = _train("--data", fifo, "--epochs", 1, timeout=60)
     assert r.returncode == 2 and "named pipe" in r.stderr
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_skip_the_metrics(tmp_path, blobs, monkeypatch):
+    import argparse
+
+    import torch
+
+    from engine.cli import write_outputs
+    from engine.config import ModelConfig, TrainConfig
+    from engine.trainer import TrainingRun
+
+    run = TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32),
+                      TrainConfig(epochs=1, batch_size=64, iwae_k=5, iwae_examples=50))
+    list(run.run())
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . unexpected pos 4224 vs 4112")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    args = argparse.Namespace(checkpoint=str(tmp_path / "run.ckpt"), metrics_csv=str(tmp_path / "m.csv"))
+    errors = write_outputs(args, run)
+    assert len(errors) == 1 and errors[0].startswith("could not write 'run.ckpt': ")
+    assert "inline_container" not in errors[0]
+    assert len(list(csv.DictReader(open(tmp_path / "m.csv")))) == run.step
+    assert sorted(os.listdir(tmp_path)) == ["m.csv"]
