@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .objectives import iwae_chunk, kl_per_dim, log_normal, log_std_normal
+from .objectives import iwae_chunk, kl_per_dim, log_normal_at_noise, log_std_normal
 from .posterior import as_image_batch, log_px_quadrature, model_device
 
 LR_FLOOR = 0.01  # the cosine schedule decays the learning rate to this fraction of ``lr``
@@ -179,7 +179,7 @@ def _iwae_chunks(model, x, mu, log_var, k: int, chunk: int, generator: torch.Gen
             out = model.decode(z.reshape(kc * b, d))
             xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
             log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
-            log_w = (log_px + log_std_normal(z) - log_normal(z, mu, log_var)).double().cpu()  # (K', B)
+            log_w = (log_px + log_std_normal(z) - log_normal_at_noise(eps, log_var)).double().cpu()  # (K', B)
         lse_w = torch.logaddexp(lse_w, torch.logsumexp(log_w, 0))
         lse_w2 = torch.logaddexp(lse_w2, torch.logsumexp(2 * log_w, 0))
         done += kc

@@ -29,6 +29,12 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torc
     return -0.5 * (LOG_2PI + log_var + (z - mu) ** 2 / log_var.exp()).sum(-1)
 
 
+def log_normal_at_noise(eps: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(μ + σε; μ, diag σ²) = −½ Σ (log 2π + log σ² + ε²), from the noise ε that drew the sample: exact even
+    when σ² underflows to zero in float32 (log σ² < −103), where ``log_normal``'s (z − μ)²/σ² would be 0/0."""
+    return -0.5 * (LOG_2PI + log_var + eps * eps).sum(-1)
+
+
 def log_std_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z * z).sum(-1)
 
@@ -97,7 +103,7 @@ def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.
         out = model.decode(z.reshape(kc * b, d))  # (K'B, C, H, W)
         xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
         log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
-        log_w = log_px + log_std_normal(z) - log_normal(z, mu, log_var)  # (K', B)
+        log_w = log_px + log_std_normal(z) - log_normal_at_noise(eps, log_var)  # (K', B)
         total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         done += kc
     return total - math.log(k)
