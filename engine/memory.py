@@ -100,14 +100,32 @@ def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, on_host: boo
     return {"data": data, "model": model, "training": train_act, "evaluation": eval_act}
 
 
+GPU_FRACTION = 0.9  # of a CUDA device's free memory a run may plan to use
+
+
+def device_budget(device) -> tuple[int, str] | None:
+    """(bytes, how they are described) for a CUDA device: a fraction of its free memory; None for the host."""
+    if getattr(device, "type", None) != "cuda":
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free * GPU_FRACTION), f"the {fmt_bytes(free * GPU_FRACTION)} free on {device}"
+
+
 def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True,
-                        budget: int | None = None) -> None:
+                        budget: int | None = None, device=None) -> None:
     """ConfigError naming the largest part and its setting when the run's estimate exceeds the budget."""
     from .config import ConfigError
 
     parts = training_bytes(model_cfg, train_cfg, n_train, n_test, on_host)
     total = sum(parts.values())
-    budget = budget_bytes() if budget is None else budget
+    gpu = device_budget(device) if budget is None else None
+    if gpu is not None:
+        budget, cap = gpu
+    else:
+        budget = budget_bytes() if budget is None else budget
+        cap = budget_text(budget)
     if total <= budget:
         return
     part = max(parts, key=parts.get)
@@ -120,4 +138,4 @@ def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host
            "evaluation": f"the evaluation activations (IWAE K {train_cfg.iwae_k}, hidden {model_cfg.hidden}, "
                          f"images {images})"}[part]
     raise ConfigError(f"this run needs about {fmt_bytes(total)} of memory, mostly {why}: more than "
-                      f"{budget_text(budget)}; lower those settings")
+                      f"{cap}; lower those settings")

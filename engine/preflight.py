@@ -30,13 +30,15 @@ def check_architecture(model_cfg: ModelConfig) -> None:
 
 
 def check_run(model_cfg: ModelConfig, train_cfg: TrainConfig, image_shape, n_train: int, n_test: int,
-              on_host: bool = True) -> None:
-    """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails."""
+              on_host: bool = True, device=None) -> None:
+    """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails.
+    ``device``: a CUDA device's free memory is the budget there (everything but the host copy of the data lives
+    on it); otherwise the host budget."""
     if tuple(model_cfg.image_shape) != tuple(image_shape):
         raise ConfigError(f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has "
                           f"{tuple(image_shape)}")
     if n_train < 1 or n_test < 1:
         raise ConfigError("the dataset needs at least one training and one test image")
     check_architecture(model_cfg)
-    check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host)
+    check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host, device=device)
 

@@ -97,7 +97,7 @@ class TrainingRun:
                  checkpoint: Checkpoint | None = None):
         self.device = pick_device(train_cfg.device)
         check_run(model_cfg, train_cfg, dataset.image_shape, len(dataset.x_train), len(dataset.x_test),
-                  on_host=self.device.type == "cpu")
+                  on_host=self.device.type == "cpu", device=self.device)
         self.dataset, self.model_cfg, self.cfg = dataset, model_cfg, train_cfg
         self.amp_dtype = autocast_dtype(train_cfg.precision, self.device)
         torch.manual_seed(train_cfg.seed)
