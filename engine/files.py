@@ -56,13 +56,3 @@ def open_regular(path, mode: str = "rb"):
         os.close(fd)
         raise
 
-
-def check_regular(path) -> None:
-    """NotRegularFile when ``path`` exists and is a FIFO, device or socket (stat only: nothing is opened)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    kind = kind_of(st.st_mode)
-    if kind is not None and not stat.S_ISDIR(st.st_mode):
-        raise NotRegularFile(0, f"is {kind}, not a regular file", str(path))
