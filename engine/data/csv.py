@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import quote
 from ..memory import budget_bytes, budget_text, fmt_bytes
 from ._common import fail, make_dataset, open_input
 from .dataset import Dataset
@@ -181,7 +182,7 @@ def load_csv(path) -> Dataset:
         if lay.label is not None and test_lay.label is None:
             test = None  # Kaggle's test.csv has no labels: hold out from train instead
         elif test_lay.side != lay.side:
-            raise fail(test, f"images are {test_lay.side}x{test_lay.side} but {train.name} has {lay.side}x{lay.side}")
+            raise fail(test, f"images are {test_lay.side}x{test_lay.side} but {quote(train.name)} has {lay.side}x{lay.side}")
     x_train, y_train = read_csv(train, lay)
     x_test, y_test = read_csv(test, test_lay) if test is not None else (None, None)
     stem = train.name[: -len(".csv.gz")] if train.name.lower().endswith(".gz") else train.stem

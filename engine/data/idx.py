@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import quote
 from ._common import DEFLATE_MAX_RATIO, check_budget, fail, make_dataset, open_input, read_bounded
 from .dataset import Dataset
 
@@ -134,7 +135,7 @@ def load_idx(path, *, name: str | None = None, class_names: tuple[str, ...] | No
         if lbl is not None:
             y = read_idx(lbl, 1)
             if len(y) != len(x):
-                raise fail(lbl, f"{len(y)} labels for {len(x)} images in {img.name}")
+                raise fail(lbl, f"{len(y)} labels for {len(x)} images in {quote(img.name)}")
         splits[split] = (x, y)
     if not splits:
         raise fail(path, "no IDX images file (*-images-idx3-ubyte[.gz]) next to it")
