@@ -2,7 +2,10 @@
 ``torch.load(weights_only=True)`` (no pickle code runs) and checked against a schema before anything is used."""
 from __future__ import annotations
 
+import errno
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -12,7 +15,9 @@ import numpy as np
 import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
+from .files import NotRegularFile, display_name, open_regular
 from .history import MetricHistory
+from .memory import budget_bytes, budget_text, fmt_bytes
 
 FORMAT = "elbo-studio-checkpoint"
 VERSION = 1
@@ -60,41 +65,121 @@ def _to_numpy(obj):
     return obj
 
 
-def current_umask() -> int:
-    """The process's umask, read without changing it where the system allows (Linux: /proc/self/status)."""
+class WriteError(OSError):
+    """A file could not be written: one line naming the target (never the hidden temp file) and why."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else by the set-and-restore idiom."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
-    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
-    os.umask(mask)
-    return mask
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove temp files that killed writes of ``path`` left beside it (``.<name>.<pid>.<random>.tmp`` whose
+    writer process is gone). Returns what was removed."""
+    path = Path(path)
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        n = p.name
+        if not (n.startswith(prefix) and n.endswith(_TMP_SUFFIX)):
+            continue
+        pid = n[len(prefix):-len(_TMP_SUFFIX)].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def _write_reason(e: BaseException, folder: Path) -> str:
+    """Why a write failed, in words. torch reports a full disk as a RuntimeError ("unexpected pos"), so the free
+    space of the folder is looked at too."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return "the disk is full"
+    try:
+        st = os.statvfs(folder)
+        if st.f_bavail * st.f_frsize < (1 << 20):
+            return "the disk is full"
+    except OSError:
+        pass
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    return "the write stopped part-way (a full disk or a file system error)"  # torch's text names its internals
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file_object)`` on a temp file beside ``path``, fsync, then rename over ``path``.
-    A crash or error leaves the old file (or none), never a half-written one. The file gets the mode a plain
-    ``open(path, "w")`` would give it (0666 less the umask), not the temp file's private 0600."""
+    A crash or error leaves the old file (or none), never a half-written one; any failure is a WriteError naming
+    ``path``. The new file keeps the permission bits of the file it replaces (a new file follows the umask), and
+    temp files left by killed writes of the same target are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(e.errno or 0, f"could not write {display_name(path)}: cannot create its folder "
+                                       f"({e.strerror or e})", str(path)) from None
+    clean_stale_temps(path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             write(f)
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        _unlink(tmp)
+        raise WriteError(getattr(e, "errno", None) or 0,
+                         f"could not write {display_name(path)}: {_write_reason(e, path.parent)}", str(path)) from None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink(tmp)
         raise
+
+
+def _unlink(p) -> None:
+    if p is None:
+        return
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
 
 
 def save_checkpoint(path, *, model_config: ModelConfig, train_config: TrainConfig, model_state: dict,
@@ -126,15 +211,34 @@ def checkpoint_of_run(run) -> Checkpoint:
                       history=run.history, dataset=run.dataset.identity(), noise_rng=run.noise.get_state())
 
 
+MAX_COUNT = 10**12  # the largest step, epoch or batch counter a checkpoint may hold
+
+
 def load_checkpoint(path) -> Checkpoint:
+    """Read and validate a whole checkpoint before anything is built from it: the settings (types and ranges),
+    then every weight and every optimizer tensor against the shapes the settings imply (counted on torch's meta
+    device, so a crafted file claiming a huge model allocates nothing), the counters, the history and the RNG
+    state. Any problem is a CheckpointError naming the file."""
     path = Path(path)
-    name = path.name
-    if not path.is_file():
-        raise CheckpointError(f"{name}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{name}: the file is empty")
+    name = display_name(path)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise CheckpointError(f"{name}: the file is empty")
+            _check_archive(name, f)
+            f.seek(0)
+            raw = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except NotRegularFile as e:
+        raise CheckpointError(f"{name}: {e.strerror}") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{name}: is a folder, not a checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(f"{name}: cannot read: {e.strerror or e}") from None
     except (zipfile.BadZipFile, RuntimeError, EOFError) as e:
         raise CheckpointError(f"{name}: not a readable PyTorch checkpoint (truncated or corrupt): {_first_line(e)}") from None
     except Exception as e:  # weights_only refuses pickled code: a file from elsewhere
@@ -143,7 +247,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not an ELBO Studio checkpoint (no '{FORMAT}' marker)")
     if raw.get("version") != VERSION:
-        raise CheckpointError(f"{name}: checkpoint version {raw.get('version')!r}, this ELBO Studio reads version {VERSION}")
+        raise CheckpointError(f"{name}: checkpoint version {_short(raw.get('version'))}, this ELBO Studio reads version {VERSION}")
     missing = [k for k in ("model_config", "train_config", "model", "step", "epoch", "batch", "history", "dataset") if k not in raw]
     if missing:
         raise CheckpointError(f"{name}: incomplete checkpoint, missing {', '.join(missing)}")
@@ -151,34 +255,136 @@ def load_checkpoint(path) -> Checkpoint:
         mcfg = ModelConfig.from_dict(raw["model_config"])
         tcfg = TrainConfig.from_dict(raw["train_config"])
     except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"{name}: invalid settings in checkpoint: {e}") from None
-    check_model_state(name, mcfg, raw["model"])
+        raise CheckpointError(f"{name}: invalid settings in checkpoint: {_first_line(e)}") from None
+    counters = {}
+    for k in ("step", "epoch", "batch"):
+        v = raw[k]
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_COUNT:
+            raise CheckpointError(f"{name}: the {k} counter is {_short(v)}, expected a whole number 0..{MAX_COUNT:,}")
+        counters[k] = v
+    params = expected_shapes(mcfg)
+    check_model_state(name, mcfg, raw["model"], params)
+    optimizer = check_optimizer_state(name, raw.get("optimizer"), params)
+    history = _check_history(name, raw["history"])
+    dataset = raw["dataset"]
+    if not isinstance(dataset, dict):
+        raise CheckpointError(f"{name}: the dataset record is {type(dataset).__name__}, expected a mapping")
+    dataset = {k: v for k, v in dataset.items() if isinstance(k, str) and isinstance(v, (str, int, float, list, type(None)))}
+    rng = raw.get("noise_rng")
+    if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
+                                and rng.numel() <= 1 << 16):
+        raise CheckpointError(f"{name}: the noise generator state is not a byte vector")
+    return Checkpoint(str(path), mcfg, tcfg, raw["model"], optimizer, counters["step"], counters["epoch"],
+                      counters["batch"], history, dataset, rng)
+
+
+def _check_archive(name: str, f) -> None:
+    """Refuse, before torch reads it, an archive whose members claim more memory than the budget or that are
+    compressed (torch writes stored members only: a deflated one is a crafted file, possibly a bomb)."""
     try:
-        history = MetricHistory.from_state(_to_numpy(raw["history"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{name}: damaged metric history ({e})") from None
-    return Checkpoint(str(path), mcfg, tcfg, raw["model"], raw.get("optimizer"), raw["step"], raw["epoch"],
-                      raw["batch"], history, raw["dataset"], raw.get("noise_rng"))
+        with zipfile.ZipFile(f) as z:
+            infos = z.infolist()
+    except zipfile.BadZipFile:
+        return  # torch.load explains what is wrong with it
+    total = sum(i.file_size for i in infos)
+    if any(i.compress_type != zipfile.ZIP_STORED for i in infos):
+        raise CheckpointError(f"{name}: holds compressed members, which PyTorch never writes: refused")
+    budget = budget_bytes()
+    if total > budget:
+        raise CheckpointError(f"{name}: its members claim {fmt_bytes(total)}, more than {budget_text(budget)}")
 
 
-def check_model_state(name: str, cfg: ModelConfig, state: dict) -> None:
-    """Every parameter the architecture expects is present with the right shape, and nothing else."""
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer shapes (state_dict order) of the VAE ``cfg`` describes, built on the meta device."""
     from .model import VAE  # local: the model module is not needed to read a checkpoint's header
 
-    expected = {k: tuple(v.shape) for k, v in VAE(cfg).state_dict().items()}
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    with torch.device("meta"):
+        model = VAE(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _check_tensor(name: str, what: str, v, shape: tuple[int, ...], nonnegative: bool = False) -> None:
+    if not isinstance(v, torch.Tensor) or v.layout != torch.strided or v.is_quantized:
+        raise CheckpointError(f"{name}: {what} is not a dense tensor")
+    if v.dtype != torch.float32:
+        raise CheckpointError(f"{name}: {what} has dtype {str(v.dtype).replace('torch.', '')}, expected float32")
+    if tuple(v.shape) != shape:
+        raise CheckpointError(f"{name}: {what} has shape {tuple(v.shape)}, the architecture needs {shape}")
+    if not torch.isfinite(v).all():
+        raise CheckpointError(f"{name}: {what} holds NaN or Inf")
+    if nonnegative and (v < 0).any():
+        raise CheckpointError(f"{name}: {what} holds negative values")
+
+
+def check_model_state(name: str, cfg: ModelConfig, state: dict, expected: dict | None = None) -> None:
+    """Every parameter the architecture expects is present with the right shape, dtype and finite values, and
+    nothing else."""
+    expected = expected_shapes(cfg) if expected is None else expected
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise CheckpointError(f"{name}: the model weights are not a mapping of tensors")
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if set(got) != set(expected):
-        extra, miss = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+    if set(state) != set(expected):
+        extra, miss = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
         raise CheckpointError(f"{name}: weights do not fit a {cfg.arch} VAE (missing {miss[:3]}, unexpected {extra[:3]})")
-    bad = [k for k in expected if got[k] != expected[k]]
-    if bad:
-        k = bad[0]
-        raise CheckpointError(f"{name}: weight {k} has shape {got[k]}, the architecture needs {expected[k]}")
-    for k, v in state.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise CheckpointError(f"{name}: weight {k} holds NaN or Inf")
+    for k, shape in expected.items():
+        _check_tensor(name, f"weight {k}", state[k], shape)
+
+
+OPTIMIZER_KEYS = {"step", "exp_avg", "exp_avg_sq"}  # Adam's per-parameter state (amsgrad off)
+
+
+def check_optimizer_state(name: str, opt, params: dict[str, tuple[int, ...]]) -> dict | None:
+    """Adam's state validated against the model's parameters (in their order) and rebuilt from the validated
+    tensors only: the hyperparameter groups are never taken from the file, so no flag in it (fused, capturable,
+    foreach, the parameter index lists) reaches the optimizer. None when the file has no optimizer state."""
+    if opt is None:
+        return None
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+        raise CheckpointError(f"{name}: the optimizer state is not an Adam state (state and param_groups)")
+    shapes = list(params.values())  # parameters come first in state_dict order; the likelihood's σ is one of them
+    groups = opt["param_groups"]
+    if len(groups) != 1 or not isinstance(groups[0], dict) or groups[0].get("params") != list(range(len(shapes))):
+        raise CheckpointError(f"{name}: the optimizer's parameter groups do not match the model's {len(shapes)} "
+                              f"parameters")
+    state = opt["state"]
+    if state and set(state) != set(range(len(shapes))):
+        raise CheckpointError(f"{name}: the optimizer holds state for {len(state)} of the model's {len(shapes)} parameters")
+    clean = {}
+    for i, entry in state.items():
+        what = f"optimizer state of parameter {i}"
+        if not isinstance(entry, dict) or set(entry) != OPTIMIZER_KEYS:
+            keys = sorted(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
+            raise CheckpointError(f"{name}: {what} has entries {keys}, expected {sorted(OPTIMIZER_KEYS)}")
+        _check_tensor(name, f"{what} (exp_avg)", entry["exp_avg"], shapes[i])
+        _check_tensor(name, f"{what} (exp_avg_sq)", entry["exp_avg_sq"], shapes[i], nonnegative=True)
+        step = entry["step"]
+        if isinstance(step, torch.Tensor) and step.numel() == 1 and step.dtype.is_floating_point:
+            step = float(step.reshape(()))
+        if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step) \
+                or step < 0 or step > MAX_COUNT or step != int(step):
+            raise CheckpointError(f"{name}: {what} has step count {_short(entry['step'])}, expected a whole number "
+                                  f"0..{MAX_COUNT:,}")
+        clean[i] = {"step": torch.tensor(float(step)), "exp_avg": entry["exp_avg"].contiguous(),
+                    "exp_avg_sq": entry["exp_avg_sq"].contiguous()}
+    return {"state": clean, "param_groups": [{"params": list(range(len(shapes)))}]}
+
+
+def _check_history(name: str, raw) -> MetricHistory:
+    try:
+        history = MetricHistory.from_state(_to_numpy(raw))
+        cols = [history.column(k) for k in ("steps", "elbo", "recon", "kl")]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise CheckpointError(f"{name}: damaged metric history ({_first_line(e)})") from None
+    if any(c.ndim != 1 or len(c) != len(cols[0]) for c in cols):
+        raise CheckpointError(f"{name}: damaged metric history (columns of different lengths)")
+    for e in history.epochs:
+        if not all(isinstance(getattr(e, k), (int, float)) for k in ("epoch", "step", "test_elbo", "iwae_k")):
+            raise CheckpointError(f"{name}: damaged metric history (an epoch summary holds non-numbers)")
+    return history
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _first_line(e: Exception) -> str:

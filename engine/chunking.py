@@ -83,7 +83,15 @@ def decode_rows(model, budget: int | None = None) -> int:
     return rows(cfg, device, decodes_per_row=1, encode=False, budget=budget)
 
 
+IWAE_CHUNK_VALUES = 1 << 22  # decoded pixel values per IWAE chunk at most: short enough that a stop, checked
+# between chunks, takes effect within a fraction of a second whatever the image size
+
+
 def iwae_sample_chunk(model, batch: int) -> int:
-    """Importance samples per decoder call when ``batch`` examples are evaluated together (≥ 1): the one rule
-    ``objectives.iwae_bound`` and the amortization study share, so they draw their noise alike."""
-    return max(1, decode_rows(model) // max(batch, 1))
+    """Importance samples per decoder call when ``batch`` examples are evaluated together (≥ 1): what the memory
+    budget allows, and at most IWAE_CHUNK_VALUES decoded pixel values. The one rule ``objectives.iwae_bound`` and
+    the amortization study share, so they draw their noise alike."""
+    batch = max(batch, 1)
+    cfg = getattr(model, "cfg", None)
+    n_pixels = cfg.n_pixels if isinstance(cfg, ModelConfig) else 1
+    return max(1, min(decode_rows(model) // batch, IWAE_CHUNK_VALUES // (batch * n_pixels)))

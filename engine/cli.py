@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
+from pathlib import Path
 
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint
 from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .files import quote
 from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 
 
@@ -80,6 +83,108 @@ def _load_progress(tty: bool):
     return LoadProgress(show)
 
 
+MODEL_FLAGS = {"latent_dim": "--latent-dim", "hidden": "--hidden", "arch": "--arch", "likelihood": "--likelihood"}
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number, as shells report it
+
+
+def given_flags(argv: list[str]) -> dict:
+    """The options the user really typed (not argparse's defaults), by destination name."""
+    p = build_parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return vars(p.parse_args(argv))
+
+
+def check_outputs(args) -> str | None:
+    """Why the output paths cannot be written (before any training), or None: an empty name, the metrics CSV
+    named like the checkpoint, a target that is a folder, a folder that cannot be created or written."""
+    outs = {"--checkpoint": args.checkpoint, "--metrics-csv": args.metrics_csv}
+    for flag, p in outs.items():
+        if p is not None and not str(p).strip():
+            return f"{flag} was given an empty file name"
+    if args.checkpoint and args.metrics_csv and \
+            os.path.abspath(os.path.expanduser(args.checkpoint)) == os.path.abspath(os.path.expanduser(args.metrics_csv)):
+        return f"{quote(args.checkpoint)}: --metrics-csv and --checkpoint name the same file"
+    for flag, p in outs.items():
+        if not p:
+            continue
+        path = Path(p).expanduser()
+        if path.is_dir():
+            return f"{quote(p)}: {flag} names a folder, not a file"
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the nearest existing folder: the missing ones get created there
+        if not folder.is_dir():
+            return f"{quote(p)}: cannot write there ({quote(folder)} is a file, not a folder)"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{quote(p)}: cannot write there (the folder {quote(folder)} is not writable)"
+        if path.exists() and not path.is_file():
+            return f"{quote(p)}: {flag} names something that is not a regular file"
+    return None
+
+
+def resume_conflicts(given: dict, ck) -> str | None:
+    """A model flag typed together with --resume that differs from the checkpoint's setting: refused, since the
+    checkpoint's weights fix the model. Flags equal to the checkpoint's are fine."""
+    clash = [f"{MODEL_FLAGS[k]} {given[k]}" for k in MODEL_FLAGS
+             if k in given and given[k] != getattr(ck.model_config, k)]
+    if not clash:
+        return None
+    have = ", ".join(f"{MODEL_FLAGS[k]} {getattr(ck.model_config, k)}" for k in MODEL_FLAGS)
+    return (f"{quote(ck.path)}: {' and '.join(clash)} conflict with the checkpoint's model ({have}); "
+            f"drop them to resume, or train a new model without --resume")
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM ask the run to stop at its next step (or inside its evaluation) instead of
+    raising KeyboardInterrupt: the checkpoint and metrics are written and the exit status is 130 / 143. A second
+    signal exits at once (every write is atomic, so no file is left half-written)."""
+
+    def __init__(self, run):
+        self.run, self.signum, self._old = run, None, {}
+
+    def __enter__(self):
+        for sig in SIGNAL_EXIT:
+            self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signum is not None:
+            print(f"\n{signal.Signals(signum).name} again: exiting without saving", file=sys.stderr, flush=True)
+            os._exit(SIGNAL_EXIT[signum])
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping at the next step and saving", file=sys.stderr, flush=True)
+        self.run.stop()
+
+    @property
+    def exit_status(self) -> int | None:
+        return None if self.signum is None else SIGNAL_EXIT[self.signum]
+
+
+def write_outputs(args, run) -> list[str]:
+    """Write the checkpoint and the metrics CSV (each on its own: one failing does not skip the other).
+    Returns the error messages."""
+    errors = []
+    if args.checkpoint:
+        try:
+            run.save(args.checkpoint)
+            print(f"checkpoint: {args.checkpoint}")
+        except (OSError, RuntimeError) as e:
+            errors.append(str(e) if isinstance(e, WriteError) else f"could not write {quote(args.checkpoint)}: {e}")
+    if args.metrics_csv:
+        text = run.history.to_csv()
+        try:
+            atomic_write(args.metrics_csv, lambda f: f.write(text.encode()))
+            print(f"metrics: {args.metrics_csv} ({len(run.history)} steps)")
+        except OSError as e:
+            errors.append(str(e))
+    return errors
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from .distributed import Distributed, DistributedError  # after parsing: --help stays instant
@@ -89,19 +194,23 @@ def main(argv: list[str]) -> int:
     except DistributedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if dist is None:
-        return _train(args, None)
-    # under torchrun: rank 0 prints and writes; every rank reports its own errors
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(sys.stdout if dist.is_main else quiet):
-        code = 1
-        try:
-            code = _train(args, dist)
-        finally:
-            dist.close(together=code in (0, 3))  # finished, stopped or diverged: every rank at the same step
-        return code
+    try:
+        if dist is None:
+            return _train(args, given_flags(argv), None)
+        # under torchrun: rank 0 prints and writes; every rank reports its own errors
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(sys.stdout if dist.is_main else quiet):
+            code = 1
+            try:
+                code = _train(args, given_flags(argv), dist)
+            finally:
+                dist.close(together=code in (0, 3, *SIGNAL_EXIT.values()))  # every rank ended at the same step
+            return code
+    except KeyboardInterrupt:  # before training started: nothing to save
+        print("\ninterrupted", file=sys.stderr)
+        return SIGNAL_EXIT[signal.SIGINT]
 
 
-def _train(args: argparse.Namespace, dist) -> int:
+def _train(args: argparse.Namespace, given: dict, dist) -> int:
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
     from .trainer import TrainingRun
@@ -112,8 +221,13 @@ def _train(args: argparse.Namespace, dist) -> int:
         print(f"error: {f'rank {dist.rank}: ' if dist else ''}{msg}", file=sys.stderr)
         return 2
 
+    problem = check_outputs(args)
+    if problem:
+        return fail(problem)
     try:
         ck = load_checkpoint(args.resume) if args.resume else None
+        if ck is not None and (problem := resume_conflicts(given, ck)):
+            return fail(problem)
         channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
         t_load = time.monotonic()
         if args.data:
@@ -125,8 +239,8 @@ def _train(args: argparse.Namespace, dist) -> int:
         if ck is not None:
             mcfg = ck.model_config
             if ck.dataset.get("fingerprint") not in (None, data.fingerprint()) and writer:
-                print(f"warning: {args.resume} was trained on {ck.dataset.get('name')!r} "
-                      f"({ck.dataset.get('source')}); continuing on {data.name}", file=sys.stderr)
+                print(f"warning: {quote(args.resume)} was trained on {quote(ck.dataset.get('name'))} "
+                      f"({quote(ck.dataset.get('source'))}); continuing on {quote(data.name)}", file=sys.stderr)
         else:
             mcfg = ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
                                hidden=args.hidden, likelihood=args.likelihood)
@@ -134,52 +248,52 @@ def _train(args: argparse.Namespace, dist) -> int:
                            warmup_epochs=args.warmup_epochs, free_bits=args.free_bits, seed=args.seed,
                            device=args.device, precision=args.precision, iwae_k=args.iwae_k, threads=args.threads)
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
-    except (DatasetError, CheckpointError, ConfigError, DistributedError) as e:
+    except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))
+    except ConfigError as e:
+        return fail(f"invalid settings: {e}")
     except ValueError as e:  # a resolution out of range
         return fail(str(e))
-    except (LoadCancelled, KeyboardInterrupt):
+    except LoadCancelled:
         print(file=sys.stderr)
         return fail("loading cancelled")
     except OSError as e:
-        return fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}")
+        return fail(f"{quote(getattr(e, 'filename', '') or '')}: {e.strerror or e}")
 
     tty = sys.stdout.isatty()
     print(f"data: {data.summary()}" + (f" ({data.note})" if data.note else "") + f", loaded in {t_load:.1f}s"
           + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else ""))
     t0 = time.monotonic()
     status = 0
-    for msg in run.run():
-        if isinstance(msg, RunStarted):
-            threads = f", CPU threads {msg.threads}" if msg.threads else ""
-            print(f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
-                  f"{msg.steps_per_epoch} steps/epoch" + (f", resuming at step {msg.start_step}" if msg.start_step else "")
-                  + (f"; {msg.data_placement}" if msg.data_placement else ""))
-        elif isinstance(msg, MetricsChunk) and tty:
-            print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
-                  f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"
-                  + (f"  {msg.threads} thread{'s' * (msg.threads != 1)}" if msg.threads else ""), end="", flush=True)
-        elif isinstance(msg, EpochSummary):
-            print(("\r" if tty else "") +
-                  f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
-                  f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
-                  f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s", flush=True)
-        elif isinstance(msg, StateChanged) and msg.state == "diverged":
-            print(f"\nerror: {msg.text}", file=sys.stderr)
-            run.stop()
-            status = 3
-        elif isinstance(msg, WorkerError):
-            print(f"\nerror: {msg.text}", file=sys.stderr)
-            return 1
-    print(f"done in {time.monotonic() - t0:.1f}s, {run.step} steps")
-    try:
-        if args.checkpoint and writer:
-            run.save(args.checkpoint)
-            print(f"checkpoint: {args.checkpoint}")
-        if args.metrics_csv and writer:
-            text = run.history.to_csv()
-            atomic_write(args.metrics_csv, lambda f: f.write(text.encode()))
-            print(f"metrics: {args.metrics_csv} ({len(run.history)} steps)")
-    except OSError as e:
-        return fail(f"could not write {e.filename}: {e.strerror or e}")
-    return status
+    with StopOnSignal(run) as stopper:
+        for msg in run.run():
+            if isinstance(msg, RunStarted):
+                threads = f", CPU threads {msg.threads}" if msg.threads else ""
+                print(f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
+                      f"{msg.steps_per_epoch} steps/epoch"
+                      + (f", resuming at step {msg.start_step}" if msg.start_step else "")
+                      + (f"; {msg.data_placement}" if msg.data_placement else ""))
+            elif isinstance(msg, MetricsChunk) and tty:
+                print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
+                      f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"
+                      + (f"  {msg.threads} thread{'s' * (msg.threads != 1)}" if msg.threads else ""), end="", flush=True)
+            elif isinstance(msg, EpochSummary):
+                print(("\r" if tty else "") +
+                      f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
+                      f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
+                      f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s", flush=True)
+            elif isinstance(msg, StateChanged) and msg.state == "diverged":
+                print(f"\nerror: {msg.text}", file=sys.stderr)
+                run.stop()
+                status = 3
+            elif isinstance(msg, WorkerError):
+                print(f"\nerror: {msg.text}", file=sys.stderr)
+                if msg.fatal:
+                    return 1
+    print(f"{'stopped' if stopper.signum else 'done'} in {time.monotonic() - t0:.1f}s, {run.step} steps")
+    errors = write_outputs(args, run) if writer else []
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if stopper.exit_status is not None:
+        return stopper.exit_status
+    return 2 if errors else status

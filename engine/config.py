@@ -2,6 +2,7 @@
 config round-trips through a checkpoint (``asdict`` / ``from_dict``) and QSettings unchanged."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -16,14 +17,74 @@ class ConfigError(ValueError):
 
 
 def _from_dict(cls, d: dict):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__}: expected a mapping of settings, got {type(d).__name__}")
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
+    unknown = sorted(set(map(str, d)) - known)
     if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(map(repr, unknown[:5]))}")
     kw = dict(d)
     if "image_shape" in kw:
-        kw["image_shape"] = tuple(int(v) for v in kw["image_shape"])
+        shape = kw["image_shape"]
+        if not isinstance(shape, (list, tuple)) or not all(_is_int(v) for v in shape):
+            raise ConfigError(f"image_shape must be a list of 3 whole numbers, got {_show(shape)}")
+        kw["image_shape"] = tuple(int(v) for v in shape)
     return cls(**kw)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _show(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def check_range(name: str, value, lo, hi, kind=int, lo_open: bool = False) -> None:
+    """ConfigError unless ``value`` is a ``kind`` (int: a whole number, not a bool; float: any finite real) in
+    [lo, hi] (or (lo, hi] when ``lo_open``). The one place where a setting's type and range are enforced."""
+    if kind is int:
+        ok_type = _is_int(value)
+    else:
+        ok_type = (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if not ok_type:
+        what = "a whole number" if kind is int else "a finite number"
+        raise ConfigError(f"{name} must be {what}, got {_show(value)}")
+    if value < lo or value > hi or (lo_open and value == lo):
+        left = "(" if lo_open else "["
+        raise ConfigError(f"{name} must lie in {left}{_num(lo)}, {_num(hi)}], got {_num(value)}")
+
+
+def _num(v) -> str:
+    return f"{v:,}" if _is_int(v) else f"{v:g}"
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {_show(value)}")
+
+
+# Documented ranges (README "Limits"). Combinations (memory, image size against the architecture) are checked
+# against the dataset before a run starts: engine/memory.py and engine/trainer.check_run.
+MODEL_RANGES = {"latent_dim": (1, 1024), "hidden": (8, 65_536)}
+MAX_CHANNELS, MAX_SIDE = 4, 16_384
+TRAIN_RANGES = {  # name: (kind, lo, hi, lo_open)
+    "epochs": (int, 1, 100_000, False),
+    "batch_size": (int, 1, 65_536, False),
+    "lr": (float, 0.0, 10.0, True),
+    "beta": (float, 0.0, 1000.0, False),
+    "warmup_epochs": (float, 0.0, 100_000.0, False),
+    "free_bits": (float, 0.0, 100.0, False),
+    "seed": (int, 0, 2**31 - 1, False),
+    "threads": (int, 0, 4096, False),  # 0 = chosen while training (engine/threads.py)
+    "iwae_k": (int, 1, 100_000, False),
+    "iwae_examples": (int, 1, 1_000_000, False),
+    "eval_examples": (int, 1, 10_000_000, False),
+    "latent_examples": (int, 1, 1_000_000, False),
+    "metrics_hz": (float, 0.0, 1e9, True),
+    "snapshot_interval_s": (float, 0.0, 1e9, False),
+}
 
 
 @dataclass(frozen=True)
@@ -36,16 +97,17 @@ class ModelConfig:
     # "continuous_bernoulli": a normalised density on [0, 1] (logits), for grey pixels
 
     def __post_init__(self):
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise ConfigError(f"image_shape must be (C, H, W) with positive sizes, got {self.image_shape}")
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.hidden < 8:
-            raise ConfigError(f"hidden must be >= 8, got {self.hidden}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        shape = self.image_shape
+        if not isinstance(shape, tuple) or len(shape) != 3 or not all(_is_int(v) for v in shape):
+            raise ConfigError(f"image_shape must be (C, H, W) whole numbers, got {_show(shape)}")
+        c, h, w = shape
+        if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+            raise ConfigError(f"image_shape must be (C, H, W) with 1..{MAX_CHANNELS} channels and sides 1..{MAX_SIDE}, "
+                              f"got {shape}")
+        for name, (lo, hi) in MODEL_RANGES.items():
+            check_range(name, getattr(self, name), lo, hi)
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("likelihood", self.likelihood, LIKELIHOODS)
 
     @property
     def n_pixels(self) -> int:
@@ -84,23 +146,11 @@ class TrainConfig:
     snapshot_interval_s: float = 1.0  # latent scatter + decoder snapshot period (seconds)
 
     def __post_init__(self):
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.beta >= 0, "beta must be >= 0"),
-            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
-            (self.free_bits >= 0, "free_bits must be >= 0"),
-            (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device) is not None,
-             f"device must be one of {DEVICES} or cuda:N, got {self.device!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (self.threads >= 0, f"threads must be >= 0 (0 = automatic), got {self.threads}"),
-            (self.iwae_k >= 1, "iwae_k must be >= 1"),
-            (self.metrics_hz > 0, "metrics_hz must be > 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        for name, (kind, lo, hi, lo_open) in TRAIN_RANGES.items():
+            check_range(name, getattr(self, name), lo, hi, kind, lo_open)
+        if not isinstance(self.device, str) or not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {_show(self.device)}")
+        _check_choice("precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)

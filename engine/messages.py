@@ -86,10 +86,12 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class WorkerError:
-    """An exception in the worker, as one line for a dialog plus the traceback for a 'details' box."""
+    """An exception in the worker, as one line for a dialog plus the traceback for a 'details' box. ``fatal``
+    False: a failure the run survives (a checkpoint that could not be saved); training goes on."""
 
     text: str
     detail: str = ""
+    fatal: bool = True
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torc
     return -0.5 * (LOG_2PI + log_var + (z - mu) ** 2 / log_var.exp()).sum(-1)
 
 
+def log_normal_at_noise(eps: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(μ + σε; μ, diag σ²) = −½ Σ (log 2π + log σ² + ε²), from the noise ε that drew the sample: exact even
+    when σ² underflows to zero in float32 (log σ² < −103), where ``log_normal``'s (z − μ)²/σ² would be 0/0."""
+    return -0.5 * (LOG_2PI + log_var + eps * eps).sum(-1)
+
+
 def log_std_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z * z).sum(-1)
 
@@ -67,11 +73,11 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
 
 def iwae_log_weights(model, x: torch.Tensor, k: int, mu: torch.Tensor | None = None,
                      log_var: torch.Tensor | None = None, chunk: int = 0,
-                     generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+                     generator: torch.Generator | None = None, should_stop=None) -> Iterator[torch.Tensor]:
     """The IWAE importance weights, chunk by chunk: yields log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x),
     (K', B), for z_k ~ q = N(mu, diag exp(log_var)), the encoder's q(z|x) unless another proposal is given. The K
-    samples go through the decoder ``chunk`` at a time (default: as many as the memory budget allows for B
-    examples, engine.chunking)."""
+    samples go through the decoder ``chunk`` at a time (default: engine.chunking.iwae_sample_chunk). ``should_stop()`` is asked
+    between chunks; when it returns True the estimate is abandoned with ``Interrupted``."""
     if mu is None or log_var is None:
         mu, log_var = model.encode(x)  # (B, d)
     b, d = mu.shape
@@ -79,6 +85,8 @@ def iwae_log_weights(model, x: torch.Tensor, k: int, mu: torch.Tensor | None = N
         chunk = iwae_sample_chunk(model, b)
     done = 0
     while done < k:
+        if should_stop is not None and should_stop():
+            raise Interrupted
         kc = min(chunk, k - done)
         with torch.no_grad():
             eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
@@ -86,17 +94,22 @@ def iwae_log_weights(model, x: torch.Tensor, k: int, mu: torch.Tensor | None = N
             out = model.decode(z.reshape(kc * b, d))  # (K'B, C, H, W)
             xk = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])
             log_px = model.likelihood.log_prob(xk, out).view(kc, b)  # (K', B)
-            log_w = log_px + log_std_normal(z) - log_normal(z, mu, log_var)  # (K', B)
+            log_w = log_px + log_std_normal(z) - log_normal_at_noise(eps, log_var)  # (K', B)
         done += kc
         yield log_w
 
 
+class Interrupted(Exception):
+    """A long estimate abandoned because its caller asked to stop."""
+
+
 @torch.no_grad()
-def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None,
+               should_stop=None) -> torch.Tensor:
     """log p̂_K(x) per example, (B,), with the encoder's q as the proposal: a running log-sum-exp over the chunks
-    of ``iwae_log_weights``, so K = 1000 fits in memory for any batch."""
+    of ``iwae_log_weights``, so K = 100,000 fits in memory; ``should_stop`` as there."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)
-    for log_w in iwae_log_weights(model, x, k, chunk=chunk, generator=generator):
+    for log_w in iwae_log_weights(model, x, k, chunk=chunk, generator=generator, should_stop=should_stop):
         total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
     return total - math.log(k)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, WriteError, save_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -30,8 +30,10 @@ from .history import MetricHistory
 from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
                        WorkerError)
 from .model import VAE, n_parameters
+from .files import display_name
+from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
 from .placement import TrainingImages
-from .objectives import active_units, elbo_terms, iwae_bound
+from .preflight import check_run
 from .threads import ThreadGovernor, governor_for, set_training_threads
 
 
@@ -100,13 +102,10 @@ class TrainingRun:
 
     def __init__(self, dataset: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig,
                  checkpoint: Checkpoint | None = None, dist: Distributed | None = None):
-        if tuple(model_cfg.image_shape) != dataset.image_shape:
-            raise ConfigError(f"the model expects images of shape {model_cfg.image_shape}, "
-                              f"{dataset.name} has {dataset.image_shape}")
-        if len(dataset.x_train) == 0 or len(dataset.x_test) == 0:
-            raise ConfigError(f"{dataset.name}: needs at least one training and one test image")
-        self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
         self.device = dist.device(train_cfg.device) if dist else pick_device(train_cfg.device)
+        check_run(model_cfg, train_cfg, dataset.image_shape, len(dataset.x_train), len(dataset.x_test),
+                  on_host=self.device.type == "cpu", device=self.device)
+        self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
         if dist:
             dist.check_batch(train_cfg.batch_size)
             dist.start(self.device)
@@ -169,18 +168,22 @@ class TrainingRun:
     # -- checkpoints ----------------------------------------------------------------------------------
     def _restore(self, ck: Checkpoint) -> None:
         if ck.model_config != self.model_cfg:
-            raise CheckpointError(f"{ck.path}: trained with different model settings ({ck.model_config}); "
+            raise CheckpointError(f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
                                   f"load it with its own settings")
         self.model.load_state_dict(ck.model_state)
-        if ck.optimizer_state:
+        if ck.optimizer_state and ck.optimizer_state.get("state"):
+            # only the validated per-parameter tensors come from the file (checkpoint.check_optimizer_state);
+            # the parameter groups (lr, flags) are this run's own
+            own = self.optimizer.state_dict()
             try:
-                self.optimizer.load_state_dict(ck.optimizer_state)
-            except (ValueError, KeyError) as e:
-                raise CheckpointError(f"{ck.path}: optimizer state does not fit the model ({e})") from None
-            for g in self.optimizer.param_groups:
-                g["lr"] = self.cfg.lr
+                self.optimizer.load_state_dict({"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]})
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise CheckpointError(f"{display_name(ck.path)}: optimizer state does not fit the model ({e})") from None
         if ck.noise_rng is not None and self.device.type == "cpu":
-            self.noise.set_state(ck.noise_rng)
+            try:
+                self.noise.set_state(ck.noise_rng)
+            except RuntimeError:  # a state from another device's generator: the run's seed stands
+                pass
         self.history = MetricHistory.from_state(ck.history.to_state())  # a copy: the caller's checkpoint stays as read
         self.step, self.epoch, self.batch = ck.step, ck.epoch, ck.batch
         done_epochs = ck.step // self.steps_per_epoch if self.steps_per_epoch else 0
@@ -201,8 +204,9 @@ class TrainingRun:
             try:
                 self.save(p)
                 yield CheckpointSaved(p, self.step)
-            except OSError as e:
-                yield WorkerError(f"Could not save the checkpoint {p}: {e.strerror or e}")
+            except (OSError, RuntimeError) as e:  # a failed save is reported; training goes on
+                reason = str(e) if isinstance(e, WriteError) else f"could not write {display_name(p)}: {getattr(e, 'strerror', None) or e}"
+                yield WorkerError(f"Checkpoint not saved: {reason}", fatal=False)
 
     # -- the loop ----------------------------------------------------------------------------------------
     def _beta(self, step: int) -> float:
@@ -268,8 +272,7 @@ class TrainingRun:
             while self.batch < spe:
                 if self._stopping():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
-                    self.state = "stopped"
-                    yield StateChanged("stopped", "Stopped by the user.", self.step, self.epoch)
+                    yield from self._stopped("")
                     return
                 if self._pause.is_set():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
@@ -293,11 +296,7 @@ class TrainingRun:
                     chunk = self._flush(buf, flushed, self.batch, samples / max(now - t_flush, 1e-9))
                     flushed, samples, t_flush = self.batch, 0, now
                     if not np.isfinite(chunk.elbo).all():
-                        self._load_state(good)
-                        yield StateChanged("diverged", "The loss became NaN/Inf: training paused and the last good "
-                                           "weights restored. Lower the learning rate or use fp32, then resume.",
-                                           self.step, self.epoch)
-                        yield from self._paused("diverged", None)
+                        yield from self._diverge(good)
                         continue
                     yield chunk
                     if self._snapshot_due(now - t_snap >= snap_every):
@@ -306,22 +305,31 @@ class TrainingRun:
                         t_snap = time.monotonic()
                         snap_every = self._snapshot_period(t_snap - now)
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
-            if len(chunk.steps):
+            if len(chunk.steps) and not np.isfinite(chunk.elbo).all():
+                yield from self._diverge(good)
+            elif len(chunk.steps):
                 yield chunk
+            if self._stopping():
+                yield from self._stopped(" (at the end of the epoch)")
+                return
             seconds = time.monotonic() - t_epoch
             try:
                 summary = self.evaluate(seconds)
             except _StopRequested:
                 self.epoch, self.batch = self.epoch + 1, 0
-                self.state = "stopped"
-                yield StateChanged("stopped", "Stopped by the user (during the end-of-epoch evaluation).",
-                                   self.step, self.epoch)
+                yield from self._stopped(" (during the end-of-epoch evaluation)")
                 return
             if gov is not None:
                 gov.interrupt()
-            self.history.add_epoch(summary)
             self.epoch, self.batch = self.epoch + 1, 0
-            good = self._copy_state()
+            if not _finite_summary(summary):  # the weights are bad although the last steps looked fine
+                yield from self._diverge(good)
+                if self._stopping():
+                    yield from self._stopped("")
+                    return
+                continue
+            self.history.add_epoch(summary)
+            good = self._copy_state()  # only weights whose evaluation was finite become the good copy
             yield summary
             yield from self._snapshots()
         self.state = "finished"
@@ -344,6 +352,17 @@ class TrainingRun:
 
     def _snapshot_due(self, by_clock: bool) -> bool:
         return by_clock if not self.dist else self.step % (8 * AGREE_EVERY) == 0
+
+    def _diverge(self, good) -> Iterator:
+        """Restore the last good weights and pause as "diverged" until resumed or stopped."""
+        self._load_state(good)
+        yield StateChanged("diverged", "The loss became NaN/Inf: training paused and the last good weights "
+                           "restored. Lower the learning rate or use fp32, then resume.", self.step, self.epoch)
+        yield from self._paused("diverged", None)
+
+    def _stopped(self, when: str) -> Iterator:
+        self.state = "stopped"
+        yield StateChanged("stopped", f"Stopped by the user{when}.", self.step, self.epoch)
 
     def _paused(self, state: str, text: str | None) -> Iterator:
         self.state = state
@@ -410,6 +429,12 @@ class TrainingRun:
         return LatentSnapshot(self.step, self.epoch, mu.cpu().numpy().copy(), log_var.cpu().numpy().copy(),  # SYNC
                               None if y is None else y[self.latent_idx].copy(), self.latent_idx.copy())
 
+    def _check_stop(self) -> None:
+        """Leave a long evaluation when Stop arrives; under torchrun ranks leave together, after a step."""
+        if self._stop.is_set() and not self.dist:
+            self.model.train()
+            raise _StopRequested
+
     @torch.no_grad()
     def evaluate(self, seconds: float = 0.0) -> EpochSummary:
         """Test ELBO (one reparameterised sample per example, fixed noise seed), IWAE on a subset, KL per
@@ -426,6 +451,7 @@ class TrainingRun:
         eps_eval = torch.randn((len(x_eval), d), device=self.device, generator=g)
         step = chunk_rows(self.model_cfg, self.device)
         for start in range(0, len(x_eval), step):
+            self._check_stop()
             x = to_float(x_eval[start:start + step])
             t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start:start + step])
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
@@ -443,11 +469,14 @@ class TrainingRun:
         iw_parts = [torch.zeros(0, device=self.device)]
         # examples per IWAE call: what fits K decodes each, and at most 100 so that Stop stays prompt
         iw_step = min(100, chunk_rows(self.model_cfg, self.device, decodes_per_row=cfg.iwae_k))
+        stop = None if self.dist else self._stop.is_set
         for s in range(0, len(x_iw), iw_step):
-            if self._stop.is_set() and not self.dist:  # ranks leave together, at a step
-                self.model.train()
-                raise _StopRequested
-            iw_parts.append(iwae_bound(self.model, to_float(x_iw[s:s + iw_step]), cfg.iwae_k, generator=g))
+            self._check_stop()
+            try:
+                iw_parts.append(iwae_bound(self.model, to_float(x_iw[s:s + iw_step]), cfg.iwae_k, generator=g,
+                                           should_stop=stop))
+            except Interrupted:
+                self._check_stop()
         el_parts = [torch.zeros(0, device=self.device)]
         for s in range(0, len(x_iw), step):
             el_parts.append(elbo_terms(self.model, to_float(x_iw[s:s + step]), 1.0, 0.0, eps_sub[s:s + step]).elbo)
@@ -476,6 +505,10 @@ def _threads_label(gov: ThreadGovernor | None) -> str:
     if gov is None:
         return ""
     return f"{gov.threads} (fixed)" if gov.fixed else f"auto, up to {gov.max_threads}"
+
+
+def _finite_summary(s: EpochSummary) -> bool:
+    return all(math.isfinite(v) for v in (s.test_elbo, s.test_recon, s.test_kl, s.test_iwae, s.test_elbo_subset))
 
 
 def _clone(obj):

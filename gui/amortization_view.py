@@ -203,6 +203,9 @@ class AmortizationView(QGroupBox):
         if snap is None or self.state.dataset is None:
             self.progress.setFormat("No model or no test data yet")
             return False
+        if (mismatch := self.state.shape_mismatch(snap)) is not None:
+            self.progress.setFormat(mismatch)
+            return False
         idx = np.asarray(list(indices), dtype=np.int64)
         if len(idx) == 0:
             self.progress.setFormat("Click an example first (or use “100 random”)")

@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication
 
+from engine.files import display_name
+from engine.checkpoint import WriteError
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from engine.history import MetricHistory
 from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
@@ -62,8 +64,9 @@ class CheckpointActions(QObject):
                                 epoch=ck.epoch, batch=ck.batch, history=ck.history, dataset=ck.dataset,
                                 noise_rng=ck.noise_rng)
                 self.w.status.message(f"Checkpoint saved: {path}", 8000)
-        except OSError as e:
-            self.w.show_error("Could not save the checkpoint", f"{Path(path).name}: {e.strerror or e}")
+        except (OSError, RuntimeError) as e:  # WriteError names the file; training (if any) goes on
+            text = str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {getattr(e, 'strerror', None) or e}"
+            self.w.show_error("Could not save the checkpoint", text)
 
     # -- load --------------------------------------------------------------------------------------------------
     def load_dialog(self) -> None:
@@ -104,7 +107,7 @@ class CheckpointActions(QObject):
 
     def _on_failed(self, err: BaseException, path: str) -> None:
         self._finish()
-        msg = str(err) if isinstance(err, CheckpointError) else f"{Path(path).name}: {type(err).__name__}: {err}"
+        msg = str(err) if isinstance(err, CheckpointError) else f"{display_name(path)}: {type(err).__name__}: {err}"
         self.w.status.message("The checkpoint could not be loaded.", 8000)
         self.w.show_error("Could not load the checkpoint", msg)
         self.w.update_actions()
@@ -139,5 +142,5 @@ class CheckpointActions(QObject):
     def shutdown(self) -> None:
         if self.loader is not None:
             self.loader.cancel()
-            self.loader.wait(10_000)
+            self.loader.wait(3000)
             self._finish()

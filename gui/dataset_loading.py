@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from engine.files import display_name
 from gui.workers import Worker
 
 
@@ -84,7 +85,7 @@ class DatasetLoader(QObject):
             self.finished.emit()
             return
         text = str(err) if isinstance(err, DatasetError) else \
-            f"{Path(path).name if path else 'dataset'}: {type(err).__name__}: {err}"
+            f"{display_name(path) if path else 'dataset'}: {type(err).__name__}: {err}"
         self.failed.emit(text)
         self.finished.emit()
 
@@ -93,6 +94,6 @@ class DatasetLoader(QObject):
         if self.worker is None:
             return False
         self.worker.cancel()
-        self.worker.wait(10_000)
+        self.worker.wait(3000)  # a decode in progress stops within a chunk
         self.worker = None
         return True

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
+from engine.files import display_name
+from engine.checkpoint import WriteError
 from engine.checkpoint import atomic_write
 from gui.imaging import save_png
 
@@ -92,6 +94,6 @@ class Exports(QObject):
         try:
             fn()
         except OSError as e:
-            self.w.show_error("Export failed", f"{Path(path).name}: {e.strerror or e}")
+            self.w.show_error("Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}")
             return
         self.w.status.message(f"Exported {path}", 6000)

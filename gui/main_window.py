@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
+from engine.files import display_name
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
 from gui.dataset_dialog import DatasetFileDialog
@@ -37,6 +38,7 @@ from gui.training import TrainingController
 from gui.workers import apply_thread_policy
 
 APP_NAME = "ELBO Studio"
+CLOSE_WAIT_MS = 3000  # the most closing the window waits for the training thread and for each background job
 REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see _tick)
 # The GUI thread's CPU share while training (gui/draw_budget.py). benchmarks/gui_responsiveness.py, 2 cores: an
 # uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; with this cap and the
@@ -370,15 +372,17 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
         if self.loader.cancel():
             QApplication.restoreOverrideCursor()
-        stopped = self.session.close(2000)
-        if not stopped:  # the run is inside an epoch-end evaluation: it stops right after; never leave it running
-            self.status.message("Waiting for the training thread to stop…")
-            self.session.close(60_000)
-        if save_path and self.session.run is not None:
+        # the engine stops within a fraction of a second, even inside a long IWAE evaluation; the wait is bounded
+        # all the same (a worker still running is kept alive, never destroyed while it runs)
+        stopped = self.session.close(CLOSE_WAIT_MS)
+        if save_path and self.session.run is not None and stopped:
             try:
                 self.session.run.save(save_path)  # the worker has ended: saving on this thread is allowed
-            except OSError as e:
-                QMessageBox.critical(self, "Could not save the checkpoint", f"{Path(save_path).name}: {e.strerror or e}")
+            except (OSError, RuntimeError) as e:
+                QMessageBox.critical(self, "Could not save the checkpoint", str(e))
+        elif save_path:
+            QMessageBox.critical(self, "Could not save the checkpoint",
+                                 f"{display_name(save_path)}: the training thread did not stop in time to save it.")
         layout.save_geometry(self)
         self.settings.sync()
         for box in list(self.dialogs):

@@ -167,7 +167,8 @@ class TrainingSession(QObject):
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)
         elif isinstance(msg, WorkerError):
-            self.current_state = "error"
+            if msg.fatal:  # a failed save is reported, but the run goes on: its state stays as it is
+                self.current_state = "error"
             self.error.emit(msg)
 
     def _on_thread_finished(self) -> None:

@@ -152,6 +152,16 @@ class SessionState(QObject):
         names = self.dataset.class_names if self.dataset is not None else None
         return names[label] if names and 0 <= label < len(names) else str(label)
 
+    def shape_mismatch(self, snap) -> str | None:
+        """A sentence when the model's images differ from the dataset's (a checkpoint of other data), else None."""
+        model = tuple(int(v) for v in snap.model_config.get("image_shape", ()))
+        data = tuple(self.dataset.image_shape) if self.dataset is not None else model
+        if model == data:
+            return None
+        fmt = lambda s: "×".join(map(str, s))  # noqa: E731
+        return (f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}: open the dataset it was "
+                f"trained on, or train a model on this one.")
+
     def test_image(self, index: int) -> np.ndarray:
         """Test image ``index`` as float32 in [0, 1], (C, H, W), a fresh array (the dataset may store uint8)."""
         return np.array(as_float01(self.dataset.x_test[index]), dtype=np.float32)

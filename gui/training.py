@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject
 
+from engine.preflight import check_run
 from engine.config import ConfigError
 from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
@@ -67,9 +68,13 @@ class TrainingController(QObject):
         try:
             mcfg = w.settings_panel.model_config(ds.image_shape)
             tcfg = w.settings_panel.train_config()
-        except ConfigError as e:
-            w.show_error("Invalid settings", str(e))
+            check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test))
+        except ConfigError as e:  # shown where the settings are; nothing starts
+            text = str(e)
+            w.settings_panel.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")
+            w.status.message("Cannot start with these settings: see the settings panel.", 8000)
             return
+        w.settings_panel.show_problem(None)
         ck, described = self.trained_model()
         choice = "new"
         if ck is not None:
@@ -132,6 +137,10 @@ class TrainingController(QObject):
         self.w.update_actions()
 
     def _on_worker_error(self, msg) -> None:
+        if not msg.fatal:  # the run goes on (a checkpoint that could not be saved)
+            self.w.status.message(msg.text, 10000)
+            self.w.show_error("Could not save the checkpoint", msg.text)
+            return
         self.state.set_status("error")
         self.w.status.set_state("error")
         self.w.show_error("Training error", msg.text, msg.detail)
@@ -166,5 +175,5 @@ class TrainingController(QObject):
     def cancel_encoding(self) -> None:
         if self._encoder is not None:
             self._encoder.cancel()
-            self._encoder.wait(10_000)
+            self._encoder.wait(3000)
             self._encoder = None

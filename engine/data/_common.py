@@ -17,30 +17,76 @@ the image-folder loader does, so colour datasets always have C = 3.
 """
 from __future__ import annotations
 
+import math
 import os
-from pathlib import Path
 
 import numpy as np
 
+from ..files import NotRegularFile, display_name, open_regular, quote
+from ..memory import budget_bytes, budget_text, dataset_bytes, fmt_bytes
 from .dataset import Dataset, DatasetError, as_float01, split_holdout
 
 CHANNELS = (1, 3, 4)
 MAX_LABEL = 65_535  # a larger "label" is almost surely a pixel or id column read as labels
 _BLOCK = 4096  # images per block when scanning float pixels, so temporaries stay small
+_READ_BLOCK = 1 << 24  # bytes per read when streaming a decompressed array into place
+DEFLATE_MAX_RATIO = 1032  # deflate (gzip, zip) cannot expand data more than this: bounds any size claim
 
 
 def label_of(path: str | os.PathLike) -> str:
-    """The name an error message uses: a path's file name (or the whole path if it has none); a str as given,
-    so a loader can say ``"cats/img3.png"``."""
+    """The name an error message uses, quoted repr-style (engine/files.py): a path's file name (or the whole path
+    if it has none); a str as given, so a loader can say ``'cats/img3.png'``."""
     if isinstance(path, str):
-        return path
-    p = Path(path)
-    return p.name or str(p)
+        return quote(path)
+    return display_name(path)
 
 
 def fail(path: str | os.PathLike, what: str) -> DatasetError:
-    """A one-line DatasetError naming the file: ``fail(p, "empty file")`` -> ``"train.csv: empty file"``."""
+    """A one-line DatasetError naming the file: ``fail(p, "empty file")`` -> ``"'train.csv': empty file"``."""
     return DatasetError(f"{label_of(path)}: {what}")
+
+
+def open_input(path, mode: str = "rb"):
+    """Open a data file for reading: regular files only (engine/files.py: a FIFO or /dev/zero is refused without
+    blocking or streaming); any OSError becomes a DatasetError naming the file."""
+    try:
+        return open_regular(path, mode)
+    except NotRegularFile as e:
+        raise fail(path, e.strerror) from None
+    except IsADirectoryError:
+        raise fail(path, "is a folder, not a file") from None
+    except OSError as e:
+        raise fail(path, f"cannot read: {e.strerror or e}") from None
+
+
+def check_budget(path, n_images: int, n_values: int, what: str = "images", itemsize: int = 1) -> None:
+    """DatasetError before allocating when a dataset of ``n_images`` images of ``n_values`` values each, read as
+    ``itemsize``-byte values, would not fit the memory budget (engine/memory.py) while it is stored."""
+    need = dataset_bytes(n_images, n_values, itemsize)
+    budget = budget_bytes()
+    if need > budget:
+        raise fail(path, f"{n_images:,} {what} of {n_values:,} values need {fmt_bytes(need)} in memory, more than "
+                         f"{budget_text(budget)}")
+
+
+def read_bounded(f, need: int, path, claim: str) -> np.ndarray:
+    """Exactly ``need`` bytes from the (possibly decompressing) stream ``f`` into one uint8 array, then EOF.
+
+    The stream is read in 16 MB blocks straight into the array (no copies, memory follows the data as it comes),
+    and never past ``need`` + 1 bytes: a stream holding more than its header claims is refused after one extra
+    byte, whatever it would expand to. DatasetError if the stream holds less or more."""
+    out = np.empty(need, np.uint8)
+    view, got = memoryview(out), 0
+    while got < need:
+        n = f.readinto(view[got:got + _READ_BLOCK])
+        if not n:
+            break
+        got += n
+    if got < need:
+        raise fail(path, f"truncated: header claims {claim} ({need} bytes) but the data holds {got}")
+    if f.read(1):
+        raise fail(path, f"trailing data after the {need} bytes the header claims ({claim})")
+    return out
 
 
 def nchw(a: np.ndarray, path) -> np.ndarray:
@@ -181,6 +227,7 @@ def make_dataset(
         top = max(int(y_train.max()), int(y_test.max()))
         if class_names is not None and top >= len(class_names):
             raise fail(path, f"label {top} but only {len(class_names)} class names")
+    check_budget(path, len(x_train) + len(x_test), math.prod(x_train.shape[1:]), itemsize=x_train.dtype.itemsize)
     x_train, x_test = _store([x_train, x_test], scale)
     return Dataset(
         name=name,

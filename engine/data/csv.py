@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._common import fail, make_dataset
+from ..files import quote
+from ..memory import budget_bytes, budget_text, fmt_bytes
+from ._common import fail, make_dataset, open_input
 from .dataset import Dataset
-from .idx import is_gzip
+from .idx import GZIP_MAGIC
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -35,8 +40,41 @@ class _Layout:
     side: int  # images are side x side
 
 
+FIRST_LINE_MAX = 8 << 20  # characters in the first row (a header or the first image): 2M pixel cells at most
+CELL_MAX = 40  # characters per cell a data row may use on average (a float's repr needs at most 24)
+
+
+@contextmanager
 def _open_text(path: Path):
-    return gzip.open(path, "rt", newline="") if is_gzip(path) else open(path, newline="")
+    """The file as text: regular files only (no FIFO, no /dev/zero), gzip detected by magic, UTF-8 with an optional
+    byte-order mark (Excel writes one)."""
+    with open_input(path) as raw:
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
+            yield text
+
+
+def _lines(f, path: Path, row_max: int | None = None):
+    """The file's lines, each read with a bound: the first at most FIRST_LINE_MAX characters, the others at most
+    ``row_max``, and all of them together at most a share of the memory budget. A longer line or a larger file is
+    refused with a DatasetError instead of being read whole."""
+    total_max = budget_bytes() // 6  # text → float32 takes up to 2x its bytes, growing arrays 2x more, then copies
+    total, n = 0, 0
+    while True:
+        limit = FIRST_LINE_MAX if n == 0 or row_max is None else row_max
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > limit:
+            raise fail(path, f"line {n} is longer than {limit:,} characters: not an image row")
+        total += len(line)
+        if total > total_max:
+            raise fail(path, f"more than {fmt_bytes(total_max)} of text, more than a sixth of "
+                             f"{budget_text()} allows to load")
+        yield line
 
 
 def _is_number(cell: str) -> bool:
@@ -51,9 +89,9 @@ def _layout(path: Path) -> _Layout:
     """Header, label column and image side, from the first row only."""
     try:
         with _open_text(path) as f:
-            row = next(csv.reader(f), None)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
-        raise fail(path, f"cannot read as CSV text ({e})") from None
+            row = next(csv.reader(_lines(f, path)), None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as e:
+        raise fail(path, f"cannot read as CSV text ({_first_line(e)})") from None
     if not row:
         raise fail(path, "empty file")
     cells = [c.strip().lower() for c in row]
@@ -74,7 +112,7 @@ def _layout(path: Path) -> _Layout:
 def _locate_bad_cell(path: Path, lay: _Layout, err: Exception) -> Exception:
     """After a fast parse failed, find the first bad cell with the csv module, for a message with row and column."""
     with _open_text(path) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(_lines(f, path, _row_max(lay)))
         for row in reader:
             if not row or (lay.header and reader.line_num == 1):
                 continue
@@ -86,16 +124,26 @@ def _locate_bad_cell(path: Path, lay: _Layout, err: Exception) -> Exception:
     return fail(path, f"cannot parse ({err})")
 
 
+def _row_max(lay: _Layout) -> int:
+    return lay.ncols * CELL_MAX + 1024
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return s[0][:200] if s else type(e).__name__
+
+
 def read_csv(path: Path, lay: _Layout) -> tuple[np.ndarray, np.ndarray | None]:
     """(pixels as float32 (N, side, side) with values as written, labels or None)."""
     try:
         with _open_text(path) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below
-            data = np.loadtxt(f, delimiter=",", skiprows=int(lay.header), dtype=np.float32, ndmin=2)
+            data = np.loadtxt(_lines(f, path, _row_max(lay)), delimiter=",", quotechar='"',
+                              skiprows=int(lay.header), dtype=np.float32, ndmin=2)
     except ValueError as e:
         raise _locate_bad_cell(path, lay, e) from None
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise fail(path, f"cannot read ({e})") from None
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
+        raise fail(path, f"cannot read ({_first_line(e)})") from None
     if len(data) == 0:
         raise fail(path, "no data rows")
     if lay.label is None:
@@ -134,7 +182,7 @@ def load_csv(path) -> Dataset:
         if lay.label is not None and test_lay.label is None:
             test = None  # Kaggle's test.csv has no labels: hold out from train instead
         elif test_lay.side != lay.side:
-            raise fail(test, f"images are {test_lay.side}x{test_lay.side} but {train.name} has {lay.side}x{lay.side}")
+            raise fail(test, f"images are {test_lay.side}x{test_lay.side} but {quote(train.name)} has {lay.side}x{lay.side}")
     x_train, y_train = read_csv(train, lay)
     x_test, y_test = read_csv(test, test_lay) if test is not None else (None, None)
     stem = train.name[: -len(".csv.gz")] if train.name.lower().endswith(".gz") else train.stem

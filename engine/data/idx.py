@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import fail, make_dataset
+from ..files import quote
+from ._common import DEFLATE_MAX_RATIO, check_budget, fail, make_dataset, open_input, read_bounded
 from .dataset import Dataset
 
 FASHION_MNIST_CLASSES = (
@@ -32,69 +33,55 @@ _DTYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
-
-
-def _read_at_most(f, n: int) -> bytes:
-    """Read up to ``n`` bytes in growing chunks, so memory follows the data really there, not the claim."""
-    chunks, got, step = [], 0, 1 << 20
-    while got < n:
-        b = f.read(min(n - got, step))
-        if not b:
-            break
-        chunks.append(b)
-        got += len(b)
-        step = min(step * 2, 1 << 24)
-    return b"".join(chunks)
-
-
 def read_idx(path: Path, ndim: int) -> np.ndarray:
     """One IDX file of unsigned bytes with ``ndim`` dimensions (3: images N×H×W, 1: labels N) as a uint8 array.
 
-    Refuses other dtypes and ranks, and a header claiming more (or less) data than the file holds: a raw file is
-    checked against its size before reading, a .gz by reading at most the claimed length and then expecting EOF."""
+    Refuses other dtypes and ranks, and a header claiming more (or less) data than the file holds, before any
+    array is made: a raw file is checked against its size; a .gz against what deflate can expand its size to and
+    against the memory budget, then streamed into place and refused after one byte beyond the claim."""
     path = Path(path)
     what = "images" if ndim == 3 else "labels"
     try:
-        gz = is_gzip(path)
-        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
-            head = f.read(4)
-            if len(head) < 4:
-                raise fail(path, "empty file" if not head else "truncated: no room for an IDX header")
-            if head[:2] != b"\0\0" or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
-                raise fail(path, f"not an IDX file (magic 0x{head.hex().upper()})")
-            if head[2] != 0x08:
-                code = f"{_DTYPES[head[2]]} (0x{head[2]:02X})"
-                raise fail(path, f"IDX dtype {code} is not supported, only unsigned bytes (0x08)")
-            if head[3] != ndim:
-                magic = f"0x{0x800 + ndim:08X}"
-                raise fail(path, f"expected IDX {what} (magic {magic}) but the header is 0x{head.hex().upper()}")
-            raw_dims = f.read(4 * ndim)
-            if len(raw_dims) < 4 * ndim:
-                raise fail(path, "truncated IDX header")
-            dims = struct.unpack(f">{ndim}I", raw_dims)
-            need = math.prod(dims)
-            claim = f"{dims[0]} images of {dims[1]}x{dims[2]}" if ndim == 3 else f"{dims[0]} labels"
-            if gz:
-                data = _read_at_most(f, need)
-                have, extra = len(data), bool(f.read(1))
-            else:
-                have = os.fstat(f.fileno()).st_size - 4 - 4 * ndim
-                extra = have > need
-            if have < need:
-                holds = "decompressed, the file holds" if gz else "the file holds"
-                raise fail(path, f"truncated: header claims {claim} ({need} bytes) but {holds} {have}")
-            if extra:
-                raise fail(path, f"trailing data after the {need} bytes the header claims ({claim})")
-            arr = np.frombuffer(data, np.uint8) if gz else np.fromfile(f, np.uint8, count=need)
+        with open_input(path) as raw:
+            gz = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            size = os.fstat(raw.fileno()).st_size
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw as f:
+                head = f.read(4)
+                if len(head) < 4:
+                    raise fail(path, "empty file" if not head else "truncated: no room for an IDX header")
+                if head[:2] != b"\0\0" or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
+                    raise fail(path, f"not an IDX file (magic 0x{head.hex().upper()})")
+                if head[2] != 0x08:
+                    code = f"{_DTYPES[head[2]]} (0x{head[2]:02X})"
+                    raise fail(path, f"IDX dtype {code} is not supported, only unsigned bytes (0x08)")
+                if head[3] != ndim:
+                    magic = f"0x{0x800 + ndim:08X}"
+                    raise fail(path, f"expected IDX {what} (magic {magic}) but the header is 0x{head.hex().upper()}")
+                raw_dims = f.read(4 * ndim)
+                if len(raw_dims) < 4 * ndim:
+                    raise fail(path, "truncated IDX header")
+                dims = struct.unpack(f">{ndim}I", raw_dims)
+                need = math.prod(dims)
+                claim = f"{dims[0]} images of {dims[1]}x{dims[2]}" if ndim == 3 else f"{dims[0]} labels"
+                if gz:
+                    room = size * DEFLATE_MAX_RATIO
+                    if need > room:
+                        raise fail(path, f"truncated: header claims {claim} ({need} bytes) but a {size}-byte gzip "
+                                         f"file cannot hold more than {room}")
+                else:
+                    have = size - 4 - 4 * ndim
+                    if have < need:
+                        raise fail(path, f"truncated: header claims {claim} ({need} bytes) but the file holds {have}")
+                    if have > need:
+                        raise fail(path, f"trailing data after the {need:,} bytes the header claims ({claim})")
+                if ndim == 3:
+                    check_budget(path, dims[0], dims[1] * dims[2])
+                arr = read_bounded(f, need, path, claim)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise fail(path, f"corrupt or truncated gzip data ({e})") from None
     except OSError as e:
         raise fail(path, f"cannot read: {e.strerror or e}") from None
-    if len(arr) != need:  # the file changed while we read it
-        raise fail(path, f"truncated: expected {need} bytes, read {len(arr)}")
     return arr.reshape(dims)
 
 
@@ -148,7 +135,7 @@ def load_idx(path, *, name: str | None = None, class_names: tuple[str, ...] | No
         if lbl is not None:
             y = read_idx(lbl, 1)
             if len(y) != len(x):
-                raise fail(lbl, f"{len(y)} labels for {len(x)} images in {img.name}")
+                raise fail(lbl, f"{len(y)} labels for {len(x)} images in {quote(img.name)}")
         splits[split] = (x, y)
     if not splits:
         raise fail(path, "no IDX images file (*-images-idx3-ubyte[.gz]) next to it")

@@ -9,28 +9,29 @@ allocation; only then does ``np.load(..., allow_pickle=False)`` read the data.
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ._common import fail, make_dataset
+from ._common import DEFLATE_MAX_RATIO, check_budget, fail, make_dataset, open_input, read_bounded
 from .dataset import Dataset
 
 NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")  # zip: a member, or empty
 _KEYS = (("x_train", "y_train"), ("x", "y"), ("images", "labels"))
-_DEFLATE_MAX_RATIO = 1032  # zlib cannot expand data more than this, so a deflated member's size claim is bounded
 _READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile)
 
 
-def _check_header(fp, room: int, path: Path, key: str = "") -> None:
-    """Parse the .npy header at ``fp``; refuse object dtypes and data needing more than ``room`` bytes."""
+def _check_header(fp, room: int, path: Path, key: str = "") -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Parse the .npy header at ``fp``; refuse object dtypes and data needing more than ``room`` bytes.
+    Returns (shape, fortran_order, dtype, data bytes)."""
     where = f"array {key!r}: " if key else ""
     try:
         version = np.lib.format.read_magic(fp)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fp)
+        shape, fortran, dtype = read(fp)
         header = fp.tell()
     except _READ_ERRORS as e:
         raise fail(path, f"{where}not a valid .npy array ({e})") from None
@@ -40,62 +41,84 @@ def _check_header(fp, room: int, path: Path, key: str = "") -> None:
     if need > room - header:
         have = max(room - header, 0)
         raise fail(path, f"{where}truncated: header claims {shape} {dtype} ({need} bytes) but the file holds {have}")
+    return shape, fortran, dtype, need
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays the key rules pick from an .npz, headers checked before any is read."""
+def _read_array(fp, path: Path, room: int, key: str = "", images: bool = False) -> np.ndarray:
+    """One .npy array from ``fp``: header checked, then exactly the claimed bytes streamed into place (never more:
+    a member that would expand further is refused after one extra byte). ``images``: checked against the memory
+    budget as a dataset of images before any byte of data is read."""
+    shape, fortran, dtype, need = _check_header(fp, room, path, key)
+    if images and len(shape) >= 2:
+        check_budget(path, shape[0], math.prod(shape[1:]), "images", itemsize=dtype.itemsize)
+    where = f"array {key!r}: " if key else ""
+    data = read_bounded(fp, need, path, f"{where}{shape} {dtype}")
+    return data.view(dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _member_room(info: zipfile.ZipInfo) -> int:
+    """The most bytes a zip member can expand to: its stated size, bounded by what its compression allows."""
+    room = info.file_size
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        room = min(room, info.compress_size * DEFLATE_MAX_RATIO + 1024)
+    elif info.compress_type == zipfile.ZIP_STORED:
+        room = min(room, info.compress_size)
+    return room
+
+
+def _load_npz(path: Path, f) -> dict[str, np.ndarray]:
+    """The arrays the key rules pick from an .npz (open file ``f``), every header checked before any is read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
+        with zipfile.ZipFile(f) as z:
+            members = {n[:-4] if n.endswith(".npy") else n: n for n in z.namelist()}
+            keys = set(members)
             pick = next(((x, y) for x, y in _KEYS if x in keys), None)
             if pick is None and len(keys) == 1:
                 pick = (next(iter(keys)), None)
             if pick is None:
-                raise fail(path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)}")
+                raise fail(path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)[:8]}")
             roles = {"x": pick[0], "y": pick[1]}
             if pick[0] == "x_train" and "x_test" in keys:
                 roles.update(x_test="x_test", y_test="y_test")
             roles = {role: k for role, k in roles.items() if k in keys}
-            for k in roles.values():
-                info = z.zip.getinfo(k + ".npy" if k + ".npy" in z.zip.namelist() else k)
-                room = info.file_size
-                if info.compress_type == zipfile.ZIP_DEFLATED:
-                    room = min(room, info.compress_size * _DEFLATE_MAX_RATIO + 1024)
-                elif info.compress_type == zipfile.ZIP_STORED:
-                    room = min(room, info.compress_size)
-                with z.zip.open(info) as fp:
-                    _check_header(fp, room, path, k)
+            infos = {k: z.getinfo(members[k]) for k in roles.values()}
+            claims = {}
+            for role, k in roles.items():
+                with z.open(infos[k]) as fp:
+                    claims[role] = _check_header(fp, _member_room(infos[k]), path, k)
+            n_images = sum(claims[r][0][0] for r in ("x", "x_test") if r in claims and claims[r][0])
+            x_shape = claims["x"][0]
+            if len(x_shape) >= 2:
+                check_budget(path, n_images, math.prod(x_shape[1:]), itemsize=claims["x"][2].itemsize)
             out = {}
             for role, k in roles.items():
-                try:
-                    out[role] = z[k]
-                except _READ_ERRORS as e:
-                    raise fail(path, f"array {k!r}: cannot read ({e})") from None
+                with z.open(infos[k]) as fp:
+                    out[role] = _read_array(fp, path, _member_room(infos[k]), k)
             return out
     except _READ_ERRORS as e:
-        raise fail(path, f"not a readable .npz archive ({e})") from None
+        raise fail(path, f"not a readable .npz archive ({_first_line(e)})") from None
 
 
 def load_npz(path) -> Dataset:
     """Load a ``.npz`` or ``.npy`` file (told apart by their magic bytes, not the suffix)."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(len(NPY_MAGIC))
-            f.seek(0)
-            if magic.startswith(NPY_MAGIC):
-                _check_header(f, path.stat().st_size, path)
-    except OSError as e:
-        raise fail(path, f"cannot read: {e.strerror or e}") from None
-    if not magic:
-        raise fail(path, "empty file")
-    if magic.startswith(NPY_MAGIC):
-        try:
-            x = np.load(path, allow_pickle=False)
-        except _READ_ERRORS as e:
-            raise fail(path, f"cannot read the array ({e})") from None
-        return make_dataset(path, path.stem, x)
-    if not magic.startswith(ZIP_MAGIC):
-        raise fail(path, "not a NumPy .npy or .npz file")
-    a = _load_npz(path)
+    with open_input(path) as f:
+        magic = f.read(len(NPY_MAGIC))
+        f.seek(0)
+        if not magic:
+            raise fail(path, "empty file")
+        if magic.startswith(NPY_MAGIC):
+            try:
+                x = _read_array(f, path, os.fstat(f.fileno()).st_size, images=True)
+            except _READ_ERRORS as e:
+                raise fail(path, f"cannot read the array ({_first_line(e)})") from None
+            return make_dataset(path, path.stem, x)
+        if not magic.startswith(ZIP_MAGIC):
+            raise fail(path, "not a NumPy .npy or .npz file")
+        a = _load_npz(path, f)
     return make_dataset(path, path.stem, a["x"], a.get("y"), a.get("x_test"), a.get("y_test"))
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return s[0][:200] if s else type(e).__name__

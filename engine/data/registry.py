@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ._common import fail
+from ._common import fail, open_input
 from .csv import CSV_SUFFIXES, load_csv
 from .dataset import Dataset
 from .idx import GZIP_MAGIC, IDX_NAME, load_idx
@@ -47,20 +47,21 @@ def detect_format(path: Path) -> str:
         if any(n.endswith(CSV_SUFFIXES) for n in lows) and not any(n.endswith(IMAGE_SUFFIXES) for n in lows):
             return "csv"
         return "images"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise fail(path, f"cannot read: {e.strerror or e}") from None
-    if not head:
-        raise fail(path, "empty file")
-    inner, gz_error = b"", None
-    if head.startswith(GZIP_MAGIC):
+    with open_input(path) as f:  # a FIFO or a device is refused here, without blocking
         try:
-            with gzip.open(path, "rb") as g:
-                inner = g.read(4)
-        except (OSError, EOFError, zlib.error) as e:
-            gz_error = e
+            head = f.read(8)
+            f.seek(0)
+        except OSError as e:
+            raise fail(path, f"cannot read: {e.strerror or e}") from None
+        if not head:
+            raise fail(path, "empty file")
+        inner, gz_error = b"", None
+        if head.startswith(GZIP_MAGIC):
+            try:
+                with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                    inner = g.read(4)
+            except (OSError, EOFError, zlib.error) as e:
+                gz_error = e
     name = path.name.lower()
     if name.endswith(CSV_SUFFIXES):
         return "csv"

@@ -265,6 +265,9 @@ class InferencePanel(QWidget):
         if snap is None:
             self.status.setText("No model yet: train or load a checkpoint first.")
             return
+        if (mismatch := self.state.shape_mismatch(snap)) is not None:
+            self.status.setText(mismatch)
+            return
         if self._post is not None and self._post.is_running():
             self._pending = index  # the newest click wins; computed when the current one is done
             return

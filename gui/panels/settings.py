@@ -192,7 +192,18 @@ class SettingsPanel(QGroupBox):
             label.setToolTip(TIPS[key])
             label.setBuddy(w)
             form.addRow(label, w)
+        self.problem = QLabel()
+        self.problem.setObjectName("settingsProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #cf222e;")
+        self.problem.hide()
+        outer.addWidget(self.problem)
         self._apply_to_widgets()
+
+    def show_problem(self, text: str | None) -> None:
+        """Why these settings cannot start a run on the current dataset (None: no problem)."""
+        self.problem.setText(text or "")
+        self.problem.setVisible(bool(text))
 
     # -- persistence ---------------------------------------------------------------------------------------
     def _load(self, cls, group: str):
@@ -207,10 +218,13 @@ class SettingsPanel(QGroupBox):
                     kw[f.name] = _typed(self._settings.value(key), getattr(base, f.name))
                 except (TypeError, ValueError):
                     pass
-        try:
-            return base.replace(**kw)
-        except (ConfigError, TypeError):
-            return base  # a damaged settings file must not stop the app
+        cfg = base
+        for name, value in kw.items():  # one at a time: a damaged value falls back alone, the others are kept
+            try:
+                cfg = cfg.replace(**{name: value})
+            except (ConfigError, TypeError):
+                pass
+        return cfg
 
     def _store(self) -> None:
         for group, cfg in (("model", self._model), ("train", self._train)):
@@ -253,6 +267,7 @@ class SettingsPanel(QGroupBox):
             return
         if key == "device":
             self._settings.setValue("ui/device_choice", value)
+        self.show_problem(None)
         self._store()
         self.changed.emit()
 

@@ -106,7 +106,7 @@ def test_bad_checkpoints_get_one_clear_line(blobs, tmp_path, case):
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(p)
     msg = str(e.value)
-    assert msg.startswith(f"{case}.ckpt: ") and "\n" not in msg
+    assert msg.startswith(f"'{case}.ckpt': ") and "\n" not in msg
     assert not os.path.exists("/tmp/elbo_studio_pwned")  # nothing was unpickled
 
 

@@ -131,7 +131,7 @@ def test_bad_contents(tmp_path, text, match):
 def test_pair_of_different_image_sizes(tmp_path):
     write(tmp_path / "train.csv", *data(5, side=4))
     write(tmp_path / "test.csv", *data(5, side=3))
-    raises(tmp_path / "train.csv", "test.csv", match="images are 3x3 but train.csv has 4x4")
+    raises(tmp_path / "train.csv", "test.csv", match="images are 3x3 but 'train.csv' has 4x4")
 
 
 def test_folder_with_several_csv_files_and_no_train(tmp_path):

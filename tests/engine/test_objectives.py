@@ -183,3 +183,20 @@ def test_free_bits_stop_penalising_small_kl_but_keep_reporting_it(blobs):
     g_free = torch.autograd.grad(freeb.loss, model.encoder.net[-1].bias)[0]
     g_recon = torch.autograd.grad(-elbo_terms(model, x, 1.0, 0.0, eps).recon.mean(), model.encoder.net[-1].bias)[0]
     torch.testing.assert_close(g_free, g_recon)
+
+
+def test_iwae_stays_finite_when_the_posterior_variance_underflows(blobs):
+    """log σ² = −160 makes σ² zero in float32; log q(z) from the drawn noise stays exact (a wide CSV did this)."""
+    model = _trained_tiny_vae(blobs, steps=5)
+    x = torch.from_numpy(blobs.x_test[:4])
+    enc = model.encoder
+
+    class TinyVariance(torch.nn.Module):
+        def forward(self, x):
+            h = enc(x)
+            d = h.shape[1] // 2
+            return torch.cat((h[:, :d], torch.full_like(h[:, d:], -160.0)), 1)
+
+    model.encoder = TinyVariance()
+    bound = iwae_bound(model, x, 50, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(bound).all()

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
+import gc  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
@@ -38,6 +39,17 @@ def _running_qthreads() -> list:
         except RuntimeError:  # C++ object deleted: it is not running
             pass
     return out
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_between_tests():
+    """As in the app (gui/app.py), Python's cyclic collector never runs by itself during a GUI test: started inside
+    a Qt call, freeing an earlier test's widgets there deadlocks on Qt's connection mutex. Collected here, between
+    tests, where no Qt call is on the stack."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)

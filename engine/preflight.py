@@ -1,0 +1,44 @@
+"""Checks of a run's settings against its dataset, made before anything is built: the architecture fits the
+image size (asked of the model itself, on torch's meta device) and the run fits in memory (engine/memory.py).
+The window runs them before Start and shows the message in the settings panel; TrainingRun runs them too."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .memory import check_training_fits
+
+
+def check_architecture(model_cfg: ModelConfig) -> None:
+    """ConfigError when the architecture cannot process images of ``model_cfg.image_shape`` (e.g. a conv model on
+    images smaller than its kernels). A forward pass on the meta device: shapes only, nothing allocated."""
+    from .model import VAE
+
+    c, h, w = model_cfg.image_shape
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "zero-element tensors": the very case refused below
+            model = VAE(model_cfg)
+            out, *_ = model(torch.empty((1, c, h, w)), torch.empty((1, model_cfg.latent_dim)))
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"the {model_cfg.arch} architecture cannot take {h}x{w} images (its strided "
+                          f"convolutions need larger ones): pick the MLP") from None
+    if tuple(out.shape[1:]) != (c, h, w):
+        raise ConfigError(f"the {model_cfg.arch} architecture decodes {tuple(out.shape[1:])} images, not {(c, h, w)}")
+
+
+def check_run(model_cfg: ModelConfig, train_cfg: TrainConfig, image_shape, n_train: int, n_test: int,
+              on_host: bool = True, device=None) -> None:
+    """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails.
+    ``device``: a CUDA device's free memory is the budget there (everything but the host copy of the data lives
+    on it); otherwise the host budget."""
+    if tuple(model_cfg.image_shape) != tuple(image_shape):
+        raise ConfigError(f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has "
+                          f"{tuple(image_shape)}")
+    if n_train < 1 or n_test < 1:
+        raise ConfigError("the dataset needs at least one training and one test image")
+    check_architecture(model_cfg)
+    check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host, device=device)
+
