@@ -168,8 +168,10 @@ def child_elbo(folder: str, n_train: int, epochs: int, batch: int) -> dict:
     mcfg = ModelConfig(image_shape=ds.image_shape, arch="conv", latent_dim=16)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch, iwae_examples=100, snapshot_interval_s=5.0)
     t0 = time.monotonic()
-    elbos = [m.test_elbo for m in TrainingRun(ds, mcfg, tcfg).run() if isinstance(m, EpochSummary)]
-    return dict(test_elbo=elbos, n_train=len(ds.x_train), n_test=len(ds.x_test), seconds=time.monotonic() - t0)
+    summaries = [m for m in TrainingRun(ds, mcfg, tcfg).run() if isinstance(m, EpochSummary)]
+    return dict(test_elbo=[m.test_elbo for m in summaries], kl=summaries[-1].test_kl,
+                active=summaries[-1].active_units, n_train=len(ds.x_train), n_test=len(ds.x_test),
+                seconds=time.monotonic() - t0)
 
 
 def child_fashion(steps: int, rounds: int) -> dict:
@@ -269,7 +271,8 @@ def main() -> None:
         better = all(b > a for a, b in zip(e, e[1:]))
         print(f"\nconv, latent 16, {r['n_train']:,} train / {r['n_test']:,} test images at 64×64 RGB, {args.epochs} epochs "
               f"({r['seconds']:.0f} s): test ELBO " + " → ".join(f"{v:,.1f}" for v in e) +
-              f" nats; improves every epoch: {'yes' if better else 'NO'}")
+              f" nats; improves every epoch: {'yes' if better else 'NO'}; last KL {r['kl']:.1f} nats, "
+              f"{r['active']}/16 active units")
     if "fashion" not in args.skip:
         r = _child("fashion", args.fashion_steps, args.rounds)
         if "skipped" in r:

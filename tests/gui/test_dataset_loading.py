@@ -62,3 +62,32 @@ def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(q
     assert (s.value("data/resolution", type=int), s.value("data/channels", type=int)) == (32, 1)
     w2 = make_window(settings=s)
     assert (w2.dataset_panel.resolution(), w2.dataset_panel.channels()) == (32, 1)  # remembered
+
+
+def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window, tmp_path):
+    """uint8 RGB storage end to end in the window: preview, training, reconstructions, a clicked example."""
+    from engine.config import ModelConfig, TrainConfig
+
+    from .conftest import wait_finished
+
+    folder = make_folder(tmp_path / "pics", 40, colour=True)
+    w = make_window(configure=False)
+    w.dataset_panel.set_load_options(28, None)
+    w.open_dataset(str(folder))
+    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(folder), timeout=10_000)
+    assert w.dataset.image_shape == (3, 28, 28) and w.dataset.x_train.dtype == np.uint8
+    preview = w.dataset_panel.preview.array
+    assert preview is not None and preview.max() <= 1.0 and preview.dtype == np.float32  # floats in [0, 1]
+    w.settings_panel.set_configs(ModelConfig(image_shape=(3, 28, 28), arch="conv", hidden=16),
+                                 TrainConfig(epochs=1, batch_size=12, iwae_k=2, iwae_examples=4, eval_examples=4,
+                                             latent_examples=4, snapshot_interval_s=0.2))
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, w)
+    assert w.errors == [] and w.session.current_state == "finished"
+    w.gallery.tabs.setCurrentIndex(1)  # reconstructions: test images (stored uint8) beside the model's output
+    qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=10_000)
+    tiles = w.gallery.images["recon"]
+    assert tiles.shape[0] == 3 and 0.0 <= tiles.min() and tiles.max() <= 1.0
+    w.inference.show_example(0)  # the true posterior of a stored-uint8 test image
+    qtbot.waitUntil(lambda: w.inference.view is not None and not w.inference.running_workers(), timeout=60_000)
+    assert w.dataset.x_test.dtype == np.uint8 and w.inference.view.index == 0 and w.errors == []
