@@ -1,4 +1,5 @@
 """ELBO Studio. ``python main.py`` opens the window; ``python main.py train --data PATH ...`` trains headless."""
+
 from __future__ import annotations
 
 import sys

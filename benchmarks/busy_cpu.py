@@ -11,6 +11,7 @@ evaluations (IWAE K = 1) included. Today's default is torch's own count (N on th
 
 Targets: the governor >= 90% of the best fixed count under every condition; with one busy process >= 2x the
 default; idle no worse than 3% below the default."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,14 +47,23 @@ def measure(threads: int, seconds: float, arch: str) -> dict:
                 run.stop()
     elapsed = time.perf_counter() - t0
     gov = run.governor
-    return {"samples_per_s": run.step * tcfg.batch_size / elapsed, "steps": run.step,
-            "threads_seen": sorted(set(used)), "changes": len(gov.changes) if gov else 0,
-            "final_threads": gov.threads if gov else 0}
+    return {
+        "samples_per_s": run.step * tcfg.batch_size / elapsed,
+        "steps": run.step,
+        "threads_seen": sorted(set(used)),
+        "changes": len(gov.changes) if gov else 0,
+        "final_threads": gov.threads if gov else 0,
+    }
 
 
 def run_child(threads: int, seconds: float, arch: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(threads), "--seconds", str(seconds),
-                          "--arch", arch], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(threads), "--seconds", str(seconds), "--arch", arch],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,8 +88,11 @@ def main() -> None:
     configs = [0] + list(range(1, cores + 1))  # 0 = the governor
     name = {0: "governor"} | {n: f"fixed {n}" for n in range(1, cores + 1)}
     default = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {cores} usable cores (affinity), torch default {default} threads; "
-          f"{args.seconds:.0f} s per measurement, {args.rounds} rounds, arch {args.arch}", flush=True)
+    print(
+        f"torch {torch.__version__}, {cores} usable cores (affinity), torch default {default} threads; "
+        f"{args.seconds:.0f} s per measurement, {args.rounds} rounds, arch {args.arch}",
+        flush=True,
+    )
     results: dict[tuple[int, int], list[dict]] = {}
     for busy in [int(b) for b in args.busy.split(",")]:
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
@@ -91,21 +104,30 @@ def main() -> None:
                 for c in order:
                     res = run_child(c, args.seconds, args.arch)
                     results.setdefault((busy, c), []).append(res)
-                    print(f"  busy {busy}, round {r + 1}: {name[c]:>9}: {res['samples_per_s']:8.0f} samples/s"
-                          + (f"  (threads used {res['threads_seen']}, {res['changes']} changes, ends at "
-                             f"{res['final_threads']})" if c == 0 else ""), flush=True)
+                    print(
+                        f"  busy {busy}, round {r + 1}: {name[c]:>9}: {res['samples_per_s']:8.0f} samples/s"
+                        + (
+                            f"  (threads used {res['threads_seen']}, {res['changes']} changes, ends at "
+                            f"{res['final_threads']})"
+                            if c == 0
+                            else ""
+                        ),
+                        flush=True,
+                    )
         finally:
             for h in hogs:
                 h.kill()
                 h.wait()
 
-    print("\nmedian samples/s" + "".join(f"{name[c]:>11}" for c in configs)
-          + "   gov/best fixed   gov/default")
+    print("\nmedian samples/s" + "".join(f"{name[c]:>11}" for c in configs) + "   gov/best fixed   gov/default")
     for busy in sorted({b for b, _ in results}):
         med = {c: statistics.median(x["samples_per_s"] for x in results[(busy, c)]) for c in configs}
         best = max(med[c] for c in configs if c)
-        print(f"{busy} busy process{'es' if busy != 1 else '  '}" + "".join(f"{med[c]:11.0f}" for c in configs)
-              + f"   {med[0] / best:14.3f}   {med[0] / med[min(default, cores)]:11.3f}")
+        print(
+            f"{busy} busy process{'es' if busy != 1 else '  '}"
+            + "".join(f"{med[c]:11.0f}" for c in configs)
+            + f"   {med[0] / best:14.3f}   {med[0] / med[min(default, cores)]:11.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ model on Fashion-MNIST (the built-in shapes without it) with the same global bat
 samples per second (all ranks together, wall time from the run's start to its end, end-of-epoch evaluation
 included) and the final test ELBO. On a CPU machine the processes share its cores, so expect about 1x: the point
 there is that the result is the same. On a machine with GPUs, N defaults to 1 and every GPU."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,16 @@ def child(args) -> None:
             last = msg
     seconds = time.perf_counter() - t0
     if dist is None or dist.is_main:
-        print(json.dumps({"samples_per_s": run.step * tcfg.batch_size / seconds, "seconds": seconds,
-                          "test_elbo": last.test_elbo, "device": device}))
+        print(
+            json.dumps(
+                {
+                    "samples_per_s": run.step * tcfg.batch_size / seconds,
+                    "seconds": seconds,
+                    "test_elbo": last.test_elbo,
+                    "device": device,
+                }
+            )
+        )
     if dist is not None:
         del run
         dist.close()
@@ -62,21 +71,39 @@ def main() -> None:
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() and args.device != "cpu" else 0
     procs = [int(p) for p in args.procs.split(",")] if args.procs else ([1, gpus] if gpus > 1 else [1, 2])
-    print(f"torch {torch.__version__}; {gpus} GPU(s); {os.cpu_count()} CPUs; global batch {args.batch_size}, "
-          f"{args.epochs} epochs, MLP 784-400-20", flush=True)
+    print(
+        f"torch {torch.__version__}; {gpus} GPU(s); {os.cpu_count()} CPUs; global batch {args.batch_size}, "
+        f"{args.epochs} epochs, MLP 784-400-20",
+        flush=True,
+    )
     base = None
     for n in procs:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", __file__,
-               "--child", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={n}",
+            __file__,
+            "--child",
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if out.returncode != 0:
             print(f"{n} process(es): failed\n{out.stderr[-3000:]}")
             continue
         res = json.loads(out.stdout.strip().splitlines()[-1])
         base = base or res["samples_per_s"]
-        print(f"{n} process(es) on {res['device']}: {res['samples_per_s']:10.0f} samples/s "
-              f"({res['samples_per_s'] / base:.2f}x), {res['seconds']:.1f} s, test ELBO {res['test_elbo']:.2f}",
-              flush=True)
+        print(
+            f"{n} process(es) on {res['device']}: {res['samples_per_s']:10.0f} samples/s "
+            f"({res['samples_per_s'] / base:.2f}x), {res['seconds']:.1f} s, test ELBO {res['test_elbo']:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

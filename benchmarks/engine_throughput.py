@@ -6,6 +6,7 @@ same model, fp32 and bf16 autocast. Rounds are interleaved and medians reported 
 
     .venv/bin/python benchmarks/engine_throughput.py [--rounds 3] [--steps 300] [--epochs-quality 3] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,11 @@ def reference_samples_per_s(x: torch.Tensor, steps: int, device) -> float:
 
 def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
     """Median of the run's own per-flush throughput figures would hide warm-up; time the steps directly."""
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
-                      TrainConfig(epochs=100, precision=precision, device=device, metrics_hz=10, snapshot_interval_s=1e9))
+    run = TrainingRun(
+        ds,
+        ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
+        TrainConfig(epochs=100, precision=precision, device=device, metrics_hz=10, snapshot_interval_s=1e9),
+    )
     t0, start_step = None, 0
     for m in run.run():
         if isinstance(m, MetricsChunk):
@@ -83,8 +87,11 @@ def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
 
 
 def test_elbo_after(ds, epochs: int, precision: str, device: str) -> float:
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
-                      TrainConfig(epochs=epochs, precision=precision, device=device, iwae_examples=100, snapshot_interval_s=1e9))
+    run = TrainingRun(
+        ds,
+        ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
+        TrainConfig(epochs=epochs, precision=precision, device=device, iwae_examples=100, snapshot_interval_s=1e9),
+    )
     last = None
     for m in run.run():
         if isinstance(m, EpochSummary):
@@ -101,7 +108,9 @@ def matmul_gflops(dtype, device, reps=200) -> float:
         shapes.append(((fin, b), (b, fout)))  # dW
         if i:
             shapes.append(((b, fout), (fout, fin)))  # dX (not for the first layer)
-    mats = [(torch.randn(*a, device=device, dtype=dtype), torch.randn(*c, device=device, dtype=dtype)) for a, c in shapes]
+    mats = [
+        (torch.randn(*a, device=device, dtype=dtype), torch.randn(*c, device=device, dtype=dtype)) for a, c in shapes
+    ]
     flops = sum(2 * a[0] * a[1] * c[1] for a, c in shapes)
     for _ in range(10):
         [x @ y for x, y in mats]
@@ -132,8 +141,10 @@ def main():
     args = ap.parse_args()
     dev = pick_device(args.device)
     ds = default_dataset()
-    print(f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
     x = torch.from_numpy(as_float01(ds.x_train))  # the reference loop trains on floats, as a plain script would
     precisions = ["fp32", "bf16"] + (["fp16"] if dev.type == "cuda" else [])
     res = {k: [] for k in ["reference"] + precisions}
@@ -152,9 +163,11 @@ def main():
         print(f"  plain matmul of the step's GEMMs, {name}: {matmul_gflops(dt, dev):7.1f} GFLOP/s")
     if args.epochs_quality:
         q = {p: test_elbo_after(ds, args.epochs_quality, p, args.device) for p in precisions}
-        print(f"\ntest ELBO after {args.epochs_quality} epochs (nats per example): " +
-              ", ".join(f"{p} {v:.3f}" for p, v in q.items()) +
-              "".join(f"; |{p} - fp32| = {abs(q[p] - q['fp32']):.3f}" for p in precisions[1:]))
+        print(
+            f"\ntest ELBO after {args.epochs_quality} epochs (nats per example): "
+            + ", ".join(f"{p} {v:.3f}" for p, v in q.items())
+            + "".join(f"; |{p} - fp32| = {abs(q[p] - q['fp32']):.3f}" for p in precisions[1:])
+        )
 
 
 if __name__ == "__main__":

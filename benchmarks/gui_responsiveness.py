@@ -19,6 +19,7 @@ plot. Each phase trains N whole epochs (default 6), so both contain the same num
   press+release into a click) to the Generated panel's image being set, and to it being painted.
 
 Uses Fashion-MNIST when installed (engine.data.default_dataset), else the built-in Shapes set."""
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
     return {"samples_per_s": n / dt, "median_flush_rate": statistics.median(rates[2:] or rates), "seconds": dt}
 
 
-def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: float | None = None,
-                epochs: int = 0) -> dict:
+def with_window(
+    app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: float | None = None, epochs: int = 0
+) -> dict:
     from PySide6.QtCore import QEvent, QEventLoop, QPointF, QSettings, Qt, QTimer
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -165,8 +167,11 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: flo
     rng = np.random.default_rng(0)
     for _ in range(clicks):
         x0, x1, y0, y1 = lp.view_rect()
-        pt = QPointF(lp.plot_widget.mapFromScene(lp.scene_pos_of(x0 + rng.uniform(0.1, 0.9) * (x1 - x0),
-                                                                    y0 + rng.uniform(0.1, 0.9) * (y1 - y0))))
+        pt = QPointF(
+            lp.plot_widget.mapFromScene(
+                lp.scene_pos_of(x0 + rng.uniform(0.1, 0.9) * (x1 - x0), y0 + rng.uniform(0.1, 0.9) * (y1 - y0))
+            )
+        )
         g = vp.mapToGlobal(pt)
         left, none, mods = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
         QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonPress, pt, g, left, left, mods))
@@ -181,24 +186,42 @@ def with_window(app, ds, mcfg, tcfg, seconds: float, clicks: int, gui_share: flo
     w.session.stop()
     w.close()
     app.processEvents()
-    return {"samples_per_s": samples_per_s, "median_flush_rate": flush, "late_p50": pct(late_ms, 50),
-            "late_p95": pct(late_ms, 95), "late_max": max(late_ms) if late_ms else float("nan"),
-            "ticks": len(intervals), "seconds": dt, "gui_share": gui_share, "draws_per_s": draws_per_s, "click_set": lat_set,
-            "click_paint": lat_paint, "clicks_missed": clicks - len(lat_set)}
+    return {
+        "samples_per_s": samples_per_s,
+        "median_flush_rate": flush,
+        "late_p50": pct(late_ms, 50),
+        "late_p95": pct(late_ms, 95),
+        "late_max": max(late_ms) if late_ms else float("nan"),
+        "ticks": len(intervals),
+        "seconds": dt,
+        "gui_share": gui_share,
+        "draws_per_s": draws_per_s,
+        "click_set": lat_set,
+        "click_paint": lat_paint,
+        "clicks_missed": clicks - len(lat_set),
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=6,
-                    help="each phase trains this many whole epochs, evaluation included (0: use --seconds)")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=6,
+        help="each phase trains this many whole epochs, evaluation included (0: use --seconds)",
+    )
     ap.add_argument("--seconds", type=float, default=20.0, help="phase length when --epochs is 0")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--clicks", type=int, default=40)
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--latent", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--gui-share", type=float, default=None,
-                    help="override the window's draw budget (share of a core while training; 1 = uncapped)")
+    ap.add_argument(
+        "--gui-share",
+        type=float,
+        default=None,
+        help="override the window's draw budget (share of a core while training; 1 = uncapped)",
+    )
     args = ap.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
@@ -216,10 +239,15 @@ def main(argv=None) -> int:
     tcfg = TrainConfig(epochs=1000, batch_size=args.batch)
     import torch
 
-    print(f"dataset {ds.summary()}; model {args.arch} d={args.latent}; batch {args.batch}; torch threads "
-          f"{torch.get_num_threads()}; {os.cpu_count()} CPUs; "
-          + (f"{args.epochs} whole epochs (evaluation included) per phase" if args.epochs else
-             f"{args.seconds:.0f} s per phase"))
+    print(
+        f"dataset {ds.summary()}; model {args.arch} d={args.latent}; batch {args.batch}; torch threads "
+        f"{torch.get_num_threads()}; {os.cpu_count()} CPUs; "
+        + (
+            f"{args.epochs} whole epochs (evaluation included) per phase"
+            if args.epochs
+            else f"{args.seconds:.0f} s per phase"
+        )
+    )
     import gc
 
     gc.collect()
@@ -233,20 +261,30 @@ def main(argv=None) -> int:
         late95.append(g["late_p95"])
         clicks_set += g["click_set"]
         clicks_paint += g["click_paint"]
-        print(f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s in {h['seconds']:.1f} s "
-              f"(steps only {h['median_flush_rate']:,.0f}); "
-              f"window {g['samples_per_s']:,.0f} samples/s in {g['seconds']:.1f} s (steps only {g['median_flush_rate']:,.0f}); "
-              f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})")
-        print(f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "
-              f"({g['ticks']} ticks of a 5 ms timer)")
-        print(f"         GUI thread CPU while training: {100 * g['gui_share']:.1f}% of a core; redraws/s: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in g["draws_per_s"].items()))
-        print(f"         click -> image set ms: p50 {pct(g['click_set'], 50):.2f}  p95 {pct(g['click_set'], 95):.2f}  "
-              f"max {max(g['click_set'] or [float('nan')]):.2f}; -> painted p50 {pct(g['click_paint'], 50):.2f}  "
-              f"p95 {pct(g['click_paint'], 95):.2f}  ({len(g['click_set'])} clicks, {g['clicks_missed']} missed)")
-    print(f"SUMMARY throughput ratio window/headless: {min(ratios):.3f}..{max(ratios):.3f} (target >= 0.90); "
-          f"lateness p95 {max(late95):.1f} ms (target <= 30); click->painted p95 {pct(clicks_paint, 95):.1f} ms "
-          f"(target <= 50)")
+        print(
+            f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s in {h['seconds']:.1f} s "
+            f"(steps only {h['median_flush_rate']:,.0f}); "
+            f"window {g['samples_per_s']:,.0f} samples/s in {g['seconds']:.1f} s (steps only {g['median_flush_rate']:,.0f}); "
+            f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})"
+        )
+        print(
+            f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "
+            f"({g['ticks']} ticks of a 5 ms timer)"
+        )
+        print(
+            f"         GUI thread CPU while training: {100 * g['gui_share']:.1f}% of a core; redraws/s: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in g["draws_per_s"].items())
+        )
+        print(
+            f"         click -> image set ms: p50 {pct(g['click_set'], 50):.2f}  p95 {pct(g['click_set'], 95):.2f}  "
+            f"max {max(g['click_set'] or [float('nan')]):.2f}; -> painted p50 {pct(g['click_paint'], 50):.2f}  "
+            f"p95 {pct(g['click_paint'], 95):.2f}  ({len(g['click_set'])} clicks, {g['clicks_missed']} missed)"
+        )
+    print(
+        f"SUMMARY throughput ratio window/headless: {min(ratios):.3f}..{max(ratios):.3f} (target >= 0.90); "
+        f"lateness p95 {max(late95):.1f} ms (target <= 30); click->painted p95 {pct(clicks_paint, 95):.1f} ms "
+        f"(target <= 50)"
+    )
     return 0
 
 

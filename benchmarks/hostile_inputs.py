@@ -12,6 +12,7 @@ figure is the time from ``stop()`` to the run's generator returning.
 
     .venv/bin/python benchmarks/hostile_inputs.py [--scale 1.0] [--stops 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,7 +80,7 @@ def npz_bomb(path: Path, claim_shape: tuple[int, ...], payload: int) -> None:
         block = bytes(MB)
         left = payload
         while left > 0:
-            m.write(block[:min(left, MB)])
+            m.write(block[: min(left, MB)])
             left -= MB
 
 
@@ -103,11 +104,16 @@ def sparse_npy(path: Path, shape: tuple[int, ...]) -> None:
 
 
 def measure(path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(path)], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT), str(path)], capture_output=True, text=True, timeout=600
+    )
     if out.returncode != 0:
-        return {"msg": f"child failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}", "peak_kib": 0,
-                "seconds": 0, "budget": 0}
+        return {
+            "msg": f"child failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}",
+            "peak_kib": 0,
+            "seconds": 0,
+            "budget": 0,
+        }
     return json.loads(out.stdout)
 
 
@@ -160,8 +166,9 @@ def stop_latency(stops: int) -> list[float]:
     ds = Dataset(full.name, full.source, full.x_train[:3000], full.x_test[:1000], None, None)
     out = []
     for _ in range(stops):
-        run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape),
-                          TrainConfig(epochs=1, iwae_k=100_000, iwae_examples=500))
+        run = TrainingRun(
+            ds, ModelConfig(image_shape=ds.image_shape), TrainConfig(epochs=1, iwae_k=100_000, iwae_examples=500)
+        )
         gen = run.run()
         ended = threading.Event()
         t_stop = [0.0]
@@ -188,8 +195,10 @@ def main() -> None:
     ap.add_argument("--stops", type=int, default=3, help="stop-latency repetitions (0 to skip)")
     args = ap.parse_args()
     base = measure("-")
-    print(f"budget (half the available memory): {base['budget'] / 1e9:.1f} GB; "
-          f"RSS of a subprocess that only imports the loaders: {base['peak_kib'] / 1024:.0f} MiB")
+    print(
+        f"budget (half the available memory): {base['budget'] / 1e9:.1f} GB; "
+        f"RSS of a subprocess that only imports the loaders: {base['peak_kib'] / 1024:.0f} MiB"
+    )
     with tempfile.TemporaryDirectory(prefix="bombs-") as d:
         print(f"{'bomb':<52} {'file':>9} {'peak RSS':>9} {'time':>7}  message")
         for label, path in bombs(Path(d), args.scale):
@@ -197,11 +206,15 @@ def main() -> None:
             if path.is_fifo() or path.is_symlink():
                 size = 0
             r = measure(path)
-            print(f"{label:<52} {size / MB:>7.1f}MB {r['peak_kib'] / 1024:>6.0f}MiB {r['seconds']:>6.2f}s  {r['msg'][:110]}")
+            print(
+                f"{label:<52} {size / MB:>7.1f}MB {r['peak_kib'] / 1024:>6.0f}MiB {r['seconds']:>6.2f}s  {r['msg'][:110]}"
+            )
     if args.stops:
         lat = stop_latency(args.stops)
-        print(f"stop → return during IWAE K=100,000: median {statistics.median(lat) * 1000:.0f} ms, "
-              f"max {max(lat) * 1000:.0f} ms over {len(lat)} stops ({', '.join(f'{x * 1000:.0f}' for x in lat)} ms)")
+        print(
+            f"stop → return during IWAE K=100,000: median {statistics.median(lat) * 1000:.0f} ms, "
+            f"max {max(lat) * 1000:.0f} ms over {len(lat)} stops ({', '.join(f'{x * 1000:.0f}' for x in lat)} ms)"
+        )
 
 
 if __name__ == "__main__":

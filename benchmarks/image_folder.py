@@ -11,6 +11,7 @@ in a child process of its own, so each peak RSS (VmHWM) belongs to that phase al
   * test ELBO improves every epoch for 3 epochs;
   * Fashion-MNIST: uint8 storage no slower than float32 to load and to train.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,8 +123,16 @@ def child_load(folder: str) -> dict:
     seconds = time.monotonic() - t0
     _, peak = _rss_mb()
     nbytes = ds.x_train.nbytes + ds.x_test.nbytes
-    return dict(seconds=seconds, base_mb=base, peak_mb=peak, data_mb=nbytes / 2**20, note=ds.note,
-                shape=list(ds.image_shape), dtype=str(ds.x_train.dtype), n=len(ds.x_train) + len(ds.x_test))
+    return dict(
+        seconds=seconds,
+        base_mb=base,
+        peak_mb=peak,
+        data_mb=nbytes / 2**20,
+        note=ds.note,
+        shape=list(ds.image_shape),
+        dtype=str(ds.x_train.dtype),
+        n=len(ds.x_train) + len(ds.x_test),
+    )
 
 
 def child_train(folder: str, arch: str, steps: int, batch: int, eval_examples: int, iwae_examples: int) -> dict:
@@ -135,8 +144,14 @@ def child_train(folder: str, arch: str, steps: int, batch: int, eval_examples: i
     ds = load_dataset(folder, resolution=64)
     data_mb = (ds.x_train.nbytes + ds.x_test.nbytes) / 2**20
     mcfg = ModelConfig(image_shape=ds.image_shape, arch=arch)
-    tcfg = TrainConfig(epochs=1, batch_size=batch, metrics_hz=20.0, snapshot_interval_s=1e9,
-                       eval_examples=eval_examples, iwae_examples=iwae_examples)  # training steps only
+    tcfg = TrainConfig(
+        epochs=1,
+        batch_size=batch,
+        metrics_hz=20.0,
+        snapshot_interval_s=1e9,
+        eval_examples=eval_examples,
+        iwae_examples=iwae_examples,
+    )  # training steps only
     gc.collect()
     rss0, _ = _rss_mb()
     _reset_peak()  # the load's own peak is not training's
@@ -149,8 +164,16 @@ def child_train(folder: str, arch: str, steps: int, batch: int, eval_examples: i
     run.latent_snapshot()  # what the window's scatter costs: the posterior means of 2,000 test images
     snap_s = time.monotonic() - t0
     _, peak = _rss_mb()
-    return dict(data_mb=data_mb, samples_per_s=rate, params=n_parameters(run.model), rss_before_mb=rss0,
-                peak_mb=peak, above_data_mb=peak - data_mb, eval_s=eval_s, snap_s=snap_s)
+    return dict(
+        data_mb=data_mb,
+        samples_per_s=rate,
+        params=n_parameters(run.model),
+        rss_before_mb=rss0,
+        peak_mb=peak,
+        above_data_mb=peak - data_mb,
+        eval_s=eval_s,
+        snap_s=snap_s,
+    )
 
 
 def child_elbo(folder: str, n_train: int, epochs: int, batch: int) -> dict:
@@ -163,15 +186,26 @@ def child_elbo(folder: str, n_train: int, epochs: int, batch: int) -> dict:
 
     ds = load_dataset(folder, resolution=64)
     n_test = max(100, n_train // 10)
-    ds = replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train], x_test=ds.x_test[:n_test],
-                 y_test=ds.y_test[:n_test], _fingerprint=[])
+    ds = replace(
+        ds,
+        x_train=ds.x_train[:n_train],
+        y_train=ds.y_train[:n_train],
+        x_test=ds.x_test[:n_test],
+        y_test=ds.y_test[:n_test],
+        _fingerprint=[],
+    )
     mcfg = ModelConfig(image_shape=ds.image_shape, arch="conv", latent_dim=16)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch, iwae_examples=100, snapshot_interval_s=5.0)
     t0 = time.monotonic()
     summaries = [m for m in TrainingRun(ds, mcfg, tcfg).run() if isinstance(m, EpochSummary)]
-    return dict(test_elbo=[m.test_elbo for m in summaries], kl=summaries[-1].test_kl,
-                active=summaries[-1].active_units, n_train=len(ds.x_train), n_test=len(ds.x_test),
-                seconds=time.monotonic() - t0)
+    return dict(
+        test_elbo=[m.test_elbo for m in summaries],
+        kl=summaries[-1].test_kl,
+        active=summaries[-1].active_units,
+        n_train=len(ds.x_train),
+        n_test=len(ds.x_test),
+        seconds=time.monotonic() - t0,
+    )
 
 
 def child_fashion(steps: int, rounds: int) -> dict:
@@ -202,8 +236,11 @@ def child_fashion(steps: int, rounds: int) -> dict:
         for name, data in (("uint8", ds), ("float32", floats)):
             rates[name].append(_steps_per_s(TrainingRun(data, mcfg, tcfg), steps))
     med = lambda v: statistics.median(v)  # noqa: E731
-    return dict(load_s={k: med(v) for k, v in loads.items()}, samples_per_s={k: med(v) for k, v in rates.items()},
-                all_rates=rates)
+    return dict(
+        load_s={k: med(v) for k, v in loads.items()},
+        samples_per_s={k: med(v) for k, v in rates.items()},
+        all_rates=rates,
+    )
 
 
 def _child(phase: str, *args) -> dict:
@@ -228,8 +265,12 @@ def main() -> None:
     ap.add_argument("--fashion-steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], choices=["load", "train", "elbo", "fashion"])
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for training (1: steady on a machine shared with other busy processes)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for training (1: steady on a machine shared with other busy processes)",
+    )
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     THREADS[0] = args.threads
@@ -242,8 +283,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    print(f"{len(os.sched_getaffinity(0))} usable cores, torch threads {args.threads}; "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"{len(os.sched_getaffinity(0))} usable cores, torch threads {args.threads}; "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     folder = args.folder or Path(tempfile.gettempdir()) / f"elbo-studio-bench-{args.n}"
     t0 = time.monotonic()
     make_folder(args.n, folder)
@@ -251,37 +294,52 @@ def main() -> None:
     if "load" not in args.skip:
         r = _child("load", str(folder))
         limit = 3 * r["data_mb"] + 500
-        print(f"\nload: {r['seconds']:.1f} s for {r['n']:,} images ({r['n'] / r['seconds']:,.0f} images/s), target ≤ 60 s"
-              f"\n  {r['note']}, stored {r['dtype']} {tuple(r['shape'])}: {r['data_mb']:,.0f} MB"
-              f"\n  peak RSS during the load {r['peak_mb']:,.0f} MB (interpreter + torch before it: {r['base_mb']:,.0f} MB);"
-              f" target ≤ 3 × data + 500 = {limit:,.0f} MB -> {'ok' if r['peak_mb'] <= limit else 'OVER'}")
+        print(
+            f"\nload: {r['seconds']:.1f} s for {r['n']:,} images ({r['n'] / r['seconds']:,.0f} images/s), target ≤ 60 s"
+            f"\n  {r['note']}, stored {r['dtype']} {tuple(r['shape'])}: {r['data_mb']:,.0f} MB"
+            f"\n  peak RSS during the load {r['peak_mb']:,.0f} MB (interpreter + torch before it: {r['base_mb']:,.0f} MB);"
+            f" target ≤ 3 × data + 500 = {limit:,.0f} MB -> {'ok' if r['peak_mb'] <= limit else 'OVER'}"
+        )
     if "train" not in args.skip:
-        r = {arch: _child("train", str(folder), arch, args.steps, args.batch, args.eval_examples, args.iwae_examples)
-             for arch in ("conv", "mlp")}  # one process each: each peak is its own
-        print(f"\ntraining on {r['conv']['data_mb']:,.0f} MB of uint8 images, batch {args.batch}, {args.steps} timed steps, "
-              f"no snapshots while timed, then one end-of-epoch evaluation ({args.eval_examples:,} test ELBO, {args.iwae_examples} × IWAE K=100):")
+        r = {
+            arch: _child("train", str(folder), arch, args.steps, args.batch, args.eval_examples, args.iwae_examples)
+            for arch in ("conv", "mlp")
+        }  # one process each: each peak is its own
+        print(
+            f"\ntraining on {r['conv']['data_mb']:,.0f} MB of uint8 images, batch {args.batch}, {args.steps} timed steps, "
+            f"no snapshots while timed, then one end-of-epoch evaluation ({args.eval_examples:,} test ELBO, {args.iwae_examples} × IWAE K=100):"
+        )
         for arch in ("conv", "mlp"):
             a = r[arch]
-            print(f"  {arch:4s}  {a['params'] / 1e6:5.2f} M params  {a['samples_per_s']:7.1f} samples/s  "
-                  f"peak RSS {a['peak_mb']:,.0f} MB = data + {a['above_data_mb']:,.0f} MB (target ≤ 1,536)  "
-                  f"evaluation {a['eval_s']:.0f} s, one latent snapshot {a['snap_s']:.1f} s")
+            print(
+                f"  {arch:4s}  {a['params'] / 1e6:5.2f} M params  {a['samples_per_s']:7.1f} samples/s  "
+                f"peak RSS {a['peak_mb']:,.0f} MB = data + {a['above_data_mb']:,.0f} MB (target ≤ 1,536)  "
+                f"evaluation {a['eval_s']:.0f} s, one latent snapshot {a['snap_s']:.1f} s"
+            )
     if "elbo" not in args.skip:
         r = _child("elbo", str(folder), args.elbo_train, args.epochs, args.batch)
         e = r["test_elbo"]
         better = all(b > a for a, b in zip(e, e[1:]))
-        print(f"\nconv, latent 16, {r['n_train']:,} train / {r['n_test']:,} test images at 64×64 RGB, {args.epochs} epochs "
-              f"({r['seconds']:.0f} s): test ELBO " + " → ".join(f"{v:,.1f}" for v in e) +
-              f" nats; improves every epoch: {'yes' if better else 'NO'}; last KL {r['kl']:.1f} nats, "
-              f"{r['active']}/16 active units")
+        print(
+            f"\nconv, latent 16, {r['n_train']:,} train / {r['n_test']:,} test images at 64×64 RGB, {args.epochs} epochs "
+            f"({r['seconds']:.0f} s): test ELBO "
+            + " → ".join(f"{v:,.1f}" for v in e)
+            + f" nats; improves every epoch: {'yes' if better else 'NO'}; last KL {r['kl']:.1f} nats, "
+            f"{r['active']}/16 active units"
+        )
     if "fashion" not in args.skip:
         r = _child("fashion", args.fashion_steps, args.rounds)
         if "skipped" in r:
             print(f"\nFashion-MNIST: {r['skipped']}")
         else:
-            print(f"\nFashion-MNIST (median of {args.rounds} interleaved rounds, MLP, batch 128, {args.fashion_steps} steps):")
+            print(
+                f"\nFashion-MNIST (median of {args.rounds} interleaved rounds, MLP, batch 128, {args.fashion_steps} steps):"
+            )
             for k in ("uint8", "float32"):
-                print(f"  {k:8s} load {r['load_s'][k]:5.2f} s   training {r['samples_per_s'][k]:8,.0f} samples/s   "
-                      f"(rounds: {', '.join(f'{v:,.0f}' for v in r['all_rates'][k])})")
+                print(
+                    f"  {k:8s} load {r['load_s'][k]:5.2f} s   training {r['samples_per_s'][k]:8,.0f} samples/s   "
+                    f"(rounds: {', '.join(f'{v:,.0f}' for v in r['all_rates'][k])})"
+                )
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (a shared machine: other processes take CPU too)")
 
 

@@ -49,6 +49,7 @@ Everything is in nats per example. The study is a generator of plain messages (l
 then the result, or a ``AmortizationCancelled`` if ``cancel`` (a ``threading.Event``) is set; engine tests just
 iterate it, the GUI iterates it on a worker thread. Works for any latent dimension and any ``LatentModel``
 (engine/posterior.py)."""
+
 from __future__ import annotations
 
 import math
@@ -138,8 +139,9 @@ def sobol_normals(n_points: int, d: int, seed: int, device: torch.device | str =
 
 
 @torch.no_grad()
-def mc_recon(model, x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor,
-             max_decodes: int = 0) -> torch.Tensor:
+def mc_recon(
+    model, x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor, max_decodes: int = 0
+) -> torch.Tensor:
     """Per-sample log p(x_i|z) at z = μ_i + σ_i ⊙ ε_s for every ε_s in eps (S, d): returns (S, n) float64.
     Decoded in chunks of about ``max_decodes`` images (0: as many as fit the memory budget, engine.chunking)."""
     n, d = mu.shape
@@ -148,12 +150,12 @@ def mc_recon(model, x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor, ep
     per = max(1, (max_decodes or decode_rows(model)) // max(n, 1))
     sd = (0.5 * log_var).exp()
     for s0 in range(0, s_tot, per):
-        e = eps[s0:s0 + per]  # (s, d)
+        e = eps[s0 : s0 + per]  # (s, d)
         s = e.shape[0]
         z = mu.unsqueeze(0) + sd.unsqueeze(0) * e.unsqueeze(1)  # (s, n, d)
         params = model.decode(z.reshape(s * n, d))
         xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * n, *x.shape[1:])
-        out[s0:s0 + s] = model.likelihood.log_prob(xs, params).view(s, n).double().cpu()
+        out[s0 : s0 + s] = model.likelihood.log_prob(xs, params).view(s, n).double().cpu()
     return out
 
 
@@ -191,12 +193,26 @@ def iwae_with_se(model, x, mu, log_var, k: int, chunk: int = 0, generator: torch
 
 
 # ----------------------------------------------------------------------------------------------- the study
-def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samples: int = 4,
-                       iwae_k: int = 1000, seed: int = 0, cancel: threading.Event | None = None, *,
-                       indices=None, eval_every: int = 50, select_points: int = 128, eval_points: int = 128,
-                       eval_replicates: int = 4, progress_every: int = 5, max_decodes: int = 0,
-                       exact_2d: bool = True, exact_grid: int = 61,
-                       ) -> Iterator[AmortizationProgress | AmortizationCancelled | AmortizationResult]:
+def amortization_study(
+    model,
+    x_batch,
+    steps: int = 300,
+    lr: float = 0.2,
+    n_samples: int = 4,
+    iwae_k: int = 1000,
+    seed: int = 0,
+    cancel: threading.Event | None = None,
+    *,
+    indices=None,
+    eval_every: int = 50,
+    select_points: int = 128,
+    eval_points: int = 128,
+    eval_replicates: int = 4,
+    progress_every: int = 5,
+    max_decodes: int = 0,
+    exact_2d: bool = True,
+    exact_grid: int = 61,
+) -> Iterator[AmortizationProgress | AmortizationCancelled | AmortizationResult]:
     """Fit a separate Gaussian q_i to each of the n examples in ``x_batch`` (n, C, H, W) and compare it with the
     encoder's q and with log p̂(x) (module docstring). Yields AmortizationProgress messages, then one
     AmortizationResult, or AmortizationCancelled if ``cancel`` gets set (checked between steps and chunks)."""
@@ -235,8 +251,9 @@ def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samp
     mean_enc = float(enc_sel.mean())
 
     def progress(done, phase):
-        return AmortizationProgress(done, total, done / total, phase, mean_enc, float(best_elbo.mean()),
-                                    time.perf_counter() - t0)
+        return AmortizationProgress(
+            done, total, done / total, phase, mean_enc, float(best_elbo.mean()), time.perf_counter() - t0
+        )
 
     yield progress(0, "optimise")
 
@@ -245,7 +262,8 @@ def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samp
     lv_v = lv0.clone().requires_grad_(True)
     opt = torch.optim.Adam([mu_v, lv_v], lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+        opt, lambda s: LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1)))
+    )
     gen = torch.Generator(device=device).manual_seed(seed)
     x_rep = x.unsqueeze(0).expand(n_samples, *x.shape).reshape(n_samples * n, *x.shape[1:])  # (S·n, C, H, W)
     for step in range(1, steps + 1):
@@ -335,17 +353,39 @@ def amortization_study(model, x_batch, steps: int = 300, lr: float = 0.2, n_samp
     nanmean = lambda a: float(a.mean()) if np.all(np.isfinite(a)) else float("nan")  # noqa: E731
     f32 = lambda t: t.detach().float().cpu().numpy().copy()  # noqa: E731
     yield AmortizationResult(
-        indices=idx.copy(), encoder_elbo=enc_elbo, optimised_elbo=opt_elbo, log_px_iwae=log_p,
-        encoder_elbo_se=enc_se, optimised_elbo_se=opt_se, amortization_gap_se=diff_se, log_px_se=log_p_se,
-        amortization_gap=amort, approximation_gap=approx, inference_gap=infer,
-        log_px_quadrature=log_px_quad, approximation_gap_exact=approx_exact, improved=np.asarray(improved),
-        encoder_mu=f32(mu0), encoder_log_var=f32(lv0), optimised_mu=f32(best_mu), optimised_log_var=f32(best_lv),
-        mean_encoder_elbo=float(enc_elbo.mean()), mean_optimised_elbo=float(opt_elbo.mean()),
-        mean_log_px=float(log_p.mean()), mean_amortization_gap=float(amort.mean()),
-        mean_approximation_gap=float(approx.mean()), mean_inference_gap=float(infer.mean()),
-        mean_log_px_quadrature=nanmean(log_px_quad), mean_approximation_gap_exact=nanmean(approx_exact),
-        iwae_k=int(iwae_k), steps=steps, lr=float(lr), n_samples=int(n_samples),
-        eval_samples=int(eval_points * eval_replicates), seconds=time.perf_counter() - t0)
+        indices=idx.copy(),
+        encoder_elbo=enc_elbo,
+        optimised_elbo=opt_elbo,
+        log_px_iwae=log_p,
+        encoder_elbo_se=enc_se,
+        optimised_elbo_se=opt_se,
+        amortization_gap_se=diff_se,
+        log_px_se=log_p_se,
+        amortization_gap=amort,
+        approximation_gap=approx,
+        inference_gap=infer,
+        log_px_quadrature=log_px_quad,
+        approximation_gap_exact=approx_exact,
+        improved=np.asarray(improved),
+        encoder_mu=f32(mu0),
+        encoder_log_var=f32(lv0),
+        optimised_mu=f32(best_mu),
+        optimised_log_var=f32(best_lv),
+        mean_encoder_elbo=float(enc_elbo.mean()),
+        mean_optimised_elbo=float(opt_elbo.mean()),
+        mean_log_px=float(log_p.mean()),
+        mean_amortization_gap=float(amort.mean()),
+        mean_approximation_gap=float(approx.mean()),
+        mean_inference_gap=float(infer.mean()),
+        mean_log_px_quadrature=nanmean(log_px_quad),
+        mean_approximation_gap_exact=nanmean(approx_exact),
+        iwae_k=int(iwae_k),
+        steps=steps,
+        lr=float(lr),
+        n_samples=int(n_samples),
+        eval_samples=int(eval_points * eval_replicates),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def run_study(model, x_batch, **kw) -> AmortizationResult | AmortizationCancelled:

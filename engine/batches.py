@@ -1,5 +1,6 @@
 """Stored pixels to model input: datasets live as uint8 (N, C, H, W) on the device and each batch becomes float
 there, so the host holds a quarter of the bytes and a GPU receives a quarter of them."""
+
 from __future__ import annotations
 
 import torch

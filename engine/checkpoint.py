@@ -1,5 +1,6 @@
 """Checkpoints: written atomically (temp file in the same folder, fsync, rename), read with
 ``torch.load(weights_only=True)`` (no pickle code runs) and checked against a schema before anything is used."""
+
 from __future__ import annotations
 
 import errno
@@ -113,7 +114,7 @@ def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
         n = p.name
         if not (n.startswith(prefix) and n.endswith(_TMP_SUFFIX)):
             continue
-        pid = n[len(prefix):-len(_TMP_SUFFIX)].split(".", 1)[0]
+        pid = n[len(prefix) : -len(_TMP_SUFFIX)].split(".", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
             try:
                 p.unlink()
@@ -148,8 +149,11 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise WriteError(e.errno or 0, f"could not write {display_name(path)}: cannot create its folder "
-                                       f"({e.strerror or e})", str(path)) from None
+        raise WriteError(
+            e.errno or 0,
+            f"could not write {display_name(path)}: cannot create its folder ({e.strerror or e})",
+            str(path),
+        ) from None
     clean_stale_temps(path)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -166,8 +170,11 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         _unlink(tmp)
-        raise WriteError(getattr(e, "errno", None) or 0,
-                         f"could not write {display_name(path)}: {_write_reason(e, path.parent)}", str(path)) from None
+        raise WriteError(
+            getattr(e, "errno", None) or 0,
+            f"could not write {display_name(path)}: {_write_reason(e, path.parent)}",
+            str(path),
+        ) from None
     except BaseException:
         _unlink(tmp)
         raise
@@ -182,9 +189,20 @@ def _unlink(p) -> None:
         pass
 
 
-def save_checkpoint(path, *, model_config: ModelConfig, train_config: TrainConfig, model_state: dict,
-                    optimizer_state: dict | None, step: int, epoch: int, batch: int, history: MetricHistory,
-                    dataset: dict, noise_rng: torch.Tensor | None) -> None:
+def save_checkpoint(
+    path,
+    *,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    model_state: dict,
+    optimizer_state: dict | None,
+    step: int,
+    epoch: int,
+    batch: int,
+    history: MetricHistory,
+    dataset: dict,
+    noise_rng: torch.Tensor | None,
+) -> None:
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -205,10 +223,19 @@ def save_checkpoint(path, *, model_config: ModelConfig, train_config: TrainConfi
 def checkpoint_of_run(run) -> Checkpoint:
     """A stopped or finished ``TrainingRun`` as an in-memory Checkpoint (weights, optimizer, curves, position), so
     a new run continues it exactly as from a file. Call only when no thread iterates the run."""
-    return Checkpoint(path="(this session)", model_config=run.model_cfg, train_config=run.cfg,
-                      model_state={k: v.detach().clone() for k, v in run.model.state_dict().items()},
-                      optimizer_state=run.optimizer.state_dict(), step=run.step, epoch=run.epoch, batch=run.batch,
-                      history=run.history, dataset=run.dataset.identity(), noise_rng=run.noise.get_state())
+    return Checkpoint(
+        path="(this session)",
+        model_config=run.model_cfg,
+        train_config=run.cfg,
+        model_state={k: v.detach().clone() for k, v in run.model.state_dict().items()},
+        optimizer_state=run.optimizer.state_dict(),
+        step=run.step,
+        epoch=run.epoch,
+        batch=run.batch,
+        history=run.history,
+        dataset=run.dataset.identity(),
+        noise_rng=run.noise.get_state(),
+    )
 
 
 MAX_COUNT = 10**12  # the largest step, epoch or batch counter a checkpoint may hold
@@ -240,15 +267,24 @@ def load_checkpoint(path) -> Checkpoint:
     except OSError as e:
         raise CheckpointError(f"{name}: cannot read: {e.strerror or e}") from None
     except (zipfile.BadZipFile, RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{name}: not a readable PyTorch checkpoint (truncated or corrupt): {_first_line(e)}") from None
+        raise CheckpointError(
+            f"{name}: not a readable PyTorch checkpoint (truncated or corrupt): {_first_line(e)}"
+        ) from None
     except Exception as e:  # weights_only refuses pickled code: a file from elsewhere
-        raise CheckpointError(f"{name}: refused to load: it holds objects other than tensors and plain data "
-                              f"({_first_line(e)})") from None
+        raise CheckpointError(
+            f"{name}: refused to load: it holds objects other than tensors and plain data ({_first_line(e)})"
+        ) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not an ELBO Studio checkpoint (no '{FORMAT}' marker)")
     if raw.get("version") != VERSION:
-        raise CheckpointError(f"{name}: checkpoint version {_short(raw.get('version'))}, this ELBO Studio reads version {VERSION}")
-    missing = [k for k in ("model_config", "train_config", "model", "step", "epoch", "batch", "history", "dataset") if k not in raw]
+        raise CheckpointError(
+            f"{name}: checkpoint version {_short(raw.get('version'))}, this ELBO Studio reads version {VERSION}"
+        )
+    missing = [
+        k
+        for k in ("model_config", "train_config", "model", "step", "epoch", "batch", "history", "dataset")
+        if k not in raw
+    ]
     if missing:
         raise CheckpointError(f"{name}: incomplete checkpoint, missing {', '.join(missing)}")
     try:
@@ -269,13 +305,27 @@ def load_checkpoint(path) -> Checkpoint:
     dataset = raw["dataset"]
     if not isinstance(dataset, dict):
         raise CheckpointError(f"{name}: the dataset record is {type(dataset).__name__}, expected a mapping")
-    dataset = {k: v for k, v in dataset.items() if isinstance(k, str) and isinstance(v, (str, int, float, list, type(None)))}
+    dataset = {
+        k: v for k, v in dataset.items() if isinstance(k, str) and isinstance(v, (str, int, float, list, type(None)))
+    }
     rng = raw.get("noise_rng")
-    if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
-                                and rng.numel() <= 1 << 16):
+    if rng is not None and not (
+        isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1 and rng.numel() <= 1 << 16
+    ):
         raise CheckpointError(f"{name}: the noise generator state is not a byte vector")
-    return Checkpoint(str(path), mcfg, tcfg, raw["model"], optimizer, counters["step"], counters["epoch"],
-                      counters["batch"], history, dataset, rng)
+    return Checkpoint(
+        str(path),
+        mcfg,
+        tcfg,
+        raw["model"],
+        optimizer,
+        counters["step"],
+        counters["epoch"],
+        counters["batch"],
+        history,
+        dataset,
+        rng,
+    )
 
 
 def _check_archive(name: str, f) -> None:
@@ -324,7 +374,9 @@ def check_model_state(name: str, cfg: ModelConfig, state: dict, expected: dict |
         raise CheckpointError(f"{name}: the model weights are not a mapping of tensors")
     if set(state) != set(expected):
         extra, miss = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
-        raise CheckpointError(f"{name}: weights do not fit a {cfg.arch} VAE (missing {miss[:3]}, unexpected {extra[:3]})")
+        raise CheckpointError(
+            f"{name}: weights do not fit a {cfg.arch} VAE (missing {miss[:3]}, unexpected {extra[:3]})"
+        )
     for k, shape in expected.items():
         _check_tensor(name, f"weight {k}", state[k], shape)
 
@@ -338,16 +390,23 @@ def check_optimizer_state(name: str, opt, params: dict[str, tuple[int, ...]]) ->
     foreach, the parameter index lists) reaches the optimizer. None when the file has no optimizer state."""
     if opt is None:
         return None
-    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+    if (
+        not isinstance(opt, dict)
+        or not isinstance(opt.get("state"), dict)
+        or not isinstance(opt.get("param_groups"), list)
+    ):
         raise CheckpointError(f"{name}: the optimizer state is not an Adam state (state and param_groups)")
     shapes = list(params.values())  # parameters come first in state_dict order; the likelihood's σ is one of them
     groups = opt["param_groups"]
     if len(groups) != 1 or not isinstance(groups[0], dict) or groups[0].get("params") != list(range(len(shapes))):
-        raise CheckpointError(f"{name}: the optimizer's parameter groups do not match the model's {len(shapes)} "
-                              f"parameters")
+        raise CheckpointError(
+            f"{name}: the optimizer's parameter groups do not match the model's {len(shapes)} parameters"
+        )
     state = opt["state"]
     if state and set(state) != set(range(len(shapes))):
-        raise CheckpointError(f"{name}: the optimizer holds state for {len(state)} of the model's {len(shapes)} parameters")
+        raise CheckpointError(
+            f"{name}: the optimizer holds state for {len(state)} of the model's {len(shapes)} parameters"
+        )
     clean = {}
     for i, entry in state.items():
         what = f"optimizer state of parameter {i}"
@@ -359,12 +418,22 @@ def check_optimizer_state(name: str, opt, params: dict[str, tuple[int, ...]]) ->
         step = entry["step"]
         if isinstance(step, torch.Tensor) and step.numel() == 1 and step.dtype.is_floating_point:
             step = float(step.reshape(()))
-        if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step) \
-                or step < 0 or step > MAX_COUNT or step != int(step):
-            raise CheckpointError(f"{name}: {what} has step count {_short(entry['step'])}, expected a whole number "
-                                  f"0..{MAX_COUNT:,}")
-        clean[i] = {"step": torch.tensor(float(step)), "exp_avg": entry["exp_avg"].contiguous(),
-                    "exp_avg_sq": entry["exp_avg_sq"].contiguous()}
+        if (
+            not isinstance(step, (int, float))
+            or isinstance(step, bool)
+            or not math.isfinite(step)
+            or step < 0
+            or step > MAX_COUNT
+            or step != int(step)
+        ):
+            raise CheckpointError(
+                f"{name}: {what} has step count {_short(entry['step'])}, expected a whole number 0..{MAX_COUNT:,}"
+            )
+        clean[i] = {
+            "step": torch.tensor(float(step)),
+            "exp_avg": entry["exp_avg"].contiguous(),
+            "exp_avg_sq": entry["exp_avg_sq"].contiguous(),
+        }
     return {"state": clean, "param_groups": [{"params": list(range(len(shapes)))}]}
 
 

@@ -9,6 +9,7 @@ Activations per example are measured once per ModelConfig on the meta device (no
 summed sizes of every layer's output for one example, plus the input image for the encoder and four image-sized
 likelihood temporaries for the decoder. Under ``no_grad`` only a few of them are alive at once, so the estimate errs
 on the safe side."""
+
 from __future__ import annotations
 
 import functools
@@ -37,11 +38,15 @@ def activation_elements(cfg: ModelConfig) -> tuple[int, int]:
     def counter(key):
         def hook(_m, _inp, out):
             counts[key] += out[0].numel() if isinstance(out, tuple) else out.numel()
+
         return hook
 
-    handles = [m.register_forward_hook(counter(key))
-               for key, part in (("enc", model.encoder), ("dec", model.decoder))
-               for m in part.modules() if len(list(m.children())) == 0 and not isinstance(m, nn.Identity)]
+    handles = [
+        m.register_forward_hook(counter(key))
+        for key, part in (("enc", model.encoder), ("dec", model.decoder))
+        for m in part.modules()
+        if len(list(m.children())) == 0 and not isinstance(m, nn.Identity)
+    ]
     try:
         with torch.no_grad():
             mu, _ = model.encode(torch.zeros((1, *cfg.image_shape), device="meta"))
@@ -61,8 +66,13 @@ def memory_budget(device: torch.device | str) -> int:
     return CPU_BUDGET
 
 
-def rows(cfg: ModelConfig, device: torch.device | str, decodes_per_row: int = 1, encode: bool = True,
-         budget: int | None = None) -> int:
+def rows(
+    cfg: ModelConfig,
+    device: torch.device | str,
+    decodes_per_row: int = 1,
+    encode: bool = True,
+    budget: int | None = None,
+) -> int:
     """Examples per chunk for a pass that encodes each example (``encode``) and decodes it ``decodes_per_row``
     times (1 for the ELBO, K for IWAE, 0 for an encode-only pass), within ``budget`` bytes (default: the device's)."""
     enc, dec = activation_elements(cfg)

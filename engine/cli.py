@@ -2,6 +2,7 @@
 
 Prints one line per epoch (and a progress bar when stdout is a terminal), writes the checkpoint and a metrics CSV,
 and exits non-zero with a one-line message, never a traceback, on bad input."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,26 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     m = ModelConfig()
     p = argparse.ArgumentParser(prog="main.py train", description="Train a VAE without the window.")
-    p.add_argument("--data", default=None, help="dataset file or folder (IDX[.gz], .npz/.npy, image folder, CSV); "
-                                                "default: Fashion-MNIST if installed, else the built-in shapes")
-    p.add_argument("--resolution", type=int, metavar="PX", default=None,
-                   help="make the images PX×PX (scale to cover, centre-crop), e.g. 28, 32, 64, 128; default: an image "
-                        "folder's most common size up to 64 px, else 64; other formats keep their size")
-    p.add_argument("--color", choices=("auto", "grey", "rgb"), default="auto",
-                   help="grey or RGB images; auto: grey when every image is grey")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset file or folder (IDX[.gz], .npz/.npy, image folder, CSV); "
+        "default: Fashion-MNIST if installed, else the built-in shapes",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        metavar="PX",
+        default=None,
+        help="make the images PX×PX (scale to cover, centre-crop), e.g. 28, 32, 64, 128; default: an image "
+        "folder's most common size up to 64 px, else 64; other formats keep their size",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "grey", "rgb"),
+        default="auto",
+        help="grey or RGB images; auto: grey when every image is grey",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
     p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
@@ -42,9 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES + ("cuda:0", "cuda:1"), default=d.device)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=_threads_arg, default=d.threads, metavar="{auto,N}",
-                   help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
-                        "measured step rate, so training keeps its speed when other programs take cores; N fixes them")
+    p.add_argument(
+        "--threads",
+        type=_threads_arg,
+        default=d.threads,
+        metavar="{auto,N}",
+        help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
+        "measured step rate, so training keeps its speed when other programs take cores; N fixes them",
+    )
     p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
     p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
     p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
@@ -77,8 +96,7 @@ def _load_progress(tty: bool):
 
     def show(done: int, total: int, text: str) -> None:
         if tty or done >= total:
-            print(f"\r{text}: {_progress(done, total)}", end="\n" if done >= total else "", file=sys.stderr,
-                  flush=True)
+            print(f"\r{text}: {_progress(done, total)}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
 
     return LoadProgress(show)
 
@@ -102,8 +120,12 @@ def check_outputs(args) -> str | None:
     for flag, p in outs.items():
         if p is not None and not str(p).strip():
             return f"{flag} was given an empty file name"
-    if args.checkpoint and args.metrics_csv and \
-            os.path.abspath(os.path.expanduser(args.checkpoint)) == os.path.abspath(os.path.expanduser(args.metrics_csv)):
+    if (
+        args.checkpoint
+        and args.metrics_csv
+        and os.path.abspath(os.path.expanduser(args.checkpoint))
+        == os.path.abspath(os.path.expanduser(args.metrics_csv))
+    ):
         return f"{quote(args.checkpoint)}: --metrics-csv and --checkpoint name the same file"
     for flag, p in outs.items():
         if not p:
@@ -126,13 +148,16 @@ def check_outputs(args) -> str | None:
 def resume_conflicts(given: dict, ck) -> str | None:
     """A model flag typed together with --resume that differs from the checkpoint's setting: refused, since the
     checkpoint's weights fix the model. Flags equal to the checkpoint's are fine."""
-    clash = [f"{MODEL_FLAGS[k]} {given[k]}" for k in MODEL_FLAGS
-             if k in given and given[k] != getattr(ck.model_config, k)]
+    clash = [
+        f"{MODEL_FLAGS[k]} {given[k]}" for k in MODEL_FLAGS if k in given and given[k] != getattr(ck.model_config, k)
+    ]
     if not clash:
         return None
     have = ", ".join(f"{MODEL_FLAGS[k]} {getattr(ck.model_config, k)}" for k in MODEL_FLAGS)
-    return (f"{quote(ck.path)}: {' and '.join(clash)} conflict with the checkpoint's model ({have}); "
-            f"drop them to resume, or train a new model without --resume")
+    return (
+        f"{quote(ck.path)}: {' and '.join(clash)} conflict with the checkpoint's model ({have}); "
+        f"drop them to resume, or train a new model without --resume"
+    )
 
 
 class StopOnSignal:
@@ -239,14 +264,32 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         if ck is not None:
             mcfg = ck.model_config
             if ck.dataset.get("fingerprint") not in (None, data.fingerprint()) and writer:
-                print(f"warning: {quote(args.resume)} was trained on {quote(ck.dataset.get('name'))} "
-                      f"({quote(ck.dataset.get('source'))}); continuing on {quote(data.name)}", file=sys.stderr)
+                print(
+                    f"warning: {quote(args.resume)} was trained on {quote(ck.dataset.get('name'))} "
+                    f"({quote(ck.dataset.get('source'))}); continuing on {quote(data.name)}",
+                    file=sys.stderr,
+                )
         else:
-            mcfg = ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
-                               hidden=args.hidden, likelihood=args.likelihood)
-        tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-                           warmup_epochs=args.warmup_epochs, free_bits=args.free_bits, seed=args.seed,
-                           device=args.device, precision=args.precision, iwae_k=args.iwae_k, threads=args.threads)
+            mcfg = ModelConfig(
+                image_shape=data.image_shape,
+                latent_dim=args.latent_dim,
+                arch=args.arch,
+                hidden=args.hidden,
+                likelihood=args.likelihood,
+            )
+        tcfg = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            beta=args.beta,
+            warmup_epochs=args.warmup_epochs,
+            free_bits=args.free_bits,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            iwae_k=args.iwae_k,
+            threads=args.threads,
+        )
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))
@@ -261,27 +304,40 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         return fail(f"{quote(getattr(e, 'filename', '') or '')}: {e.strerror or e}")
 
     tty = sys.stdout.isatty()
-    print(f"data: {data.summary()}" + (f" ({data.note})" if data.note else "") + f", loaded in {t_load:.1f}s"
-          + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else ""))
+    print(
+        f"data: {data.summary()}"
+        + (f" ({data.note})" if data.note else "")
+        + f", loaded in {t_load:.1f}s"
+        + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else "")
+    )
     t0 = time.monotonic()
     status = 0
     with StopOnSignal(run) as stopper:
         for msg in run.run():
             if isinstance(msg, RunStarted):
                 threads = f", CPU threads {msg.threads}" if msg.threads else ""
-                print(f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
-                      f"{msg.steps_per_epoch} steps/epoch"
-                      + (f", resuming at step {msg.start_step}" if msg.start_step else "")
-                      + (f"; {msg.data_placement}" if msg.data_placement else ""))
+                print(
+                    f"device: {msg.device}{threads}, precision {msg.precision}, {msg.n_params:,} parameters, "
+                    f"{msg.steps_per_epoch} steps/epoch"
+                    + (f", resuming at step {msg.start_step}" if msg.start_step else "")
+                    + (f"; {msg.data_placement}" if msg.data_placement else "")
+                )
             elif isinstance(msg, MetricsChunk) and tty:
-                print(f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
-                      f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"
-                      + (f"  {msg.threads} thread{'s' * (msg.threads != 1)}" if msg.threads else ""), end="", flush=True)
+                print(
+                    f"\r  epoch {msg.epoch + 1} {_progress(msg.step - msg.epoch * msg.steps_per_epoch, msg.steps_per_epoch)}"
+                    f"  ELBO {msg.elbo[-1]:9.2f}  {msg.samples_per_s:8.0f} samples/s"
+                    + (f"  {msg.threads} thread{'s' * (msg.threads != 1)}" if msg.threads else ""),
+                    end="",
+                    flush=True,
+                )
             elif isinstance(msg, EpochSummary):
-                print(("\r" if tty else "") +
-                      f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
-                      f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
-                      f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s", flush=True)
+                print(
+                    ("\r" if tty else "")
+                    + f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
+                    f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
+                    f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s",
+                    flush=True,
+                )
             elif isinstance(msg, StateChanged) and msg.state == "diverged":
                 print(f"\nerror: {msg.text}", file=sys.stderr)
                 run.stop()

@@ -1,5 +1,6 @@
 """Frozen configuration dataclasses. Every default is commented; every field is a plain Python type so a
 config round-trips through a checkpoint (``asdict`` / ``from_dict``) and QSettings unchanged."""
+
 from __future__ import annotations
 
 import math
@@ -102,8 +103,9 @@ class ModelConfig:
             raise ConfigError(f"image_shape must be (C, H, W) whole numbers, got {_show(shape)}")
         c, h, w = shape
         if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-            raise ConfigError(f"image_shape must be (C, H, W) with 1..{MAX_CHANNELS} channels and sides 1..{MAX_SIDE}, "
-                              f"got {shape}")
+            raise ConfigError(
+                f"image_shape must be (C, H, W) with 1..{MAX_CHANNELS} channels and sides 1..{MAX_SIDE}, got {shape}"
+            )
         for name, (lo, hi) in MODEL_RANGES.items():
             check_range(name, getattr(self, name), lo, hi)
         _check_choice("arch", self.arch, ARCHS)

@@ -19,6 +19,7 @@ What a rank does (engine/trainer.py asks this module):
 - **stopping**: a stop on any rank (Ctrl+C reaches every rank under torchrun) is agreed on every ``AGREE_EVERY``
   steps by one tiny all-reduce, so all ranks stop after the same step and none waits for a partner forever.
 - **files**: only rank 0 prints, writes the checkpoint and the metrics CSV (engine/cli.py)."""
+
 from __future__ import annotations
 
 import gc
@@ -68,12 +69,16 @@ class Distributed:
         """One device per local rank: cuda:LOCAL_RANK when CUDA is asked for or available, else the CPU."""
         if requested in ("auto", "cuda") and torch.cuda.is_available():
             if self.local_rank >= torch.cuda.device_count():
-                raise DistributedError(f"local rank {self.local_rank} has no GPU: this machine has "
-                                       f"{torch.cuda.device_count()}; start fewer processes per node")
+                raise DistributedError(
+                    f"local rank {self.local_rank} has no GPU: this machine has "
+                    f"{torch.cuda.device_count()}; start fewer processes per node"
+                )
             return torch.device("cuda", self.local_rank)
         if requested.startswith("cuda:"):
-            raise DistributedError(f"device {requested!r}: under torchrun each process uses the GPU of its local "
-                                   f"rank; pass --device cuda (or auto)")
+            raise DistributedError(
+                f"device {requested!r}: under torchrun each process uses the GPU of its local "
+                f"rank; pass --device cuda (or auto)"
+            )
         if requested == "cuda":
             raise DistributedError("device 'cuda' asked for, but this torch build sees no CUDA GPU")
         if requested == "mps":
@@ -92,8 +97,9 @@ class Distributed:
             return
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                **({"device_id": device} if device.type == "cuda" else {}))
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", **({"device_id": device} if device.type == "cuda" else {})
+        )
 
     def close(self, together: bool = True) -> None:
         """Leave the process group; the training run using it must be dropped first. ``together``: after the ranks meet at a barrier (every rank ended the same
@@ -109,8 +115,10 @@ class Distributed:
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size < self.world:
-            raise DistributedError(f"batch size {batch_size} is smaller than the {self.world} processes sharing "
-                                   f"each batch; use a batch size of at least {self.world}")
+            raise DistributedError(
+                f"batch size {batch_size} is smaller than the {self.world} processes sharing "
+                f"each batch; use a batch size of at least {self.world}"
+            )
 
     # -- data and model -------------------------------------------------------------------------------------
     def rows(self, n: int) -> slice:

@@ -3,6 +3,7 @@
 ``open_regular`` opens without blocking (a named pipe would otherwise wait forever in ``open()`` for a writer),
 then refuses anything that is not a regular file (FIFOs, /dev/zero and other devices, sockets), so no reader ever
 waits on, or streams without end from, something that is not a file. ``quote`` is how every message names a file."""
+
 from __future__ import annotations
 
 import os
@@ -55,4 +56,3 @@ def open_regular(path, mode: str = "rb"):
     except BaseException:
         os.close(fd)
         raise
-

@@ -1,4 +1,5 @@
 """Host-side metric history: what the curves show, what a checkpoint keeps, what the CSV export writes."""
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,12 @@ class MetricHistory:
 
     def _arrays(self) -> dict[str, np.ndarray]:
         if self._cache is None:
-            self._cache = {k: np.concatenate(self._parts[k]) if self._parts[k] else
-                           np.zeros(0, np.int64 if k == "steps" else np.float64) for k in STEP_FIELDS}
+            self._cache = {
+                k: np.concatenate(self._parts[k])
+                if self._parts[k]
+                else np.zeros(0, np.int64 if k == "steps" else np.float64)
+                for k in STEP_FIELDS
+            }
             self._parts = {k: [v] for k, v in self._cache.items()}  # consolidated: later appends stay cheap
         return self._cache
 
@@ -57,8 +62,11 @@ class MetricHistory:
         return {
             "steps": {k: a[k].copy() for k in STEP_FIELDS},
             "epochs": [
-                {**{k: getattr(s, k) for k in EPOCH_SCALARS}, "kl_per_dim": s.kl_per_dim.copy(),
-                 "au_variance": s.au_variance.copy()}
+                {
+                    **{k: getattr(s, k) for k in EPOCH_SCALARS},
+                    "kl_per_dim": s.kl_per_dim.copy(),
+                    "au_variance": s.au_variance.copy(),
+                }
                 for s in self.epochs
             ],
         }
@@ -71,7 +79,9 @@ class MetricHistory:
         h._parts = {k: [v] for k, v in arrays.items()}
         for e in state["epochs"]:
             kw = {k: e[k] for k in EPOCH_SCALARS}
-            kw.update(kl_per_dim=np.asarray(e["kl_per_dim"], np.float64), au_variance=np.asarray(e["au_variance"], np.float64))
+            kw.update(
+                kl_per_dim=np.asarray(e["kl_per_dim"], np.float64), au_variance=np.asarray(e["au_variance"], np.float64)
+            )
             h.epochs.append(EpochSummary(**kw))
         return h
 
@@ -93,4 +103,3 @@ class MetricHistory:
 
 def _fmt(v) -> str:
     return f"{v:.6f}" if isinstance(v, float) else str(v)
-

@@ -2,6 +2,7 @@
 
 The decoder network outputs one tensor of the image's shape (B, C, H, W); the likelihood turns it into a
 distribution. Gaussian keeps its own learned per-pixel scale as a parameter (it does not depend on z)."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ One budget for the whole program: ``budget_bytes()`` is a fraction of the memory
 (``MemAvailable``, or the cgroup limit of a container when lower). Loaders bound every decompression and every
 array they build by it; a training run estimates its data, model, optimizer and largest activation against it
 before building anything. A refusal is one sentence naming the setting or the file and the figures."""
+
 from __future__ import annotations
 
 import os
@@ -115,8 +116,9 @@ def device_budget(device) -> tuple[int, str] | None:
     return int(free * GPU_FRACTION), f"the {fmt_bytes(free * GPU_FRACTION)} free on {device}"
 
 
-def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True,
-                        budget: int | None = None, device=None) -> None:
+def check_training_fits(
+    model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True, budget: int | None = None, device=None
+) -> None:
     """ConfigError naming the largest part and its setting when the run's estimate exceeds the budget."""
     from .config import ConfigError
 
@@ -132,12 +134,15 @@ def check_training_fits(model_cfg, train_cfg, n_train: int, n_test: int, on_host
         return
     part = max(parts, key=parts.get)
     images = "x".join(map(str, model_cfg.image_shape))
-    why = {"data": f"the dataset on the device ({n_train + n_test:,} images of {images})",
-           "model": f"the model (hidden {model_cfg.hidden}, latent dim {model_cfg.latent_dim}, images {images}) "
-                    f"with its optimizer state",
-           "training": f"the training activations (batch size {train_cfg.batch_size}, hidden {model_cfg.hidden}, "
-                       f"images {images})",
-           "evaluation": f"the evaluation activations (IWAE K {train_cfg.iwae_k}, hidden {model_cfg.hidden}, "
-                         f"images {images})"}[part]
-    raise ConfigError(f"this run needs about {fmt_bytes(total)} of memory, mostly {why}: more than "
-                      f"{cap}; lower those settings")
+    why = {
+        "data": f"the dataset on the device ({n_train + n_test:,} images of {images})",
+        "model": f"the model (hidden {model_cfg.hidden}, latent dim {model_cfg.latent_dim}, images {images}) "
+        f"with its optimizer state",
+        "training": f"the training activations (batch size {train_cfg.batch_size}, hidden {model_cfg.hidden}, "
+        f"images {images})",
+        "evaluation": f"the evaluation activations (IWAE K {train_cfg.iwae_k}, hidden {model_cfg.hidden}, "
+        f"images {images})",
+    }[part]
+    raise ConfigError(
+        f"this run needs about {fmt_bytes(total)} of memory, mostly {why}: more than {cap}; lower those settings"
+    )

@@ -2,6 +2,7 @@
 
 Frozen dataclasses of *fresh* numpy arrays and Python scalars: never tensors, never views into buffers the
 trainer reuses. All ELBO-type numbers are in nats per example (summed over pixels, averaged over examples)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

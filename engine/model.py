@@ -1,4 +1,5 @@
 """The VAE: encoder q_φ(z|x) = N(μ(x), diag σ²(x)), decoder p_θ(x|z), prior p(z) = N(0, I)."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,9 @@ from .likelihoods import make_likelihood
 class MLPEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(cfg.n_pixels, cfg.hidden), nn.ReLU(),
-                                 nn.Linear(cfg.hidden, 2 * cfg.latent_dim))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(cfg.n_pixels, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+        )
 
     def forward(self, x):  # (B, C, H, W) -> (B, 2d)
         return self.net(x)
@@ -75,8 +77,9 @@ class ConvEncoder(nn.Module):
             layers += _block(nn.Conv2d(c_in, c, 4, 2, 1), c)
             c_in = c
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(g.flat, cfg.hidden), nn.LeakyReLU(0.2),
-                                nn.Linear(cfg.hidden, 2 * cfg.latent_dim))
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(g.flat, cfg.hidden), nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+        )
 
     def forward(self, x):  # (B, C, H, W) -> (B, 2d)
         x = F.pad(x, self.geometry.pad) if any(self.geometry.pad) else x  # (B, C, fh·2^L, fw·2^L)
@@ -90,8 +93,9 @@ class ConvDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         g = self.geometry = _ConvGeometry(cfg)
-        self.fc = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2),
-                                nn.Linear(cfg.hidden, g.flat), nn.LeakyReLU(0.2))
+        self.fc = nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, g.flat), nn.LeakyReLU(0.2)
+        )
         layers = []
         for c_in, c_out in zip(g.channels[::-1], g.channels[-2::-1]):
             layers += _block(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), c_out)
@@ -102,7 +106,7 @@ class ConvDecoder(nn.Module):
         g = self.geometry
         y = self.deconv(self.fc(z).view(-1, g.channels[-1], g.fh, g.fw))  # (B, C, fh·2^L, fw·2^L)
         left, _, top, _ = g.pad
-        return y[:, :, top:top + g.h, left:left + g.w]
+        return y[:, :, top : top + g.h, left : left + g.w]
 
 
 ARCHITECTURES = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}

@@ -9,6 +9,7 @@ IWAE bound (Burda, Grosse & Salakhutdinov 2016): with z_k ~ q(z|x), k = 1..K,
 
 Units: every per-example quantity is summed over pixels and latent dimensions (nats per example); batch means are
 taken only at the very end."""
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ class ElboTerms:
     log_var: torch.Tensor
 
 
-def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0,
-               eps: torch.Tensor | None = None) -> ElboTerms:
+def elbo_terms(
+    model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0, eps: torch.Tensor | None = None
+) -> ElboTerms:
     """One-sample reparameterised ELBO of a batch x (B, C, H, W).
 
     β weights the KL (β = 1 is the true bound). Free bits (Kingma et al. 2016): the batch-mean KL of each
@@ -71,9 +73,16 @@ def elbo_terms(model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bi
     return ElboTerms(recon - kl, recon, kl, kl_dims, loss, mu, log_var)
 
 
-def iwae_log_weights(model, x: torch.Tensor, k: int, mu: torch.Tensor | None = None,
-                     log_var: torch.Tensor | None = None, chunk: int = 0,
-                     generator: torch.Generator | None = None, should_stop=None) -> Iterator[torch.Tensor]:
+def iwae_log_weights(
+    model,
+    x: torch.Tensor,
+    k: int,
+    mu: torch.Tensor | None = None,
+    log_var: torch.Tensor | None = None,
+    chunk: int = 0,
+    generator: torch.Generator | None = None,
+    should_stop=None,
+) -> Iterator[torch.Tensor]:
     """The IWAE importance weights, chunk by chunk: yields log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x),
     (K', B), for z_k ~ q = N(mu, diag exp(log_var)), the encoder's q(z|x) unless another proposal is given. The K
     samples go through the decoder ``chunk`` at a time (default: engine.chunking.iwae_sample_chunk). ``should_stop()`` is asked
@@ -104,8 +113,9 @@ class Interrupted(Exception):
 
 
 @torch.no_grad()
-def iwae_bound(model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None,
-               should_stop=None) -> torch.Tensor:
+def iwae_bound(
+    model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None, should_stop=None
+) -> torch.Tensor:
     """log p̂_K(x) per example, (B,), with the encoder's q as the proposal: a running log-sum-exp over the chunks
     of ``iwae_log_weights``, so K = 100,000 fits in memory; ``should_stop`` as there."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)

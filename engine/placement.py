@@ -9,6 +9,7 @@
   waits only for the copy out of the same buffer two batches back (a CUDA event), never for a step.
 
 The choice and its reason are reported when the run starts (engine/messages.py RunStarted.data_placement)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,12 @@ def choose_placement(nbytes: int, device: torch.device, free_bytes: int | None, 
     if free_bytes is None or nbytes <= DEVICE_SHARE * free_bytes:
         return Placement(True, False, f"images on {device} ({size})")
     where = "pinned host memory, copied asynchronously" if can_pin else "host memory"
-    return Placement(False, can_pin, f"images kept in {where}: {size} is more than {DEVICE_SHARE:.0%} of the "
-                                     f"{_fmt_bytes(free_bytes)} free on {device}")
+    return Placement(
+        False,
+        can_pin,
+        f"images kept in {where}: {size} is more than {DEVICE_SHARE:.0%} of the "
+        f"{_fmt_bytes(free_bytes)} free on {device}",
+    )
 
 
 def can_pin_memory() -> bool:
@@ -81,8 +86,7 @@ class TrainingImages:
             self._copied[k].synchronize()  # the copy from this buffer two batches back: long done, normally
         buf = self._staging[k]
         if buf is None or len(buf) < len(idx):
-            buf = torch.empty((len(idx), *self.x.shape[1:]), dtype=self.x.dtype,
-                              pin_memory=self.placement.pinned)
+            buf = torch.empty((len(idx), *self.x.shape[1:]), dtype=self.x.dtype, pin_memory=self.placement.pinned)
             self._staging[k] = buf
         part = buf[: len(idx)]
         torch.index_select(self.x, 0, idx, out=part)

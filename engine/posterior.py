@@ -44,6 +44,7 @@ Everything is ``torch.no_grad``, in batches of ``batch`` latent points (default:
 takes ~0.1 s (≈18k decoder calls: ~7k for the coarse search, 10.2k for the grid, 1k Gauss–Hermite), N = 201
 ~0.25 s (≈48k calls). The model can be any object with the ``LatentModel`` interface below, so tests can pass an
 analytic model."""
+
 from __future__ import annotations
 
 import math
@@ -106,11 +107,11 @@ def log_joint(model: LatentModel, x1: torch.Tensor, z: torch.Tensor, batch: int 
     out = np.empty(len(z), dtype=np.float64)
     batch = batch or decode_rows(model)  # 0: as many latent points per decoder call as the memory budget allows
     for s in range(0, len(z), batch):
-        zb = z[s:s + batch]  # (b, d)
+        zb = z[s : s + batch]  # (b, d)
         params = model.decode(zb)  # (b, C, H, W)
         xb = x1.expand(len(zb), *x1.shape[1:])  # (b, C, H, W), a view: no copy
         lp = model.likelihood.log_prob(xb, params) + log_std_normal(zb)  # (b,)
-        out[s:s + len(zb)] = lp.double().cpu().numpy()
+        out[s : s + len(zb)] = lp.double().cpu().numpy()
     return out
 
 
@@ -246,8 +247,9 @@ def _mass_inside(widest, lo, hi, log_px: float) -> float:
 
 # ----------------------------------------------------------------------------------------------- main
 @torch.no_grad()
-def expected_log_likelihood_gh(model: LatentModel, x1: torch.Tensor, mu: np.ndarray, log_var: np.ndarray,
-                               nodes: int = 32, batch: int = 0) -> float:
+def expected_log_likelihood_gh(
+    model: LatentModel, x1: torch.Tensor, mu: np.ndarray, log_var: np.ndarray, nodes: int = 32, batch: int = 0
+) -> float:
     """E_q[log p(x|z)] for q = N(μ, diag σ²) in 2-D by tensor-product Gauss–Hermite quadrature:
     E_q[f] = (1/π) Σ_ij w_i w_j f(μ + σ√2 (t_i, t_j))."""
     t, w = np.polynomial.hermite.hermgauss(nodes)
@@ -261,9 +263,20 @@ def expected_log_likelihood_gh(model: LatentModel, x1: torch.Tensor, mu: np.ndar
     return float(np.sum(wz * (lj - lpz)))
 
 
-def posterior_grid(model: LatentModel, x, grid_size: int = 101, extent=None, *, coarse_size: int = 48,
-                   tol: float = 1e-7, max_rounds: int = 8, gh_nodes: int = 32, batch: int = 0,
-                   mass_levels=MASS_LEVELS, max_abs: float = 50.0) -> PosteriorGrid:
+def posterior_grid(
+    model: LatentModel,
+    x,
+    grid_size: int = 101,
+    extent=None,
+    *,
+    coarse_size: int = 48,
+    tol: float = 1e-7,
+    max_rounds: int = 8,
+    gh_nodes: int = 32,
+    batch: int = 0,
+    mass_levels=MASS_LEVELS,
+    max_abs: float = 50.0,
+) -> PosteriorGrid:
     """p(z|x) on a ``grid_size``² grid for one image ``x`` (C, H, W) (numpy or torch) of a 2-D latent model,
     with q(z|x), log p(x), the ELBO and KL(q ‖ p(z|x)). ``extent`` = (x_min, x_max, y_min, y_max) fixes the window;
     by default it is found automatically (module docstring)."""
@@ -314,8 +327,12 @@ def posterior_grid(model: LatentModel, x, grid_size: int = 101, extent=None, *, 
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
     mean = np.array([(cell_mass * gx).sum(), (cell_mass * gy).sum()])
     cx, cy = gx - mean[0], gy - mean[1]
-    cov = np.array([[(cell_mass * cx * cx).sum(), (cell_mass * cx * cy).sum()],
-                    [(cell_mass * cx * cy).sum(), (cell_mass * cy * cy).sum()]])
+    cov = np.array(
+        [
+            [(cell_mass * cx * cx).sum(), (cell_mass * cx * cy).sum()],
+            [(cell_mass * cx * cy).sum(), (cell_mass * cy * cy).sum()],
+        ]
+    )
     imax = np.unravel_index(int(np.argmax(lj)), lj.shape)
     map_point = np.array([xs[imax[0]], ys[imax[1]]])
     ring = np.ones_like(cell_mass, dtype=bool)
@@ -336,22 +353,42 @@ def posterior_grid(model: LatentModel, x, grid_size: int = 101, extent=None, *, 
     q_mass = _normal_mass(lo[0], hi[0], mu[0], sd[0]) * _normal_mass(lo[1], hi[1], mu[1], sd[1])
     h = np.array([dx, dy])
     if q_mass > 1 - 1e-6 and (h <= sd).all():
-        log_q = -0.5 * (2 * math.log(2 * math.pi) + log_var.sum()
-                        + (gx - mu[0]) ** 2 / sd[0] ** 2 + (gy - mu[1]) ** 2 / sd[1] ** 2)
+        log_q = -0.5 * (
+            2 * math.log(2 * math.pi) + log_var.sum() + (gx - mu[0]) ** 2 / sd[0] ** 2 + (gy - mu[1]) ** 2 / sd[1] ** 2
+        )
         wq = np.exp(log_q) * area
         kl_quad = float(np.sum(wq * (log_q - log_density)) / wq.sum())
     else:
         kl_quad = float("nan")
 
     return PosteriorGrid(
-        xs=xs, ys=ys, density=density, log_density=log_density, cell_area=area,
+        xs=xs,
+        ys=ys,
+        density=density,
+        log_density=log_density,
+        cell_area=area,
         extent=(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])),
-        log_px=float(log_px), elbo=float(elbo), recon=float(recon), kl_prior=kl_prior,
-        kl_gap=float(log_px - elbo), kl_quadrature=kl_quad, mu=mu, log_var=log_var,
-        ellipse_1sigma=q_ellipse(mu, log_var, 1.0), ellipse_2sigma=q_ellipse(mu, log_var, 2.0),
-        levels=levels, level_masses=masses, post_mean=mean, post_cov=cov, map_point=map_point,
-        mass_in_window=_mass_inside(widest, lo, hi, log_px), edge_mass=edge_mass, q_mass_in_window=float(q_mass),
-        n_evals=int(evals), seconds=time.perf_counter() - t0)
+        log_px=float(log_px),
+        elbo=float(elbo),
+        recon=float(recon),
+        kl_prior=kl_prior,
+        kl_gap=float(log_px - elbo),
+        kl_quadrature=kl_quad,
+        mu=mu,
+        log_var=log_var,
+        ellipse_1sigma=q_ellipse(mu, log_var, 1.0),
+        ellipse_2sigma=q_ellipse(mu, log_var, 2.0),
+        levels=levels,
+        level_masses=masses,
+        post_mean=mean,
+        post_cov=cov,
+        map_point=map_point,
+        mass_in_window=_mass_inside(widest, lo, hi, log_px),
+        edge_mass=edge_mass,
+        q_mass_in_window=float(q_mass),
+        n_evals=int(evals),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 @torch.no_grad()
@@ -366,8 +403,17 @@ def encoder_reconstruction(model: LatentModel, x) -> np.ndarray:
 
 
 @torch.no_grad()
-def log_px_quadrature(model: LatentModel, x, grid_size: int = 61, *, coarse_size: int = 32, tol: float = 1e-7,
-                      max_rounds: int = 8, batch: int = 0, max_abs: float = 50.0) -> tuple[float, float]:
+def log_px_quadrature(
+    model: LatentModel,
+    x,
+    grid_size: int = 61,
+    *,
+    coarse_size: int = 32,
+    tol: float = 1e-7,
+    max_rounds: int = 8,
+    batch: int = 0,
+    max_abs: float = 50.0,
+) -> tuple[float, float]:
     """log p(x) alone by quadrature for one image of a 2-D latent model, on the posterior's own window (q's box is
     not added, so a smaller grid suffices: 61² nodes give ~5 nodes per posterior σ, far more than the ~1 the
     rectangle rule needs). Returns (log p(x), estimated posterior mass inside the window)."""

@@ -1,6 +1,7 @@
 """Checks of a run's settings against its dataset, made before anything is built: the architecture fits the
 image size (asked of the model itself, on torch's meta device) and the run fits in memory (engine/memory.py).
 The window runs them before Start and shows the message in the settings panel; TrainingRun runs them too."""
+
 from __future__ import annotations
 
 import warnings
@@ -23,22 +24,31 @@ def check_architecture(model_cfg: ModelConfig) -> None:
             model = VAE(model_cfg)
             out, *_ = model(torch.empty((1, c, h, w)), torch.empty((1, model_cfg.latent_dim)))
     except (RuntimeError, ValueError):
-        raise ConfigError(f"the {model_cfg.arch} architecture cannot take {h}x{w} images (its strided "
-                          f"convolutions need larger ones): pick the MLP") from None
+        raise ConfigError(
+            f"the {model_cfg.arch} architecture cannot take {h}x{w} images (its strided "
+            f"convolutions need larger ones): pick the MLP"
+        ) from None
     if tuple(out.shape[1:]) != (c, h, w):
         raise ConfigError(f"the {model_cfg.arch} architecture decodes {tuple(out.shape[1:])} images, not {(c, h, w)}")
 
 
-def check_run(model_cfg: ModelConfig, train_cfg: TrainConfig, image_shape, n_train: int, n_test: int,
-              on_host: bool = True, device=None) -> None:
+def check_run(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    image_shape,
+    n_train: int,
+    n_test: int,
+    on_host: bool = True,
+    device=None,
+) -> None:
     """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails.
     ``device``: a CUDA device's free memory is the budget there (everything but the host copy of the data lives
     on it); otherwise the host budget."""
     if tuple(model_cfg.image_shape) != tuple(image_shape):
-        raise ConfigError(f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has "
-                          f"{tuple(image_shape)}")
+        raise ConfigError(
+            f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has {tuple(image_shape)}"
+        )
     if n_train < 1 or n_test < 1:
         raise ConfigError("the dataset needs at least one training and one test image")
     check_architecture(model_cfg)
     check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host, device=device)
-

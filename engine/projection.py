@@ -1,4 +1,5 @@
 """PCA of posterior means, for showing a latent space of dimension > 2 in a plane (numpy only)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -12,6 +12,7 @@ everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets 
 * ``latent_subset(n_test, n)``: the fixed test subset whose posterior means make the scatter.
 * ``latent_snapshot(model, dataset, n, step, epoch)``: a LatentSnapshot from a snapshot model (a loaded
   checkpoint, a new dataset under a finished model), identical in layout to the trainer's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,7 @@ class SnapshotModel:
         step = decode_rows(self.model)
         if len(z) <= step:
             return self.model.mean_image(z).numpy()
-        return torch.cat([self.model.mean_image(z[s:s + step]) for s in range(0, len(z), step)]).numpy()
+        return torch.cat([self.model.mean_image(z[s : s + step]) for s in range(0, len(z), step)]).numpy()
 
     @torch.inference_mode()
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +75,7 @@ class SnapshotModel:
         mus, lvs = [], []
         step = rows(self.config, "cpu", decodes_per_row=0)  # images per forward pass, by memory
         for s in range(0, len(x), step):
-            mu, lv = self.model.encode(to_float(torch.from_numpy(np.ascontiguousarray(x[s:s + step]))))
+            mu, lv = self.model.encode(to_float(torch.from_numpy(np.ascontiguousarray(x[s : s + step]))))
             mus.append(mu.numpy().copy())
             lvs.append(lv.numpy().copy())
         d = self.latent_dim

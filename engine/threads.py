@@ -13,6 +13,7 @@ two threads are 1.6x faster than one. No fixed count is right, so:
 - on CUDA and MPS the governor leaves the CPU threads alone: one dispatching thread is what matters there.
 
 ``torch.set_num_threads`` sets the calling thread's count and takes effect at the next parallel op, both ways."""
+
 from __future__ import annotations
 
 import os
@@ -86,9 +87,20 @@ class ThreadGovernor:
     ``fixed`` pins the count (the user's override, at most ``max_threads``); the governor then never changes it. The count always stays
     within 1..``max_threads``."""
 
-    def __init__(self, max_threads: int | None = None, fixed: int | None = None, *, window_s: float = 0.25,
-                 min_steps: int = 4, drop: float = 0.8, margin: float = 0.05, give_up: float = 0.7,
-                 probe_s: float = 4.0, max_probe_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        max_threads: int | None = None,
+        fixed: int | None = None,
+        *,
+        window_s: float = 0.25,
+        min_steps: int = 4,
+        drop: float = 0.8,
+        margin: float = 0.05,
+        give_up: float = 0.7,
+        probe_s: float = 4.0,
+        max_probe_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.max_threads = max(1, int(max_threads or usable_cores()))
         self.fixed = None if not fixed else min(max(1, int(fixed)), self.max_threads)
         self.threads = self.fixed or self.max_threads

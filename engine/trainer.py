@@ -8,6 +8,7 @@ Synchronisation: the step itself never copies anything to the host. Each step wr
 (ELBO, recon, KL) into a preallocated device tensor; ``_flush`` copies the rows written since the last flush in
 one ``.cpu()`` about ``metrics_hz`` times a second. Snapshots (latent scatter, decoder weights) are one more copy
 about once a second. Those are the only sync points, each marked ``# SYNC``."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,7 @@ from .data.dataset import Dataset
 from .distributed import AGREE_EVERY, Distributed
 from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
-from .messages import (CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
-                       WorkerError)
+from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .model import VAE, n_parameters
 from .files import display_name
 from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
@@ -100,11 +100,24 @@ class TrainingRun:
 
     Only the thread that iterates ``run()`` touches the model and optimizer (DESIGN.md boundary 4)."""
 
-    def __init__(self, dataset: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 checkpoint: Checkpoint | None = None, dist: Distributed | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        checkpoint: Checkpoint | None = None,
+        dist: Distributed | None = None,
+    ):
         self.device = dist.device(train_cfg.device) if dist else pick_device(train_cfg.device)
-        check_run(model_cfg, train_cfg, dataset.image_shape, len(dataset.x_train), len(dataset.x_test),
-                  on_host=self.device.type == "cpu", device=self.device)
+        check_run(
+            model_cfg,
+            train_cfg,
+            dataset.image_shape,
+            len(dataset.x_train),
+            len(dataset.x_test),
+            on_host=self.device.type == "cpu",
+            device=self.device,
+        )
         self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
         if dist:
             dist.check_batch(train_cfg.batch_size)
@@ -168,17 +181,23 @@ class TrainingRun:
     # -- checkpoints ----------------------------------------------------------------------------------
     def _restore(self, ck: Checkpoint) -> None:
         if ck.model_config != self.model_cfg:
-            raise CheckpointError(f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
-                                  f"load it with its own settings")
+            raise CheckpointError(
+                f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
+                f"load it with its own settings"
+            )
         self.model.load_state_dict(ck.model_state)
         if ck.optimizer_state and ck.optimizer_state.get("state"):
             # only the validated per-parameter tensors come from the file (checkpoint.check_optimizer_state);
             # the parameter groups (lr, flags) are this run's own
             own = self.optimizer.state_dict()
             try:
-                self.optimizer.load_state_dict({"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]})
+                self.optimizer.load_state_dict(
+                    {"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]}
+                )
             except (ValueError, KeyError, RuntimeError) as e:
-                raise CheckpointError(f"{display_name(ck.path)}: optimizer state does not fit the model ({e})") from None
+                raise CheckpointError(
+                    f"{display_name(ck.path)}: optimizer state does not fit the model ({e})"
+                ) from None
         if ck.noise_rng is not None and self.device.type == "cpu":
             try:
                 self.noise.set_state(ck.noise_rng)
@@ -193,9 +212,19 @@ class TrainingRun:
 
     def save(self, path: str) -> None:
         """Write a checkpoint now. Call only from the training thread, or when no run is iterating."""
-        save_checkpoint(path, model_config=self.model_cfg, train_config=self.cfg, model_state=self.model.state_dict(),
-                        optimizer_state=self.optimizer.state_dict(), step=self.step, epoch=self.epoch, batch=self.batch,
-                        history=self.history, dataset=self.dataset.identity(), noise_rng=self.noise.get_state())
+        save_checkpoint(
+            path,
+            model_config=self.model_cfg,
+            train_config=self.cfg,
+            model_state=self.model.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            step=self.step,
+            epoch=self.epoch,
+            batch=self.batch,
+            history=self.history,
+            dataset=self.dataset.identity(),
+            noise_rng=self.noise.get_state(),
+        )
 
     def _handle_saves(self) -> Iterator[CheckpointSaved | WorkerError]:
         with self._lock:
@@ -205,7 +234,11 @@ class TrainingRun:
                 self.save(p)
                 yield CheckpointSaved(p, self.step)
             except (OSError, RuntimeError) as e:  # a failed save is reported; training goes on
-                reason = str(e) if isinstance(e, WriteError) else f"could not write {display_name(p)}: {getattr(e, 'strerror', None) or e}"
+                reason = (
+                    str(e)
+                    if isinstance(e, WriteError)
+                    else f"could not write {display_name(p)}: {getattr(e, 'strerror', None) or e}"
+                )
                 yield WorkerError(f"Checkpoint not saved: {reason}", fatal=False)
 
     # -- the loop ----------------------------------------------------------------------------------------
@@ -226,7 +259,9 @@ class TrainingRun:
             rows = self.dist.rows(len(idx))
             idx, eps = idx[rows], eps[rows]
         x = self.train_images.batch(idx)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
             t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -253,8 +288,17 @@ class TrainingRun:
         cfg, spe, gov = self.cfg, self.steps_per_epoch, self.governor
         if gov is not None:
             set_training_threads(gov.threads)
-        yield RunStarted(device_label(self.device), cfg.precision, self.total_steps, spe, self.step, self.epoch,
-                         n_parameters(self.model), _threads_label(gov), self.train_images.placement.reason)
+        yield RunStarted(
+            device_label(self.device),
+            cfg.precision,
+            self.total_steps,
+            spe,
+            self.step,
+            self.epoch,
+            n_parameters(self.model),
+            _threads_label(gov),
+            self.train_images.placement.reason,
+        )
         self.model.train()
         buf = torch.zeros((spe, 3), device=self.device)  # per-step (elbo, recon, kl) of the current epoch
         good = self._copy_state()  # last weights whose losses were all finite
@@ -283,7 +327,7 @@ class TrainingRun:
                 if self._save_requests:
                     yield from self._handle_saves()
                 i = self.batch
-                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 t_step = time.perf_counter()
                 self._train_step(idx, self._beta(self.step), buf[i])
                 if gov is not None:  # a CPU step has finished when it returns: its wall time is real
@@ -356,8 +400,13 @@ class TrainingRun:
     def _diverge(self, good) -> Iterator:
         """Restore the last good weights and pause as "diverged" until resumed or stopped."""
         self._load_state(good)
-        yield StateChanged("diverged", "The loss became NaN/Inf: training paused and the last good weights "
-                           "restored. Lower the learning rate or use fp32, then resume.", self.step, self.epoch)
+        yield StateChanged(
+            "diverged",
+            "The loss became NaN/Inf: training paused and the last good weights "
+            "restored. Lower the learning rate or use fp32, then resume.",
+            self.step,
+            self.epoch,
+        )
         yield from self._paused("diverged", None)
 
     def _stopped(self, when: str) -> Iterator:
@@ -384,10 +433,19 @@ class TrainingRun:
         rows = buf[start:end].double().cpu().numpy()  # SYNC: the one device→host copy of metrics per flush
         n = end - start
         first = self.epoch * self.steps_per_epoch + start
-        chunk = MetricsChunk(np.arange(first, first + n, dtype=np.int64), rows[:, 0].copy(), rows[:, 1].copy(),
-                             rows[:, 2].copy(), self.epoch, self.step, self.total_steps, self.steps_per_epoch,
-                             float(samples_per_s), float(self._beta(self.step)),
-                             self.governor.threads if self.governor is not None else 0)
+        chunk = MetricsChunk(
+            np.arange(first, first + n, dtype=np.int64),
+            rows[:, 0].copy(),
+            rows[:, 1].copy(),
+            rows[:, 2].copy(),
+            self.epoch,
+            self.step,
+            self.total_steps,
+            self.steps_per_epoch,
+            float(samples_per_s),
+            float(self._beta(self.step)),
+            self.governor.threads if self.governor is not None else 0,
+        )
         if n and np.isfinite(rows).all():
             self.history.add_chunk(chunk)
         return chunk
@@ -398,8 +456,10 @@ class TrainingRun:
             yield chunk
 
     def _copy_state(self) -> tuple[dict, dict]:
-        return ({k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                _clone(self.optimizer.state_dict()))
+        return (
+            {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            _clone(self.optimizer.state_dict()),
+        )
 
     def _load_state(self, state: tuple[dict, dict]) -> None:
         self.model.load_state_dict(state[0])
@@ -422,12 +482,18 @@ class TrainingRun:
         self.model.eval()
         idx = torch.from_numpy(self.latent_idx).to(self.device)
         step = chunk_rows(self.model_cfg, self.device, decodes_per_row=0)  # encode only
-        parts = [self.model.encode(to_float(self.x_test[idx[s:s + step]])) for s in range(0, max(len(idx), 1), step)]
+        parts = [self.model.encode(to_float(self.x_test[idx[s : s + step]])) for s in range(0, max(len(idx), 1), step)]
         mu, log_var = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         self.model.train(was_training)
         y = self.dataset.y_test
-        return LatentSnapshot(self.step, self.epoch, mu.cpu().numpy().copy(), log_var.cpu().numpy().copy(),  # SYNC
-                              None if y is None else y[self.latent_idx].copy(), self.latent_idx.copy())
+        return LatentSnapshot(
+            self.step,
+            self.epoch,
+            mu.cpu().numpy().copy(),
+            log_var.cpu().numpy().copy(),  # SYNC
+            None if y is None else y[self.latent_idx].copy(),
+            self.latent_idx.copy(),
+        )
 
     def _check_stop(self) -> None:
         """Leave a long evaluation when Stop arrives; under torchrun ranks leave together, after a step."""
@@ -452,8 +518,8 @@ class TrainingRun:
         step = chunk_rows(self.model_cfg, self.device)
         for start in range(0, len(x_eval), step):
             self._check_stop()
-            x = to_float(x_eval[start:start + step])
-            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start:start + step])
+            x = to_float(x_eval[start : start + step])
+            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start : start + step])
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
@@ -473,13 +539,14 @@ class TrainingRun:
         for s in range(0, len(x_iw), iw_step):
             self._check_stop()
             try:
-                iw_parts.append(iwae_bound(self.model, to_float(x_iw[s:s + iw_step]), cfg.iwae_k, generator=g,
-                                           should_stop=stop))
+                iw_parts.append(
+                    iwae_bound(self.model, to_float(x_iw[s : s + iw_step]), cfg.iwae_k, generator=g, should_stop=stop)
+                )
             except Interrupted:
                 self._check_stop()
         el_parts = [torch.zeros(0, device=self.device)]
         for s in range(0, len(x_iw), step):
-            el_parts.append(elbo_terms(self.model, to_float(x_iw[s:s + step]), 1.0, 0.0, eps_sub[s:s + step]).elbo)
+            el_parts.append(elbo_terms(self.model, to_float(x_iw[s : s + step]), 1.0, 0.0, eps_sub[s : s + step]).elbo)
         iw, el_sub = torch.cat(iw_parts), torch.cat(el_parts)
         if self.dist:
             n_iw = min(cfg.iwae_examples, len(self.x_test))
@@ -488,13 +555,23 @@ class TrainingRun:
         host = torch.cat((sums / n, iw.mean().view(1), el_sub.mean().view(1))).double().cpu().numpy()  # SYNC, per epoch
         test_elbo = float(host[0])
         return EpochSummary(
-            epoch=self.epoch, step=self.step,
-            train_elbo=float(np.mean(self.history.column("elbo")[-self.steps_per_epoch:])) if len(self.history) else float("nan"),
-            test_elbo=test_elbo, test_recon=float(host[1]), test_kl=float(host[2]), test_iwae=float(host[3]),
-            test_elbo_subset=float(host[4]), iwae_k=cfg.iwae_k,
+            epoch=self.epoch,
+            step=self.step,
+            train_elbo=float(np.mean(self.history.column("elbo")[-self.steps_per_epoch :]))
+            if len(self.history)
+            else float("nan"),
+            test_elbo=test_elbo,
+            test_recon=float(host[1]),
+            test_kl=float(host[2]),
+            test_iwae=float(host[3]),
+            test_elbo_subset=float(host[4]),
+            iwae_k=cfg.iwae_k,
             bits_per_dim=-test_elbo / (self.model_cfg.n_pixels * math.log(2)),
-            kl_per_dim=(kl_dims / n).double().cpu().numpy(), active_units=au, au_variance=au_var.double().cpu().numpy(),
-            seconds=seconds)
+            kl_per_dim=(kl_dims / n).double().cpu().numpy(),
+            active_units=au,
+            au_variance=au_var.double().cpu().numpy(),
+            seconds=seconds,
+        )
 
     def _own(self, x: torch.Tensor) -> torch.Tensor:
         """This rank's part of an evaluation set (all of it in a single process)."""

@@ -1,18 +1,29 @@
 """The amortization-gap study on the "Posterior & gap" page: one encoder against a separate q_i per example
 (Cremer, Li & Duvenaud 2018), run by engine.amortization in a gui.workers.Worker with a progress bar, Cancel and
 a results table. Results for a model or dataset that has since been replaced are dropped."""
+
 from __future__ import annotations
 
 import threading
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from engine.data.dataset import as_float01
-from engine.amortization import (AmortizationCancelled, AmortizationProgress, AmortizationResult,
-                                 amortization_study)
+from engine.amortization import AmortizationCancelled, AmortizationProgress, AmortizationResult, amortization_study
 from engine.snapshot import model_from_snapshot
 from gui.state import SessionState
 from gui.workers import Worker
@@ -21,16 +32,26 @@ N_RANDOM = 100  # examples in the "100 random" study
 MAX_SELECTION = 500  # clicked examples remembered for "Selected"
 
 TIP_ENCODER_ELBO = "ELBO of the encoder's q(z|x), by randomised quasi-Monte Carlo (common random numbers)."
-TIP_AMORT = ("amortization gap = ELBO(optimised q_i) − ELBO(encoder q): what one shared network loses against a "
-             "separate q_i per example (Cremer et al. 2018).")
-TIP_APPROX = ("approximation gap = log p̂(x) − ELBO(optimised q_i): what the diagonal-Gaussian family itself "
-              "loses against the true posterior, no matter how q is chosen (Cremer et al. 2018).")
-TIP_GRID_PX = ("log p(x) by quadrature over the 2-D latent grid: exact (to ~1e-6 nats), and it sees every mode of "
-               "the posterior, unlike IWAE whose samples come from one Gaussian q_i.")
-TIP_APPROX_GRID = ("log p(x) (grid) − ELBO(optimised q_i): the approximation gap against the exact evidence. Much "
-                   "larger than the IWAE one when q_i sits in a minor mode of a multi-modal posterior.")
-TIP_IWAE = ("IWAE log p(x), written log p̂(x): the bound log (1/K) Σ p(x, z_k)/q_i(z_k) with K samples from the "
-            "optimised q_i (Burda et al. 2016): a stochastic lower bound on log p(x), tight as K grows.")
+TIP_AMORT = (
+    "amortization gap = ELBO(optimised q_i) − ELBO(encoder q): what one shared network loses against a "
+    "separate q_i per example (Cremer et al. 2018)."
+)
+TIP_APPROX = (
+    "approximation gap = log p̂(x) − ELBO(optimised q_i): what the diagonal-Gaussian family itself "
+    "loses against the true posterior, no matter how q is chosen (Cremer et al. 2018)."
+)
+TIP_GRID_PX = (
+    "log p(x) by quadrature over the 2-D latent grid: exact (to ~1e-6 nats), and it sees every mode of "
+    "the posterior, unlike IWAE whose samples come from one Gaussian q_i."
+)
+TIP_APPROX_GRID = (
+    "log p(x) (grid) − ELBO(optimised q_i): the approximation gap against the exact evidence. Much "
+    "larger than the IWAE one when q_i sits in a minor mode of a multi-modal posterior."
+)
+TIP_IWAE = (
+    "IWAE log p(x), written log p̂(x): the bound log (1/K) Σ p(x, z_k)/q_i(z_k) with K samples from the "
+    "optimised q_i (Burda et al. 2016): a stochastic lower bound on log p(x), tight as K grows."
+)
 
 
 def _num_item(v: float, decimals: int = 3) -> QTableWidgetItem:
@@ -49,8 +70,16 @@ class AmortizationView(QGroupBox):
     example_clicked = Signal(int)  # a table row: its test index
     error = Signal(str)
 
-    COLUMNS = ("Index", "Encoder ELBO", "Optimised ELBO", "IWAE log p(x)", "Amortization gap", "Approximation gap",
-               "Grid log p(x)", "Approx. gap (grid)")
+    COLUMNS = (
+        "Index",
+        "Encoder ELBO",
+        "Optimised ELBO",
+        "IWAE log p(x)",
+        "Amortization gap",
+        "Approximation gap",
+        "Grid log p(x)",
+        "Approx. gap (grid)",
+    )
     N_GRID_COLUMNS = 2  # the last two: 2-D latents only, hidden otherwise
 
     def __init__(self, state: SessionState, parent=None):
@@ -64,17 +93,18 @@ class AmortizationView(QGroupBox):
         self._study_cancel = threading.Event()
         self._random_draws = 0
         al = QVBoxLayout(self)
-        expl = QLabel("For each example, q_i = N(μ_i, σ_i²) starts at the encoder's output and is optimised by SGD "
-                      "on that example's ELBO (decoder frozen). log p(x) − ELBO(encoder) = amortization gap + "
-                      "approximation gap.")
+        expl = QLabel(
+            "For each example, q_i = N(μ_i, σ_i²) starts at the encoder's output and is optimised by SGD "
+            "on that example's ELBO (decoder frozen). log p(x) − ELBO(encoder) = amortization gap + "
+            "approximation gap."
+        )
         expl.setObjectName("amortizationExplanation")
         expl.setWordWrap(True)
         al.addWidget(expl)
         brow = QHBoxLayout()
         self.selected_button = QPushButton("Selected (0)")
         self.selected_button.setObjectName("studySelectedButton")
-        self.selected_button.setToolTip("Run the study on the examples clicked so far (or the one shown). "
-                                        + TIP_AMORT)
+        self.selected_button.setToolTip("Run the study on the examples clicked so far (or the one shown). " + TIP_AMORT)
         self.selected_button.clicked.connect(self.run_selected)
         self.random_button = QPushButton(f"{N_RANDOM} random")
         self.random_button.setObjectName("studyRandomButton")
@@ -99,8 +129,10 @@ class AmortizationView(QGroupBox):
         self.steps_spin.setRange(0, 5000)
         self.steps_spin.setSingleStep(50)
         self.steps_spin.setValue(300)
-        self.steps_spin.setToolTip("Adam steps on every q_i (all examples in one batch); 300 reach within ~0.01 "
-                                   "nats of convergence on a trained 2-D VAE")
+        self.steps_spin.setToolTip(
+            "Adam steps on every q_i (all examples in one batch); 300 reach within ~0.01 "
+            "nats of convergence on a trained 2-D VAE"
+        )
         self.k_spin = QSpinBox()
         self.k_spin.setObjectName("studyIwaeKSpin")
         self.k_spin.setRange(1, 100_000)
@@ -131,9 +163,16 @@ class AmortizationView(QGroupBox):
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("studyTable")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        tips = ("Position in the test set (click a row to show its posterior)", TIP_ENCODER_ELBO,
-                "ELBO of the per-example q_i after optimisation (never below the encoder's)", TIP_IWAE, TIP_AMORT,
-                TIP_APPROX, TIP_GRID_PX, TIP_APPROX_GRID)
+        tips = (
+            "Position in the test set (click a row to show its posterior)",
+            TIP_ENCODER_ELBO,
+            "ELBO of the per-example q_i after optimisation (never below the encoder's)",
+            TIP_IWAE,
+            TIP_AMORT,
+            TIP_APPROX,
+            TIP_GRID_PX,
+            TIP_APPROX_GRID,
+        )
         for c, tip in enumerate(tips):
             self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -219,9 +258,13 @@ class AmortizationView(QGroupBox):
             return amortization_study(model_from_snapshot(snap), x, indices=idx, cancel=cancel, **kw)
 
         self._study_cancel = cancel
-        self._study = Worker(job, on_item=lambda m: self._on_study_message(m, token),
-                             on_error=lambda e, tb: self._on_study_failed(f"{type(e).__name__}: {e}\n{tb}"),
-                             parent=self, name="amortizationStudyThread")
+        self._study = Worker(
+            job,
+            on_item=lambda m: self._on_study_message(m, token),
+            on_error=lambda e, tb: self._on_study_failed(f"{type(e).__name__}: {e}\n{tb}"),
+            parent=self,
+            name="amortizationStudyThread",
+        )
         self._study.done.connect(self._on_study_done)
         self._set_running(True)
         self.progress.setValue(0)
@@ -252,8 +295,12 @@ class AmortizationView(QGroupBox):
 
     def _on_study_progress(self, msg: AmortizationProgress) -> None:
         self.progress.setValue(int(round(1000 * msg.fraction)))
-        phase = {"optimise": "Optimising q_i", "evaluate": "Evaluating ELBOs", "iwae": "IWAE log p(x)",
-                 "quadrature": "log p(x) on a grid"}.get(msg.phase, msg.phase)
+        phase = {
+            "optimise": "Optimising q_i",
+            "evaluate": "Evaluating ELBOs",
+            "iwae": "IWAE log p(x)",
+            "quadrature": "log p(x) on a grid",
+        }.get(msg.phase, msg.phase)
         self.progress.setFormat(f"{phase}… %p% · mean ELBO {msg.mean_encoder_elbo:.2f} → {msg.mean_best_elbo:.2f}")
 
     def _show_grid_columns(self, show: bool) -> None:
@@ -270,9 +317,14 @@ class AmortizationView(QGroupBox):
             f"<b>{r.mean_optimised_elbo:.3f}</b> · IWAE log p(x) <b>{r.mean_log_px:.3f}</b> (K = {r.iwae_k})<br>"
             f"amortization gap <b>{r.mean_amortization_gap:.3f}</b> · approximation gap "
             f"<b>{r.mean_approximation_gap:.3f}</b> · total inference gap <b>{r.mean_inference_gap:.3f}</b>"
-            + (f"<br>2-D latent, exact log p(x) by quadrature: <b>{r.mean_log_px_quadrature:.3f}</b> · "
-               f"approximation gap <b>{r.mean_approximation_gap_exact:.3f}</b> (IWAE misses modes that q_i does "
-               f"not reach)" if grid else ""))
+            + (
+                f"<br>2-D latent, exact log p(x) by quadrature: <b>{r.mean_log_px_quadrature:.3f}</b> · "
+                f"approximation gap <b>{r.mean_approximation_gap_exact:.3f}</b> (IWAE misses modes that q_i does "
+                f"not reach)"
+                if grid
+                else ""
+            )
+        )
         self._show_grid_columns(grid)
         self.table.setSortingEnabled(False)
         self.table.setRowCount(r.n)
@@ -281,8 +333,18 @@ class AmortizationView(QGroupBox):
             idx_item.setData(Qt.ItemDataRole.DisplayRole, int(r.indices[row]))
             idx_item.setFlags(idx_item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.table.setItem(row, 0, idx_item)
-            for col, arr in enumerate((r.encoder_elbo, r.optimised_elbo, r.log_px_iwae, r.amortization_gap,
-                                       r.approximation_gap, r.log_px_quadrature, r.approximation_gap_exact), start=1):
+            for col, arr in enumerate(
+                (
+                    r.encoder_elbo,
+                    r.optimised_elbo,
+                    r.log_px_iwae,
+                    r.amortization_gap,
+                    r.approximation_gap,
+                    r.log_px_quadrature,
+                    r.approximation_gap_exact,
+                ),
+                start=1,
+            ):
                 self.table.setItem(row, col, _num_item(arr[row]))
         self.table.setSortingEnabled(True)
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)

@@ -8,6 +8,7 @@ GarbageCollector): an automatic collection can start inside any allocation, on a
 of a Qt call, and when it frees a Qt widget there it deadlocks on Qt's connection mutex or crashes.
 
 ``ELBO_STUDIO_QUIT_AFTER_MS=<ms>`` quits after that long (the smoke test uses it)."""
+
 from __future__ import annotations
 
 import gc

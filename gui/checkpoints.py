@@ -1,5 +1,6 @@
 """File → Save checkpoint / Load checkpoint. Saving a running model is done by the worker between two steps;
 loading reads and checks the file in a gui.workers.Worker, then makes it the session state's current model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,8 @@ class CheckpointActions(QObject):
     def can_save(self) -> bool:
         st = self.state
         return (st.source == "run" and self.w.session.run is not None) or (
-            st.source == "checkpoint" and st.checkpoint is not None)
+            st.source == "checkpoint" and st.checkpoint is not None
+        )
 
     def may_replace_model(self, ask) -> bool:
         """Before the trained model on show is replaced or closed: ``ask(description)`` answers 'save', 'discard'
@@ -59,10 +61,19 @@ class CheckpointActions(QObject):
                     self.w.status.message(f"Saving a checkpoint to {path}…", 4000)
             elif st.source == "checkpoint" and st.checkpoint is not None:
                 ck = st.checkpoint
-                save_checkpoint(path, model_config=ck.model_config, train_config=ck.train_config,
-                                model_state=ck.model_state, optimizer_state=ck.optimizer_state, step=ck.step,
-                                epoch=ck.epoch, batch=ck.batch, history=ck.history, dataset=ck.dataset,
-                                noise_rng=ck.noise_rng)
+                save_checkpoint(
+                    path,
+                    model_config=ck.model_config,
+                    train_config=ck.train_config,
+                    model_state=ck.model_state,
+                    optimizer_state=ck.optimizer_state,
+                    step=ck.step,
+                    epoch=ck.epoch,
+                    batch=ck.batch,
+                    history=ck.history,
+                    dataset=ck.dataset,
+                    noise_rng=ck.noise_rng,
+                )
                 self.w.status.message(f"Checkpoint saved: {path}", 8000)
         except (OSError, RuntimeError) as e:  # WriteError names the file; training (if any) goes on
             text = str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {getattr(e, 'strerror', None) or e}"
@@ -97,8 +108,13 @@ class CheckpointActions(QObject):
 
         self.w.status.message(f"Loading {Path(path).name}…")
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        self.loader = Worker(job, on_result=lambda r: self._on_loaded(r, path, data_token),
-                             on_error=lambda e, _tb: self._on_failed(e, path), parent=self, name="checkpointLoader")
+        self.loader = Worker(
+            job,
+            on_result=lambda r: self._on_loaded(r, path, data_token),
+            on_error=lambda e, _tb: self._on_failed(e, path),
+            parent=self,
+            name="checkpointLoader",
+        )
         self.w.update_actions()
 
     def _finish(self) -> None:
@@ -122,8 +138,9 @@ class CheckpointActions(QObject):
             return
         self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
         # the window's curves grow when it continues: a copy, so the checkpoint stays as read
-        st.new_model(ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()),
-                     checkpoint=ck)
+        st.new_model(
+            ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()), checkpoint=ck
+        )
         st.set_status("loaded")
         st.set_snapshot(snap)
         if lat is not None and st.identity().dataset == data_token:

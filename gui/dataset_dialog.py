@@ -1,4 +1,5 @@
 """File → Open dataset…: a file dialog that accepts a file or a folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,10 @@ class DatasetFileDialog(QFileDialog):
         self.chosen: str | None = None
         btn = QPushButton("Open folder")
         btn.setObjectName("openFolderButton")
-        btn.setToolTip("Open the highlighted folder (or the one shown) as a dataset: a folder of images, "
-                       "one sub-folder per class, or a folder of IDX files")
+        btn.setToolTip(
+            "Open the highlighted folder (or the one shown) as a dataset: a folder of images, "
+            "one sub-folder per class, or a folder of IDX files"
+        )
         btn.clicked.connect(self._open_folder)
         lay = self.layout()
         if lay is not None:

@@ -3,6 +3,7 @@ gui.workers.Worker and reports back with signals. One load at a time; the curren
 succeeds. Loads take the image size and colour to bring images to, and a LoadProgress (its counts drive the
 dataset panel's bar, its cancel event is the panel's Cancel); ``reload`` repeats the last successful load with
 new options."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,13 +31,13 @@ class DatasetLoader(QObject):
     def busy(self) -> bool:
         return self.worker is not None
 
-    def open_path(self, path: str, resolution: int | None = None, channels: int | None = None,
-                  progress=None) -> bool:
+    def open_path(self, path: str, resolution: int | None = None, channels: int | None = None, progress=None) -> bool:
         from engine.data import load_dataset
 
         self._next = (self.open_path, (str(path),))
-        return self.load(lambda p=str(path): load_dataset(p, resolution, channels, progress),
-                         Path(path).name or str(path), str(path))
+        return self.load(
+            lambda p=str(path): load_dataset(p, resolution, channels, progress), Path(path).name or str(path), str(path)
+        )
 
     def open_default(self, resolution: int | None = None, channels: int | None = None, progress=None) -> bool:
         from engine.data import adjust_images, default_dataset
@@ -65,8 +66,13 @@ class DatasetLoader(QObject):
         """Start loading; False when a load is already running."""
         if self.worker is not None:
             return False
-        self.worker = Worker(job, on_result=lambda ds: self._on_result(ds, path),
-                             on_error=lambda e, _tb: self._on_error(e, path), parent=self, name="datasetLoader")
+        self.worker = Worker(
+            job,
+            on_result=lambda ds: self._on_result(ds, path),
+            on_error=lambda e, _tb: self._on_error(e, path),
+            parent=self,
+            name="datasetLoader",
+        )
         self.started.emit(f"Loading {label}…")
         return True
 
@@ -84,8 +90,11 @@ class DatasetLoader(QObject):
             self.cancelled.emit()
             self.finished.emit()
             return
-        text = str(err) if isinstance(err, DatasetError) else \
-            f"{display_name(path) if path else 'dataset'}: {type(err).__name__}: {err}"
+        text = (
+            str(err)
+            if isinstance(err, DatasetError)
+            else f"{display_name(path) if path else 'dataset'}: {type(err).__name__}: {err}"
+        )
         self.failed.emit(text)
         self.finished.emit()
 

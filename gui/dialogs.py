@@ -1,4 +1,5 @@
 """The window's questions and messages, one method each, so that tests can replace any of them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,9 @@ class DialogsMixin:
     def ask_start_choice(self, described: str, cannot_continue: str | None) -> str:
         """Start with a trained model present: 'continue', 'new' or 'cancel'. ``cannot_continue`` says why
         continuing is impossible (its button is then disabled)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Start training", described, QMessageBox.StandardButton.NoButton,
-                          self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Start training", described, QMessageBox.StandardButton.NoButton, self
+        )
         box.setObjectName("startChoiceDialog")
         cont = box.addButton("Continue training this model", QMessageBox.ButtonRole.AcceptRole)
         cont.setObjectName("continueButton")
@@ -36,46 +38,59 @@ class DialogsMixin:
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
         if cannot_continue:
             cont.setEnabled(False)
-            box.setInformativeText(f"{cannot_continue}\nA new model starts from scratch; save this one first "
-                                   f"(Ctrl+S) to keep it.")
+            box.setInformativeText(
+                f"{cannot_continue}\nA new model starts from scratch; save this one first (Ctrl+S) to keep it."
+            )
             box.setDefaultButton(cancel)
         else:
-            box.setInformativeText("Continuing keeps its weights, optimizer state and curves. A new model starts "
-                                   "from scratch; save this one first (Ctrl+S) to keep it.")
+            box.setInformativeText(
+                "Continuing keeps its weights, optimizer state and curves. A new model starts "
+                "from scratch; save this one first (Ctrl+S) to keep it."
+            )
             box.setDefaultButton(cont)
         box.exec()
         return {cont: "continue", new: "new"}.get(box.clickedButton(), "cancel")
 
     def ask_close_model(self, described: str, dataset_name: str) -> str:
         """Another dataset whose images do not fit the trained model: 'save', 'discard' or 'cancel'."""
-        return self._ask_save_model("Open another dataset",
-                                    f"{described} Its images do not fit {dataset_name}, so it will be closed.")
+        return self._ask_save_model(
+            "Open another dataset", f"{described} Its images do not fit {dataset_name}, so it will be closed."
+        )
 
     def ask_replace_model(self, described: str, file_name: str) -> str:
         """A checkpoint is about to replace the trained model: 'save', 'discard' or 'cancel'."""
         return self._ask_save_model("Load checkpoint", f"{described} Loading {file_name} replaces it.")
 
     def _ask_save_model(self, title: str, text: str) -> str:
-        box = QMessageBox(QMessageBox.Icon.Question, title, f"{text} Save it first?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            title,
+            f"{text} Save it first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setObjectName("closeModelDialog")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         r = box.exec()
         return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
-            QMessageBox.StandardButton(r), "cancel")
+            QMessageBox.StandardButton(r), "cancel"
+        )
 
     def ask_save_before_close(self) -> str:
         """'save', 'discard' or 'cancel'."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
-                          "Training is still running. Save a checkpoint before closing?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Training is running",
+            "Training is still running. Save a checkpoint before closing?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setObjectName("closeDialog")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         r = box.exec()
         return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
-            QMessageBox.StandardButton(r), "cancel")
+            QMessageBox.StandardButton(r), "cancel"
+        )
 
     def ask_dataset_path(self) -> str | None:
         start = str(self.settings.value("ui/last_dataset_dir", str(Path.home())))
@@ -94,7 +109,10 @@ class DialogsMixin:
         return path or None
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About ELBO Studio",
-                          "<b>ELBO Studio</b><br>Train variational autoencoders and watch amortized variational "
-                          "inference happen: the ELBO and its terms, the IWAE bound, the latent space, and the decoder "
-                          "at any point you click.")
+        QMessageBox.about(
+            self,
+            "About ELBO Studio",
+            "<b>ELBO Studio</b><br>Train variational autoencoders and watch amortized variational "
+            "inference happen: the ELBO and its terms, the IWAE bound, the latent space, and the decoder "
+            "at any point you click.",
+        )

@@ -17,6 +17,7 @@ training never redraws a job more often than its period: the scatter about once 
 every second or two, the image grids every ten seconds. Paused, stopped or idle, everything redraws at once.
 
 Pure Python, no Qt: the window calls ``RedrawScheduler.tick()`` from its timer, on the GUI thread."""
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,14 @@ class DrawBudget:
     the balance goes, so one expensive user action (a big grid, a resize) delays redraws by at most
     ``debt_s / share`` seconds. The clocks are injectable for tests."""
 
-    def __init__(self, share: float = 0.05, burst_s: float = 0.03, debt_s: float = 0.1,
-                 wall: Callable[[], float] = time.perf_counter, cpu: Callable[[], float] = time.thread_time):
+    def __init__(
+        self,
+        share: float = 0.05,
+        burst_s: float = 0.03,
+        debt_s: float = 0.1,
+        wall: Callable[[], float] = time.perf_counter,
+        cpu: Callable[[], float] = time.thread_time,
+    ):
         if not 0.0 < share <= 1.0:
             raise ValueError(f"share must be in (0, 1], got {share}")
         self.share, self.burst_s, self.debt_s = share, burst_s, debt_s
@@ -79,8 +86,9 @@ class RedrawScheduler:
     whose period has passed. While not ``limited`` every tick may draw any job (the budget only keeps score), so
     an idle or paused window stays snappy."""
 
-    def __init__(self, jobs: list[RedrawJob], budget: DrawBudget | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, jobs: list[RedrawJob], budget: DrawBudget | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.jobs = list(jobs)
         self.budget = budget if budget is not None else DrawBudget()
         self._clock = clock

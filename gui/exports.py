@@ -1,5 +1,6 @@
 """File → Export: the generated image or the grid on show as PNG, the metrics as CSV, the latent codes as TSV
 (TensorBoard projector format). Each action says in its tooltip and status tip why it is disabled."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,7 @@ from gui.imaging import save_png
 WHY_NOT = {
     "generated": "Nothing to export yet: click or drag in the latent plot to decode an image first.",
     "grid": "Nothing to export yet: the image grids appear with the first model snapshot (press Start or load a "
-            "checkpoint).",
+    "checkpoint).",
     "metrics": "No metrics yet: train a model or load a checkpoint.",
     "latents": "No latent codes yet: train a model, or load a checkpoint that fits the open dataset.",
 }
@@ -29,8 +30,12 @@ class Exports(QObject):
 
     def available(self) -> dict[str, bool]:
         w = self.w
-        return {"generated": w.generated.image is not None, "grid": w.gallery.current_image() is not None,
-                "metrics": len(self.state.history) > 0, "latents": self.state.latent is not None}
+        return {
+            "generated": w.generated.image is not None,
+            "grid": w.gallery.current_image() is not None,
+            "metrics": len(self.state.history) > 0,
+            "latents": self.state.latent is not None,
+        }
 
     def update(self, actions: dict) -> None:
         """Enable each export action that has something to write; a disabled one says why."""
@@ -84,8 +89,7 @@ class Exports(QObject):
         if lat.labels is None:
             meta_text = "".join(f"{int(i)}\n" for i in lat.indices)  # one column: no header (projector rule)
         else:
-            meta_text = "label\tclass\n" + "".join(
-                f"{int(y)}\t{self.state.class_name(int(y))}\n" for y in lat.labels)
+            meta_text = "label\tclass\n" + "".join(f"{int(y)}\t{self.state.class_name(int(y))}\n" for y in lat.labels)
         atomic_write(p, lambda f: f.write(vec_text.encode("utf-8")))
         atomic_write(meta, lambda f: f.write(meta_text.encode("utf-8")))
         return str(p), str(meta)
@@ -94,6 +98,8 @@ class Exports(QObject):
         try:
             fn()
         except OSError as e:
-            self.w.show_error("Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}")
+            self.w.show_error(
+                "Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}"
+            )
             return
         self.w.status.message(f"Exported {path}", 6000)

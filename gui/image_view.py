@@ -1,4 +1,5 @@
 """A widget that shows one numpy image (C, H, W) in [0, 1], scaled to fit with square pixels, or a hint."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,11 @@ class ImageView(QWidget):
         p = QPainter(self)
         if self.qimage is None:
             p.setPen(QColor("#8a9096"))
-            p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self.placeholder)
+            p.drawText(
+                self.rect().adjusted(8, 8, -8, -8),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
             p.end()
             return
         r = self.target_rect()

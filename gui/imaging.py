@@ -1,4 +1,5 @@
 """Numpy images (n, C, H, W) float in [0, 1] -> uint8 mosaics -> QImage, and PNG export. Pixels only, no model math."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,7 @@ def mosaic(images: np.ndarray, cols: int, pad: int = 1, pad_value: float = 1.0) 
     out = np.full((c, rows * (h + pad) - pad, cols * (w + pad) - pad), pad_value, np.float32)
     for i in range(n):
         r, k = divmod(i, cols)
-        out[:, r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = images[i]
+        out[:, r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = images[i]
     return out
 
 

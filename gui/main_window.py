@@ -6,6 +6,7 @@ datasets (gui/dataset_loading.py), checkpoints (gui/checkpoints.py), exports (gu
 ``_tick`` (8 Hz), within a cap on the GUI thread's CPU while training runs (gui/draw_budget.py).
 
 Every dialog goes through a method (``show_error``, ``ask_*``) that tests replace."""
+
 from __future__ import annotations
 
 import time
@@ -71,8 +72,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
         st = self.state
         self.dataset_panel = DatasetPanel(st)
-        self.dataset_panel.set_load_options(self.settings.value("data/resolution", 0, type=int) or None,
-                                            self.settings.value("data/channels", 0, type=int) or None)
+        self.dataset_panel.set_load_options(
+            self.settings.value("data/resolution", 0, type=int) or None,
+            self.settings.value("data/channels", 0, type=int) or None,
+        )
         self.settings_panel = SettingsPanel(self.settings, available_devices())
         self.curves = CurvesPanel(st)
         self.latent = LatentPanel(st)
@@ -91,9 +94,14 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self._connect()
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
-        self.redraws = RedrawScheduler([RedrawJob("scatter", self._draw_scatter, 1.0),
-                                        RedrawJob("curves", self.curves.refresh, 1.5),
-                                        RedrawJob("gallery", self._draw_gallery, 10.0)], self.draw_budget)
+        self.redraws = RedrawScheduler(
+            [
+                RedrawJob("scatter", self._draw_scatter, 1.0),
+                RedrawJob("curves", self.curves.refresh, 1.5),
+                RedrawJob("gallery", self._draw_gallery, 10.0),
+            ],
+            self.draw_budget,
+        )
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
         self.timer.setInterval(int(1000 / REFRESH_HZ))
@@ -141,7 +149,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.loader.failed.connect(self._on_dataset_failed)
         self.loader.finished.connect(self._on_loader_finished)
         self.loader.cancelled.connect(
-            lambda: self.status.message("Loading cancelled; the previous dataset is still loaded.", 8000))
+            lambda: self.status.message("Loading cancelled; the previous dataset is still loaded.", 8000)
+        )
         self.dataset_panel.load_options_changed.connect(self._on_load_options_changed)
 
     # -- dataset ----------------------------------------------------------------------------------------------
@@ -241,8 +250,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.act_pause.setEnabled(active and st in ("running", "paused", "diverged"))
         paused = st in ("paused", "diverged") and active
         self.act_pause.setText("Resume" if paused else "Pause")
-        self.act_pause.setIcon(self.style().standardIcon(
-            QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause))
+        self.act_pause.setIcon(
+            self.style().standardIcon(
+                QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause
+            )
+        )
         self.pause_button.setAccessibleName(self.act_pause.text())
         self.act_stop.setEnabled(active)
         self.act_open.setEnabled(not active and not loading)
@@ -358,8 +370,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 event.ignore()
                 return
             if choice == "save":
-                save_path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)",
-                                               "vae.pt")
+                save_path = self.ask_save_path(
+                    "Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt"
+                )
                 if not save_path:
                     event.ignore()
                     return
@@ -381,8 +394,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             except (OSError, RuntimeError) as e:
                 QMessageBox.critical(self, "Could not save the checkpoint", str(e))
         elif save_path:
-            QMessageBox.critical(self, "Could not save the checkpoint",
-                                 f"{display_name(save_path)}: the training thread did not stop in time to save it.")
+            QMessageBox.critical(
+                self,
+                "Could not save the checkpoint",
+                f"{display_name(save_path)}: the training thread did not stop in time to save it.",
+            )
         layout.save_geometry(self)
         self.settings.sync()
         for box in list(self.dialogs):

@@ -2,6 +2,7 @@
 
 Items are created once and updated with setData (pg.IsocurveItem for the contours, at the levels engine.posterior
 computed to enclose 50/90/99% of the mass); the ellipses come from engine.posterior.q_ellipse."""
+
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -29,12 +30,18 @@ class PosteriorOverlay:
         self.plot = plot_item
         self.grid: PosteriorGrid | None = None
         # the density is indexed [x, y]: say so, whatever the global imageAxisOrder is
-        self.isocurves = [pg.IsocurveItem(data=None, level=0.0, pen=_pen(c, 2.0 if i == 0 else 1.6),
-                                          axisOrder="col-major") for i, c in enumerate(C_POST)]
-        self.q_ellipses = [pg.PlotDataItem(pen=_pen(C_Q + (255,), 1.8)),
-                           pg.PlotDataItem(pen=_pen(C_Q + (200,), 1.4, dash=True))]
-        self.qi_ellipses = [pg.PlotDataItem(pen=_pen(C_QI + (255,), 1.8)),
-                            pg.PlotDataItem(pen=_pen(C_QI + (200,), 1.4, dash=True))]
+        self.isocurves = [
+            pg.IsocurveItem(data=None, level=0.0, pen=_pen(c, 2.0 if i == 0 else 1.6), axisOrder="col-major")
+            for i, c in enumerate(C_POST)
+        ]
+        self.q_ellipses = [
+            pg.PlotDataItem(pen=_pen(C_Q + (255,), 1.8)),
+            pg.PlotDataItem(pen=_pen(C_Q + (200,), 1.4, dash=True)),
+        ]
+        self.qi_ellipses = [
+            pg.PlotDataItem(pen=_pen(C_QI + (255,), 1.8)),
+            pg.PlotDataItem(pen=_pen(C_QI + (200,), 1.4, dash=True)),
+        ]
         self.q_mean = pg.ScatterPlotItem(symbol="x", size=9, pen=pg.mkPen(C_Q, width=2), brush=None)
         self.post_mean = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen(C_POST[0], width=2), brush=None)
         for it in self.items():

@@ -1,4 +1,5 @@
 """File → Recent datasets: the last few dataset paths opened, remembered in QSettings."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -159,8 +159,10 @@ class SessionState(QObject):
         if model == data:
             return None
         fmt = lambda s: "×".join(map(str, s))  # noqa: E731
-        return (f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}: open the dataset it was "
-                f"trained on, or train a model on this one.")
+        return (
+            f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}: open the dataset it was "
+            f"trained on, or train a model on this one."
+        )
 
     def test_image(self, index: int) -> np.ndarray:
         """Test image ``index`` as float32 in [0, 1], (C, H, W), a fresh array (the dataset may store uint8)."""

@@ -1,13 +1,22 @@
 """The status bar's permanent widgets: run state, progress, samples/s, ETA and the device. One object owns them;
 the window tells it what happened (a run started, a metrics chunk, a state change) and it decides what to show."""
+
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
-STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "stopped": "Stopped",
-              "finished": "Finished", "diverged": "Diverged (paused)", "error": "Error", "loaded": "Checkpoint loaded",
-              "idle": "Idle"}
+STATE_TEXT = {
+    "starting": "Starting",
+    "running": "Running",
+    "paused": "Paused",
+    "stopped": "Stopped",
+    "finished": "Finished",
+    "diverged": "Diverged (paused)",
+    "error": "Error",
+    "loaded": "Checkpoint loaded",
+    "idle": "Idle",
+}
 
 
 def fmt_seconds(s: float) -> str:
@@ -39,11 +48,17 @@ class RunStatus:
         self.rate_label = QLabel("— samples/s")
         self.eta_label = QLabel("ETA —")
         self.device_label = QLabel("device —")
-        for w, name, tip in ((self.state_label, "stateLabel", "Run state"),
-                             (self.rate_label, "samplesPerSecondLabel", "Training throughput (training steps only) and the CPU "
-                              "threads the steps use now (Settings → CPU threads)"),
-                             (self.eta_label, "etaLabel", "Time left at the current speed (epoch-end evaluation not included)"),
-                             (self.device_label, "deviceLabel", "Device the model trains on")):
+        for w, name, tip in (
+            (self.state_label, "stateLabel", "Run state"),
+            (
+                self.rate_label,
+                "samplesPerSecondLabel",
+                "Training throughput (training steps only) and the CPU "
+                "threads the steps use now (Settings → CPU threads)",
+            ),
+            (self.eta_label, "etaLabel", "Time left at the current speed (epoch-end evaluation not included)"),
+            (self.device_label, "deviceLabel", "Device the model trains on"),
+        ):
             w.setObjectName(name)
             w.setToolTip(tip)
         for w in (self.state_label, self.progress, self.rate_label, self.eta_label, self.device_label):
@@ -71,10 +86,12 @@ class RunStatus:
 
     def run_started(self, msg) -> None:
         """A RunStarted message: the device and the run's length."""
-        self.show_device(f"device {msg.device}" + (f" · {msg.precision}" if msg.precision != "fp32" else ""),
-                         f"{msg.device}, {msg.precision}, {msg.n_params:,} parameters"
-                         + (f"; CPU threads: {msg.threads}" if msg.threads else "")
-                         + (f"; {msg.data_placement}" if msg.data_placement else ""))
+        self.show_device(
+            f"device {msg.device}" + (f" · {msg.precision}" if msg.precision != "fp32" else ""),
+            f"{msg.device}, {msg.precision}, {msg.n_params:,} parameters"
+            + (f"; CPU threads: {msg.threads}" if msg.threads else "")
+            + (f"; {msg.data_placement}" if msg.data_placement else ""),
+        )
         self.show_progress(msg.start_step, msg.start_epoch, msg.total_steps, msg.steps_per_epoch)
 
     def show_device(self, text: str, tip: str) -> None:

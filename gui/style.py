@@ -1,4 +1,5 @@
 """One look for the whole window: palette, plot colours, pyqtgraph defaults."""
+
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -6,8 +7,18 @@ from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 # Tableau 10: distinguishable, colour-blind-tolerable class colours (matplotlib's default cycle).
-CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf")
+CLASS_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 ELBO = "#1f77b4"
 TEST = "#d62728"
 IWAE = "#2ca02c"

@@ -3,6 +3,7 @@
 Start with a trained model present (a stopped or finished run, a loaded checkpoint) asks first: continue training
 it (weights, optimizer state and curves kept), start a new model, or cancel. Nothing trained is replaced without
 that question."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
@@ -39,7 +40,10 @@ class TrainingController(QObject):
         st = self.state
         if st.source == "run" and self.session.run is not None and self.session.run.step > 0:
             run = self.session.run
-            return self.session.continuation(), f"The current model has trained {run.step:,} steps ({run.epoch} epochs)."
+            return (
+                self.session.continuation(),
+                f"The current model has trained {run.step:,} steps ({run.epoch} epochs).",
+            )
         if st.source == "checkpoint" and st.checkpoint is not None:
             ck = st.checkpoint
             return ck, f"The loaded checkpoint has trained {ck.step:,} steps ({ck.epoch} epochs)."
@@ -163,8 +167,12 @@ class TrainingController(QObject):
         n = self.w.settings_panel.train_config().latent_examples
         token = st.identity()
         self.cancel_encoding()
-        self._encoder = Worker(lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
-                               on_result=lambda lat: st.set_latent(lat, token), parent=self, name="latentEncoder")
+        self._encoder = Worker(
+            lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
+            on_result=lambda lat: st.set_latent(lat, token),
+            parent=self,
+            name="latentEncoder",
+        )
         self._encoder.done.connect(self._on_encoder_done)
 
     def _on_encoder_done(self) -> None:

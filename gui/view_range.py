@@ -3,6 +3,7 @@
 A range that moves relabels and re-lays out its axis (and, for the latent plot, invalidates the manifold grid),
 so the curves and the latent scatter move theirs only when the data leaves it or fills too little of it, and then
 leave some headroom so that data which keeps growing is re-fitted only now and then."""
+
 from __future__ import annotations
 
 HEADROOM = 0.12  # fraction of the data's extent added on each side when a range is re-fitted

@@ -9,6 +9,7 @@ generators accept). Signals from a cancelled worker are not delivered.
 
 Every worker thread starts with ``apply_thread_policy(role)``: the one place that decides how many CPU threads
 torch may use on it."""
+
 from __future__ import annotations
 
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.threads import use_helper_threads
+
 
 def apply_thread_policy(role: str = "background") -> None:
     """The calling thread's CPU-thread policy (engine/threads.py): the training run chooses its own count with
@@ -84,10 +86,16 @@ class Worker(QObject):
     failed = Signal(object, str)
     done = Signal()
 
-    def __init__(self, job: Callable[[], object], on_result: Callable[[object], None] | None = None,
-                 on_error: Callable[[BaseException, str], None] | None = None,
-                 on_item: Callable[[object], None] | None = None, parent: QObject | None = None,
-                 name: str = "worker", role: str = "background"):
+    def __init__(
+        self,
+        job: Callable[[], object],
+        on_result: Callable[[object], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
+        on_item: Callable[[object], None] | None = None,
+        parent: QObject | None = None,
+        name: str = "worker",
+        role: str = "background",
+    ):
         super().__init__(parent)
         self.setObjectName(name)
         self.cancel_event = threading.Event()

@@ -1,5 +1,6 @@
 """Import contracts (DESIGN.md, "Boundaries"): the engine never imports Qt, pyqtgraph or the GUI; the panels in
 gui/panels/ never import each other (shared pieces live in gui/ itself)."""
+
 import ast
 import pkgutil
 import subprocess
@@ -33,18 +34,24 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 def test_engine_imports_no_qt_when_loaded():
     modules = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, "engine."))
     assert "engine.trainer" in modules and "engine.cli" in modules
-    code = ("import importlib, sys\n"
-            f"for m in {modules!r}: importlib.import_module(m)\n"
-            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {QT!r})\n"
-            "print(bad); sys.exit(1 if bad else 0)\n")
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {QT!r})\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_engine_source_names_no_qt_module():
     """Also imports a test run would not execute (inside functions, behind a condition)."""
-    bad = [f"{p.relative_to(ROOT)}:{line}: {name}" for p in sorted((ROOT / "engine").rglob("*.py"))
-           for line, name in _imports(p) if name.split(".")[0] in QT]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: {name}"
+        for p in sorted((ROOT / "engine").rglob("*.py"))
+        for line, name in _imports(p)
+        if name.split(".")[0] in QT
+    ]
     assert bad == []
 
 
@@ -52,8 +59,12 @@ def test_panels_do_not_import_each_other():
     panels = sorted((ROOT / "gui" / "panels").glob("*.py"))
     names = {f"gui.panels.{p.stem}" for p in panels if p.stem != "__init__"}
     assert "gui.panels.latent" in names
-    bad = [f"{p.relative_to(ROOT)}:{line}: {name}" for p in panels for line, name in _imports(p)
-           if any(name == n or name.startswith(n + ".") for n in names - {f"gui.panels.{p.stem}"})]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: {name}"
+        for p in panels
+        for line, name in _imports(p)
+        if any(name == n or name.startswith(n + ".") for n in names - {f"gui.panels.{p.stem}"})
+    ]
     assert bad == []
 
 

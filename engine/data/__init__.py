@@ -3,6 +3,7 @@
 ``load_dataset(path)`` picks the loader (IDX, .npz/.npy, CSV, image folder); ``default_dataset()`` is
 Fashion-MNIST when installed, else the built-in Shapes set (``make_shapes``). Nothing here imports Qt.
 """
+
 from .builtin import default_dataset, fashion_mnist_path, make_shapes, shape_factors
 from .dataset import Dataset, DatasetError, as_float01, split_holdout
 from .progress import LoadCancelled, LoadProgress

@@ -15,6 +15,7 @@ Layout rule: (N, H, W) gets one channel; (N, H, W, C) with C in {1, 3, 4} become
 second axis is already 1, 3 or 4 (then it is read as (N, C, H, W)). A fourth (alpha) channel is dropped, as
 the image-folder loader does, so colour datasets always have C = 3.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,11 @@ def check_budget(path, n_images: int, n_values: int, what: str = "images", items
     need = dataset_bytes(n_images, n_values, itemsize)
     budget = budget_bytes()
     if need > budget:
-        raise fail(path, f"{n_images:,} {what} of {n_values:,} values need {fmt_bytes(need)} in memory, more than "
-                         f"{budget_text(budget)}")
+        raise fail(
+            path,
+            f"{n_images:,} {what} of {n_values:,} values need {fmt_bytes(need)} in memory, more than "
+            f"{budget_text(budget)}",
+        )
 
 
 def read_bounded(f, need: int, path, claim: str) -> np.ndarray:
@@ -78,7 +82,7 @@ def read_bounded(f, need: int, path, claim: str) -> np.ndarray:
     out = np.empty(need, np.uint8)
     view, got = memoryview(out), 0
     while got < need:
-        n = f.readinto(view[got:got + _READ_BLOCK])
+        n = f.readinto(view[got : got + _READ_BLOCK])
         if not n:
             break
         got += n
@@ -238,4 +242,3 @@ def make_dataset(
         y_test=y_test,
         class_names=tuple(class_names) if class_names is not None else None,
     )
-

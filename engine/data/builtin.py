@@ -4,6 +4,7 @@ Nothing is ever downloaded. ``default_dataset()`` is Fashion-MNIST from the Debi
 ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``, or the folder in ``$ELBO_STUDIO_FASHION_DIR``)
 when its files are there, else the Shapes set.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ Pairs: a file named like ``mnist_train.csv`` / ``train.csv`` with a ``mnist_test
 keeps that split, whichever of the two is picked. A test file without labels next to a labelled train file (the
 Kaggle competition layout) is ignored and the train file gets the 10% holdout.
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,9 @@ def _lines(f, path: Path, row_max: int | None = None):
             raise fail(path, f"line {n} is longer than {limit:,} characters: not an image row")
         total += len(line)
         if total > total_max:
-            raise fail(path, f"more than {fmt_bytes(total_max)} of text, more than a sixth of "
-                             f"{budget_text()} allows to load")
+            raise fail(
+                path, f"more than {fmt_bytes(total_max)} of text, more than a sixth of {budget_text()} allows to load"
+            )
         yield line
 
 
@@ -138,8 +140,14 @@ def read_csv(path: Path, lay: _Layout) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with _open_text(path) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below
-            data = np.loadtxt(_lines(f, path, _row_max(lay)), delimiter=",", quotechar='"',
-                              skiprows=int(lay.header), dtype=np.float32, ndmin=2)
+            data = np.loadtxt(
+                _lines(f, path, _row_max(lay)),
+                delimiter=",",
+                quotechar='"',
+                skiprows=int(lay.header),
+                dtype=np.float32,
+                ndmin=2,
+            )
     except ValueError as e:
         raise _locate_bad_cell(path, lay, e) from None
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
@@ -182,7 +190,9 @@ def load_csv(path) -> Dataset:
         if lay.label is not None and test_lay.label is None:
             test = None  # Kaggle's test.csv has no labels: hold out from train instead
         elif test_lay.side != lay.side:
-            raise fail(test, f"images are {test_lay.side}x{test_lay.side} but {quote(train.name)} has {lay.side}x{lay.side}")
+            raise fail(
+                test, f"images are {test_lay.side}x{test_lay.side} but {quote(train.name)} has {lay.side}x{lay.side}"
+            )
     x_train, y_train = read_csv(train, lay)
     x_test, y_test = read_csv(test, test_lay) if test is not None else (None, None)
     stem = train.name[: -len(".csv.gz")] if train.name.lower().endswith(".gz") else train.stem

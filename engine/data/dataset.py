@@ -1,4 +1,5 @@
 """The one Dataset type every loader returns, and the one error every loader raises."""
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ folder holding it; the siblings are found by name. A train and a test images fil
 file gets the 10% holdout. Labels are optional. Headers are never trusted for allocation: the claimed size is
 checked against what the file really holds before any array is made.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -67,8 +68,11 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
                 if gz:
                     room = size * DEFLATE_MAX_RATIO
                     if need > room:
-                        raise fail(path, f"truncated: header claims {claim} ({need} bytes) but a {size}-byte gzip "
-                                         f"file cannot hold more than {room}")
+                        raise fail(
+                            path,
+                            f"truncated: header claims {claim} ({need} bytes) but a {size}-byte gzip "
+                            f"file cannot hold more than {room}",
+                        )
                 else:
                     have = size - 4 - 4 * ndim
                     if have < need:

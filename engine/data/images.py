@@ -11,6 +11,7 @@ unless ``channels`` says which. Two passes over the files, each on a thread pool
 decodes and resizes): the headers (sizes and modes, no pixels), then the pixels, decoded straight into one
 preallocated uint8 array; JPEGs are decoded at a reduced scale when the target is much smaller.
 """
+
 from __future__ import annotations
 
 import os
@@ -154,8 +155,9 @@ def _parallel(work, n: int, progress: LoadProgress, text: str) -> list:
     return results
 
 
-def load_image_folder(path, resolution: int | None = None, channels: int | None = None,
-                      progress: LoadProgress | None = None) -> Dataset:
+def load_image_folder(
+    path, resolution: int | None = None, channels: int | None = None, progress: LoadProgress | None = None
+) -> Dataset:
     """Load a folder of images (see the module docstring for the layouts). ``resolution`` (a side in pixels) makes
     every image that square size; ``channels`` (1 or 3) forces grey or RGB; ``progress`` reports and cancels."""
     resolution = check_resolution(resolution)

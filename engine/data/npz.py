@@ -6,6 +6,7 @@ images only. Every array header is read first (``numpy.lib.format``): object dty
 payload is touched, and an array claiming more bytes than its file or zip member holds is refused before any
 allocation; only then does ``np.load(..., allow_pickle=False)`` read the data.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,7 +77,9 @@ def _load_npz(path: Path, f) -> dict[str, np.ndarray]:
             if pick is None and len(keys) == 1:
                 pick = (next(iter(keys)), None)
             if pick is None:
-                raise fail(path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)[:8]}")
+                raise fail(
+                    path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)[:8]}"
+                )
             roles = {"x": pick[0], "y": pick[1]}
             if pick[0] == "x_train" and "x_test" in keys:
                 roles.update(x_test="x_test", y_test="y_test")

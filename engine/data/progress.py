@@ -4,6 +4,7 @@ A loader takes an optional ``LoadProgress``; it calls ``update(done, total, text
 between pieces of work. The callback runs on the loading thread, at most ``hz`` times a second plus once at the
 end of each phase; ``check`` raises ``LoadCancelled`` once the cancel event is set, and the caller keeps whatever it
 had before (loaders build a new Dataset and change nothing else)."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,9 @@ class LoadCancelled(Exception):
 
 
 class LoadProgress:
-    def __init__(self, callback: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                 hz: float = 10.0):
+    def __init__(
+        self, callback: ProgressCallback | None = None, cancel: threading.Event | None = None, hz: float = 10.0
+    ):
         self.callback = callback
         self.cancel = cancel if cancel is not None else threading.Event()
         self._period = 1.0 / hz

@@ -1,4 +1,5 @@
 """Pick the loader for a path the user chose: by folder contents, file name, then magic bytes."""
+
 from __future__ import annotations
 
 import gzip
@@ -80,8 +81,12 @@ def detect_format(path: Path) -> str:
     raise fail(path, "unknown dataset format (expected IDX, .npz/.npy, .csv or a folder of images)")
 
 
-def load_dataset(path: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
-                 progress: LoadProgress | None = None) -> Dataset:
+def load_dataset(
+    path: str | os.PathLike,
+    resolution: int | None = None,
+    channels: int | None = None,
+    progress: LoadProgress | None = None,
+) -> Dataset:
     """Load whatever dataset ``path`` (a file or folder) holds; DatasetError (naming the file) if it cannot.
 
     ``resolution`` (a side in pixels) makes the images that square size (scale to cover, centre-crop); ``channels``

@@ -1,5 +1,6 @@
 """Bringing images to one size: scale to cover the target, then centre-crop (torchvision's ``Resize`` of the shorter
 side followed by ``CenterCrop``, generalised to a non-square target); and the choice of that target for a folder."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -48,10 +49,10 @@ def resize_array(x: np.ndarray, th: int, tw: int, chunk: int = 256) -> np.ndarra
     top, left = (sh - th) // 2, (sw - tw) // 2
     out = np.empty((n, c, th, tw), x.dtype)
     for s in range(0, n, chunk):
-        t = torch.from_numpy(np.ascontiguousarray(x[s:s + chunk])).to(torch.float32)
+        t = torch.from_numpy(np.ascontiguousarray(x[s : s + chunk])).to(torch.float32)
         y = F.interpolate(t, size=(sh, sw), mode="bilinear", antialias=scale < 1, align_corners=False)
-        y = y[:, :, top:top + th, left:left + tw]
-        out[s:s + chunk] = (y.round().clamp(0, 255) if x.dtype == np.uint8 else y.clamp(0, 1)).numpy()
+        y = y[:, :, top : top + th, left : left + tw]
+        out[s : s + chunk] = (y.round().clamp(0, 255) if x.dtype == np.uint8 else y.clamp(0, 1)).numpy()
     return out
 
 

@@ -41,8 +41,18 @@ Modules: ``numerics`` (quadrature rules), ``model``, ``surrogates``, ``bounds`` 
 ``summary`` (what the panel shows). No Qt here: the GUI panel (``gui/panels/explorer.py``) only calls these functions and draws the numpy arrays.
 """
 
-from .bounds import (ElboSurface, FitStep, _elbo_nodes, best_params, elbo_closed_form, elbo_mc, elbo_quadrature,
-                     elbo_surface, fit, kl_q_posterior)
+from .bounds import (
+    ElboSurface,
+    FitStep,
+    _elbo_nodes,
+    best_params,
+    elbo_closed_form,
+    elbo_mc,
+    elbo_quadrature,
+    elbo_surface,
+    fit,
+    kl_q_posterior,
+)
 from .model import ExpNormalModel
 from .surrogates import FAMILIES, ExponentialQ, LogNormalQ, ParamRange, Surrogate, TruncNormalQ
 from .summary import DensityCurves, ExplorerNumbers, density_curves, explorer_summary

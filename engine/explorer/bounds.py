@@ -1,5 +1,6 @@
 """The ELBO (by quadrature, closed form and Monte Carlo), KL(q ‖ p(z|D)), the family's best q, the ELBO surface
 over q's parameters and reparameterised stochastic VI."""
+
 from __future__ import annotations
 
 import math
@@ -116,7 +117,9 @@ def best_params(model: ExpNormalModel, family: "type[Surrogate] | str", order: i
     family = _family_of(family)
     best, best_value = None, -math.inf
     for guess in [*family.initial_guesses(model), family.starting_point(model)]:
-        eta = _newton_maximize(lambda e: _elbo_nodes(model, family._from_search_coords(e), order), guess._search_coords())
+        eta = _newton_maximize(
+            lambda e: _elbo_nodes(model, family._from_search_coords(e), order), guess._search_coords()
+        )
         with torch.no_grad():
             q = family._from_search_coords(eta).as_floats()
         value = elbo_quadrature(model, q, order)

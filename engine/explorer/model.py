@@ -1,4 +1,5 @@
 """The Exponential–Normal model of seed 001: prior, likelihood, joint, evidence and posterior in closed form."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Shared numerics of the 1-D explorer: float64 tensors, Gauss–Legendre rules in log space."""
+
 from __future__ import annotations
 
 import functools
@@ -7,7 +8,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 
 
 DTYPE = torch.float64

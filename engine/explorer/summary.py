@@ -1,4 +1,5 @@
 """Everything the explorer panel shows for one (model, q), computed in one go."""
+
 from __future__ import annotations
 
 import math

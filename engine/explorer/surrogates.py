@@ -1,4 +1,5 @@
 """The surrogate families q(z) on z ≥ 0: Exponential, Normal truncated to z ≥ 0, Log-Normal."""
+
 from __future__ import annotations
 
 import math
@@ -135,7 +136,9 @@ class ExponentialQ(Surrogate):
     name: ClassVar[str] = "Exponential"
     display_name: ClassVar[str] = "Exponential"
     label: ClassVar[str] = "q(z) = λ·exp(−λz), z ≥ 0"
-    note: ClassVar[str] = "The seed's family. Its mode is always at 0, so it cannot follow a posterior that peaks at z > 0."
+    note: ClassVar[str] = (
+        "The seed's family. Its mode is always at 0, so it cannot follow a posterior that peaks at z > 0."
+    )
     param_names: ClassVar[tuple[str, ...]] = ("rate",)
     param_labels: ClassVar[tuple[str, ...]] = ("rate λ",)
 

@@ -4,6 +4,7 @@ and the KL of each latent dimension as bars with a warning when units collapse.
 The metrics are the session state's history (gui/state.py); its signals mark the panel dirty; ``refresh()`` (called by the window's timer) pushes the
 buffers into plot items created once. Raw per-step curves are drawn faint and left out of the y auto-range, which
 follows the smoothed curve (ignoring the first steps' plunge) unless the user zooms or pans."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -135,7 +136,7 @@ class _TermPlot:
             if self.robust == "low" and len(v) > 40:
                 # The first steps' plunge (thousands of nats for a Gaussian or continuous-Bernoulli likelihood)
                 # would flatten the rest of the curve: the range follows the data after its first tenth.
-                tail = v[max(20, len(v) // 10):]
+                tail = v[max(20, len(v) // 10) :]
                 lo_parts.append(tail.min() if len(tail) else np.percentile(v, 3.0))
                 hi_parts.append(v.max())
             elif self.robust == "high" and len(v) > 40:
@@ -160,7 +161,7 @@ class _TermPlot:
 
 def _swatch(color: str, glyph: str, text: str, alpha: float = 1.0) -> str:
     c = QColor(color)
-    return (f"<span style='color:rgba({c.red()},{c.green()},{c.blue()},{alpha})'>{glyph}</span>&nbsp;{text}")
+    return f"<span style='color:rgba({c.red()},{c.green()},{c.blue()},{alpha})'>{glyph}</span>&nbsp;{text}"
 
 
 class CurvesPanel(QGroupBox):
@@ -180,24 +181,40 @@ class CurvesPanel(QGroupBox):
         self.elbo = _TermPlot("ELBO ↑", "elboPlot", style.ELBO, "low")
         self.recon = _TermPlot("E<sub>q</sub>[log p(x|z)]", "reconPlot", style.RECON, "low")
         self.kl = _TermPlot("KL(q ‖ p(z))", "klPlot", style.KL, "high")
-        for p, tip in ((self.elbo, "The evidence lower bound E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)); higher is better."),
-                       (self.recon, "Reconstruction term: the expected log-likelihood under q(z|x)."),
-                       (self.kl, "KL(q(z|x) ‖ p(z)): how far the encoder's Gaussian is from the prior.")):
+        for p, tip in (
+            (self.elbo, "The evidence lower bound E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)); higher is better."),
+            (self.recon, "Reconstruction term: the expected log-likelihood under q(z|x)."),
+            (self.kl, "KL(q(z|x) ‖ p(z)): how far the encoder's Gaussian is from the prior."),
+        ):
             p.widget.setToolTip(tip)
         ep = dict(symbolSize=7, pen=pg.mkPen(style.TEST, width=1.5), symbol="o", symbolPen=pg.mkPen("w", width=1))
         self.test_elbo = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
-        self.test_iwae = pg.PlotDataItem(symbol="s", symbolSize=7, symbolBrush=style.IWAE, symbolPen=pg.mkPen("w", width=1),
-                                         pen=pg.mkPen(style.IWAE, width=1.5, style=Qt.PenStyle.DashLine))
+        self.test_iwae = pg.PlotDataItem(
+            symbol="s",
+            symbolSize=7,
+            symbolBrush=style.IWAE,
+            symbolPen=pg.mkPen("w", width=1),
+            pen=pg.mkPen(style.IWAE, width=1.5, style=Qt.PenStyle.DashLine),
+        )
         self.test_recon = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
         self.test_kl = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
-        for p, item in ((self.elbo, self.test_elbo), (self.elbo, self.test_iwae), (self.recon, self.test_recon),
-                        (self.kl, self.test_kl)):
+        for p, item in (
+            (self.elbo, self.test_elbo),
+            (self.elbo, self.test_iwae),
+            (self.recon, self.test_recon),
+            (self.kl, self.test_kl),
+        ):
             p.plot.addItem(item)
         # One legend for the row, above the plots: a legend inside a plot covers its data on a small window.
-        self.legend = QLabel("&nbsp;&nbsp; ".join((
-            _swatch(style.ELBO, "━", "train, per step (faint) and smoothed"),
-            _swatch(style.TEST, "●", "test, per epoch"),
-            _swatch(style.IWAE, "■", "test IWAE log p(x) (ELBO plot)"))))
+        self.legend = QLabel(
+            "&nbsp;&nbsp; ".join(
+                (
+                    _swatch(style.ELBO, "━", "train, per step (faint) and smoothed"),
+                    _swatch(style.TEST, "●", "test, per epoch"),
+                    _swatch(style.IWAE, "■", "test IWAE log p(x) (ELBO plot)"),
+                )
+            )
+        )
         self.legend.setObjectName("curvesLegend")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -312,8 +329,10 @@ class CurvesPanel(QGroupBox):
         ep = self.epochs
         self._drawn_epochs = len(ep)
         xs = np.array([s.step for s in ep], np.float64)
+
         def col(name):
             return np.array([getattr(s, name) for s in ep], np.float64)
+
         self.test_elbo.setData(xs, col("test_elbo"))
         self.test_iwae.setData(xs, col("test_iwae"))
         self.test_recon.setData(xs, col("test_recon"))
@@ -330,7 +349,8 @@ class CurvesPanel(QGroupBox):
             f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
             f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
             f"{s.active_units}/{len(s.kl_per_dim)} active units"
-            + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else ""))
+            + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else "")
+        )
         self._draw_kl_dims(s)
 
     def _draw_kl_dims(self, s: EpochSummary) -> None:
@@ -348,8 +368,9 @@ class CurvesPanel(QGroupBox):
             pi.getAxis("bottom").setTicks(None)
         collapsed = d - int(active.sum())
         if collapsed:
-            self.collapse_warning.setText(f"⚠ {collapsed} of {d} latent units collapsed (grey): q(z|x) ≈ p(z), "
-                                          f"the decoder ignores them.")
+            self.collapse_warning.setText(
+                f"⚠ {collapsed} of {d} latent units collapsed (grey): q(z|x) ≈ p(z), the decoder ignores them."
+            )
             self.collapse_warning.show()
         else:
             self.collapse_warning.hide()

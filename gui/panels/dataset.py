@@ -1,5 +1,6 @@
 """Dataset panel: what is loaded (counts, image shape, classes, what loading did), a grid of sample images, the
 image size and colour to load with, and while loading a progress bar with Cancel."""
+
 from __future__ import annotations
 
 import threading
@@ -66,8 +67,10 @@ class DatasetPanel(QGroupBox):
         self.resolution_box = QComboBox()
         self.resolution_box.setObjectName("datasetResolution")
         self.resolution_box.setAccessibleName("Image size")
-        self.resolution_box.setToolTip("Size the images are brought to (scale the shorter side, crop the centre). "
-                                       "Auto: a folder's most common size up to 64 px, else 64; files keep theirs")
+        self.resolution_box.setToolTip(
+            "Size the images are brought to (scale the shorter side, crop the centre). "
+            "Auto: a folder's most common size up to 64 px, else 64; files keep theirs"
+        )
         self.resolution_box.addItem("Auto size", None)
         for r in RESOLUTIONS:
             self.resolution_box.addItem(f"{r}×{r}", r)
@@ -149,8 +152,10 @@ class DatasetPanel(QGroupBox):
         self.title.setText(ds.name)
         self.title.setToolTip(ds.source)
         c, h, w = ds.image_shape
-        lines = [f"<b>{len(ds.x_train):,}</b> train · <b>{len(ds.x_test):,}</b> test images",
-                 f"image shape {c}×{h}×{w} ({'grey' if c == 1 else 'colour'})"]
+        lines = [
+            f"<b>{len(ds.x_train):,}</b> train · <b>{len(ds.x_test):,}</b> test images",
+            f"image shape {c}×{h}×{w} ({'grey' if c == 1 else 'colour'})",
+        ]
         if ds.note:
             lines.append(ds.note)
         if ds.y_train is not None:

@@ -2,6 +2,7 @@
 plot's visible window, test images beside their reconstructions, and samples from the prior. Only the visible tab
 is computed, and only when its inputs changed (a new snapshot, a new view window, a new dataset); another model
 empties every grid."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -64,8 +65,9 @@ class GalleryPanel(QGroupBox):
         self.tabs.addTab(self.pages["manifold"], "Manifold")
         self.tabs.addTab(self.pages["recon"], "Recon")
         self.tabs.addTab(self.pages["prior"], "Prior")
-        self.tabs.setTabToolTip(0, "Decoded images on a grid over the latent plot's visible window: zoom the plot "
-                                   "to zoom the manifold")
+        self.tabs.setTabToolTip(
+            0, "Decoded images on a grid over the latent plot's visible window: zoom the plot to zoom the manifold"
+        )
         self.tabs.setTabToolTip(1, "Test images (rows 1, 3) above their reconstructions E[x | z = μ(x)] (rows 2, 4)")
         self.tabs.setTabToolTip(2, "E[x | z] for z drawn from the prior N(0, I), the same draws at every refresh")
         self.tabs.currentChanged.connect(lambda _i: self.refresh())
@@ -153,8 +155,10 @@ class GalleryPanel(QGroupBox):
         imgs = self.model.decode(z)
         x0, x1, y0, y1 = self.view_rect
         a, b = self.axis_names
-        cap = (f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] "
-               f"· step {self.model.step:,}")
+        cap = (
+            f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] "
+            f"· step {self.model.step:,}"
+        )
         return mosaic(imgs, n, pad=0), cap
 
     def _make_recon(self):
@@ -169,8 +173,11 @@ class GalleryPanel(QGroupBox):
         r = self.model.reconstruct(x)
         half = (n + 1) // 2
         rows = [x[:half], r[:half], x[half:], r[half:]]
-        tiles = np.concatenate([np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)])
-                                for row in rows if len(row)] if half else [x])
+        tiles = np.concatenate(
+            [np.concatenate([row, np.ones((half - len(row),) + row.shape[1:], np.float32)]) for row in rows if len(row)]
+            if half
+            else [x]
+        )
         self._recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
         cap = f"Rows 1, 3: test images · rows 2, 4: E[x | z = μ(x)] · step {self.model.step:,} · click one"
         return mosaic(tiles, half, pad=1), cap

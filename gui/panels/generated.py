@@ -1,4 +1,5 @@
 """The "Generated" panel: the decoder's mean image E[x|z] at the latent point the user picked, and its coordinates."""
+
 from __future__ import annotations
 
 import numpy as np

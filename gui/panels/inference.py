@@ -9,6 +9,7 @@ ELBO, KL(q ‖ p(z|x)) as their difference and by direct quadrature), and runs t
 
 No model math here (DESIGN.md boundary 2): the posterior grid and the study run in gui.workers.Worker jobs and
 come back as plain frozen dataclasses; a result for a model or dataset that has been replaced is dropped."""
+
 from __future__ import annotations
 
 import threading
@@ -35,14 +36,22 @@ POSTERIOR_GRID_SIZE = 101
 CONTEXT_POINTS = 2000  # grey scatter points behind the contours
 HINT = "Click a test example: a point of the latent scatter (Training tab) or an image of its Recon grid."
 
-TIP_LOG_PX = ("log p(x) = log ∫ p(x|z) p(z) dz, by quadrature on the grid (possible because z is 2-D): "
-              "the exact evidence of the trained decoder, up to grid error (~1e-6 nats).")
-TIP_ELBO = ("ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) with the encoder's q: the bound training maximises. "
-            "E_q by Gauss–Hermite quadrature, the KL analytic.")
-TIP_KL = ("KL(q(z|x) ‖ p(z|x)) = log p(x) − ELBO ≥ 0 (seed 000): how far the encoder's Gaussian is from the "
-          "true posterior; the bound is tight only when q equals the posterior.")
-TIP_KL_QUAD = ("The same KL computed directly as ∫ q log(q / p(z|x)) dz on the posterior grid, with the "
-               "normalised grid posterior: it should agree with log p(x) − ELBO.")
+TIP_LOG_PX = (
+    "log p(x) = log ∫ p(x|z) p(z) dz, by quadrature on the grid (possible because z is 2-D): "
+    "the exact evidence of the trained decoder, up to grid error (~1e-6 nats)."
+)
+TIP_ELBO = (
+    "ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) with the encoder's q: the bound training maximises. "
+    "E_q by Gauss–Hermite quadrature, the KL analytic."
+)
+TIP_KL = (
+    "KL(q(z|x) ‖ p(z|x)) = log p(x) − ELBO ≥ 0 (seed 000): how far the encoder's Gaussian is from the "
+    "true posterior; the bound is tight only when q equals the posterior."
+)
+TIP_KL_QUAD = (
+    "The same KL computed directly as ∫ q log(q / p(z|x)) dz on the posterior grid, with the "
+    "normalised grid posterior: it should agree with log p(x) − ELBO."
+)
 
 
 @dataclass(frozen=True)
@@ -143,13 +152,14 @@ class InferencePanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
         self.values: dict[str, QLabel] = {}
         for key, text, tip in (
-                ("log_px", "log p(x) (quadrature)", TIP_LOG_PX),
-                ("elbo", "ELBO of the encoder's q", TIP_ELBO),
-                ("kl_gap", "KL(q ‖ p(z|x)) = log p(x) − ELBO", TIP_KL),
-                ("kl_quad", "KL by quadrature ∫ q log(q/p)", TIP_KL_QUAD),
-                ("recon", "E_q[log p(x|z)]", "Expected log-likelihood under the encoder's q (Gauss–Hermite)."),
-                ("kl_prior", "KL(q ‖ p(z))", "KL from q(z|x) to the prior N(0, I), analytic."),
-                ("grid", "Grid", "Grid nodes, the posterior mass inside the window, and the time it took.")):
+            ("log_px", "log p(x) (quadrature)", TIP_LOG_PX),
+            ("elbo", "ELBO of the encoder's q", TIP_ELBO),
+            ("kl_gap", "KL(q ‖ p(z|x)) = log p(x) − ELBO", TIP_KL),
+            ("kl_quad", "KL by quadrature ∫ q log(q/p)", TIP_KL_QUAD),
+            ("recon", "E_q[log p(x|z)]", "Expected log-likelihood under the encoder's q (Gauss–Hermite)."),
+            ("kl_prior", "KL(q ‖ p(z))", "KL from q(z|x) to the prior N(0, I), analytic."),
+            ("grid", "Grid", "Grid nodes, the posterior mass inside the window, and the time it took."),
+        ):
             name = QLabel(text)
             name.setToolTip(tip)
             val = QLabel("—")
@@ -159,9 +169,11 @@ class InferencePanel(QWidget):
             form.addRow(name, val)
             self.values[key] = val
         pl.addLayout(form)
-        legend = QLabel("<span style='color:#c85000'>━</span> p(z|x): regions holding 50 / 90 / 99% of the mass · "
-                        "<span style='color:#1f77b4'>━ ┅</span> encoder q: 1σ / 2σ · "
-                        "<span style='color:#2ca02c'>━ ┅</span> optimised q_i")
+        legend = QLabel(
+            "<span style='color:#c85000'>━</span> p(z|x): regions holding 50 / 90 / 99% of the mass · "
+            "<span style='color:#1f77b4'>━ ┅</span> encoder q: 1σ / 2σ · "
+            "<span style='color:#2ca02c'>━ ┅</span> optimised q_i"
+        )
         legend.setObjectName("inferenceLegend")
         legend.setWordWrap(True)
         legend.setTextFormat(Qt.TextFormat.RichText)
@@ -215,8 +227,10 @@ class InferencePanel(QWidget):
         self.context.setData(x=[], y=[])
         d = self.state.latent_dim
         if d is not None and d != 2:
-            self.status.setText(f"The true posterior on a grid needs a 2-D latent space (this model has d = {d}); "
-                                f"the amortization study below works for any d.")
+            self.status.setText(
+                f"The true posterior on a grid needs a 2-D latent space (this model has d = {d}); "
+                f"the amortization study below works for any d."
+            )
         else:
             self.status.setText("")
         self.title.setText(HINT)
@@ -259,8 +273,11 @@ class InferencePanel(QWidget):
         self.study.add_to_selection(index)
         label = "" if ds.y_test is None else f" ({self.state.class_name(int(ds.y_test[index]))})"
         self.title.setText(f"Test example #{index}{label}")
-        self.image.setPixmap(QPixmap.fromImage(to_qimage(as_float01(ds.x_test[index]))).scaled(
-            80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+        self.image.setPixmap(
+            QPixmap.fromImage(to_qimage(as_float01(ds.x_test[index]))).scaled(
+                80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+            )
+        )
         snap = self.state.snapshot
         if snap is None:
             self.status.setText("No model yet: train or load a checkpoint first.")
@@ -282,14 +299,17 @@ class InferencePanel(QWidget):
             model = models.get(snap)
             d = model.cfg.latent_dim
             grid = posterior_grid(model, x, POSTERIOR_GRID_SIZE) if d == 2 else None
-            return PosteriorView(index, snap.step, grid, encoder_reconstruction(model, x), d,
-                                 time.perf_counter() - t0)
+            return PosteriorView(index, snap.step, grid, encoder_reconstruction(model, x), d, time.perf_counter() - t0)
 
         d = self.state.latent_dim
         self.status.setText("Computing the posterior on a grid…" if d == 2 else "Computing the reconstruction…")
-        self._post = Worker(job, on_result=lambda v: self._on_posterior_done(v, token),
-                            on_error=lambda e, tb: self._on_posterior_failed(f"{type(e).__name__}: {e}\n{tb}"),
-                            parent=self, name="posteriorGridThread")
+        self._post = Worker(
+            job,
+            on_result=lambda v: self._on_posterior_done(v, token),
+            on_error=lambda e, tb: self._on_posterior_failed(f"{type(e).__name__}: {e}\n{tb}"),
+            parent=self,
+            name="posteriorGridThread",
+        )
         self._post.done.connect(self._on_posterior_worker_done)
 
     def _on_posterior_worker_done(self) -> None:
@@ -311,14 +331,19 @@ class InferencePanel(QWidget):
         if view.index != self.current_index or not self.state.is_current(token):
             return  # an older click, or another dataset or model
         self.view = view
-        self.recon.setPixmap(QPixmap.fromImage(to_qimage(view.recon)).scaled(
-            80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+        self.recon.setPixmap(
+            QPixmap.fromImage(to_qimage(view.recon)).scaled(
+                80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+            )
+        )
         g = view.grid
         if g is None:
             for v in self.values.values():
                 v.setText("—")
-            self.status.setText(f"The true posterior on a grid needs a 2-D latent space (this model has "
-                                f"d = {view.latent_dim}); the amortization study below works for any d.")
+            self.status.setText(
+                f"The true posterior on a grid needs a 2-D latent space (this model has "
+                f"d = {view.latent_dim}); the amortization study below works for any d."
+            )
             self.overlay.clear()
             self.zoom_button.setEnabled(False)
             self.posterior_ready.emit(view)
@@ -326,17 +351,20 @@ class InferencePanel(QWidget):
         self.values["log_px"].setText(f"{g.log_px:.3f} nats")
         self.values["elbo"].setText(f"{g.elbo:.3f} nats")
         self.values["kl_gap"].setText(f"{g.kl_gap:.4f} nats")
-        self.values["kl_quad"].setText("n/a: q reaches outside the grid" if not np.isfinite(g.kl_quadrature)
-                                       else f"{g.kl_quadrature:.4f} nats")
+        self.values["kl_quad"].setText(
+            "n/a: q reaches outside the grid" if not np.isfinite(g.kl_quadrature) else f"{g.kl_quadrature:.4f} nats"
+        )
         self.values["recon"].setText(f"{g.recon:.3f} nats")
         self.values["kl_prior"].setText(f"{g.kl_prior:.3f} nats")
-        self.values["grid"].setText(f"{g.grid_size}×{g.grid_size}, mass in window {g.mass_in_window:.6f}, "
-                                    f"{g.seconds * 1000:.0f} ms")
+        self.values["grid"].setText(
+            f"{g.grid_size}×{g.grid_size}, mass in window {g.mass_in_window:.6f}, {g.seconds * 1000:.0f} ms"
+        )
         warn = ""
         if g.mass_in_window < 0.999 or g.edge_mass > 1e-3:
             warn = " Part of the posterior may lie outside the grid window."
-        self.status.setText(f"Example #{view.index}, model at step {view.step:,}: computed in "
-                            f"{view.seconds * 1000:.0f} ms.{warn}")
+        self.status.setText(
+            f"Example #{view.index}, model at step {view.step:,}: computed in {view.seconds * 1000:.0f} ms.{warn}"
+        )
         self.status.setToolTip("")
         self.overlay.update(g)
         self.overlay.zoom_to()

@@ -6,6 +6,7 @@ coordinates and moves a marker there; the wheel zooms, middle- or Shift-drag pan
 
 Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S`` and plots at most
 ``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here)."""
+
 from __future__ import annotations
 
 import time
@@ -110,9 +111,11 @@ class LatentPanel(QGroupBox):
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
         self.hint = QLabel("Click/drag: decode · wheel: zoom · Shift-drag: pan · “A”: fit")
-        self.hint.setToolTip("Click or drag to decode a point; a click on a test example also selects it for the "
-                             "“Posterior & gap” page. Wheel: zoom. Middle- or Shift-drag: pan. “A” (bottom-left): "
-                             "fit the view to the points again.")
+        self.hint.setToolTip(
+            "Click or drag to decode a point; a click on a test example also selects it for the "
+            "“Posterior & gap” page. Wheel: zoom. Middle- or Shift-drag: pan. “A” (bottom-left): "
+            "fit the view to the points again."
+        )
         self.hint.setProperty("role", "hint")
         self.hint.setObjectName("latentHint")
         self.hint.setWordWrap(True)
@@ -185,9 +188,12 @@ class LatentPanel(QGroupBox):
             it.mouseClickEvent = _pass_click  # a click on a point decodes it like anywhere else
             self.plot.addItem(it)
             self.items.append(it)
-        self.legend.setText("&nbsp;&nbsp; ".join(
-            f"<span style='color:{style.class_color(i).name()}; font-size:11pt'>●</span>&nbsp;{_html(n)}"
-            for i, n in enumerate(names)))
+        self.legend.setText(
+            "&nbsp;&nbsp; ".join(
+                f"<span style='color:{style.class_color(i).name()}; font-size:11pt'>●</span>&nbsp;{_html(n)}"
+                for i, n in enumerate(names)
+            )
+        )
         self.clear()
 
     def _on_range_changed(self, *_):
@@ -274,8 +280,10 @@ class LatentPanel(QGroupBox):
             self._fit(xy, force=self.shown is None)
         if d > 2:
             e = self.plane.explained
-            title = (f"μ(x), {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
-                     f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var.")
+            title = (
+                f"μ(x), {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
+                f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var."
+            )
         else:
             title = f"μ(x), {len(xy):,} test images · step {snap.step:,}"
         self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)

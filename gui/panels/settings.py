@@ -2,14 +2,14 @@
 
 Widgets write through ``_on_changed`` (which stores the value); configs coming from outside (a loaded
 checkpoint) are applied with the widgets' signals blocked, so there is no feedback loop."""
+
 from __future__ import annotations
 
 import math
 from dataclasses import fields
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.threads import usable_cores
@@ -60,45 +60,67 @@ class LogSpinBox(QDoubleSpinBox):
 
 TIPS = {
     "arch": "Encoder/decoder networks. MLP: one hidden layer each way (Kingma & Welling's 784–400–d). "
-            "Conv: stride-2 convolutions down to a 4×4 map (3 levels at 28–32 px, 4 at 64, 5 at 128), channels "
-            "doubling from 32; better for natural or colour images, slower on a CPU.",
+    "Conv: stride-2 convolutions down to a 4×4 map (3 levels at 28–32 px, 4 at 64, 5 at 128), channels "
+    "doubling from 32; better for natural or colour images, slower on a CPU.",
     "latent_dim": "Dimension d of the latent code z. With d = 2 the scatter is the latent space itself; "
-                  "for d > 2 it shows the first two principal components of the posterior means.",
+    "for d > 2 it shows the first two principal components of the posterior means.",
     "hidden": "Width of the fully connected hidden layer in encoder and decoder.",
     "likelihood": "Observation model p(x|z). Bernoulli: pixels in [0, 1] treated as probabilities (the classic "
-                  "binarised-MNIST choice; on grey pixels not a normalised density). Gaussian: a learned per-pixel "
-                  "noise scale σ. Continuous Bernoulli: the Bernoulli made a true density on [0, 1], so the ELBO "
-                  "of grey images is a real log-likelihood bound.",
+    "binarised-MNIST choice; on grey pixels not a normalised density). Gaussian: a learned per-pixel "
+    "noise scale σ. Continuous Bernoulli: the Bernoulli made a true density on [0, 1], so the ELBO "
+    "of grey images is a real log-likelihood bound.",
     "beta": "Weight β on the KL term (β-VAE). β = 1 optimises the true ELBO; β > 1 favours a simpler, more "
-            "disentangled code, β < 1 sharper reconstructions.",
+    "disentangled code, β < 1 sharper reconstructions.",
     "warmup_epochs": "KL warm-up: β rises linearly from 0 to its value over this many epochs, which helps avoid "
-                     "posterior collapse early on. 0 turns it off.",
+    "posterior collapse early on. 0 turns it off.",
     "free_bits": "Free bits (Kingma et al. 2016): each latent dimension's KL is not penalised below this many nats. "
-                 "0 turns it off. The curves always show the true ELBO.",
+    "0 turns it off. The curves always show the true ELBO.",
     "batch_size": "Examples per Adam step. Larger batches train faster per example on a GPU, noisier curves when small.",
     "lr": "Adam's learning rate. Arrows step 1 → 2 → 5 → 10; type any value (e.g. 3e-4).",
     "epochs": "Passes over the training set. A loaded checkpoint continues until this many epochs in all.",
     "device": "Where training runs: only devices this machine really has are listed (CUDA shown with its name).",
     "precision": "fp32: full precision. bf16: bfloat16 autocast (CPU with AMX, recent GPUs). "
-                 "fp16: float16 autocast with loss scaling (CUDA only).",
+    "fp16: float16 autocast with loss scaling (CUDA only).",
     "threads": "CPU threads for the training steps. Auto chooses them from the measured step rate and keeps "
-               "choosing while training: fewer when other programs take cores, more when they free them. A number "
-               "fixes them. The status bar shows the count in use. Ignored on a GPU.",
+    "choosing while training: fewer when other programs take cores, more when they free them. A number "
+    "fixes them. The status bar shows the count in use. Ignored on a GPU.",
     "seed": "Seeds the weights, the batch order and the noise: two CPU runs with the same seed are identical.",
     "iwae_k": "Importance samples K for the per-epoch IWAE estimate of log p(x) (Burda et al. 2016). "
-              "Larger K: a tighter bound, a slower end of epoch.",
+    "Larger K: a tighter bound, a slower end of epoch.",
 }
 
 LABELS = {
-    "arch": "Architecture", "latent_dim": "Latent dimension", "hidden": "Hidden width", "likelihood": "Likelihood",
-    "beta": "β (KL weight)", "warmup_epochs": "KL warm-up (epochs)", "free_bits": "Free bits (nats/dim)",
-    "batch_size": "Batch size", "lr": "Learning rate", "epochs": "Epochs", "device": "Device",
-    "precision": "Precision", "threads": "CPU threads", "seed": "Seed", "iwae_k": "IWAE samples K",
+    "arch": "Architecture",
+    "latent_dim": "Latent dimension",
+    "hidden": "Hidden width",
+    "likelihood": "Likelihood",
+    "beta": "β (KL weight)",
+    "warmup_epochs": "KL warm-up (epochs)",
+    "free_bits": "Free bits (nats/dim)",
+    "batch_size": "Batch size",
+    "lr": "Learning rate",
+    "epochs": "Epochs",
+    "device": "Device",
+    "precision": "Precision",
+    "threads": "CPU threads",
+    "seed": "Seed",
+    "iwae_k": "IWAE samples K",
 }
 
 MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood")
-TRAIN_KEYS = ("beta", "warmup_epochs", "free_bits", "batch_size", "lr", "epochs", "device", "precision", "threads",
-              "seed", "iwae_k")
+TRAIN_KEYS = (
+    "beta",
+    "warmup_epochs",
+    "free_bits",
+    "batch_size",
+    "lr",
+    "epochs",
+    "device",
+    "precision",
+    "threads",
+    "seed",
+    "iwae_k",
+)
 
 
 def _typed(value, like):
@@ -161,8 +183,14 @@ class SettingsPanel(QGroupBox):
             "arch": combo("arch", [("mlp", "MLP"), ("conv", "Convolutional")]),
             "latent_dim": spin("latent_dim", 1, 256),
             "hidden": spin("hidden", 8, 8192, 50),
-            "likelihood": combo("likelihood", [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian (learned σ)"),
-                                               ("continuous_bernoulli", "Continuous Bernoulli")]),
+            "likelihood": combo(
+                "likelihood",
+                [
+                    ("bernoulli", "Bernoulli"),
+                    ("gaussian", "Gaussian (learned σ)"),
+                    ("continuous_bernoulli", "Continuous Bernoulli"),
+                ],
+            ),
             "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
             "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
             "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
@@ -171,8 +199,9 @@ class SettingsPanel(QGroupBox):
             "epochs": spin("epochs", 1, 100000),
             "device": combo("device", self.devices),
             "precision": combo("precision", [("fp32", "fp32"), ("bf16", "bf16 autocast"), ("fp16", "fp16 autocast")]),
-            "threads": combo("threads", [(0, "Auto (adapts to the load)")]
-                             + [(n, str(n)) for n in range(1, usable_cores() + 1)]),
+            "threads": combo(
+                "threads", [(0, "Auto (adapts to the load)")] + [(n, str(n)) for n in range(1, usable_cores() + 1)]
+            ),
             "seed": spin("seed", 0, 2**31 - 1),
             "iwae_k": spin("iwae_k", 1, 100000, 10),
         }

@@ -1,6 +1,7 @@
 """Run by torchrun from test_distributed.py: ``train OUT_DIR [--fail-rank R]`` trains through the CLI;
 ``params OUT_DIR DATA`` trains a TrainingRun and saves each rank's parameters to OUT_DIR/rank{R}.pt;
 ``stop OUT_DIR DATA`` does the same, but rank 1 alone asks to stop once past step 20 (as Ctrl+C reaching one rank)."""
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,7 @@ def main() -> int:
         if "--fail-rank" in argv:
             i = argv.index("--fail-rank")
             bad = int(argv[i + 1])
-            del argv[i:i + 2]
+            del argv[i : i + 2]
             if rank == bad:
                 argv[argv.index("--data") + 1] = str(out / "missing.npz")
         return cli_main(argv)
@@ -34,14 +35,19 @@ def main() -> int:
 
     dist = Distributed.from_environment()
     ds = load_dataset(rest[0])
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, hidden=32),
-                      TrainConfig(epochs=2 if mode == "params" else 8, batch_size=64, iwae_k=2, seed=3),
-                      dist=dist)
+    run = TrainingRun(
+        ds,
+        ModelConfig(image_shape=ds.image_shape, hidden=32),
+        TrainConfig(epochs=2 if mode == "params" else 8, batch_size=64, iwae_k=2, seed=3),
+        dist=dist,
+    )
     for msg in run.run():
         if mode == "stop" and rank == 1 and isinstance(msg, MetricsChunk) and msg.step >= 20:
             run.stop()
-    torch.save({"step": run.step, "state": run.state,
-                "params": {k: v.clone() for k, v in run.model.state_dict().items()}}, out / f"rank{rank}.pt")
+    torch.save(
+        {"step": run.step, "state": run.state, "params": {k: v.clone() for k, v in run.model.state_dict().items()}},
+        out / f"rank{rank}.pt",
+    )
     del run
     dist.close()
     return 0

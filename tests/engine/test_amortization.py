@@ -1,4 +1,5 @@
 """The amortization-gap study: per-example q_i against the encoder, and against log p̂(x)."""
+
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine.amortization import (AmortizationCancelled, AmortizationProgress, AmortizationResult,
-                                 amortization_study, iwae_with_se, run_study, sobol_normals)
+from engine.amortization import (
+    AmortizationCancelled,
+    AmortizationProgress,
+    AmortizationResult,
+    amortization_study,
+    iwae_with_se,
+    run_study,
+    sobol_normals,
+)
 from engine.objectives import iwae_bound
 from tests.engine.test_posterior import random_linear_model, sample_x, train_small_vae
 
@@ -36,7 +44,7 @@ def bad_encoder(trained):
 def _check_bounds(r: AmortizationResult):
     assert np.all(r.optimised_elbo >= r.encoder_elbo)
     assert np.all(r.amortization_gap >= 0)
-    se = np.sqrt(r.log_px_se ** 2 + r.optimised_elbo_se ** 2)
+    se = np.sqrt(r.log_px_se**2 + r.optimised_elbo_se**2)
     assert np.all(r.optimised_elbo <= r.log_px_iwae + 3 * se + 1e-3), (r.approximation_gap / se).min()
     if r.encoder_mu.shape[1] == 2:  # the exact log p(x) bounds both from above
         assert np.all(r.optimised_elbo <= r.log_px_quadrature + 3 * r.optimised_elbo_se + 1e-3)

@@ -1,4 +1,5 @@
 """uint8 storage, float batches: a batch converted on the device is exactly the float the loader used to store."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,8 +45,12 @@ def test_a_float_batch_passes_through_without_a_copy():
 def test_training_on_uint8_storage_matches_training_on_floats():
     """The same pixels stored as uint8 and as float32 train to the same numbers (CPU, seeded)."""
     floats = make_blobs(n_train=256, n_test=64)
-    raw = dataclasses.replace(floats, x_train=(floats.x_train * 255).astype(np.uint8),
-                              x_test=(floats.x_test * 255).astype(np.uint8), _fingerprint=[])
+    raw = dataclasses.replace(
+        floats,
+        x_train=(floats.x_train * 255).astype(np.uint8),
+        x_test=(floats.x_test * 255).astype(np.uint8),
+        _fingerprint=[],
+    )
     assert raw.fingerprint() == floats.fingerprint()  # the storage does not change the data's identity
     mcfg = ModelConfig(image_shape=floats.image_shape, hidden=32)
     tcfg = TrainConfig(epochs=2, batch_size=32, iwae_k=3, iwae_examples=20, metrics_hz=1e9, snapshot_interval_s=0.0)

@@ -1,4 +1,5 @@
 """Checkpoints: atomic, safe to load, schema-checked, and a resumed run continues exactly where it stopped."""
+
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Evaluation chunks are sized by memory: bigger images mean fewer rows, and the numbers do not depend on the size."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,11 @@ def test_slow_snapshots_are_spaced_out_to_a_share_of_the_run(blobs, monkeypatch)
 
     monkeypatch.setattr(trainer.TrainingRun, "latent_snapshot", slow_snapshot)
     mcfg = ModelConfig(image_shape=blobs.image_shape, hidden=16)
-    run = TrainingRun(blobs, mcfg, TrainConfig(epochs=1, batch_size=4, iwae_k=2, iwae_examples=10, metrics_hz=1e9,
-                                               snapshot_interval_s=0.0))
+    run = TrainingRun(
+        blobs,
+        mcfg,
+        TrainConfig(epochs=1, batch_size=4, iwae_k=2, iwae_examples=10, metrics_hz=1e9, snapshot_interval_s=0.0),
+    )
     t0 = time.monotonic()
     n = sum(isinstance(m, LatentSnapshot) for m in run.run())
     wall = time.monotonic() - t0

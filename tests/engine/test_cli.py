@@ -1,4 +1,5 @@
 """The headless `train` command end to end on a tiny dataset file the test writes."""
+
 import csv
 import subprocess
 import sys
@@ -13,23 +14,43 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(*args, timeout=300):
-    return subprocess.run([sys.executable, "main.py", "train", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "main.py", "train", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _npz(tmp_path):
     ds = make_blobs(n_train=300, n_test=100)
     p = tmp_path / "blobs.npz"
-    np.savez(p, x_train=(ds.x_train[:, 0] * 255).astype(np.uint8), y_train=ds.y_train,
-             x_test=(ds.x_test[:, 0] * 255).astype(np.uint8), y_test=ds.y_test)
+    np.savez(
+        p,
+        x_train=(ds.x_train[:, 0] * 255).astype(np.uint8),
+        y_train=ds.y_train,
+        x_test=(ds.x_test[:, 0] * 255).astype(np.uint8),
+        y_test=ds.y_test,
+    )
     return p
 
 
 def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     data = _npz(tmp_path)
     ck, met = tmp_path / "run.ckpt", tmp_path / "m.csv"
-    r = _train("--data", data, "--epochs", 2, "--batch-size", 50, "--hidden", 32, "--iwae-k", 5,
-               "--checkpoint", ck, "--metrics-csv", met)
+    r = _train(
+        "--data",
+        data,
+        "--epochs",
+        2,
+        "--batch-size",
+        50,
+        "--hidden",
+        32,
+        "--iwae-k",
+        5,
+        "--checkpoint",
+        ck,
+        "--metrics-csv",
+        met,
+    )
     assert r.returncode == 0, r.stderr
     epoch_lines = [line for line in r.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2 and "test ELBO" in epoch_lines[0] and "IWAE K=5" in epoch_lines[0]
@@ -71,8 +92,22 @@ def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_li
         h, w = rng.integers(10, 30, 2)
         (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
-    r = _train("--data", tmp_path / "pics", "--resolution", 16, "--color", "rgb", "--epochs", 1, "--hidden", 16,
-               "--iwae-k", 2, "--batch-size", 10)
+    r = _train(
+        "--data",
+        tmp_path / "pics",
+        "--resolution",
+        16,
+        "--color",
+        "rgb",
+        "--epochs",
+        1,
+        "--hidden",
+        16,
+        "--iwae-k",
+        2,
+        "--batch-size",
+        10,
+    )
     assert r.returncode == 0, r.stderr
     assert "30 images of" in r.stdout and "→ 16×16 RGB" in r.stdout and "3×16×16" in r.stdout
     assert "Decoding images: [" in r.stderr and "30/30" in r.stderr

@@ -1,5 +1,6 @@
 """The `train` command under signals, bad output paths, conflicting flags and out-of-range values: always one
 line, never a traceback, and what was trained is saved when the user interrupts."""
+
 import csv
 import os
 import signal
@@ -16,10 +17,31 @@ from tests.engine.test_cli import ROOT, _npz, _train
 @pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_at_the_next_step_and_saves_checkpoint_and_metrics(tmp_path, sig, status):
     ck, met = tmp_path / "run.ckpt", tmp_path / "m.csv"
-    p = subprocess.Popen([sys.executable, "main.py", "train", "--data", str(_npz(tmp_path)), "--epochs", "10000",
-                          "--batch-size", "50", "--hidden", "32", "--iwae-k", "5", "--checkpoint", str(ck),
-                          "--metrics-csv", str(met)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "train",
+            "--data",
+            str(_npz(tmp_path)),
+            "--epochs",
+            "10000",
+            "--batch-size",
+            "50",
+            "--hidden",
+            "32",
+            "--iwae-k",
+            "5",
+            "--checkpoint",
+            str(ck),
+            "--metrics-csv",
+            str(met),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         for line in p.stdout:  # wait until training really runs
@@ -40,7 +62,9 @@ def test_a_signal_stops_at_the_next_step_and_saves_checkpoint_and_metrics(tmp_pa
 
 def test_metrics_csv_naming_the_checkpoint_is_refused_before_training(tmp_path):
     ck = tmp_path / "same.ckpt"
-    r = _train("--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", ck, "--metrics-csv", tmp_path / "." / "same.ckpt")
+    r = _train(
+        "--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", ck, "--metrics-csv", tmp_path / "." / "same.ckpt"
+    )
     assert r.returncode == 2 and "name the same file" in r.stderr and not ck.exists()
     assert "data:" not in r.stdout  # refused before loading anything
 
@@ -72,12 +96,15 @@ def test_resume_refuses_model_flags_that_contradict_the_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("flag,value,needle", [
-    ("--hidden", "100000000", "hidden must lie in [8, 65,536]"),
-    ("--latent-dim", "1000000000", "latent_dim must lie in [1, 1,024]"),
-    ("--seed", "99999999999999999999", "seed must lie in [0, 2,147,483,647]"),
-    ("--epochs", "0", "epochs must lie in"),
-])
+@pytest.mark.parametrize(
+    "flag,value,needle",
+    [
+        ("--hidden", "100000000", "hidden must lie in [8, 65,536]"),
+        ("--latent-dim", "1000000000", "latent_dim must lie in [1, 1,024]"),
+        ("--seed", "99999999999999999999", "seed must lie in [0, 2,147,483,647]"),
+        ("--epochs", "0", "epochs must lie in"),
+    ],
+)
 def test_out_of_range_settings_are_one_line(tmp_path, flag, value, needle):
     r = _train("--data", _npz(tmp_path), flag, value)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
@@ -100,8 +127,11 @@ def test_a_checkpoint_that_cannot_be_written_does_not_skip_the_metrics(tmp_path,
     from engine.config import ModelConfig, TrainConfig
     from engine.trainer import TrainingRun
 
-    run = TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32),
-                      TrainConfig(epochs=1, batch_size=64, iwae_k=5, iwae_examples=50))
+    run = TrainingRun(
+        blobs,
+        ModelConfig(image_shape=blobs.image_shape, hidden=32),
+        TrainConfig(epochs=1, batch_size=64, iwae_k=5, iwae_examples=50),
+    )
     list(run.run())
 
     def disk_full(obj, f):

@@ -1,4 +1,5 @@
 """Built-in data: the Shapes generator (factors really drawn, deterministic, fast) and the Fashion-MNIST default."""
+
 from __future__ import annotations
 
 import time

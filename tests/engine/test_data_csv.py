@@ -1,4 +1,5 @@
 """CSV loader: Kaggle/pjreddie MNIST layouts, header detection, pairs, and bad cells reported by row and column."""
+
 from __future__ import annotations
 
 import gzip
@@ -84,7 +85,11 @@ def test_headerless_square_column_count_is_unlabelled_and_gz_works(tmp_path):
 def test_float_pixels_in_unit_range_are_kept(tmp_path):
     (tmp_path / "f.csv").write_text("0.25,0.5,0.75,1.0\n0,0,0.5,0.5\n1,1,1,1\n")
     ds = load_csv(tmp_path / "f.csv")
-    assert sorted(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).reshape(3, 4)[:, 0].tolist()) == [0.0, 0.25, 1.0]
+    assert sorted(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).reshape(3, 4)[:, 0].tolist()) == [
+        0.0,
+        0.25,
+        1.0,
+    ]
 
 
 # ---- bad files ----

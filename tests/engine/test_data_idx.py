@@ -1,4 +1,5 @@
 """IDX loader: MNIST-layout sets found from any file or the folder, headers checked against real sizes."""
+
 from __future__ import annotations
 
 import gzip
@@ -91,7 +92,9 @@ def test_single_images_file_gets_a_deterministic_holdout(tmp_path):
     a, b = load_idx(tmp_path), load_idx(tmp_path / "train-labels-idx1-ubyte.gz")
     assert (len(a.x_train), len(a.x_test)) == (45, 5)
     np.testing.assert_array_equal(as_float01(a.x_test), as_float01(b.x_test))
-    rows = np.concatenate([as_float01(a.x_train), as_float01(a.x_test)])[:, 0, 0, 0] * 255  # first pixel = 4 * image index
+    rows = (
+        np.concatenate([as_float01(a.x_train), as_float01(a.x_test)])[:, 0, 0, 0] * 255
+    )  # first pixel = 4 * image index
     assert sorted(np.round(rows / 4).astype(int).tolist()) == list(range(50))
     idx = np.round(as_float01(a.x_train)[:, 0, 0, 0] * 255 / 4).astype(int)
     assert a.y_train.tolist() == (idx % 7).tolist()  # labels follow their images through the split

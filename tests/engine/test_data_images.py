@@ -1,4 +1,5 @@
 """Image-folder loader: class folders, flat folders, train/test folders, one size, gray vs RGB, corrupt files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,7 +46,9 @@ def test_class_folders_give_sorted_class_names_and_labels(tmp_path):
     assert ds.image_shape == (1, 6, 5) and ds.x_train.dtype == np.uint8
     assert len(ds.x_train) + len(ds.x_test) == 18 and len(ds.x_test) == 2
     # every image comes back with its own class label and pixels
-    for x, y in zip(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]), np.concatenate([ds.y_train, ds.y_test])):
+    for x, y in zip(
+        np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]), np.concatenate([ds.y_train, ds.y_test])
+    ):
         cls = ds.class_names[y]
         assert any(np.array_equal(np.round(x[0] * 255), a) for (c, _), a in written.items() if c == cls)
 
@@ -88,7 +91,10 @@ def test_rgb_if_any_image_has_colour_and_gray_content_counts_as_gray(tmp_path):
     Image.fromarray(gray()).convert("P").save(tmp_path / "grayish" / "b.gif")
     ds = load_image_folder(tmp_path / "grayish")
     assert ds.image_shape == (1, 6, 5)
-    assert any(np.array_equal(np.round(x[0] * 255), rgba[..., 0]) for x in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]))
+    assert any(
+        np.array_equal(np.round(x[0] * 255), rgba[..., 0])
+        for x in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)])
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n garbage", b"plain text"])

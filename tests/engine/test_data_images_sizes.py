@@ -1,5 +1,6 @@
 """Image folders of any size and colour: resize + centre crop, the default size, mode mixes, progress and cancel,
 and one short conv training run on a mixed-size colour folder."""
+
 from __future__ import annotations
 
 import threading
@@ -156,8 +157,9 @@ def test_a_short_conv_run_on_a_mixed_size_colour_folder_at_64_px(tmp_path):
     ds = load_dataset(tmp_path, resolution=64)
     assert ds.image_shape == (3, 64, 64) and ds.x_train.dtype == np.uint8 and ds.class_names == ("c0", "c1")
     mcfg = ModelConfig(image_shape=ds.image_shape, arch="conv", hidden=64, latent_dim=4)
-    tcfg = TrainConfig(epochs=3, batch_size=16, lr=2e-3, iwae_k=4, iwae_examples=5, metrics_hz=1e9,
-                       snapshot_interval_s=0.0)
+    tcfg = TrainConfig(
+        epochs=3, batch_size=16, lr=2e-3, iwae_k=4, iwae_examples=5, metrics_hz=1e9, snapshot_interval_s=0.0
+    )
     run = TrainingRun(ds, mcfg, tcfg)
     summaries = [m for m in run.run() if isinstance(m, EpochSummary)]
     elbos = [s.test_elbo for s in summaries]

@@ -1,4 +1,5 @@
 """NumPy loader: key rules, layouts, the pixel rule, and nothing ever unpickled or over-allocated."""
+
 from __future__ import annotations
 
 import io
@@ -72,7 +73,9 @@ def test_channels_first_is_kept(tmp_path):
     np.save(tmp_path / "cf.npy", x)
     ds = load_npz(tmp_path / "cf.npy")
     assert ds.image_shape == (3, 8, 8)
-    assert {tuple(r.ravel()[:5]) for r in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)])} == {tuple(r.ravel()[:5]) for r in x}
+    assert {tuple(r.ravel()[:5]) for r in np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)])} == {
+        tuple(r.ravel()[:5]) for r in x
+    }
 
 
 def test_pixel_rule(tmp_path):
@@ -85,7 +88,9 @@ def test_pixel_rule(tmp_path):
     whole = np.floor(RNG.random((10, 4, 4)) * 256)  # float whole numbers 0..255: divided by 255
     np.save(tmp_path / "whole.npy", whole)
     ds = load_npz(tmp_path / "whole.npy")
-    assert np.isclose(np.sort(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).ravel()), np.sort(whole.ravel()) / 255).all()
+    assert np.isclose(
+        np.sort(np.concatenate([as_float01(ds.x_train), as_float01(ds.x_test)]).ravel()), np.sort(whole.ravel()) / 255
+    ).all()
     np.save(tmp_path / "bool.npy", np.eye(4, dtype=bool)[None].repeat(5, 0))
     assert as_float01(load_npz(tmp_path / "bool.npy").x_train).max() == 1.0
 

@@ -1,4 +1,5 @@
 """load_dataset: picks the right loader from a folder's contents, a file's name or its magic bytes."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -61,7 +62,9 @@ def test_every_format_is_detected_and_loaded(examples):
         assert detect_format(path) == fmt, label
         ds = load_dataset(str(path))
         assert len(ds.x_train) + len(ds.x_test) == n, label
-        assert ds.x_train.dtype == np.uint8 and 0 <= as_float01(ds.x_train).min() and as_float01(ds.x_train).max() <= 1, label
+        assert (
+            ds.x_train.dtype == np.uint8 and 0 <= as_float01(ds.x_train).min() and as_float01(ds.x_train).max() <= 1
+        ), label
         assert ds.source == str(path), label
 
 

@@ -1,4 +1,5 @@
 """Data-parallel training under torchrun, two CPU processes with gloo (engine/distributed.py)."""
+
 from __future__ import annotations
 
 import csv
@@ -32,10 +33,20 @@ def data_file(tmp_path_factory) -> str:
 
 
 def torchrun(*args, nproc=2, timeout=120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(WORKER), *map(str, args)]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(WORKER),
+        *map(str, args),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
@@ -51,8 +62,11 @@ def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-    init = TrainingRun(make_blobs(n_train=10, n_test=10, side=8), ModelConfig(image_shape=(1, 8, 8), hidden=32),
-                       TrainConfig(epochs=1, seed=3)).model.state_dict()
+    init = TrainingRun(
+        make_blobs(n_train=10, n_test=10, side=8),
+        ModelConfig(image_shape=(1, 8, 8), hidden=32),
+        TrainConfig(epochs=1, seed=3),
+    ).model.state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a)  # it trained
 
 
@@ -60,15 +74,39 @@ def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_ea
     ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
     ddp_dir.mkdir()
     one_dir.mkdir()
-    r = torchrun("train", ddp_dir, "--data", data_file, *TRAIN_ARGS, "--checkpoint", ddp_dir / "run.pt",
-                 "--metrics-csv", ddp_dir / "run.csv")
+    r = torchrun(
+        "train",
+        ddp_dir,
+        "--data",
+        data_file,
+        *TRAIN_ARGS,
+        "--checkpoint",
+        ddp_dir / "run.pt",
+        "--metrics-csv",
+        ddp_dir / "run.csv",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("epoch   2/2") == 1  # only rank 0 prints
     assert "2 processes, global batch 64" in r.stdout
     assert sorted(p.name for p in ddp_dir.iterdir()) == ["run.csv", "run.pt"]
-    s = subprocess.run([sys.executable, "main.py", "train", "--data", data_file, *TRAIN_ARGS,
-                        "--checkpoint", one_dir / "run.pt", "--metrics-csv", one_dir / "run.csv"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    s = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "train",
+            "--data",
+            data_file,
+            *TRAIN_ARGS,
+            "--checkpoint",
+            one_dir / "run.pt",
+            "--metrics-csv",
+            one_dir / "run.csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert s.returncode == 0, s.stderr[-2000:]
     two, one = read_curve(ddp_dir / "run.csv"), read_curve(one_dir / "run.csv")
     assert len(two) == len(one) == 2 * 16
@@ -78,14 +116,30 @@ def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_ea
     assert ck_two.step == ck_one.step == 32
     for k, v in ck_one.model_state.items():
         torch.testing.assert_close(ck_two.model_state[k], v, rtol=1e-3, atol=1e-4)
-    resumed = subprocess.run([sys.executable, "main.py", "train", "--data", data_file, *TRAIN_ARGS[2:],
-                              "--epochs", "3", "--resume", ddp_dir / "run.pt"],
-                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "train",
+            "--data",
+            data_file,
+            *TRAIN_ARGS[2:],
+            "--epochs",
+            "3",
+            "--resume",
+            ddp_dir / "run.pt",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming at step 32" in resumed.stdout and "epoch   3/3" in resumed.stdout
     # and a single-process checkpoint resumes under torchrun
-    again = torchrun("train", one_dir, "--data", data_file, *TRAIN_ARGS[2:], "--epochs", "3",
-                     "--resume", one_dir / "run.pt")
+    again = torchrun(
+        "train", one_dir, "--data", data_file, *TRAIN_ARGS[2:], "--epochs", "3", "--resume", one_dir / "run.pt"
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming at step 32" in again.stdout and "epoch   3/3" in again.stdout
 
@@ -100,8 +154,18 @@ def test_a_stop_on_one_rank_stops_both_after_the_same_step(tmp_path, data_file):
 
 
 def test_a_rank_that_fails_ends_the_job_with_its_error(tmp_path, data_file):
-    r = torchrun("train", tmp_path, "--data", data_file, *TRAIN_ARGS, "--fail-rank", "1",
-                 "--checkpoint", tmp_path / "run.pt", timeout=90)
+    r = torchrun(
+        "train",
+        tmp_path,
+        "--data",
+        data_file,
+        *TRAIN_ARGS,
+        "--fail-rank",
+        "1",
+        "--checkpoint",
+        tmp_path / "run.pt",
+        timeout=90,
+    )
     assert r.returncode != 0
     errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: rank 1: ") and "missing.npz" in errors[0]

@@ -178,14 +178,20 @@ def test_elbo_closed_form_matches_quadrature(params, q):
 
 def test_exponential_elbo_derived_by_hand():
     """For q = Exp(λ): ELBO = log α − α/λ − ½log(2πσ²) − (D² − 2D/λ + 2/λ²)/(2σ²) + 1 − log λ."""
-    for (a, s, D) in MODELS:
+    for a, s, D in MODELS:
         model = ExpNormalModel(a, s, D)
         for lam in (0.05, 0.7, 2.0, 25.0):
             by_hand = (
-                math.log(a) - a / lam - 0.5 * math.log(2 * math.pi * s * s)
-                - (D * D - 2 * D / lam + 2 / lam**2) / (2 * s * s) + 1 - math.log(lam)
+                math.log(a)
+                - a / lam
+                - 0.5 * math.log(2 * math.pi * s * s)
+                - (D * D - 2 * D / lam + 2 / lam**2) / (2 * s * s)
+                + 1
+                - math.log(lam)
             )
-            assert ex.elbo_quadrature(model, ExponentialQ(lam)) == pytest.approx(by_hand, abs=1e-9 * max(1, abs(by_hand)))
+            assert ex.elbo_quadrature(model, ExponentialQ(lam)) == pytest.approx(
+                by_hand, abs=1e-9 * max(1, abs(by_hand))
+            )
 
 
 def test_surrogate_moments_and_entropy_against_simpson():
@@ -214,9 +220,7 @@ def random_members(family, model, rng, n):
     for _ in range(n):
         params = {}
         for name, r in family.param_ranges(model).items():
-            params[name] = (
-                math.exp(rng.uniform(math.log(r.lo), math.log(r.hi))) if r.log else rng.uniform(r.lo, r.hi)
-            )
+            params[name] = math.exp(rng.uniform(math.log(r.lo), math.log(r.hi))) if r.log else rng.uniform(r.lo, r.hi)
         out.append(family(**params))
     return out
 
@@ -248,7 +252,9 @@ def test_mc_elbo_has_zero_variance_at_the_true_posterior():
     assert se < 1e-10
 
 
-@pytest.mark.parametrize("q", [ExponentialQ(1.5), TruncNormalQ(0.5, 0.8), TruncNormalQ(-40.0, 1.0), LogNormalQ(0.2, 0.4)], ids=repr)
+@pytest.mark.parametrize(
+    "q", [ExponentialQ(1.5), TruncNormalQ(0.5, 0.8), TruncNormalQ(-40.0, 1.0), LogNormalQ(0.2, 0.4)], ids=repr
+)
 def test_rsample_is_the_inverse_cdf(q):
     """Pushing uniform (or standard normal) noise through rsample gives z with CDF_q(z) = u."""
     gen = torch.Generator().manual_seed(0)
@@ -267,7 +273,9 @@ def test_rsample_is_the_inverse_cdf(q):
         np.testing.assert_allclose(np.log(z), q.mu + q.sigma * noise.numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("q", [ExponentialQ(2.0), TruncNormalQ(-1.0, 1.5), TruncNormalQ(-20.0, 1.0), LogNormalQ(0.2, 0.4)], ids=repr)
+@pytest.mark.parametrize(
+    "q", [ExponentialQ(2.0), TruncNormalQ(-1.0, 1.5), TruncNormalQ(-20.0, 1.0), LogNormalQ(0.2, 0.4)], ids=repr
+)
 def test_reparameterised_gradient_is_unbiased(q):
     """The mean of many MC ELBO gradients (autograd through rsample) matches the gradient of the quadrature ELBO."""
     model = ExpNormalModel(0.5, 2.0, -3.0)

@@ -1,5 +1,6 @@
 """Crafted checkpoints and settings: the whole state is validated before any model is built from it, so a file
 can neither corrupt memory (optimizer tensors of the wrong shape) nor allocate a huge model before it is refused."""
+
 import os
 import stat
 import time
@@ -9,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import (CheckpointError, WriteError, atomic_write, clean_stale_temps, load_checkpoint,
-                               save_checkpoint)
+from engine.checkpoint import (
+    CheckpointError,
+    WriteError,
+    atomic_write,
+    clean_stale_temps,
+    load_checkpoint,
+    save_checkpoint,
+)
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.trainer import TrainingRun
 from tests.conftest import make_blobs
@@ -54,8 +61,21 @@ def test_optimizer_moments_of_the_wrong_shape_are_refused(good, tmp_path):
     _refused(tmp_path, raw, "optimizer state of parameter 0", "shape (7,)")
 
 
-@pytest.mark.parametrize("case", ["nan_moment", "negative_sq", "string_step", "negative_step", "nan_step",
-                                  "extra_key", "missing_param", "groups", "not_dict", "int_moment"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "nan_moment",
+        "negative_sq",
+        "string_step",
+        "negative_step",
+        "nan_step",
+        "extra_key",
+        "missing_param",
+        "groups",
+        "not_dict",
+        "int_moment",
+    ],
+)
 def test_every_part_of_the_optimizer_state_is_checked(good, tmp_path, case):
     _, raw = good
     opt = raw["optimizer"]
@@ -99,14 +119,17 @@ def test_flags_in_the_files_parameter_groups_never_reach_the_optimizer(good, tmp
 
 
 # ------------------------------------------------------------------------------------------------- settings
-@pytest.mark.parametrize("field,value,needle", [
-    ("latent_dim", 10**6, "latent_dim must lie in [1, 1,024]"),
-    ("latent_dim", "2", "latent_dim must be a whole number"),
-    ("latent_dim", 2.5, "latent_dim must be a whole number"),
-    ("hidden", True, "hidden must be a whole number"),
-    ("image_shape", [1, 8, "x"], "image_shape"),
-    ("arch", ["mlp"], "arch must be one of"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("latent_dim", 10**6, "latent_dim must lie in [1, 1,024]"),
+        ("latent_dim", "2", "latent_dim must be a whole number"),
+        ("latent_dim", 2.5, "latent_dim must be a whole number"),
+        ("hidden", True, "hidden must be a whole number"),
+        ("image_shape", [1, 8, "x"], "image_shape"),
+        ("arch", ["mlp"], "arch must be one of"),
+    ],
+)
 def test_bad_model_settings_are_refused_before_any_model_is_built(good, tmp_path, field, value, needle):
     _, raw = good
     raw["model_config"][field] = value
@@ -115,21 +138,25 @@ def test_bad_model_settings_are_refused_before_any_model_is_built(good, tmp_path
     assert time.perf_counter() - t0 < 5  # nothing of the claimed size was built
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("epochs", 10**12, "epochs must lie in"),
-    ("seed", 99999999999999999999, "seed must lie in"),
-    ("lr", float("nan"), "lr must be a finite number"),
-    ("iwae_examples", 0, "iwae_examples must lie in"),
-    ("batch_size", "128", "batch_size must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("epochs", 10**12, "epochs must lie in"),
+        ("seed", 99999999999999999999, "seed must lie in"),
+        ("lr", float("nan"), "lr must be a finite number"),
+        ("iwae_examples", 0, "iwae_examples must lie in"),
+        ("batch_size", "128", "batch_size must be a whole number"),
+    ],
+)
 def test_bad_training_settings_are_refused(good, tmp_path, field, value, needle):
     _, raw = good
     raw["train_config"][field] = value
     _refused(tmp_path, raw, needle)
 
 
-@pytest.mark.parametrize("case", ["config_list", "step_string", "step_negative", "batch_bool", "rng_float",
-                                  "dataset_list", "history_ragged"])
+@pytest.mark.parametrize(
+    "case", ["config_list", "step_string", "step_negative", "batch_bool", "rng_float", "dataset_list", "history_ragged"]
+)
 def test_bad_counters_records_and_rng_state_are_refused(good, tmp_path, case):
     _, raw = good
     if case == "config_list":
@@ -180,8 +207,10 @@ def test_torch_errors_while_writing_become_one_line_naming_the_target(tmp_path):
 
     def torch_fails(f):
         f.write(b"partial")
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
-                           "data/3: unexpected pos 1280 vs 1194")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+            "data/3: unexpected pos 1280 vs 1194"
+        )
 
     with pytest.raises(WriteError) as e:
         atomic_write(target, torch_fails)
@@ -227,9 +256,19 @@ def test_a_saved_loaded_and_saved_again_checkpoint_still_loads(good, tmp_path):
     p, _ = good
     ck = load_checkpoint(p)
     again = tmp_path / "again.ckpt"
-    save_checkpoint(again, model_config=ck.model_config, train_config=ck.train_config, model_state=ck.model_state,
-                    optimizer_state=ck.optimizer_state, step=ck.step, epoch=ck.epoch, batch=ck.batch,
-                    history=ck.history, dataset=ck.dataset, noise_rng=ck.noise_rng)
+    save_checkpoint(
+        again,
+        model_config=ck.model_config,
+        train_config=ck.train_config,
+        model_state=ck.model_state,
+        optimizer_state=ck.optimizer_state,
+        step=ck.step,
+        epoch=ck.epoch,
+        batch=ck.batch,
+        history=ck.history,
+        dataset=ck.dataset,
+        noise_rng=ck.noise_rng,
+    )
     ck2 = load_checkpoint(again)
     assert ck2.step == ck.step
     np.testing.assert_array_equal(ck2.optimizer_state["state"][0]["exp_avg"], ck.optimizer_state["state"][0]["exp_avg"])

@@ -1,6 +1,7 @@
 """Hostile and unlucky data files: decompression bombs, endless lines, FIFOs and devices, sizes beyond memory,
 common CSV variants and file names that try to forge a second line. Every refusal is one line naming the file,
 and memory stays bounded (numpy's allocations are traced by tracemalloc)."""
+
 import gzip
 import io
 import os
@@ -79,8 +80,7 @@ def test_sparse_npy_claiming_more_than_the_budget_is_refused_before_reading(tmp_
 def _npz_member(zout, name, shape, dtype, payload_bytes):
     """A deflated .npy member whose header claims ``shape`` but whose data is ``payload_bytes`` zeros."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False,
-                                                  "shape": shape})
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
     info = zipfile.ZipInfo(name)
     info.compress_type = zipfile.ZIP_DEFLATED
     with zout.open(info, "w", force_zip64=True) as m:
@@ -88,7 +88,7 @@ def _npz_member(zout, name, shape, dtype, payload_bytes):
         block = bytes(1 << 20)
         left = payload_bytes
         while left > 0:
-            m.write(block[:min(left, len(block))])
+            m.write(block[: min(left, len(block))])
             left -= len(block)
 
 

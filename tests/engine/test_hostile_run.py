@@ -1,5 +1,6 @@
 """A run under bad luck: divergence at an epoch's end or in its evaluation, saves that fail, a stop during a long
 IWAE evaluation, and settings that cannot work with the dataset (refused before anything is built)."""
+
 import dataclasses
 import threading
 import time
@@ -20,7 +21,9 @@ FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, snapshot_interval_s=1e9)
 
 
 def _run(ds, epochs=2, **kw):
-    mcfg = ModelConfig(image_shape=ds.image_shape, hidden=32, **{k: kw.pop(k) for k in list(kw) if k in ("arch", "likelihood")})
+    mcfg = ModelConfig(
+        image_shape=ds.image_shape, hidden=32, **{k: kw.pop(k) for k in list(kw) if k in ("arch", "likelihood")}
+    )
     return TrainingRun(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
 
 

@@ -1,5 +1,6 @@
 """The conv architecture scales with the resolution: levels until 4×4, channels doubling from 32, a few million
 parameters at 64×64 RGB, output shaped like the input (padding and cropping for sizes that are not powers of 2)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """The math against closed forms: analytic KL vs Monte Carlo, IWAE ≥ ELBO and rising with K, and the IWAE
 estimate approaching the exact log p(x) of a linear-Gaussian model."""
+
 import math
 
 import torch
@@ -85,7 +86,7 @@ def _trained_tiny_vae(blobs, steps=300):
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     x = torch.from_numpy(blobs.x_train)
     for i in range(steps):
-        t = elbo_terms(model, x[(i * 64) % 512:(i * 64) % 512 + 64])
+        t = elbo_terms(model, x[(i * 64) % 512 : (i * 64) % 512 + 64])
         opt.zero_grad()
         t.loss.backward()
         opt.step()

@@ -1,5 +1,6 @@
 """Where the training images live (engine/placement.py): the memory check's decision, and the host-resident path
 with its staging buffers, exercised on the CPU so that a GPU user is not the first to run it."""
+
 from __future__ import annotations
 
 import numpy as np

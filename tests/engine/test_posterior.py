@@ -1,9 +1,10 @@
 """The grid posterior against a linear-Gaussian model, where p(z|x), log p(x) and the ELBO are analytic.
 
-    z ~ N(0, I₂),  x | z ~ N(W z + b, σ² I_P)
-    p(z|x) = N(m, Σ),  Σ = (I + WᵀW/σ²)⁻¹,  m = Σ Wᵀ(x − b)/σ²
-    log p(x) = log N(x; b, W Wᵀ + σ² I)
-    ELBO(q) = log p(x) − KL(q ‖ p(z|x))   for any q = N(μ, diag s²)."""
+z ~ N(0, I₂),  x | z ~ N(W z + b, σ² I_P)
+p(z|x) = N(m, Σ),  Σ = (I + WᵀW/σ²)⁻¹,  m = Σ Wᵀ(x − b)/σ²
+log p(x) = log N(x; b, W Wᵀ + σ² I)
+ELBO(q) = log p(x) − KL(q ‖ p(z|x))   for any q = N(μ, diag s²)."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,7 @@ from engine.config import ModelConfig
 from engine.snapshot import decoder_snapshot
 from engine.model import VAE
 from engine.objectives import elbo_terms
-from engine.posterior import (LatentModel, PosteriorGrid, posterior_grid, posterior_grid_from_snapshot,
-                              q_ellipse)
+from engine.posterior import LatentModel, PosteriorGrid, posterior_grid, posterior_grid_from_snapshot, q_ellipse
 
 SHAPE = (1, 4, 4)
 P = 16
@@ -49,12 +49,12 @@ class LinearGaussianVAE(nn.Module):
         self.shape = shape
         self.likelihood = FixedGaussian(sigma)
         d = self.W.shape[1]
-        prec = np.eye(d) + self.W.T @ self.W / sigma ** 2
+        prec = np.eye(d) + self.W.T @ self.W / sigma**2
         self.cov = np.linalg.inv(prec)
         self.prec = prec
         self._Wt = torch.tensor(self.W)
         self._bt = torch.tensor(self.b)
-        self.A = torch.tensor(self.cov @ self.W.T / sigma ** 2)  # m = A (x − b)
+        self.A = torch.tensor(self.cov @ self.W.T / sigma**2)  # m = A (x − b)
         self.mu_shift = torch.tensor(mu_shift, dtype=torch.float64)
         self.lv = torch.tensor(np.log(np.diag(self.cov)) + np.asarray(log_var_shift), dtype=torch.float64)
 
@@ -68,10 +68,10 @@ class LinearGaussianVAE(nn.Module):
 
     # ---- analytic answers
     def post_mean(self, x):
-        return self.cov @ self.W.T @ (np.ravel(x) - self.b) / self.sigma ** 2
+        return self.cov @ self.W.T @ (np.ravel(x) - self.b) / self.sigma**2
 
     def log_px(self, x):
-        c = self.W @ self.W.T + self.sigma ** 2 * np.eye(len(self.b))
+        c = self.W @ self.W.T + self.sigma**2 * np.eye(len(self.b))
         r = np.ravel(x) - self.b
         _, logdet = np.linalg.slogdet(c)
         return float(-0.5 * (len(r) * math.log(2 * math.pi) + logdet + r @ np.linalg.solve(c, r)))
@@ -81,8 +81,16 @@ class LinearGaussianVAE(nn.Module):
         m, prec = self.post_mean(x), self.prec
         d = len(mu)
         diff = np.asarray(mu) - m
-        return float(0.5 * (np.trace(prec @ np.diag(s2)) + diff @ prec @ diff - d
-                            + np.linalg.slogdet(self.cov)[1] - np.sum(np.log(s2))))
+        return float(
+            0.5
+            * (
+                np.trace(prec @ np.diag(s2))
+                + diff @ prec @ diff
+                - d
+                + np.linalg.slogdet(self.cov)[1]
+                - np.sum(np.log(s2))
+            )
+        )
 
     def elbo(self, x, mu, s2):
         return self.log_px(x) - self.kl_to_posterior(x, mu, s2)
@@ -240,7 +248,7 @@ def test_real_vae_quadrature_is_consistent(small_vae):
         assert abs(g.log_px - g2.log_px) < 1e-3
         assert g.kl_gap > -1e-3 and abs(g.kl_gap - g.kl_quadrature) < 1e-2
         assert g.mass_in_window > 1 - 1e-4
-        x1 = torch.from_numpy(xs[i:i + 1])
+        x1 = torch.from_numpy(xs[i : i + 1])
         mu, lv = model.encode(x1)
         lp, se = iwae_with_se(model, x1, mu.detach(), lv.detach(), 5000, generator=torch.Generator().manual_seed(i))
         assert lp[0] <= g.log_px + 3 * se[0] + 1e-3  # IWAE is a lower bound

@@ -1,4 +1,5 @@
 """PCA plane of posterior means: orthonormal components, round trips, and signs that follow the previous fit."""
+
 import numpy as np
 
 from engine.projection import PCAPlane

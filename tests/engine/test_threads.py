@@ -1,4 +1,5 @@
 """The thread governor's decisions, on a fake clock with fake step rates, and the trainer following them."""
+
 from __future__ import annotations
 
 import threading
@@ -185,8 +186,11 @@ def _run_in_thread(run: TrainingRun, stop_after: int):
 
 def test_trainer_applies_a_fixed_count_on_its_own_thread(blobs):
     ds = blobs
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape),
-                      TrainConfig(epochs=50, iwae_k=1, device="cpu", threads=1, metrics_hz=100))
+    run = TrainingRun(
+        ds,
+        ModelConfig(image_shape=ds.image_shape),
+        TrainConfig(epochs=50, iwae_k=1, device="cpu", threads=1, metrics_hz=100),
+    )
     seen, started = _run_in_thread(run, 5)
     assert started[0].threads == "1 (fixed)"
     assert seen and all(reported == 1 and actual == 1 for reported, actual in seen)
@@ -194,8 +198,9 @@ def test_trainer_applies_a_fixed_count_on_its_own_thread(blobs):
 
 def test_trainer_with_auto_threads_reports_the_count_it_uses(blobs):
     ds = blobs
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape),
-                      TrainConfig(epochs=50, iwae_k=1, device="cpu", metrics_hz=100))
+    run = TrainingRun(
+        ds, ModelConfig(image_shape=ds.image_shape), TrainConfig(epochs=50, iwae_k=1, device="cpu", metrics_hz=100)
+    )
     assert run.governor is not None and run.governor.adaptive == (usable_cores() > 1)
     seen, started = _run_in_thread(run, 8)
     assert started[0].threads == f"auto, up to {usable_cores()}"

@@ -1,4 +1,5 @@
 """The training loop: it learns, it is reproducible, control takes effect within a step, NaN pauses and restores."""
+
 import threading
 import time
 
@@ -8,8 +9,15 @@ import torch
 
 from engine import trainer as trainer_mod
 from engine.config import ConfigError, ModelConfig, TrainConfig
-from engine.messages import (DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged,
-                             WorkerError)
+from engine.messages import (
+    DecoderSnapshot,
+    EpochSummary,
+    LatentSnapshot,
+    MetricsChunk,
+    RunStarted,
+    StateChanged,
+    WorkerError,
+)
 from engine.model import VAE
 from engine.trainer import TrainingRun, pick_device
 
@@ -17,7 +25,11 @@ FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_
 
 
 def _run(ds, epochs=2, **kw):
-    mcfg = ModelConfig(image_shape=ds.image_shape, hidden=32, **{k: kw.pop(k) for k in list(kw) if k in ("latent_dim", "arch", "likelihood")})
+    mcfg = ModelConfig(
+        image_shape=ds.image_shape,
+        hidden=32,
+        **{k: kw.pop(k) for k in list(kw) if k in ("latent_dim", "arch", "likelihood")},
+    )
     return TrainingRun(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
 
 
@@ -51,8 +63,12 @@ def test_metrics_cross_threads_as_fresh_numpy(blobs):
     for c in chunks:
         for a in (c.steps, c.elbo, c.recon, c.kl):
             assert isinstance(a, np.ndarray) and a.base is None  # owns its memory, not a view of a buffer
-    np.testing.assert_allclose(np.concatenate([c.elbo for c in chunks]),
-                               np.concatenate([c.recon for c in chunks]) - np.concatenate([c.kl for c in chunks]), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        np.concatenate([c.elbo for c in chunks]),
+        np.concatenate([c.recon for c in chunks]) - np.concatenate([c.kl for c in chunks]),
+        rtol=1e-5,
+        atol=1e-4,
+    )
 
 
 def test_seeded_cpu_runs_are_reproducible(blobs):
@@ -64,8 +80,9 @@ def test_seeded_cpu_runs_are_reproducible(blobs):
     assert not np.array_equal(a.history.column("elbo"), c.history.column("elbo"))
 
 
-@pytest.mark.parametrize("arch,likelihood,latent_dim", [("conv", "bernoulli", 2), ("mlp", "gaussian", 5),
-                                                        ("mlp", "continuous_bernoulli", 3)])
+@pytest.mark.parametrize(
+    "arch,likelihood,latent_dim", [("conv", "bernoulli", 2), ("mlp", "gaussian", 5), ("mlp", "continuous_bernoulli", 3)]
+)
 def test_other_architectures_train(blobs, arch, likelihood, latent_dim):
     run = _run(blobs, epochs=2, arch=arch, likelihood=likelihood, latent_dim=latent_dim, lr=3e-3)
     epochs = [m for m in run.run() if isinstance(m, EpochSummary)]

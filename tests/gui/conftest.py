@@ -1,6 +1,7 @@
 """GUI test fixtures: offscreen Qt, a temp QSettings, a tiny dataset, windows with dialogs replaced, and a check
 that no test leaves a QThread (or any new Python thread) running, nor a QTimer ticking in a closed main window
 (napari's dangling-thread idea)."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,11 @@ def no_dangling_threads(qapp):
         qapp.processEvents()
         time.sleep(0.01)
     left = _running_qthreads()
-    new = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()
-           and not isinstance(t, threading._DummyThread)]
+    new = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
+    ]
     for t in left:  # do not let one test's thread crash the next one
         t.wait(10_000)
     assert not left, f"QThread(s) left running: {[t.objectName() for t in left]}"
@@ -81,8 +85,16 @@ def tiny() -> Dataset:
 
 
 SMALL_MODEL = ModelConfig(image_shape=(1, 12, 12), latent_dim=2, hidden=32)
-SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, iwae_k=5, iwae_examples=50, eval_examples=200,
-                          latent_examples=200, snapshot_interval_s=0.2, metrics_hz=20.0)
+SMALL_TRAIN = TrainConfig(
+    epochs=2,
+    batch_size=64,
+    iwae_k=5,
+    iwae_examples=50,
+    eval_examples=200,
+    latent_examples=200,
+    snapshot_interval_s=0.2,
+    metrics_hz=20.0,
+)
 
 
 @pytest.fixture
@@ -132,14 +144,18 @@ def make_window(qtbot, settings_file, tiny):
             ticking += [t for t in w.findChildren(QTimer) if t.isActive()]
         except RuntimeError:  # already deleted
             pass
-    names = [f"{t.objectName() or 'a QTimer'} ({t.interval()} ms) of {type(t.parent()).__name__} "
-             f"{t.parent().objectName()!r}" for t in ticking]
+    names = [
+        f"{t.objectName() or 'a QTimer'} ({t.interval()} ms) of {type(t.parent()).__name__} {t.parent().objectName()!r}"
+        for t in ticking
+    ]
     for t in ticking:  # do not let it fire into the next test
         t.stop()
     assert not ticking, f"timer(s) still running in a closed window: {', '.join(names)}"
 
 
 def wait_finished(qtbot, w, timeout=30_000):
-    qtbot.waitUntil(lambda: not w.session.is_active() and w.session.current_state in ("finished", "stopped", "error"),
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: not w.session.is_active() and w.session.current_state in ("finished", "stopped", "error"),
+        timeout=timeout,
+    )
     qtbot.wait(50)  # queued messages

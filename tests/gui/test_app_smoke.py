@@ -1,4 +1,5 @@
 """Smoke: the app starts offscreen, opens its window with the default dataset, and quits cleanly by itself."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str, tmp_path, quit_ms: int = 2500):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", ELBO_STUDIO_QUIT_AFTER_MS=str(quit_ms), HOME=str(tmp_path),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        ELBO_STUDIO_QUIT_AFTER_MS=str(quit_ms),
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONPATH=str(ROOT),
+    )
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

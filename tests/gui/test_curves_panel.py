@@ -1,5 +1,6 @@
 """The training-curves panel on its own: data in, ranges that keep the data in view and stay still otherwise
 (a still axis is a cheap repaint: no tick relabelling, no relayout)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,8 +74,9 @@ def test_a_long_climb_from_thousands_of_nats_below_is_not_flattened(panel):
     elbo = 1500.0 - 6500.0 * np.exp(-steps / 60.0)  # −5000 at step 0, about +1500 at the end
     for s in range(0, n, 100):
         sl = slice(s, s + 100)
-        panel.state.add_chunk(MetricsChunk(steps[sl], elbo[sl], elbo[sl] + 5.0, np.full(100, 5.0), 0, s + 100,
-                                           n, 469, 1000.0, 1.0))
+        panel.state.add_chunk(
+            MetricsChunk(steps[sl], elbo[sl], elbo[sl] + 5.0, np.full(100, 5.0), 0, s + 100, n, 469, 1000.0, 1.0)
+        )
     panel.refresh()
     (_, _), (y0, y1) = panel.elbo.vb.viewRange()
     assert y1 > 1400 and y0 > 0  # the last 90% of the run fills the plot

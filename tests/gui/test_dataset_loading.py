@@ -1,4 +1,5 @@
 """Loading image folders in the window: progress, Cancel keeps the dataset you had, the size and colour choices."""
+
 from __future__ import annotations
 
 import time
@@ -44,8 +45,9 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     assert w.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.recent_menu.actions())
 
 
-def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(qtbot, make_window, tmp_path,
-                                                                                settings_file):
+def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(
+    qtbot, make_window, tmp_path, settings_file
+):
     folder = make_folder(tmp_path / "pics", 30, colour=True)
     w = make_window()
     panel = w.dataset_panel
@@ -78,9 +80,18 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
     assert w.dataset.image_shape == (3, 28, 28) and w.dataset.x_train.dtype == np.uint8
     preview = w.dataset_panel.preview.array
     assert preview is not None and preview.max() <= 1.0 and preview.dtype == np.float32  # floats in [0, 1]
-    w.settings_panel.set_configs(ModelConfig(image_shape=(3, 28, 28), arch="conv", hidden=16),
-                                 TrainConfig(epochs=1, batch_size=12, iwae_k=2, iwae_examples=4, eval_examples=4,
-                                             latent_examples=4, snapshot_interval_s=0.2))
+    w.settings_panel.set_configs(
+        ModelConfig(image_shape=(3, 28, 28), arch="conv", hidden=16),
+        TrainConfig(
+            epochs=1,
+            batch_size=12,
+            iwae_k=2,
+            iwae_examples=4,
+            eval_examples=4,
+            latent_examples=4,
+            snapshot_interval_s=0.2,
+        ),
+    )
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     assert w.errors == [] and w.session.current_state == "finished"

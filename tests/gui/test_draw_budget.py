@@ -1,5 +1,6 @@
 """The GUI's drawing budget: a token bucket on the GUI thread's CPU while training runs, and the scheduler that
 spends it. Pure-Python parts with fake clocks, then through the real window while a run trains."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,6 +100,7 @@ def test_scheduler_skips_jobs_with_nothing_new_and_draws_one_per_tick():
                 dirty[name] = False
                 return True
             return False
+
         return draw
 
     s = RedrawScheduler([RedrawJob("a", job("a"), 1.0), RedrawJob("b", job("b"), 1.0)], DrawBudget(share=1.0))
@@ -179,8 +181,11 @@ def test_window_draws_nothing_in_the_background_during_the_end_of_epoch_evaluati
 
 def test_scheduler_keeps_each_job_to_its_period_while_training_only():
     now = [0.0]
-    s = RedrawScheduler([RedrawJob("scatter", lambda: True, 1.0), RedrawJob("curves", lambda: True, 1.5)],
-                        DrawBudget(share=1.0), clock=lambda: now[0])
+    s = RedrawScheduler(
+        [RedrawJob("scatter", lambda: True, 1.0), RedrawJob("curves", lambda: True, 1.5)],
+        DrawBudget(share=1.0),
+        clock=lambda: now[0],
+    )
     drawn = []
     for _ in range(80):  # 10 s of an 8 Hz timer with an unlimited budget, while training
         now[0] += 0.125

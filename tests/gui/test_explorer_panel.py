@@ -48,13 +48,26 @@ def select_family(w, name):
 
 def test_controls_are_named_and_explained(panel):
     for cls, name in [
-        (QDoubleSpinBox, "explorer_alpha"), (QDoubleSpinBox, "explorer_sigma"), (QDoubleSpinBox, "explorer_D"),
-        (QComboBox, "explorer_family"), (QSlider, "explorer_param0"), (QSlider, "explorer_param1"),
-        (QSpinBox, "explorer_n_samples"), (QPushButton, "explorer_resample"), (QDoubleSpinBox, "explorer_lr"),
-        (QSpinBox, "explorer_steps"), (QSpinBox, "explorer_fit_batch"), (QPushButton, "explorer_fit"),
-        (QPushButton, "explorer_stop"), (QPushButton, "explorer_best"), (QLabel, "explorer_logp_label"),
-        (QLabel, "explorer_elbo_label"), (QLabel, "explorer_mc_label"), (QLabel, "explorer_kl_label"),
-        (QLabel, "explorer_identity_label"), (QLabel, "explorer_report_label"),
+        (QDoubleSpinBox, "explorer_alpha"),
+        (QDoubleSpinBox, "explorer_sigma"),
+        (QDoubleSpinBox, "explorer_D"),
+        (QComboBox, "explorer_family"),
+        (QSlider, "explorer_param0"),
+        (QSlider, "explorer_param1"),
+        (QSpinBox, "explorer_n_samples"),
+        (QPushButton, "explorer_resample"),
+        (QDoubleSpinBox, "explorer_lr"),
+        (QSpinBox, "explorer_steps"),
+        (QSpinBox, "explorer_fit_batch"),
+        (QPushButton, "explorer_fit"),
+        (QPushButton, "explorer_stop"),
+        (QPushButton, "explorer_best"),
+        (QLabel, "explorer_logp_label"),
+        (QLabel, "explorer_elbo_label"),
+        (QLabel, "explorer_mc_label"),
+        (QLabel, "explorer_kl_label"),
+        (QLabel, "explorer_identity_label"),
+        (QLabel, "explorer_report_label"),
     ]:
         widget = panel.findChild(cls, name)
         assert widget is not None, name
@@ -93,7 +106,9 @@ def test_model_controls_change_the_evidence(panel, qtbot):
     d_box.setValue(-2.0)
     assert panel.model.D == -2.0
     assert label(panel, "explorer_logp_label") != before
-    assert panel.numbers.log_marginal_closed == pytest.approx(ex.ExpNormalModel(1.0, 1.0, -2.0).log_marginal_closed_form())
+    assert panel.numbers.log_marginal_closed == pytest.approx(
+        ex.ExpNormalModel(1.0, 1.0, -2.0).log_marginal_closed_form()
+    )
     assert f"{panel.numbers.log_marginal_closed:.6f}" in label(panel, "explorer_logp_label")
     assert residual_shown(panel) < 1e-6
 
@@ -220,7 +235,9 @@ def test_best_button_jumps_to_the_family_optimum(panel):
     assert panel.numbers.elbo_quad == pytest.approx(panel.numbers.log_marginal_closed, abs=1e-9)
     select_family(panel, "Log-Normal")
     panel.findChild(QPushButton, "explorer_best").click()
-    assert panel.numbers.elbo_quad == pytest.approx(ex.elbo_quadrature(panel.model, ex.best_params(panel.model, "Log-Normal")))
+    assert panel.numbers.elbo_quad == pytest.approx(
+        ex.elbo_quadrature(panel.model, ex.best_params(panel.model, "Log-Normal"))
+    )
     assert panel.numbers.kl > 0.01  # this family cannot reach the posterior
 
 

@@ -1,4 +1,5 @@
 """ImageView: a small grid is scaled up to fill its panel (like the manifold), with square pixels."""
+
 from __future__ import annotations
 
 import numpy as np

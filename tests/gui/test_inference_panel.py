@@ -1,5 +1,6 @@
 """The inference panel: contours of the true posterior on the latent plot, the ELBO/KL numbers, and the
 amortization study on a worker thread (conftest.py fails a test that leaves a thread running)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -56,8 +57,12 @@ def panel(qtbot, snap2):
 
 def _table(p: InferencePanel) -> np.ndarray:
     t = p.study.table
-    return np.array([[float(t.item(r, c).data(Qt.ItemDataRole.DisplayRole)) for c in range(t.columnCount())]
-                     for r in range(t.rowCount())])
+    return np.array(
+        [
+            [float(t.item(r, c).data(Qt.ItemDataRole.DisplayRole)) for c in range(t.columnCount())]
+            for r in range(t.rowCount())
+        ]
+    )
 
 
 def _bilinear(g, x, y) -> float:
@@ -67,15 +72,31 @@ def _bilinear(g, x, y) -> float:
     i, j = min(int(fx), len(g.xs) - 2), min(int(fy), len(g.ys) - 2)
     u, v = fx - i, fy - j
     d = g.density
-    return float((1 - u) * (1 - v) * d[i, j] + u * (1 - v) * d[i + 1, j] + (1 - u) * v * d[i, j + 1]
-                 + u * v * d[i + 1, j + 1])
+    return float(
+        (1 - u) * (1 - v) * d[i, j] + u * (1 - v) * d[i + 1, j] + (1 - u) * v * d[i, j + 1] + u * v * d[i + 1, j + 1]
+    )
 
 
 def test_object_names_and_tooltips(panel):
-    for w in (panel.study.selected_button, panel.study.random_button, panel.study.cancel_button, panel.study.clear_sel_button,
-              panel.zoom_button, panel.study.table, panel.study.progress, panel.study.steps_spin, panel.study.k_spin):
+    for w in (
+        panel.study.selected_button,
+        panel.study.random_button,
+        panel.study.cancel_button,
+        panel.study.clear_sel_button,
+        panel.zoom_button,
+        panel.study.table,
+        panel.study.progress,
+        panel.study.steps_spin,
+        panel.study.k_spin,
+    ):
         assert w.objectName()
-    for w in (panel.study.selected_button, panel.study.random_button, panel.study.cancel_button, panel.study.steps_spin, panel.study.k_spin):
+    for w in (
+        panel.study.selected_button,
+        panel.study.random_button,
+        panel.study.cancel_button,
+        panel.study.steps_spin,
+        panel.study.k_spin,
+    ):
         assert w.toolTip()
     assert "Cremer" in panel.study.random_button.toolTip()
 
@@ -121,8 +142,9 @@ def test_click_draws_contours_and_numbers(qtbot, panel):
 def test_rapid_clicks_end_on_the_last(qtbot, panel):
     for i in (1, 2, 3, 4):
         panel.show_example(i)
-    qtbot.waitUntil(lambda: panel.view is not None and panel.view.index == 4 and not panel.running_workers(),
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: panel.view is not None and panel.view.index == 4 and not panel.running_workers(), timeout=30_000
+    )
     assert panel.study.selection == [1, 2, 3, 4]
     assert panel.study.selected_button.text() == "Selected (4)"
 

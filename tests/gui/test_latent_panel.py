@@ -1,5 +1,6 @@
 """The latent scatter on its own: the view follows the points with hysteresis (still while they stay inside),
 a zoom or pan by the user stops following, and the "A" button resumes it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ from gui.panels.latent import LatentPanel
 
 def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
     n = len(means)
-    return LatentSnapshot(step, 0, means.astype(np.float32), np.zeros_like(means, np.float32),
-                          np.arange(n) % classes, np.arange(n))
+    return LatentSnapshot(
+        step, 0, means.astype(np.float32), np.zeros_like(means, np.float32), np.arange(n) % classes, np.arange(n)
+    )
 
 
 @pytest.fixture
@@ -36,8 +38,9 @@ def show(panel, s):
 
 def inside(panel, pts) -> bool:
     x0, x1, y0, y1 = panel.view_rect()
-    return bool((pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all() and (pts[:, 1] >= y0).all()
-                and (pts[:, 1] <= y1).all())
+    return bool(
+        (pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all() and (pts[:, 1] >= y0).all() and (pts[:, 1] <= y1).all()
+    )
 
 
 def test_view_follows_points_with_hysteresis(panel):
@@ -67,8 +70,16 @@ def test_user_zoom_stops_following_and_A_resumes(panel, qtbot):
     show(panel, snap(1, pts))
     vp = panel.plot_widget.viewport()
     centre = QPointF(vp.width() / 2, vp.height() / 2)
-    wheel = QWheelEvent(centre, QPointF(vp.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 240),
-                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    wheel = QWheelEvent(
+        centre,
+        QPointF(vp.mapToGlobal(centre.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(vp, wheel)  # zoom in, as a user does with the wheel
     assert not panel.follow
     zoomed = panel.view_rect()
@@ -115,8 +126,9 @@ def test_pca_view_keeps_its_axes_and_fits_a_narrow_panel(panel, qtbot):
     labels_seen, firsts = set(), []
     for k in range(6):
         z = base * (1 + 0.05 * k) + rng.normal(0, 0.05, base.shape)
-        s = LatentSnapshot(123_456 + k, 0, z.astype(np.float32), np.zeros_like(z, np.float32), np.arange(1000) % 10,
-                           np.arange(1000))
+        s = LatentSnapshot(
+            123_456 + k, 0, z.astype(np.float32), np.zeros_like(z, np.float32), np.arange(1000) % 10, np.arange(1000)
+        )
         show(panel, s)
         labels_seen.add((panel.plot.getAxis("bottom").labelText, panel.plot.getAxis("left").labelText))
         firsts.append(panel.points[0].copy())

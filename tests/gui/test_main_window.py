@@ -1,4 +1,5 @@
 """The window, driven like a person would: menus, buttons, clicks in the latent plot, files."""
+
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QProgressBar, QToolButton,
-                               QWidget)
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QProgressBar, QToolButton, QWidget
 
 from engine.checkpoint import load_checkpoint
 from engine.snapshot import SnapshotModel
@@ -70,8 +70,13 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
     w = make_window()
     other = make_tiny(n_train=300, n_test=100, side=10, classes=4, seed=3)
     path = tmp_path / "other.npz"
-    np.savez(path, x_train=(other.x_train[:, 0] * 255).astype(np.uint8), y_train=other.y_train,
-             x_test=(other.x_test[:, 0] * 255).astype(np.uint8), y_test=other.y_test)
+    np.savez(
+        path,
+        x_train=(other.x_train[:, 0] * 255).astype(np.uint8),
+        y_train=other.y_train,
+        x_test=(other.x_test[:, 0] * 255).astype(np.uint8),
+        y_test=other.y_test,
+    )
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(path)))
     w.act_open.trigger()
     assert w.dataset_panel.busy.isVisibleTo(w.dataset_panel)  # the busy indicator while loading
@@ -342,7 +347,9 @@ def test_exports(qtbot, make_window, tmp_path):
         a.trigger()
     with Image.open(out["generated.png"]) as im:
         assert im.size == (12, 12)
-        np.testing.assert_array_equal(np.asarray(im), np.round(np.clip(w.generated.image[0], 0, 1) * 255).astype(np.uint8))
+        np.testing.assert_array_equal(
+            np.asarray(im), np.round(np.clip(w.generated.image[0], 0, 1) * 255).astype(np.uint8)
+        )
     grid = w.gallery.images["manifold"]
     with Image.open(out["manifold.png"]) as im:
         assert im.size == (grid.shape[2], grid.shape[1])
@@ -419,17 +426,48 @@ def test_close_cancel_keeps_training(qtbot, make_window):
 # ------------------------------------------------------------------------------------------------ accessibility
 def test_every_control_has_an_object_name(make_window):
     w = make_window()
-    for name in ("startButton", "pauseButton", "stopButton", "openDatasetButton", "loadCheckpointButton",
-                 "saveCheckpointButton", "latentPlot", "generatedImage", "generatedCoords", "elboPlot", "reconPlot",
-                 "klPlot", "klDimPlot", "progressBar", "samplesPerSecondLabel", "etaLabel", "deviceLabel",
-                 "datasetSummary", "datasetPreview", "datasetBusy", "galleryTabs", "manifoldImage", "reconImage",
-                 "priorImage", "collapseWarning", "mainTabs", "setting_latent_dim", "setting_lr", "setting_device"):
+    for name in (
+        "startButton",
+        "pauseButton",
+        "stopButton",
+        "openDatasetButton",
+        "loadCheckpointButton",
+        "saveCheckpointButton",
+        "latentPlot",
+        "generatedImage",
+        "generatedCoords",
+        "elboPlot",
+        "reconPlot",
+        "klPlot",
+        "klDimPlot",
+        "progressBar",
+        "samplesPerSecondLabel",
+        "etaLabel",
+        "deviceLabel",
+        "datasetSummary",
+        "datasetPreview",
+        "datasetBusy",
+        "galleryTabs",
+        "manifoldImage",
+        "reconImage",
+        "priorImage",
+        "collapseWarning",
+        "mainTabs",
+        "setting_latent_dim",
+        "setting_lr",
+        "setting_device",
+    ):
         assert w.findChild(QWidget, name) is not None, name
-    unnamed = [c for c in w.findChildren(QWidget)
-               if isinstance(c, (QAbstractButton, QAbstractSpinBox, QComboBox, QProgressBar))
-               and c.isVisibleTo(w) and not c.objectName()
-               and not (isinstance(c, QToolButton) and c.objectName() == "" and c.parent().objectName() == "")]
+    unnamed = [
+        c
+        for c in w.findChildren(QWidget)
+        if isinstance(c, (QAbstractButton, QAbstractSpinBox, QComboBox, QProgressBar))
+        and c.isVisibleTo(w)
+        and not c.objectName()
+        and not (isinstance(c, QToolButton) and c.objectName() == "" and c.parent().objectName() == "")
+    ]
     assert [type(c).__name__ + ":" + c.text() if hasattr(c, "text") else type(c).__name__ for c in unnamed] == []
+
     def walk(menu):
         for a in menu.actions():
             if a.isSeparator():
@@ -481,9 +519,22 @@ def test_collapse_warning(qtbot):
     qtbot.addWidget(panel)
     panel.show()
     kl = np.array([3.0, 0.001, 2.0, 0.0])
-    s = EpochSummary(epoch=0, step=10, train_elbo=-100.0, test_elbo=-99.0, test_recon=-95.0, test_kl=5.0,
-                     test_iwae=-98.0, test_elbo_subset=-99.5, iwae_k=5, bits_per_dim=0.5, kl_per_dim=kl,
-                     active_units=2, au_variance=np.array([0.5, 0.0, 0.3, 0.001]), seconds=1.0)
+    s = EpochSummary(
+        epoch=0,
+        step=10,
+        train_elbo=-100.0,
+        test_elbo=-99.0,
+        test_recon=-95.0,
+        test_kl=5.0,
+        test_iwae=-98.0,
+        test_elbo_subset=-99.5,
+        iwae_k=5,
+        bits_per_dim=0.5,
+        kl_per_dim=kl,
+        active_units=2,
+        au_variance=np.array([0.5, 0.0, 0.3, 0.001]),
+        seconds=1.0,
+    )
     panel.state.add_epoch(s)
     panel.refresh()
     assert panel.collapse_warning.isVisible()

@@ -1,4 +1,5 @@
 """TrainingSession: messages arrive as signals on the GUI thread; stop/close end the worker quickly."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """The teaching panels inside the real window: the VI explorer tab, and a click on a test example in the latent
 plot drawing its true posterior (contours) against q(z|x), with log p(x) = ELBO + KL(q‖p(z|x))."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,6 +58,7 @@ def test_clicking_a_reconstruction_shows_that_examples_posterior(qtbot, make_win
     px = r.x() + int((2 * tw + tw // 2) * scale)
     py = r.y() + int((1 * th + th // 2) * scale)
     from PySide6.QtCore import QPoint
+
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(px, py))
     assert w.state.example == int(idx[2])
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index == int(idx[2]), timeout=15000)

@@ -1,6 +1,7 @@
 """Every thread the window runs torch on follows the one CPU-thread policy (engine/threads.py): the training
 thread uses the governor's count, every other thread (GUI, decoding, posterior grid, amortization study,
 checkpoint loading) runs torch single-threaded. Checked from inside each thread, at every model call."""
+
 from __future__ import annotations
 
 import threading

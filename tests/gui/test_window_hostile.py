@@ -1,6 +1,7 @@
 """The window under hostile and unlucky input: a FIFO as the dataset, saves that fail mid-run, closing during a
 long IWAE evaluation, settings that cannot work with the dataset, a damaged settings file, and a checkpoint of
 other data in the posterior panel."""
+
 from __future__ import annotations
 
 import os
@@ -42,6 +43,7 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
         (tmp_path / "blocker").write_text("x")
         target = tmp_path / "blocker" / "run.pt"
     else:
+
         def disk_full(obj, f):
             f.write(b"partial")
             raise RuntimeError("[enforce fail at inline_container.cc:778] . unexpected pos 4224 vs 4112")
@@ -82,13 +84,14 @@ def test_closing_during_a_long_iwae_evaluation_returns_promptly(qtbot, make_wind
     assert not thread.isRunning()
 
 
-def test_settings_that_cannot_work_with_the_dataset_are_refused_in_the_settings_panel(qtbot, make_window,
-                                                                                      monkeypatch):
+def test_settings_that_cannot_work_with_the_dataset_are_refused_in_the_settings_panel(qtbot, make_window, monkeypatch):
     monkeypatch.setattr("engine.memory.available_bytes", lambda: 16 << 20)  # a tiny machine: an 8 MB budget
     rng = np.random.default_rng(0)
     x = rng.random((40, 1, 3, 3)).astype(np.float32)
-    w = make_window(dataset=Dataset("three", "test:three", x[:30], x[30:]),
-                    model=SMALL_MODEL.replace(image_shape=(1, 3, 3), hidden=65536))
+    w = make_window(
+        dataset=Dataset("three", "test:three", x[:30], x[30:]),
+        model=SMALL_MODEL.replace(image_shape=(1, 3, 3), hidden=65536),
+    )
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     assert not w.session.is_active()
     problem = w.settings_panel.problem
