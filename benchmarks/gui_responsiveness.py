@@ -37,6 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 
+def _shares(threads: dict) -> str:
+    total = sum(threads.values()) or 1
+    return " ".join(f"{n}: {100 * c / total:.0f}%" for n, c in sorted(threads.items()))
+
+
 def pct(xs, q):
     return float(np.percentile(np.asarray(xs, float), q)) if len(xs) else float("nan")
 
@@ -46,7 +51,7 @@ def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
     from engine.trainer import TrainingRun
 
     run = TrainingRun(ds, mcfg, tcfg)
-    rows, rates, t0, t1, seen = [0], [], [None], [None], [0]
+    rows, rates, t0, t1, seen, threads = [0], [], [None], [None], [0], {}
 
     def work():
         for m in run.run():
@@ -55,6 +60,7 @@ def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
             elif isinstance(m, MetricsChunk):
                 rows[0] += len(m.steps)
                 rates.append(m.samples_per_s)
+                threads[m.threads] = threads.get(m.threads, 0) + len(m.steps)
             elif isinstance(m, EpochSummary):
                 seen[0] += 1
                 if epochs and seen[0] == epochs:
@@ -72,7 +78,12 @@ def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
         t1[0] = time.perf_counter()
     dt = t1[0] - t0[0]
     n = epochs * len(ds.x_train) if epochs else rows[0] * tcfg.batch_size
-    return {"samples_per_s": n / dt, "median_flush_rate": statistics.median(rates[2:] or rates), "seconds": dt}
+    return {
+        "samples_per_s": n / dt,
+        "median_flush_rate": statistics.median(rates[2:] or rates),
+        "seconds": dt,
+        "threads": threads,
+    }
 
 
 def with_window(
@@ -93,11 +104,12 @@ def with_window(
     w.settings_panel.set_configs(mcfg, tcfg)
     if gui_share is not None:
         w.draw_budget.share = gui_share
-    rows, rates = [0], []
+    rows, rates, threads = [0], [], {}
 
     def on_chunk(m):
         rows[0] += len(m.steps)
         rates.append(m.samples_per_s)
+        threads[m.threads] = threads.get(m.threads, 0) + len(m.steps)
 
     w.session.metrics.connect(on_chunk)
     # event-loop lateness probe
@@ -196,6 +208,7 @@ def with_window(
         "seconds": dt,
         "gui_share": gui_share,
         "draws_per_s": draws_per_s,
+        "threads": threads,
         "click_set": lat_set,
         "click_paint": lat_paint,
         "clicks_missed": clicks - len(lat_set),
@@ -212,6 +225,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seconds", type=float, default=20.0, help="phase length when --epochs is 0")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", default="auto", help="the training steps' CPU threads: auto (the governor) or N")
     ap.add_argument("--clicks", type=int, default=40)
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--latent", type=int, default=2)
@@ -223,6 +237,7 @@ def main(argv=None) -> int:
         help="override the window's draw budget (share of a core while training; 1 = uncapped)",
     )
     args = ap.parse_args(argv)
+    args.threads = 0 if args.threads == "auto" else int(args.threads)
 
     from PySide6.QtWidgets import QApplication
 
@@ -236,7 +251,7 @@ def main(argv=None) -> int:
     warm_torch()
     ds = default_dataset()
     mcfg = ModelConfig(image_shape=ds.image_shape, arch=args.arch, latent_dim=args.latent)
-    tcfg = TrainConfig(epochs=1000, batch_size=args.batch)
+    tcfg = TrainConfig(epochs=1000, batch_size=args.batch, threads=args.threads)
     import torch
 
     print(
@@ -265,7 +280,8 @@ def main(argv=None) -> int:
             f"round {r + 1}: headless {h['samples_per_s']:,.0f} samples/s in {h['seconds']:.1f} s "
             f"(steps only {h['median_flush_rate']:,.0f}); "
             f"window {g['samples_per_s']:,.0f} samples/s in {g['seconds']:.1f} s (steps only {g['median_flush_rate']:,.0f}); "
-            f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f})"
+            f"ratio {ratios[-1]:.3f} (steps only {ratios_flush[-1]:.3f}); "
+            f"steps by CPU threads: headless {_shares(h['threads'])}, window {_shares(g['threads'])}"
         )
         print(
             f"         event-loop lateness ms: p50 {g['late_p50']:.2f}  p95 {g['late_p95']:.2f}  max {g['late_max']:.1f} "

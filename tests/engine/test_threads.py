@@ -75,16 +75,16 @@ def test_starts_at_all_usable_cores_and_stays_there_on_an_idle_machine():
     assert samples / (120.0 * 36_000.0) > 0.99
 
 
-def test_backs_off_within_a_second_when_another_process_takes_a_core():
+def test_backs_off_within_two_seconds_when_another_process_takes_a_core():
     m = Machine(lambda n, t: idle(n, t) if t < 20 else busy(n, t))
     g = governor(m)
     steps = m.run(g, 60.0)
     assert share_at(steps, 2, 0, 20) > 0.99
     first_back_off = min(t for t, n, _ in steps if t >= 20 and n == 1)
-    assert first_back_off < 21.0
-    assert share_at(steps, 1, 21, 60) > 0.95
-    samples = sum(s for t, _, s in steps if t >= 21)
-    assert samples / (39.0 * 19_000.0) > 0.93  # probing upwards under load costs under 7%
+    assert first_back_off < 22.0  # the window with the drop, then the probe
+    assert share_at(steps, 1, 22, 60) > 0.95
+    samples = sum(s for t, _, s in steps if t >= 22)
+    assert samples / (38.0 * 19_000.0) > 0.93  # probing upwards under load costs under 7%
 
 
 def test_returns_to_more_threads_when_the_core_comes_back():
