@@ -220,14 +220,33 @@ def save_checkpoint(
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def checkpoint_of_run(run) -> Checkpoint:
-    """A stopped or finished ``TrainingRun`` as an in-memory Checkpoint (weights, optimizer, curves, position), so
-    a new run continues it exactly as from a file. Call only when no thread iterates the run."""
+def write_checkpoint(path, ck: Checkpoint) -> None:
+    """Save an in-memory Checkpoint (a run's, or one loaded earlier) to ``path``, atomically."""
+    save_checkpoint(
+        path,
+        model_config=ck.model_config,
+        train_config=ck.train_config,
+        model_state=ck.model_state,
+        optimizer_state=ck.optimizer_state,
+        step=ck.step,
+        epoch=ck.epoch,
+        batch=ck.batch,
+        history=ck.history,
+        dataset=ck.dataset,
+        noise_rng=ck.noise_rng,
+    )
+
+
+def checkpoint_of_run(run, copy: bool = True) -> Checkpoint:
+    """A ``TrainingRun`` as an in-memory Checkpoint (weights, optimizer, curves, position), so a new run continues
+    it exactly as from a file. ``copy``: weights cloned, so the run may go on training afterwards. Call only from
+    the thread that iterates the run, or when none does."""
+    state = run.model.state_dict()
     return Checkpoint(
         path="(this session)",
         model_config=run.model_cfg,
         train_config=run.cfg,
-        model_state={k: v.detach().clone() for k, v in run.model.state_dict().items()},
+        model_state={k: v.detach().clone() for k, v in state.items()} if copy else state,
         optimizer_state=run.optimizer.state_dict(),
         step=run.step,
         epoch=run.epoch,

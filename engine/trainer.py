@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .checkpoint import Checkpoint, CheckpointError, WriteError, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, WriteError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -212,19 +212,7 @@ class TrainingRun:
 
     def save(self, path: str) -> None:
         """Write a checkpoint now. Call only from the training thread, or when no run is iterating."""
-        save_checkpoint(
-            path,
-            model_config=self.model_cfg,
-            train_config=self.cfg,
-            model_state=self.model.state_dict(),
-            optimizer_state=self.optimizer.state_dict(),
-            step=self.step,
-            epoch=self.epoch,
-            batch=self.batch,
-            history=self.history,
-            dataset=self.dataset.identity(),
-            noise_rng=self.noise.get_state(),
-        )
+        write_checkpoint(path, checkpoint_of_run(self, copy=False))
 
     def _handle_saves(self) -> Iterator[CheckpointSaved | WorkerError]:
         with self._lock:

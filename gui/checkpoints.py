@@ -9,8 +9,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication
 
 from engine.files import display_name
-from engine.checkpoint import WriteError
-from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from engine.checkpoint import CheckpointError, WriteError, load_checkpoint, write_checkpoint
 from engine.history import MetricHistory
 from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
 from gui.workers import Worker
@@ -60,20 +59,7 @@ class CheckpointActions(QObject):
                 if session.is_active():
                     self.w.status.message(f"Saving a checkpoint to {path}…", 4000)
             elif st.source == "checkpoint" and st.checkpoint is not None:
-                ck = st.checkpoint
-                save_checkpoint(
-                    path,
-                    model_config=ck.model_config,
-                    train_config=ck.train_config,
-                    model_state=ck.model_state,
-                    optimizer_state=ck.optimizer_state,
-                    step=ck.step,
-                    epoch=ck.epoch,
-                    batch=ck.batch,
-                    history=ck.history,
-                    dataset=ck.dataset,
-                    noise_rng=ck.noise_rng,
-                )
+                write_checkpoint(path, st.checkpoint)
                 self.w.status.message(f"Checkpoint saved: {path}", 8000)
         except (OSError, RuntimeError) as e:  # WriteError names the file; training (if any) goes on
             text = str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {getattr(e, 'strerror', None) or e}"
