@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..files import open_regular
 from ._common import fail, make_dataset
 from .dataset import Dataset, DatasetError
 from .progress import LoadProgress
@@ -98,7 +99,7 @@ _READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.
 def _header(path: Path, root: Path) -> tuple[tuple[int, int], str]:
     """((height, width), mode) from the file's header, without decoding the pixels."""
     try:
-        with Image.open(path) as im:
+        with open_regular(path) as f, Image.open(f) as im:  # a FIFO or a device is refused, never waited on
             w, h = im.size
             return (h, w), im.mode
     except _READ_ERRORS as e:
@@ -110,7 +111,7 @@ def _decode(path: Path, root: Path, size: tuple[int, int], channels: int, out: n
     RGB as ``channels`` says. Returns whether the picture is grey (a grey mode, or R = G = B)."""
     th, tw = size
     try:
-        with Image.open(path) as im:
+        with open_regular(path) as f, Image.open(f) as im:
             if im.format == "JPEG":  # let the JPEG decoder scale down by 1/2..1/8 while decoding: far less work
                 w0, h0 = im.size
                 scale = max(tw / w0, th / h0)

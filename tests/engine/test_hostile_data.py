@@ -164,6 +164,27 @@ def test_a_symlink_to_dev_zero_is_refused_without_reading(tmp_path, name):
     _refused(link, f"{name!r}: is a device, not a regular file", peak_below=1 << 20)
 
 
+def test_an_image_folder_holding_a_fifo_and_a_dev_zero_link_named_like_images_loads_the_real_ones(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    os.mkfifo(tmp_path / "a" / "pipe.png")
+    os.symlink("/dev/zero", tmp_path / "b" / "zero.png")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("ds", load_dataset(tmp_path)), daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():
+        with open(tmp_path / "a" / "pipe.png", "wb"):
+            pass
+        pytest.fail("an image folder holding a FIFO blocked")
+    ds = result["ds"]
+    assert len(ds.x_train) + len(ds.x_test) == 12
+
+
 # ------------------------------------------------------------------------------------------------ CSV variants
 def _rows(n=20, side=4, header=True):
     out = [["label"] + [f"pixel{i}" for i in range(side * side)]] if header else []
