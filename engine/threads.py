@@ -77,7 +77,7 @@ class ThreadGovernor:
     least ``window_s`` seconds of stepping. Between probes the count holds. A probe runs
     one window at a neighbouring count and keeps it when its rate beats the held count's last window by
     ``margin``; a probe that is clearly losing (below ``give_up`` times that rate after ``min_steps`` steps or
-    half a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
+    an eighth of a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
     - at once when the rate drops below ``drop`` times its running level (someone took a core: try fewer);
     - after the first window, then every ``probe_s`` seconds, the period doubling after each lost probe up to
       ``max_probe_s``: upwards below the maximum (a freed core does not speed up fewer threads, so only a probe
@@ -135,7 +135,7 @@ class ThreadGovernor:
         rate = self._win_samples / max(self._win_seconds, 1e-12)
         full = self._win_seconds >= self.window_s
         if self._probe_from is not None and not full:
-            started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 2
+            started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 8
             full = started and rate < self.give_up * self._probe_from[1]
         if full:
             self.interrupt()
