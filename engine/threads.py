@@ -74,7 +74,8 @@ class ThreadGovernor:
     """Chooses the training thread's intra-op thread count from its measured step rate.
 
     The trainer reports each step's samples and seconds (``step_done``); the rate is judged over windows of at
-    least ``window_s`` seconds of stepping. Between probes the count holds. A probe runs
+    least ``window_s`` seconds of stepping: a second averages out the window's drawing bursts (0.25 s windows took
+    them for a lost core and moved half the steps to one thread). Between probes the count holds. A probe runs
     one window at a neighbouring count and keeps it when its rate beats the held count's last window by
     ``margin``; a probe that is clearly losing (below ``give_up`` times that rate after ``min_steps`` steps or
     an eighth of a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
