@@ -16,7 +16,7 @@ from engine.checkpoint import (
     atomic_write,
     clean_stale_temps,
     load_checkpoint,
-    save_checkpoint,
+    write_checkpoint,
 )
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.trainer import TrainingRun
@@ -256,19 +256,7 @@ def test_a_saved_loaded_and_saved_again_checkpoint_still_loads(good, tmp_path):
     p, _ = good
     ck = load_checkpoint(p)
     again = tmp_path / "again.ckpt"
-    save_checkpoint(
-        again,
-        model_config=ck.model_config,
-        train_config=ck.train_config,
-        model_state=ck.model_state,
-        optimizer_state=ck.optimizer_state,
-        step=ck.step,
-        epoch=ck.epoch,
-        batch=ck.batch,
-        history=ck.history,
-        dataset=ck.dataset,
-        noise_rng=ck.noise_rng,
-    )
+    write_checkpoint(again, ck)  # what the window does to save a loaded checkpoint
     ck2 = load_checkpoint(again)
     assert ck2.step == ck.step
     np.testing.assert_array_equal(ck2.optimizer_state["state"][0]["exp_avg"], ck.optimizer_state["state"][0]["exp_avg"])
