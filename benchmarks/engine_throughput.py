@@ -25,7 +25,8 @@ from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
 from engine.data.dataset import as_float01  # noqa: E402
 from engine.messages import EpochSummary, MetricsChunk  # noqa: E402
-from engine.trainer import TrainingRun, device_label, pick_device  # noqa: E402
+from engine.devices import device_label, pick_device  # noqa: E402
+from engine.trainer import TrainingRun  # noqa: E402
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of the four linear layers
 

@@ -49,8 +49,8 @@ def activation_elements(cfg: ModelConfig) -> tuple[int, int]:
     ]
     try:
         with torch.no_grad():
-            mu, _ = model.encode(torch.zeros((1, *cfg.image_shape), device="meta"))
-            model.decode(mu)
+            mu, _ = model.encode(torch.zeros((1, *cfg.image_shape), device="meta"), 0)  # a label for a conditional VAE
+            model.decode(mu, 0)
     finally:
         for h in handles:
             h.remove()

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
     p.add_argument("--arch", choices=ARCHS, default=m.arch)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument(
+        "--conditional",
+        action="store_true",
+        help="condition on the dataset's labels: q(z|x, y) and p(x|z, y), a conditional VAE",
+    )
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight (1 = the ELBO)")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear KL warm-up length")
     p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim not penalised")
@@ -101,7 +106,13 @@ def _load_progress(tty: bool):
     return LoadProgress(show)
 
 
-MODEL_FLAGS = {"latent_dim": "--latent-dim", "hidden": "--hidden", "arch": "--arch", "likelihood": "--likelihood"}
+MODEL_FLAGS = {
+    "latent_dim": "--latent-dim",
+    "hidden": "--hidden",
+    "arch": "--arch",
+    "likelihood": "--likelihood",
+    "conditional": "--conditional",
+}
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number, as shells report it
 
 
@@ -270,12 +281,16 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                     file=sys.stderr,
                 )
         else:
+            if args.conditional and (data.y_train is None or data.n_classes < 2):
+                have = "no labels" if data.y_train is None else f"labels of {data.n_classes} class"
+                return fail(f"--conditional needs labels of at least 2 classes; {quote(data.name)} has {have}")
             mcfg = ModelConfig(
                 image_shape=data.image_shape,
                 latent_dim=args.latent_dim,
                 arch=args.arch,
                 hidden=args.hidden,
                 likelihood=args.likelihood,
+                n_classes=data.n_classes if args.conditional else 0,
             )
         tcfg = TrainConfig(
             epochs=args.epochs,
@@ -309,6 +324,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         + (f" ({data.note})" if data.note else "")
         + f", loaded in {t_load:.1f}s"
         + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else "")
+        + (f"; conditional VAE on {mcfg.n_classes} classes" if mcfg.conditional else "")
     )
     t0 = time.monotonic()
     status = 0

@@ -68,7 +68,7 @@ def _check_choice(name: str, value, choices) -> None:
 
 # Documented ranges (README "Limits"). Combinations (memory, image size against the architecture) are checked
 # against the dataset before a run starts: engine/memory.py and engine/trainer.check_run.
-MODEL_RANGES = {"latent_dim": (1, 1024), "hidden": (8, 65_536)}
+MODEL_RANGES = {"latent_dim": (1, 1024), "hidden": (8, 65_536), "n_classes": (0, 65_536)}
 MAX_CHANNELS, MAX_SIDE = 4, 16_384
 TRAIN_RANGES = {  # name: (kind, lo, hi, lo_open)
     "epochs": (int, 1, 100_000, False),
@@ -96,6 +96,7 @@ class ModelConfig:
     hidden: int = 400  # width of the fully connected hidden layer (MLP: the only one; conv: after the convolutions)
     likelihood: str = "bernoulli"  # "bernoulli" for [0,1] pixels (logits); "gaussian" with a learned per-pixel σ;
     # "continuous_bernoulli": a normalised density on [0, 1] (logits), for grey pixels
+    n_classes: int = 0  # 0: a VAE; k >= 2: a conditional VAE q(z|x, y), p(x|z, y) on labels 0..k-1 (one-hot)
 
     def __post_init__(self):
         shape = self.image_shape
@@ -108,8 +109,14 @@ class ModelConfig:
             )
         for name, (lo, hi) in MODEL_RANGES.items():
             check_range(name, getattr(self, name), lo, hi)
+        if self.n_classes == 1:
+            raise ConfigError("n_classes must be 0 (not conditional) or at least 2, got 1")
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("likelihood", self.likelihood, LIKELIHOODS)
+
+    @property
+    def conditional(self) -> bool:
+        return self.n_classes > 0
 
     @property
     def n_pixels(self) -> int:

@@ -1,4 +1,9 @@
-"""The VAE: encoder q_φ(z|x) = N(μ(x), diag σ²(x)), decoder p_θ(x|z), prior p(z) = N(0, I)."""
+"""The VAE: encoder q_φ(z|x) = N(μ(x), diag σ²(x)), decoder p_θ(x|z), prior p(z) = N(0, I).
+
+A conditional VAE (``ModelConfig.n_classes`` = k > 0; Sohn et al. 2015) has q_φ(z|x, y) and p_θ(x|z, y): the
+label's one-hot vector is concatenated to the encoder's features before its first fully connected layer (the
+flattened image for the MLP, the flattened convolution output for the conv model) and to z at the decoder's input.
+The prior stays N(0, I), so z carries what the label does not (style) and y carries the class."""
 
 from __future__ import annotations
 
@@ -16,21 +21,31 @@ class MLPEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(cfg.n_pixels, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+            nn.Flatten(),
+            nn.Linear(cfg.n_pixels + cfg.n_classes, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, 2 * cfg.latent_dim),
         )
 
-    def forward(self, x):  # (B, C, H, W) -> (B, 2d)
-        return self.net(x)
+    def forward(self, x, c=None):  # (B, C, H, W), one-hot (B, k) or None -> (B, 2d)
+        return self.net(_joined(x.flatten(1), c))
 
 
 class MLPDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.shape = cfg.image_shape
-        self.net = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.n_pixels))
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim + cfg.n_classes, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.n_pixels)
+        )
 
-    def forward(self, z):  # (B, d) -> (B, C, H, W)
-        return self.net(z).view(-1, *self.shape)
+    def forward(self, z, c=None):  # (B, d), one-hot (B, k) or None -> (B, C, H, W)
+        return self.net(_joined(z, c)).view(-1, *self.shape)
+
+
+def _joined(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """Features with the label's one-hot columns appended (unchanged without a label)."""
+    return h if c is None else torch.cat((h, c.to(h.dtype)), 1)
 
 
 FIRST_CHANNELS = 32  # channels of the first convolution; each further level doubles them
@@ -78,12 +93,15 @@ class ConvEncoder(nn.Module):
             c_in = c
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Sequential(
-            nn.Flatten(), nn.Linear(g.flat, cfg.hidden), nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+            nn.Flatten(),
+            nn.Linear(g.flat + cfg.n_classes, cfg.hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.hidden, 2 * cfg.latent_dim),
         )
 
-    def forward(self, x):  # (B, C, H, W) -> (B, 2d)
+    def forward(self, x, c=None):  # (B, C, H, W), one-hot (B, k) or None -> (B, 2d)
         x = F.pad(x, self.geometry.pad) if any(self.geometry.pad) else x  # (B, C, fh·2^L, fw·2^L)
-        return self.fc(self.conv(x))  # conv: (B, 32·2^(L-1), fh, fw)
+        return self.fc(_joined(self.conv(x).flatten(1), c))  # conv: (B, 32·2^(L-1), fh, fw)
 
 
 class ConvDecoder(nn.Module):
@@ -94,7 +112,10 @@ class ConvDecoder(nn.Module):
         super().__init__()
         g = self.geometry = _ConvGeometry(cfg)
         self.fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, g.flat), nn.LeakyReLU(0.2)
+            nn.Linear(cfg.latent_dim + cfg.n_classes, cfg.hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.hidden, g.flat),
+            nn.LeakyReLU(0.2),
         )
         layers = []
         for c_in, c_out in zip(g.channels[::-1], g.channels[-2::-1]):
@@ -102,9 +123,9 @@ class ConvDecoder(nn.Module):
         layers.append(nn.ConvTranspose2d(g.channels[0], g.c, 4, 2, 1))
         self.deconv = nn.Sequential(*layers)
 
-    def forward(self, z):  # (B, d) -> (B, C, H, W)
+    def forward(self, z, c=None):  # (B, d), one-hot (B, k) or None -> (B, C, H, W)
         g = self.geometry
-        y = self.deconv(self.fc(z).view(-1, g.channels[-1], g.fh, g.fw))  # (B, C, fh·2^L, fw·2^L)
+        y = self.deconv(self.fc(_joined(z, c)).view(-1, g.channels[-1], g.fh, g.fw))  # (B, C, fh·2^L, fw·2^L)
         left, _, top, _ = g.pad
         return y[:, :, top : top + g.h, left : left + g.w]
 
@@ -113,6 +134,11 @@ ARCHITECTURES = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDeco
 
 
 class VAE(nn.Module):
+    """``y`` (class labels) matters only to a conditional model, which requires it; an unconditional one ignores
+    it. It is one class for every row, or (n,) labels: of the n rows, or of n examples when the rows are a
+    sample-major stack of s draws for each of them (s·n rows, row r belongs to example r mod n: the layout of
+    IWAE, the posterior grid and the amortization study)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -121,10 +147,24 @@ class VAE(nn.Module):
         self.decoder = dec(cfg)
         self.likelihood = make_likelihood(cfg.likelihood, cfg.image_shape)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q_φ(z|x) = N(μ, diag exp(log σ²)); returns (μ, log σ²), each (B, d)."""
-        h = self.encoder(x).float()  # (B, 2d); float32 even under autocast: the KL and exp() need the range
-        mu, log_var = h.chunk(2, dim=1)
+    def one_hot(self, y, rows: int, device: torch.device) -> torch.Tensor | None:
+        """The label columns for ``rows`` rows, (rows, k) float32; None for an unconditional model."""
+        k = self.cfg.n_classes
+        if not k:
+            return None
+        if y is None:
+            raise ValueError(f"this model is conditional on a class label (0..{k - 1}): give one")
+        y = torch.as_tensor(y, dtype=torch.long, device=device).reshape(-1)
+        if rows % max(len(y), 1) or not len(y):
+            raise ValueError(f"{len(y)} labels for {rows} rows: give one label, one per row, or one per example")
+        if len(y) != rows:
+            y = y.repeat(rows // len(y))  # sample-major stack: row r takes example r mod n's label
+        return F.one_hot(y, k).float()
+
+    def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q_φ(z|x) (or q_φ(z|x, y)) = N(μ, diag exp(log σ²)); returns (μ, log σ²), each (B, d)."""
+        h = self.encoder(x, self.one_hot(y, len(x), x.device))
+        mu, log_var = h.float().chunk(2, dim=1)  # float32 even under autocast: the KL and exp() need the range
         return mu, log_var
 
     @staticmethod
@@ -134,21 +174,53 @@ class VAE(nn.Module):
             eps = torch.randn_like(mu)
         return mu + torch.exp(0.5 * log_var) * eps
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The likelihood's parameters (logits or means), (B, C, H, W)."""
-        return self.decoder(z)
+    def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """The likelihood's parameters (logits or means) of p(x|z) (or p(x|z, y)), (B, C, H, W)."""
+        return self.decoder(z, self.one_hot(y, len(z), z.device))
 
-    def mean_image(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x|z] in [0, 1], (B, C, H, W)."""
-        return self.likelihood.mean(self.decoder(z))
+    def mean_image(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """E[x|z] (or E[x|z, y]) in [0, 1], (B, C, H, W)."""
+        return self.likelihood.mean(self.decode(z, y))
 
-    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B,)
-        return self.likelihood.log_prob(x, self.decoder(z))
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:  # (B, ...) -> (B,)
+        return self.likelihood.log_prob(x, self.decode(z, y))
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
-        mu, log_var = self.encode(x)
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None, y=None):
+        mu, log_var = self.encode(x, y)
         z = self.reparameterize(mu, log_var, eps)
-        return self.decode(z), mu, log_var, z
+        return self.decode(z, y), mu, log_var, z
+
+    def given(self, y) -> "VAE | Labelled":
+        """This model with its label fixed (itself when it is unconditional): for code written for p(x|z)."""
+        return Labelled(self, y) if self.cfg.n_classes else self
+
+
+class Labelled:
+    """A conditional VAE with its labels fixed, with the unconditional model's interface (``encode(x)``,
+    ``decode(z)``, ``mean_image``, ``log_px_given_z``, a call, ``cfg``, ``likelihood``, ``parameters``): IWAE, the
+    posterior grid and the amortization study run on it unchanged. ``y`` as in ``VAE``: one class, per row, or
+    per example of a sample-major stack."""
+
+    def __init__(self, vae: VAE, y):
+        self.vae, self.y = vae, y
+
+    def __getattr__(self, name):  # cfg, likelihood, parameters, eval, ...
+        return getattr(self.vae, name)
+
+    def encode(self, x):
+        return self.vae.encode(x, self.y)
+
+    def decode(self, z):
+        return self.vae.decode(z, self.y)
+
+    def mean_image(self, z):
+        return self.vae.mean_image(z, self.y)
+
+    def log_px_given_z(self, x, z):
+        return self.vae.log_px_given_z(x, z, self.y)
+
+    def __call__(self, x, eps=None):
+        return self.vae(x, eps, self.y)
 
 
 def n_parameters(model: nn.Module) -> int:

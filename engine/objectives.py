@@ -55,13 +55,19 @@ class ElboTerms:
 
 
 def elbo_terms(
-    model, x: torch.Tensor, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0, eps: torch.Tensor | None = None
+    model,
+    x: torch.Tensor,
+    beta: float | torch.Tensor = 1.0,
+    free_bits: float = 0.0,
+    eps: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
 ) -> ElboTerms:
-    """One-sample reparameterised ELBO of a batch x (B, C, H, W).
+    """One-sample reparameterised ELBO of a batch x (B, C, H, W); ``y``: its labels, for a conditional VAE (the
+    bound is then on log p(x|y)).
 
     β weights the KL (β = 1 is the true bound). Free bits (Kingma et al. 2016): the batch-mean KL of each
     latent dimension is clamped below at ``free_bits`` nats in the *loss only*; the reported terms stay the ELBO."""
-    out, mu, log_var, z = model(x, eps)
+    out, mu, log_var, z = model(x, eps) if y is None else model(x, eps, y)
     recon = model.likelihood.log_prob(x, out)  # (B,)
     kl_dims = kl_per_dim(mu, log_var)  # (B, d)
     kl = kl_dims.sum(1)  # (B,)

@@ -22,7 +22,7 @@ def check_architecture(model_cfg: ModelConfig) -> None:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "zero-element tensors": the very case refused below
             model = VAE(model_cfg)
-            out, *_ = model(torch.empty((1, c, h, w)), torch.empty((1, model_cfg.latent_dim)))
+            out, *_ = model(torch.empty((1, c, h, w)), torch.empty((1, model_cfg.latent_dim)), 0)
     except (RuntimeError, ValueError):
         raise ConfigError(
             f"the {model_cfg.arch} architecture cannot take {h}x{w} images (its strided "
@@ -30,6 +30,17 @@ def check_architecture(model_cfg: ModelConfig) -> None:
         ) from None
     if tuple(out.shape[1:]) != (c, h, w):
         raise ConfigError(f"the {model_cfg.arch} architecture decodes {tuple(out.shape[1:])} images, not {(c, h, w)}")
+
+
+def check_labels(model_cfg: ModelConfig, label_classes: int) -> None:
+    """A conditional model needs a labelled dataset whose classes it has inputs for."""
+    k = model_cfg.n_classes
+    if not k:
+        return
+    if label_classes <= 0:
+        raise ConfigError("conditioning on the label needs a labelled dataset; this one has no labels")
+    if label_classes > k:
+        raise ConfigError(f"the model is conditional on {k} classes, the dataset has {label_classes}")
 
 
 def check_run(
@@ -40,15 +51,18 @@ def check_run(
     n_test: int,
     on_host: bool = True,
     device=None,
+    label_classes: int = 0,
 ) -> None:
     """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails.
     ``device``: a CUDA device's free memory is the budget there (everything but the host copy of the data lives
-    on it); otherwise the host budget."""
+    on it); otherwise the host budget. ``label_classes``: the dataset's class count (0: unlabelled), which a
+    conditional model's labels must fit."""
     if tuple(model_cfg.image_shape) != tuple(image_shape):
         raise ConfigError(
             f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has {tuple(image_shape)}"
         )
     if n_train < 1 or n_test < 1:
         raise ConfigError("the dataset needs at least one training and one test image")
+    check_labels(model_cfg, label_classes)
     check_architecture(model_cfg)
     check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host, device=device)

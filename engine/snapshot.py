@@ -6,9 +6,11 @@ everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets 
 * ``decoder_snapshot(model, step)`` / ``snapshot_from_state(config, state, step)``: the copy, from a live model or
   from a checkpoint (a loaded checkpoint decodes like a live run).
 * ``SnapshotModel(snapshot)``: ``decode(z)``, ``encode(x)`` -> (μ, log σ²), ``reconstruct(x)`` = E[x | z = μ(x)];
-  ``.model`` is the CPU VAE itself (eval mode) for the posterior grid and the amortization study.
-* ``prior_samples(model, n, seed)``: E[x | z] for z ~ N(0, I) with a fixed seed (the same noise every refresh,
+  ``.model`` is the CPU VAE itself (eval mode) for the posterior grid and the amortization study. Each takes the
+  labels ``y`` a conditional model needs (one class for all rows, or one per row); others ignore them.
+* ``prior_samples(model, n, seed, y)``: E[x | z] for z ~ N(0, I) with a fixed seed (the same noise every refresh,
   so the picture shows the model changing, not the noise).
+* ``every_class(model, z)``: E[x | z, y] for one z and each class y: z's style across the classes.
 * ``latent_subset(n_test, n)``: the fixed test subset whose posterior means make the scatter.
 * ``latent_snapshot(model, dataset, n, step, epoch)``: a LatentSnapshot from a snapshot model (a loaded
   checkpoint, a new dataset under a finished model), identical in layout to the trainer's."""
@@ -59,23 +61,28 @@ class SnapshotModel:
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    @property
+    def n_classes(self) -> int:
+        """Classes a conditional model takes (0: not conditional)."""
+        return self.config.n_classes
+
     @torch.inference_mode()
-    def decode(self, z: np.ndarray) -> np.ndarray:
+    def decode(self, z: np.ndarray, y=None) -> np.ndarray:
         """(n, d) -> (n, C, H, W) mean images in [0, 1], decoded in chunks sized by memory (engine.chunking)."""
         z = torch.from_numpy(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
         step = decode_rows(self.model)
-        if len(z) <= step:
-            return self.model.mean_image(z).numpy()
-        return torch.cat([self.model.mean_image(z[s : s + step]) for s in range(0, len(z), step)]).numpy()
+        parts = [self.model.mean_image(z[s : s + step], _rows(y, s, step)) for s in range(0, len(z), step)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, *self.config.image_shape), np.float32)
 
     @torch.inference_mode()
-    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, x: np.ndarray, y=None) -> tuple[np.ndarray, np.ndarray]:
         """(n, C, H, W) float in [0, 1] or stored uint8 -> (μ, log σ²), each (n, d) float32."""
         x = np.asarray(x)
         mus, lvs = [], []
         step = rows(self.config, "cpu", decodes_per_row=0)  # images per forward pass, by memory
         for s in range(0, len(x), step):
-            mu, lv = self.model.encode(to_float(torch.from_numpy(np.ascontiguousarray(x[s : s + step]))))
+            xs = to_float(torch.from_numpy(np.ascontiguousarray(x[s : s + step])))
+            mu, lv = self.model.encode(xs, _rows(y, s, step))
             mus.append(mu.numpy().copy())
             lvs.append(lv.numpy().copy())
         d = self.latent_dim
@@ -83,16 +90,29 @@ class SnapshotModel:
             return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
         return np.concatenate(mus), np.concatenate(lvs)
 
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+    def reconstruct(self, x: np.ndarray, y=None) -> np.ndarray:
         """E[x | z = μ(x)]: the decoder's mean image at the posterior mean, (n, C, H, W) in [0, 1]."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
+        mu, _ = self.encode(x, y)
+        return self.decode(mu, y)
 
 
-def prior_samples(model: SnapshotModel, n: int, seed: int = 0) -> np.ndarray:
-    """Mean images E[x|z] of n draws z ~ N(0, I) (fixed seed), (n, C, H, W)."""
+def _rows(y, start: int, n: int):
+    """The labels of rows start..start+n: a single class as it is, per-row labels sliced (None stays None)."""
+    if y is None or np.ndim(y) == 0:
+        return None if y is None else int(y)
+    return torch.from_numpy(np.asarray(y, dtype=np.int64)[start : start + n])
+
+
+def prior_samples(model: SnapshotModel, n: int, seed: int = 0, y=None) -> np.ndarray:
+    """Mean images E[x|z] (E[x|z, y] for a conditional model) of n draws z ~ N(0, I) (fixed seed), (n, C, H, W)."""
     z = np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
-    return model.decode(z)
+    return model.decode(z, y)
+
+
+def every_class(model: SnapshotModel, z: np.ndarray) -> np.ndarray:
+    """E[x | z, y] for y = 0..k-1 at one latent point z, (k, C, H, W): what z keeps (style) as the class changes."""
+    k = model.n_classes
+    return model.decode(np.repeat(np.asarray(z, np.float32).reshape(1, -1), k, 0), np.arange(k))
 
 
 def latent_subset(n_test: int, n: int) -> np.ndarray:
@@ -103,6 +123,6 @@ def latent_subset(n_test: int, n: int) -> np.ndarray:
 
 def latent_snapshot(model: SnapshotModel, dataset, n: int, step: int = 0, epoch: int = 0) -> LatentSnapshot:
     idx = latent_subset(len(dataset.x_test), n)
-    mu, log_var = model.encode(dataset.x_test[idx])
     y = dataset.y_test
+    mu, log_var = model.encode(dataset.x_test[idx], None if y is None else y[idx])
     return LatentSnapshot(step, epoch, mu, log_var, None if y is None else y[idx].copy(), idx.astype(np.int64))

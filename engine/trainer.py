@@ -23,8 +23,9 @@ import torch
 from .batches import to_float
 from .checkpoint import Checkpoint, CheckpointError, WriteError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
+from .devices import autocast_dtype, device_label, make_optimizer, pick_device
 from .distributed import AGREE_EVERY, Distributed
 from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
@@ -38,56 +39,6 @@ from .threads import ThreadGovernor, governor_for, set_training_threads
 
 
 SNAPSHOT_MAX_SHARE = 0.2  # latent + decoder snapshots take at most this share of a run's wall time
-
-
-# ----------------------------------------------------------------------------------------------- devices
-def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA when available, then MPS, then CPU; a forced device that is missing raises ConfigError."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but this torch build sees no CUDA GPU")
-    if requested == "mps" and not has_mps:
-        raise ConfigError("device 'mps' asked for, but Apple MPS is not available here")
-    return torch.device(requested)
-
-
-def available_devices() -> list[tuple[str, str]]:
-    """(value, label) pairs of the devices this machine really has, best first, for a settings menu."""
-    out = [("auto", "Auto (best available)")]
-    for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-        out.append((f"cuda:{i}", f"CUDA {i}: {torch.cuda.get_device_name(i)}"))
-    mps = getattr(torch.backends, "mps", None)
-    if mps and mps.is_available():
-        out.append(("mps", "Apple MPS"))
-    out.append(("cpu", "CPU"))
-    return out
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a CUDA GPU; use bf16 on the CPU")
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    """Adam; the fused kernel where torch has one for the device (CPU and CUDA), else the foreach one."""
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -117,6 +68,7 @@ class TrainingRun:
             len(dataset.x_test),
             on_host=self.device.type == "cpu",
             device=self.device,
+            label_classes=dataset.n_classes if dataset.y_train is not None else 0,
         )
         self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
         if dist:
@@ -136,6 +88,10 @@ class TrainingRun:
         # (no DataLoader, no per-batch collate) and become float there (to_float).
         self.train_images = TrainingImages(dataset.x_train, self.device)  # (N, C, H, W): see engine/placement.py
         self.x_test = torch.from_numpy(dataset.x_test).to(self.device)
+        # a conditional model's labels: on the training device whatever the images' placement (8 bytes each)
+        labelled = model_cfg.conditional
+        self.y_train = torch.from_numpy(dataset.y_train).to(self.device) if labelled else None
+        self.y_test = torch.from_numpy(dataset.y_test).to(self.device) if labelled else None
         n = len(self.train_images)
         self.steps_per_epoch = math.ceil(n / train_cfg.batch_size)
         self.total_steps = self.steps_per_epoch * train_cfg.epochs
@@ -240,17 +196,19 @@ class TrainingRun:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.train_images), generator=g).to(self.train_images.index_device)
 
-    def _train_step(self, idx: torch.Tensor, beta: float, out_row: torch.Tensor) -> None:
-        """One Adam step on the batch ``idx``; under torchrun on this rank's part of it (engine/distributed.py)."""
+    def _train_step(self, idx: torch.Tensor, beta: float, out_row: torch.Tensor, y: torch.Tensor | None) -> None:
+        """One Adam step on the batch ``idx`` (labels ``y`` for a conditional model); under torchrun on this rank's
+        part of it (engine/distributed.py)."""
         eps = torch.randn((len(idx), self.model_cfg.latent_dim), device=self.device, generator=self.noise)
         if self.dist:
             rows = self.dist.rows(len(idx))
             idx, eps = idx[rows], eps[rows]
+            y = None if y is None else y[rows]
         x = self.train_images.batch(idx)
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
-            t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps)
+            t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps, y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(t.loss).backward()
@@ -298,6 +256,7 @@ class TrainingRun:
         flush_every = 1.0 / cfg.metrics_hz
         while self.epoch < cfg.epochs:
             perm = self._permutation(self.epoch)
+            labels = None if self.y_train is None else self.y_train[perm.to(self.device)]  # in batch order
             flushed = self.batch  # rows of buf already sent
             t_epoch = t_flush = t_snap = time.monotonic()
             samples = 0
@@ -315,9 +274,10 @@ class TrainingRun:
                 if self._save_requests:
                     yield from self._handle_saves()
                 i = self.batch
-                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                batch = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+                idx, y = perm[batch], None if labels is None else labels[batch]
                 t_step = time.perf_counter()
-                self._train_step(idx, self._beta(self.step), buf[i])
+                self._train_step(idx, self._beta(self.step), buf[i], y)
                 if gov is not None:  # a CPU step has finished when it returns: its wall time is real
                     set_training_threads(gov.step_done(len(idx), time.perf_counter() - t_step))
                 samples += len(idx)
@@ -470,7 +430,11 @@ class TrainingRun:
         self.model.eval()
         idx = torch.from_numpy(self.latent_idx).to(self.device)
         step = chunk_rows(self.model_cfg, self.device, decodes_per_row=0)  # encode only
-        parts = [self.model.encode(to_float(self.x_test[idx[s : s + step]])) for s in range(0, max(len(idx), 1), step)]
+        y = self.y_test[idx] if self.y_test is not None else None
+        parts = [
+            self.model.encode(to_float(self.x_test[idx[s : s + step]]), None if y is None else y[s : s + step])
+            for s in range(0, max(len(idx), 1), step)
+        ]
         mu, log_var = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         self.model.train(was_training)
         y = self.dataset.y_test
@@ -498,6 +462,8 @@ class TrainingRun:
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(cfg.seed + 7)
         x_eval = self._own(self.x_test[: cfg.eval_examples])
+        y_eval = self._own(self.y_test[: cfg.eval_examples]) if self.y_test is not None else None
+        lab = lambda y, s, e: None if y is None else y[s:e]  # noqa: E731 - a conditional model's labels of a chunk
         d = self.model_cfg.latent_dim
         sums = torch.zeros(3, device=self.device)
         kl_dims = torch.zeros(d, device=self.device)
@@ -507,7 +473,7 @@ class TrainingRun:
         for start in range(0, len(x_eval), step):
             self._check_stop()
             x = to_float(x_eval[start : start + step])
-            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start : start + step])
+            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start : start + step], lab(y_eval, start, start + step))
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
@@ -519,6 +485,7 @@ class TrainingRun:
             mus = self.dist.gather_rows(mus, n)
         au, au_var = active_units(mus)
         x_iw = self._own(self.x_test[: cfg.iwae_examples])
+        y_iw = self._own(self.y_test[: cfg.iwae_examples]) if self.y_test is not None else None
         eps_sub = torch.randn((len(x_iw), d), device=self.device, generator=g)  # before IWAE: its draws vary by chunk
         iw_parts = [torch.zeros(0, device=self.device)]
         # examples per IWAE call: what fits K decodes each, and at most 100 so that Stop stays prompt
@@ -527,14 +494,16 @@ class TrainingRun:
         for s in range(0, len(x_iw), iw_step):
             self._check_stop()
             try:
+                model = self.model.given(lab(y_iw, s, s + iw_step))
                 iw_parts.append(
-                    iwae_bound(self.model, to_float(x_iw[s : s + iw_step]), cfg.iwae_k, generator=g, should_stop=stop)
+                    iwae_bound(model, to_float(x_iw[s : s + iw_step]), cfg.iwae_k, generator=g, should_stop=stop)
                 )
             except Interrupted:
                 self._check_stop()
         el_parts = [torch.zeros(0, device=self.device)]
         for s in range(0, len(x_iw), step):
-            el_parts.append(elbo_terms(self.model, to_float(x_iw[s : s + step]), 1.0, 0.0, eps_sub[s : s + step]).elbo)
+            x, y = to_float(x_iw[s : s + step]), lab(y_iw, s, s + step)
+            el_parts.append(elbo_terms(self.model, x, 1.0, 0.0, eps_sub[s : s + step], y).elbo)
         iw, el_sub = torch.cat(iw_parts), torch.cat(el_parts)
         if self.dist:
             n_iw = min(cfg.iwae_examples, len(self.x_test))

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self._picked_z: np.ndarray | None = None
         self._status_at = 0.0  # when the status bar last showed progress
 
-        from engine.trainer import available_devices
+        from engine.devices import available_devices
 
         st = self.state
         self.dataset_panel = DatasetPanel(st)

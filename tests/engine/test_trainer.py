@@ -19,7 +19,8 @@ from engine.messages import (
     WorkerError,
 )
 from engine.model import VAE
-from engine.trainer import TrainingRun, pick_device
+from engine.devices import pick_device
+from engine.trainer import TrainingRun
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_interval_s=0.0)
 
