@@ -32,15 +32,22 @@ def check_architecture(model_cfg: ModelConfig) -> None:
         raise ConfigError(f"the {model_cfg.arch} architecture decodes {tuple(out.shape[1:])} images, not {(c, h, w)}")
 
 
-def check_labels(model_cfg: ModelConfig, label_classes: int) -> None:
-    """A conditional model needs a labelled dataset whose classes it has inputs for."""
+def label_misfit(model_cfg: ModelConfig, label_classes: int) -> str | None:
+    """Why a model cannot take a dataset's labels (``label_classes``: its class count, 0 when unlabelled), or None:
+    a conditional model needs labels, and an input for each of their classes."""
     k = model_cfg.n_classes
     if not k:
-        return
+        return None
     if label_classes <= 0:
-        raise ConfigError("conditioning on the label needs a labelled dataset; this one has no labels")
+        return "conditioning on the label needs a labelled dataset; this one has no labels"
     if label_classes > k:
-        raise ConfigError(f"the model is conditional on {k} classes, the dataset has {label_classes}")
+        return f"the model is conditional on {k} classes, the dataset has {label_classes}"
+    return None
+
+
+def check_labels(model_cfg: ModelConfig, label_classes: int) -> None:
+    if (why := label_misfit(model_cfg, label_classes)) is not None:
+        raise ConfigError(why)
 
 
 def check_run(

@@ -68,7 +68,7 @@ class TrainingRun:
             len(dataset.x_test),
             on_host=self.device.type == "cpu",
             device=self.device,
-            label_classes=dataset.n_classes if dataset.y_train is not None else 0,
+            label_classes=dataset.n_classes,
         )
         self.dataset, self.model_cfg, self.cfg, self.dist = dataset, model_cfg, train_cfg, dist
         if dist:

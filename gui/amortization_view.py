@@ -242,7 +242,7 @@ class AmortizationView(QGroupBox):
         if snap is None or self.state.dataset is None:
             self.progress.setFormat("No model or no test data yet")
             return False
-        if (mismatch := self.state.shape_mismatch(snap)) is not None:
+        if (mismatch := self.state.misfit(snap.model_config)) is not None:
             self.progress.setFormat(mismatch)
             return False
         idx = np.asarray(list(indices), dtype=np.int64)
@@ -252,10 +252,11 @@ class AmortizationView(QGroupBox):
         kw = dict(steps=self.steps_spin.value(), iwae_k=self.k_spin.value())
         kw.update(kwargs)
         x = as_float01(self.state.dataset.x_test[idx])
+        y = self.state.dataset.y_test[idx] if self.state.n_classes else None  # a conditional model's labels
         cancel, token = threading.Event(), self.state.identity()
 
         def job():  # worker thread
-            return amortization_study(model_from_snapshot(snap), x, indices=idx, cancel=cancel, **kw)
+            return amortization_study(model_from_snapshot(snap).given(y), x, indices=idx, cancel=cancel, **kw)
 
         self._study_cancel = cancel
         self._study = Worker(

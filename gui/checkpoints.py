@@ -82,13 +82,14 @@ class CheckpointActions(QObject):
             return
         ds = self.state.dataset
         n = self.w.settings_panel.train_config().latent_examples
+        misfit = self.state.misfit  # reads only its arguments: safe on the worker thread
         data_token = self.state.identity().dataset
 
         def job():  # worker thread
             ck = load_checkpoint(path)
             snap = snapshot_from_state(ck.model_config, ck.model_state, ck.step)
             lat = None
-            if ds is not None and tuple(ds.image_shape) == tuple(ck.model_config.image_shape):
+            if ds is not None and misfit(ck.model_config, ds) is None:
                 lat = latent_snapshot(SnapshotModel(snap), ds, n, ck.step, ck.epoch)
             return ck, snap, lat
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
 from engine.files import display_name
+from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
 from gui.dataset_dialog import DatasetFileDialog
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         st.model_changed.connect(self._on_model_changed)
         st.snapshot_changed.connect(self._on_snapshot)
         st.example_changed.connect(self._on_example_changed)
+        st.label_changed.connect(lambda _c: self._on_snapshot(None))  # the picked point, decoded for the new class
         self.latent.latent_clicked.connect(self._on_latent_clicked)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.example_clicked.connect(st.select_example)
@@ -209,7 +211,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         if not from_loader:
             self.loader.forget()
         st = self.state
-        fits = st.model_config is None or tuple(st.model_config.image_shape) == tuple(ds.image_shape)
+        fits = st.model_config is None or st.misfit(st.model_config, ds) is None
         if not fits:
             if not self.checkpoints.may_replace_model(lambda described: self.ask_close_model(described, ds.name)):
                 return False
@@ -220,6 +222,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_dataset_changed(self, ds) -> None:
         self.setWindowTitle(ds.name)  # Qt adds " — ELBO Studio", the application's display name
+        self.settings_panel.set_label_classes(ds.n_classes)
         self._picked_z = None
         self.training.encode_latents()  # the current model's scatter for the new test images
         self.dataset_changed.emit(ds)
@@ -356,9 +359,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         model = self.state.model()
         if model is None or len(z) != model.latent_dim:
             return
-        img = model.decode(z[None])[0]  # (C, H, W)
+        img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         self._picked_z = np.asarray(z, np.float32)
-        self.generated.show_image(img, self._picked_z, plane_xy, model.step)
+        row = every_class(model, self._picked_z) if model.n_classes else None
+        self.generated.show_image(img, self._picked_z, plane_xy, model.step, row)
         self.exports.update(self.export_actions)
 
     # -- closing ----------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from engine.config import ModelConfig
 from engine.data.dataset import as_float01
+from engine.preflight import label_misfit
 from engine.history import MetricHistory
 from engine.messages import DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
 from engine.snapshot import SnapshotModel
@@ -38,6 +40,7 @@ class SessionState(QObject):
     history_grew = Signal()  # rows or an epoch were appended to ``history``
     status_changed = Signal(str)
     example_changed = Signal(object)  # the selected test example's index, or None
+    label_changed = Signal(int)  # the class a conditional model generates (gallery, generated image, scatter)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -51,6 +54,7 @@ class SessionState(QObject):
         self.latent: LatentSnapshot | None = None
         self.history = MetricHistory()
         self.example: int | None = None
+        self.label = 0  # the class a conditional model decodes for; meaningless for an unconditional one
         self._dataset_id = 0
         self._model_id = 0
         self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
@@ -66,12 +70,42 @@ class SessionState(QObject):
     def latent_dim(self) -> int | None:
         return None if self.model_config is None else self.model_config.latent_dim
 
+    @property
+    def n_classes(self) -> int:
+        """Classes the current model is conditional on (0: not conditional, or no model)."""
+        return 0 if self.model_config is None else self.model_config.n_classes
+
+    def generation_label(self) -> int | None:
+        """The label to decode prior and latent-plane points with: the chosen class for a conditional model."""
+        return self.label if self.n_classes else None
+
+    def example_label(self, index: int) -> int | None:
+        """The label a conditional model encodes test example ``index`` with (None when not conditional)."""
+        if not self.n_classes or self.dataset is None or self.dataset.y_test is None:
+            return None
+        return int(self.dataset.y_test[index])
+
     def model_fits_dataset(self) -> bool:
-        return (
-            self.model_config is not None
-            and self.dataset is not None
-            and tuple(self.model_config.image_shape) == tuple(self.dataset.image_shape)
-        )
+        return self.model_config is not None and self.dataset is not None and self.misfit(self.model_config) is None
+
+    def misfit(self, model_config, dataset=None) -> str | None:
+        """A sentence when a model (ModelConfig, or a snapshot's config dict) cannot take the dataset's examples
+        (``dataset`` or the current one): images of another shape, or labels a conditional model has no inputs
+        for. None when it can, or when there is no dataset."""
+        ds = self.dataset if dataset is None else dataset
+        if ds is None:
+            return None
+        if isinstance(model_config, dict):
+            model_config = ModelConfig.from_dict(model_config)
+        fmt = lambda s: "×".join(map(str, s))  # noqa: E731
+        model, data = tuple(model_config.image_shape), tuple(ds.image_shape)
+        if model != data:
+            why = f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}"
+        elif model_config.conditional and (why := label_misfit(model_config, ds.n_classes)) is not None:
+            why = why[:1].upper() + why[1:]
+        else:
+            return None
+        return f"{why}: open the dataset it was trained on, or train a model on this one."
 
     # -- changes -------------------------------------------------------------------------------------------
     def set_dataset(self, ds) -> None:
@@ -94,6 +128,7 @@ class SessionState(QObject):
         self._model_cache = None
         self.latent = None
         self.example = None
+        self.label = 0
         self.history = history if history is not None else MetricHistory()
         self.model_changed.emit()
         self.history_reset.emit()
@@ -138,6 +173,13 @@ class SessionState(QObject):
         self.example = index
         self.example_changed.emit(index)
 
+    def set_label(self, label: int) -> None:
+        """The class a conditional model generates; ignored when out of its range."""
+        label = int(label)
+        if label != self.label and 0 <= label < max(self.n_classes, 1):
+            self.label = label
+            self.label_changed.emit(label)
+
     # -- derived -------------------------------------------------------------------------------------------
     def model(self) -> SnapshotModel | None:
         """A CPU copy of the newest weights (one per snapshot), for decoding on the GUI thread."""
@@ -151,18 +193,6 @@ class SessionState(QObject):
     def class_name(self, label: int) -> str:
         names = self.dataset.class_names if self.dataset is not None else None
         return names[label] if names and 0 <= label < len(names) else str(label)
-
-    def shape_mismatch(self, snap) -> str | None:
-        """A sentence when the model's images differ from the dataset's (a checkpoint of other data), else None."""
-        model = tuple(int(v) for v in snap.model_config.get("image_shape", ()))
-        data = tuple(self.dataset.image_shape) if self.dataset is not None else model
-        if model == data:
-            return None
-        fmt = lambda s: "×".join(map(str, s))  # noqa: E731
-        return (
-            f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}: open the dataset it was "
-            f"trained on, or train a model on this one."
-        )
 
     def test_image(self, index: int) -> np.ndarray:
         """Test image ``index`` as float32 in [0, 1], (C, H, W), a fresh array (the dataset may store uint8)."""

@@ -70,9 +70,9 @@ class TrainingController(QObject):
             w.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
             return
         try:
-            mcfg = w.settings_panel.model_config(ds.image_shape)
+            mcfg = w.settings_panel.model_config(ds.image_shape, ds.n_classes)
             tcfg = w.settings_panel.train_config()
-            check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test))
+            check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test), label_classes=ds.n_classes)
         except ConfigError as e:  # shown where the settings are; nothing starts
             text = str(e)
             w.settings_panel.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")

@@ -83,6 +83,7 @@ class GalleryPanel(QGroupBox):
         state.snapshot_changed.connect(lambda _s: self._mark_dirty(*KINDS))
         state.dataset_changed.connect(lambda _d: self._clear_pages("recon"))
         state.model_changed.connect(lambda: self._clear_pages(*KINDS))
+        state.label_changed.connect(lambda _c: self._mark_dirty("manifold", "prior"))  # a conditional model's class
 
     @property
     def model(self) -> SnapshotModel | None:
@@ -146,18 +147,22 @@ class GalleryPanel(QGroupBox):
         _, h, w = self.model.config.image_shape
         return 15 if max(h, w) <= 32 else 10 if max(h, w) <= 64 else 6
 
+    def _for_class(self) -> str:
+        label = self.state.generation_label()
+        return "" if label is None else f" · class {self.state.class_name(label)}"
+
     def _make_manifold(self):
         if self.view_rect is None or self.to_latent is None:
             return None, "Waiting for the latent plot."
         n = self.grid_size()
         pts = manifold_points(self.view_rect, n)
         z = self.to_latent(pts)
-        imgs = self.model.decode(z)
+        imgs = self.model.decode(z, self.state.generation_label())
         x0, x1, y0, y1 = self.view_rect
         a, b = self.axis_names
         cap = (
-            f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}] "
-            f"· step {self.model.step:,}"
+            f"{n}×{n} over the latent plot's view: {a} ∈ [{x0:.2f}, {x1:.2f}], {b} ∈ [{y0:.2f}, {y1:.2f}]"
+            f"{self._for_class()} · step {self.model.step:,}"
         )
         return mosaic(imgs, n, pad=0), cap
 
@@ -165,12 +170,12 @@ class GalleryPanel(QGroupBox):
         ds = self.dataset
         if ds is None:
             return None, "No dataset loaded."
-        if tuple(ds.image_shape) != tuple(self.model.config.image_shape):
-            return None, "The loaded dataset's images do not fit this model."
+        if (why := self.state.misfit(self.model.config)) is not None:
+            return None, why
         n = min(N_RECON, len(ds.x_test))
         idx = np.linspace(0, len(ds.x_test) - 1, n).astype(int)
         x = as_float01(ds.x_test[idx])
-        r = self.model.reconstruct(x)
+        r = self.model.reconstruct(x, ds.y_test[idx] if self.model.n_classes else None)  # with their own labels
         half = (n + 1) // 2
         rows = [x[:half], r[:half], x[half:], r[half:]]
         tiles = np.concatenate(
@@ -183,6 +188,8 @@ class GalleryPanel(QGroupBox):
         return mosaic(tiles, half, pad=1), cap
 
     def _make_prior(self):
-        imgs = prior_samples(self.model, PRIOR_GRID * PRIOR_GRID, seed=0)
-        cap = f"E[x | z], {PRIOR_GRID * PRIOR_GRID} fixed draws z ~ N(0, I) · step {self.model.step:,}"
+        imgs = prior_samples(self.model, PRIOR_GRID * PRIOR_GRID, seed=0, y=self.state.generation_label())
+        cap = (
+            f"E[x | z], {PRIOR_GRID * PRIOR_GRID} fixed draws z ~ N(0, I){self._for_class()} · step {self.model.step:,}"
+        )
         return mosaic(imgs, PRIOR_GRID, pad=1), cap

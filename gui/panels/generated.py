@@ -1,14 +1,20 @@
-"""The "Generated" panel: the decoder's mean image E[x|z] at the latent point the user picked, and its coordinates."""
+"""The "Generated" panel: the decoder's mean image E[x|z] at the latent point the user picked, and its coordinates.
+
+For a conditional VAE it also holds the class selector (the class every generated image, the manifold, the prior
+samples and the highlighted scatter follow; the session state owns the choice) and the row "same z, every class":
+E[x | z, y] for the picked z and each class y, showing that z carries the style and y the class."""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from gui.image_view import ImageView
-
+from gui.imaging import mosaic
 
 HINT = "Click or drag in the latent plot to decode a point."
+ROW_COLUMNS = 5  # "same z, every class" tiles per row (10 classes: two rows of 5)
 
 
 def _fmt_vec(z: np.ndarray, limit: int = 6) -> str:
@@ -21,38 +27,143 @@ class GeneratedPanel(QGroupBox):
     def __init__(self, state=None, parent=None):
         super().__init__("Generated", parent)
         self.setObjectName("generatedPanel")
+        self.state = state
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 12, 6, 6)
         lay.setSpacing(4)
+
+        self.class_row = QWidget()
+        self.class_row.setObjectName("classRow")
+        row = QHBoxLayout(self.class_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.class_combo = QComboBox()
+        self.class_combo.setObjectName("classSelector")
+        self.class_combo.setAccessibleName("Class")
+        tip = (
+            "The class y the conditional decoder p(x|z, y) generates: the image below, the manifold, the prior "
+            "samples and the highlighted points of the latent plot follow it (Alt+1 … Alt+9, Alt+0: the first ten classes)"
+        )
+        self.class_combo.setToolTip(tip)
+        label = QLabel("&Class")
+        label.setBuddy(self.class_combo)
+        label.setToolTip(tip)
+        row.addWidget(label)
+        row.addWidget(self.class_combo, 1)
+        lay.addWidget(self.class_row)
+
         self.view = ImageView(HINT, name="generatedImage", min_side=120)
         self.view.setToolTip("E[x | z]: the decoder's mean image at the picked latent point")
         self.coords = QLabel("z = —")
         self.coords.setObjectName("generatedCoords")
         self.coords.setWordWrap(True)
         self.coords.setProperty("role", "caption")
-        lay.addWidget(self.view, 1)
+        lay.addWidget(self.view, 2)
         lay.addWidget(self.coords)
+
+        self.every_caption = QLabel("Same z, every class")
+        self.every_caption.setObjectName("everyClassCaption")
+        self.every_caption.setProperty("role", "hint")
+        self.every_caption.setToolTip(
+            "E[x | z, y] at the picked z for each class y: z keeps the style, y sets the class. Click one to choose "
+            "its class."
+        )
+        self.every_view = ImageView("Pick a point to see it in every class.", name="everyClassImage", min_side=60)
+        self.every_view.setToolTip(self.every_caption.toolTip())
+        self.every_view.clicked.connect(self._on_every_clicked)
+        lay.addWidget(self.every_caption)
+        lay.addWidget(self.every_view, 1)
+
         self.z: np.ndarray | None = None
         self.plane_xy: tuple[float, float] | None = None
         self.step: int | None = None
+        self._every_tile: tuple[int, int, int] | None = None  # (tile height + pad, tile width + pad, classes)
+        self.class_combo.currentIndexChanged.connect(self._on_combo)
         if state is not None:  # a gui.state.SessionState: the image belongs to one model
-            state.model_changed.connect(lambda: self.clear(HINT))
+            state.model_changed.connect(self._on_model_changed)
+            state.dataset_changed.connect(lambda _d: self._fill_classes())
+            state.label_changed.connect(self._on_label_changed)
+        self._fill_classes()
+        for i in range(10):  # Alt+1 … Alt+9, Alt+0: classes 0 … 9
+            key = QShortcut(QKeySequence(f"Alt+{(i + 1) % 10}"), self)
+            key.activated.connect(lambda c=i: self.state is not None and self.state.set_label(c))
 
     @property
     def image(self) -> np.ndarray | None:
         """The (C, H, W) array on show, exactly as the decoder returned it."""
         return self.view.array
 
-    def show_image(self, image: np.ndarray, z: np.ndarray, plane_xy: tuple[float, float] | None, step: int) -> None:
+    @property
+    def every_class_image(self) -> np.ndarray | None:
+        """The "same z, every class" mosaic on show (C, H', W'), or None."""
+        return self.every_view.array
+
+    # -- the class selector -----------------------------------------------------------------------------------
+    def _fill_classes(self) -> None:
+        """One entry per class of a conditional model (named from the dataset); hidden for other models."""
+        k = self.state.n_classes if self.state is not None else 0
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        for c in range(k):
+            self.class_combo.addItem(f"{c}: {self.state.class_name(c)}", c)
+        if k:
+            self.class_combo.setCurrentIndex(min(self.state.label, k - 1))
+        self.class_combo.blockSignals(False)
+        for w in (self.class_row, self.every_caption, self.every_view):
+            w.setVisible(bool(k))
+
+    def _on_model_changed(self) -> None:
+        self.clear(HINT)
+        self._fill_classes()
+
+    def _on_combo(self, index: int) -> None:
+        if self.state is not None and index >= 0:
+            self.state.set_label(self.class_combo.itemData(index))
+
+    def _on_label_changed(self, label: int) -> None:
+        i = self.class_combo.findData(label)
+        if i >= 0 and i != self.class_combo.currentIndex():
+            self.class_combo.blockSignals(True)
+            self.class_combo.setCurrentIndex(i)
+            self.class_combo.blockSignals(False)
+
+    def _on_every_clicked(self, col: int, row: int) -> None:
+        if self._every_tile is None or self.state is None:
+            return
+        th, tw, k = self._every_tile
+        c = (row // th) * ROW_COLUMNS + col // tw
+        if col % tw < tw - 1 and row % th < th - 1 and 0 <= c < k:  # on a tile, not on the padding
+            self.state.set_label(c)
+
+    # -- showing ----------------------------------------------------------------------------------------------
+    def show_image(
+        self,
+        image: np.ndarray,
+        z: np.ndarray,
+        plane_xy: tuple[float, float] | None,
+        step: int,
+        every_class: np.ndarray | None = None,
+    ) -> None:
+        """The decoded image at z (and, for a conditional model, z decoded for every class, (k, C, H, W))."""
         self.view.set_image(image)
         self.z, self.plane_xy, self.step = np.asarray(z), plane_xy, step
         text = f"z = {_fmt_vec(z)}"
         if plane_xy is not None and len(np.asarray(z).ravel()) > 2:
             text = f"PC = ({plane_xy[0]:+.2f}, {plane_xy[1]:+.2f}) → " + text
+        if self.state is not None and self.state.n_classes:
+            text += f", y = {self.state.class_name(self.state.label)}"
         self.coords.setText(f"{text}<br><span style='color:#6a737d'>decoder at step {step:,}</span>")
+        if every_class is None:
+            self.every_view.set_image(None)
+            self._every_tile = None
+            return
+        k, _, h, w = every_class.shape
+        self.every_view.set_image(mosaic(every_class, ROW_COLUMNS, pad=1))
+        self._every_tile = (h + 1, w + 1, k)
 
     def clear(self, hint: str | None = None) -> None:
         self.view.set_image(None)
+        self.every_view.set_image(None)
+        self._every_tile = None
         if hint:
             self.view.set_placeholder(hint)
         self.z = self.plane_xy = self.step = None

@@ -282,7 +282,7 @@ class InferencePanel(QWidget):
         if snap is None:
             self.status.setText("No model yet: train or load a checkpoint first.")
             return
-        if (mismatch := self.state.shape_mismatch(snap)) is not None:
+        if (mismatch := self.state.misfit(snap.model_config)) is not None:
             self.status.setText(mismatch)
             return
         if self._post is not None and self._post.is_running():
@@ -293,10 +293,11 @@ class InferencePanel(QWidget):
     def _start_posterior(self, index: int, snap: DecoderSnapshot) -> None:
         x = np.asarray(self.state.test_image(index), np.float32).copy()
         models, token = self._models, self.state.identity()
+        label = self.state.example_label(index)  # a conditional model's q(z|x, y) and p(x|z, y) take the example's
 
         def job() -> PosteriorView:  # worker thread
             t0 = time.perf_counter()
-            model = models.get(snap)
+            model = models.get(snap).given(label)
             d = model.cfg.latent_dim
             grid = posterior_grid(model, x, POSTERIOR_GRID_SIZE) if d == 2 else None
             return PosteriorView(index, snap.step, grid, encoder_reconstruction(model, x), d, time.perf_counter() - t0)

@@ -24,6 +24,7 @@ from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000
 EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
+FADED = 0.12  # opacity of the other classes' points while a conditional model's class is chosen
 MIN_INTERVAL_S = 0.9  # at most ~1.1 scatter redraws a second (a 2k-point repaint is ~17 ms here)
 
 
@@ -146,6 +147,7 @@ class LatentPanel(QGroupBox):
             state.dataset_changed.connect(self._on_dataset_changed)
             state.model_changed.connect(self._on_model_changed)
             state.latent_changed.connect(self._on_latent_changed)
+            state.label_changed.connect(lambda _c: self.highlight_class())
 
     def _on_dataset_changed(self, ds) -> None:
         self.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
@@ -154,6 +156,17 @@ class LatentPanel(QGroupBox):
         self.clear()
         if self.state.latent_dim is not None:
             self.set_latent_dim(self.state.latent_dim)
+        self.highlight_class()
+
+    def highlight_class(self) -> None:
+        """A conditional model: the chosen class's points in front and in full colour, the others faint (their
+        codes were inferred with their own labels, so they show where q(z|x, y) puts that class). Otherwise every
+        class alike."""
+        label = self.state.generation_label() if getattr(self, "state", None) is not None else None
+        for i, it in enumerate(self.items):
+            chosen = label is None or len(self.items) == 1 or i == label
+            it.setOpacity(1.0 if chosen else FADED)
+            it.setZValue(1 if chosen and label is not None else 0)
 
     def _on_latent_changed(self, lat) -> None:
         if lat is None:
@@ -188,6 +201,7 @@ class LatentPanel(QGroupBox):
             it.mouseClickEvent = _pass_click  # a click on a point decodes it like anywhere else
             self.plot.addItem(it)
             self.items.append(it)
+        self.highlight_class()
         self.legend.setText(
             "&nbsp;&nbsp; ".join(
                 f"<span style='color:{style.class_color(i).name()}; font-size:11pt'>●</span>&nbsp;{_html(n)}"

@@ -1,7 +1,9 @@
 """Settings panel: a form bound to ModelConfig / TrainConfig, remembered between launches through QSettings.
 
 Widgets write through ``_on_changed`` (which stores the value); configs coming from outside (a loaded
-checkpoint) are applied with the widgets' signals blocked, so there is no feedback loop."""
+checkpoint) are applied with the widgets' signals blocked, so there is no feedback loop. "Condition on the label"
+is a wish kept apart from ModelConfig: the class count comes from the dataset when a run starts
+(``model_config(image_shape, label_classes)``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,17 @@ import math
 from dataclasses import fields
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.threads import usable_cores
@@ -65,6 +77,9 @@ TIPS = {
     "latent_dim": "Dimension d of the latent code z. With d = 2 the scatter is the latent space itself; "
     "for d > 2 it shows the first two principal components of the posterior means.",
     "hidden": "Width of the fully connected hidden layer in encoder and decoder.",
+    "conditional": "A conditional VAE (Sohn et al. 2015): the encoder q(z|x, y) and the decoder p(x|z, y) both see "
+    "the label y as a one-hot vector, so z is left to carry the style and y picks the class. Choose the class to "
+    "generate beside the Generated image. Needs a labelled dataset.",
     "likelihood": "Observation model p(x|z). Bernoulli: pixels in [0, 1] treated as probabilities (the classic "
     "binarised-MNIST choice; on grey pixels not a normalised density). Gaussian: a learned per-pixel "
     "noise scale σ. Continuous Bernoulli: the Bernoulli made a true density on [0, 1], so the ELBO "
@@ -94,6 +109,7 @@ LABELS = {
     "latent_dim": "Latent dimension",
     "hidden": "Hidden width",
     "likelihood": "Likelihood",
+    "conditional": "Condition on label",
     "beta": "β (KL weight)",
     "warmup_epochs": "KL warm-up (epochs)",
     "free_bits": "Free bits (nats/dim)",
@@ -107,7 +123,8 @@ LABELS = {
     "iwae_k": "IWAE samples K",
 }
 
-MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood")
+MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood", "conditional")
+NO_LABELS_TIP = "This dataset has no labels (or only one class): there is nothing to condition on."
 TRAIN_KEYS = (
     "beta",
     "warmup_epochs",
@@ -144,6 +161,9 @@ class SettingsPanel(QGroupBox):
         self.setObjectName("settingsPanel")
         self._settings = settings
         self._model = self._load(ModelConfig, "model")
+        self._conditional = _typed(settings.value("model/conditional", False), True)
+        self._label_classes = 0  # the current dataset's classes (0: unlabelled)
+        self._editable = True
         self._train = self._load(TrainConfig, "train")
         self.widgets: dict[str, QWidget] = {}
         outer = QVBoxLayout(self)
@@ -191,6 +211,7 @@ class SettingsPanel(QGroupBox):
                     ("continuous_bernoulli", "Continuous Bernoulli"),
                 ],
             ),
+            "conditional": QCheckBox("q(z|x, y), p(x|z, y)"),
             "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
             "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
             "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
@@ -205,6 +226,7 @@ class SettingsPanel(QGroupBox):
             "seed": spin("seed", 0, 2**31 - 1),
             "iwae_k": spin("iwae_k", 1, 100000, 10),
         }
+        self.widgets["conditional"].toggled.connect(lambda _on: self._on_changed("conditional"))
         heading_model = QLabel("Model")
         heading_train = QLabel("Training")
         for h in (heading_model, heading_train):
@@ -228,6 +250,7 @@ class SettingsPanel(QGroupBox):
         self.problem.hide()
         outer.addWidget(self.problem)
         self._apply_to_widgets()
+        self._update_conditional()
 
     def show_problem(self, text: str | None) -> None:
         """Why these settings cannot start a run on the current dataset (None: no problem)."""
@@ -239,7 +262,7 @@ class SettingsPanel(QGroupBox):
         base = cls()
         kw = {}
         for f in fields(cls):
-            if f.name == "image_shape":
+            if f.name in ("image_shape", "n_classes"):
                 continue
             key = f"{group}/{f.name}"
             if self._settings.contains(key):
@@ -258,12 +281,18 @@ class SettingsPanel(QGroupBox):
     def _store(self) -> None:
         for group, cfg in (("model", self._model), ("train", self._train)):
             for f in fields(cfg):
-                if f.name != "image_shape":
+                if f.name not in ("image_shape", "n_classes"):
                     self._settings.setValue(f"{group}/{f.name}", getattr(cfg, f.name))
+        self._settings.setValue("model/conditional", self._conditional)
 
     # -- widget <-> config -----------------------------------------------------------------------------------
     def _apply_to_widgets(self) -> None:
         for key, w in self.widgets.items():
+            if key == "conditional":
+                w.blockSignals(True)
+                w.setChecked(self._conditional and self._label_classes >= 2)
+                w.blockSignals(False)
+                continue
             value = getattr(self._model if key in MODEL_KEYS else self._train, key)
             if key == "device":
                 choice = str(self._settings.value("ui/device_choice", value))
@@ -283,12 +312,16 @@ class SettingsPanel(QGroupBox):
 
     def _read(self, key: str):
         w = self.widgets[key]
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
         return w.currentData() if isinstance(w, QComboBox) else w.value()
 
     def _on_changed(self, key: str) -> None:
         value = self._read(key)
         try:
-            if key in MODEL_KEYS:
+            if key == "conditional":
+                self._conditional = bool(value)
+            elif key in MODEL_KEYS:
                 self._model = self._model.replace(**{key: value})
             else:
                 self._train = self._train.replace(**{key: _device_value(value) if key == "device" else value})
@@ -300,8 +333,17 @@ class SettingsPanel(QGroupBox):
         self._store()
         self.changed.emit()
 
-    def model_config(self, image_shape: tuple[int, int, int]) -> ModelConfig:
-        return self._model.replace(image_shape=tuple(int(s) for s in image_shape))
+    def model_config(self, image_shape: tuple[int, int, int], label_classes: int = 0) -> ModelConfig:
+        """The model these settings describe for a dataset of this image shape and class count (0: unlabelled);
+        conditional on its labels when asked for and the dataset has two classes or more."""
+        n_classes = label_classes if self._conditional and label_classes >= 2 else 0
+        return self._model.replace(image_shape=tuple(int(s) for s in image_shape), n_classes=n_classes)
+
+    def set_label_classes(self, k: int) -> None:
+        """The current dataset's class count: "Condition on label" is offered only for two classes or more."""
+        self._label_classes = int(k)
+        self._update_conditional()
+        self._apply_to_widgets()
 
     def train_config(self) -> TrainConfig:
         return self._train
@@ -309,7 +351,8 @@ class SettingsPanel(QGroupBox):
     def set_configs(self, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None) -> None:
         """Apply configs from outside (a checkpoint, a test) without feedback; remembered like user edits."""
         if model_cfg is not None:
-            self._model = model_cfg
+            self._model = model_cfg.replace(n_classes=0)
+            self._conditional = model_cfg.conditional
         if train_cfg is not None:
             self._train = train_cfg
         self._apply_to_widgets()
@@ -320,8 +363,15 @@ class SettingsPanel(QGroupBox):
         self.set_configs(None, train_cfg)
 
     def set_editable(self, editable: bool) -> None:
+        self._editable = editable
         for w in self.widgets.values():
             w.setEnabled(editable)
+        self._update_conditional()
+
+    def _update_conditional(self) -> None:
+        box, labelled = self.widgets["conditional"], self._label_classes >= 2
+        box.setEnabled(self._editable and labelled)
+        box.setToolTip(TIPS["conditional"] if labelled else NO_LABELS_TIP)
 
 
 def _device_value(value: str) -> str:

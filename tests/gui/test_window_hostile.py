@@ -12,7 +12,10 @@ import pytest
 import torch
 from PySide6.QtCore import QSettings, Qt
 
+from engine.config import ModelConfig
 from engine.data.dataset import Dataset
+from engine.model import VAE
+from engine.snapshot import decoder_snapshot
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, wait_finished
 
@@ -123,7 +126,8 @@ def test_a_checkpoint_of_other_images_gives_a_sentence_in_the_posterior_panel(qt
     wait_finished(qtbot, w)
     snap = w.current_decoder
     other = dict(snap.model_config, image_shape=[1, 28, 28])
-    w.state.set_snapshot(type(snap)(snap.step, other, snap.weights))  # as if a checkpoint of 28×28 data was loaded
+    # as if a checkpoint of 28×28 data was loaded (weights of that shape: the drawing timer may decode with them)
+    w.state.set_snapshot(decoder_snapshot(VAE(ModelConfig.from_dict(other)), snap.step))
     w.inference.show_example(0)
     text = w.inference.status.text()
     assert "The model takes 1×28×28 images, this dataset's are 1×12×12" in text
