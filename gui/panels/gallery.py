@@ -56,6 +56,9 @@ class GalleryPanel(QGroupBox):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("galleryTabs")
         self.tabs.setDocumentMode(True)
+        # all three tabs readable at the window's smallest size (1024 px wide): narrower tabs, no scroll arrows
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.setStyleSheet("QTabBar::tab { padding: 4px 4px; }")
         hint = "Appears with the first model snapshot (press Start or load a checkpoint)."
         self.pages = {
             "manifold": _Tab("manifoldImage", hint),

@@ -39,6 +39,9 @@ class GeneratedPanel(QGroupBox):
         self.class_combo = QComboBox()
         self.class_combo.setObjectName("classSelector")
         self.class_combo.setAccessibleName("Class")
+        # long class names must not widen the panel (and the window) past its usual size: they are elided
+        self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_combo.setMinimumContentsLength(3)
         tip = (
             "The class y the conditional decoder p(x|z, y) generates: the image below, the manifold, the prior "
             "samples and the highlighted points of the latent plot follow it (Alt+1 … Alt+9, Alt+0: the first ten classes)"

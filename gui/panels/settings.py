@@ -211,7 +211,7 @@ class SettingsPanel(QGroupBox):
                     ("continuous_bernoulli", "Continuous Bernoulli"),
                 ],
             ),
-            "conditional": QCheckBox("q(z|x, y), p(x|z, y)"),
+            "conditional": QCheckBox("cVAE"),
             "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
             "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
             "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
