@@ -209,9 +209,9 @@ class CurvesPanel(QGroupBox):
         self.legend = QLabel(
             "&nbsp;&nbsp; ".join(
                 (
-                    _swatch(style.ELBO, "━", "train, per step (faint) and smoothed"),
-                    _swatch(style.TEST, "●", "test, per epoch"),
-                    _swatch(style.IWAE, "■", "test IWAE log p(x) (ELBO plot)"),
+                    _swatch(style.ELBO, "━", "train per step, smoothed"),
+                    _swatch(style.TEST, "●", "test per epoch"),
+                    _swatch(style.IWAE, "■", "test IWAE log p(x)"),
                 )
             )
         )
@@ -244,8 +244,10 @@ class CurvesPanel(QGroupBox):
         for c, s in enumerate((4, 3, 3, 3)):
             lay.setColumnStretch(c, s)
         lay.setRowStretch(1, 1)
-        lay.addWidget(self.caption, 2, 0, 1, 3)
-        lay.addWidget(self.collapse_warning, 2, 3)
+        # the caption spans the row (fewer wrapped lines: at 1024×700 a third line pushed it over the plots' axes);
+        # the rare collapse warning gets a row of its own
+        lay.addWidget(self.caption, 2, 0, 1, 4)
+        lay.addWidget(self.collapse_warning, 3, 0, 1, 4)
 
         self.smoothed = {"elbo": _Smoothed(), "recon": _Smoothed(), "kl": _Smoothed()}
         self._order = ("elbo", "recon", "kl")
