@@ -109,10 +109,11 @@ def prior_samples(model: SnapshotModel, n: int, seed: int = 0, y=None) -> np.nda
     return model.decode(z, y)
 
 
-def every_class(model: SnapshotModel, z: np.ndarray) -> np.ndarray:
-    """E[x | z, y] for y = 0..k-1 at one latent point z, (k, C, H, W): what z keeps (style) as the class changes."""
-    k = model.n_classes
-    return model.decode(np.repeat(np.asarray(z, np.float32).reshape(1, -1), k, 0), np.arange(k))
+def every_class(model: SnapshotModel, z: np.ndarray, classes=None) -> np.ndarray:
+    """E[x | z, y] at one latent point z for each class y in ``classes`` (default 0..k-1), (len, C, H, W): what z
+    keeps (style) as the class changes."""
+    classes = np.arange(model.n_classes) if classes is None else np.asarray(classes, np.int64)
+    return model.decode(np.repeat(np.asarray(z, np.float32).reshape(1, -1), len(classes), 0), classes)
 
 
 def latent_subset(n_test: int, n: int) -> np.ndarray:

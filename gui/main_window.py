@@ -361,7 +361,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             return
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         self._picked_z = np.asarray(z, np.float32)
-        row = every_class(model, self._picked_z) if model.n_classes else None
+        row = every_class(model, self._picked_z, self.generated.row_classes()) if model.n_classes else None
         self.generated.show_image(img, self._picked_z, plane_xy, model.step, row)
         self.exports.update(self.export_actions)
 

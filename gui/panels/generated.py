@@ -15,6 +15,7 @@ from gui.imaging import mosaic
 
 HINT = "Click or drag in the latent plot to decode a point."
 ROW_COLUMNS = 5  # "same z, every class" tiles per row (10 classes: two rows of 5)
+ROW_CLASSES = 20  # at most this many classes in that row: the block of 20 that holds the chosen class
 
 
 def _fmt_vec(z: np.ndarray, limit: int = 6) -> str:
@@ -129,13 +130,20 @@ class GeneratedPanel(QGroupBox):
             self.class_combo.setCurrentIndex(i)
             self.class_combo.blockSignals(False)
 
+    def row_classes(self) -> range:
+        """The classes the "same z, every class" row shows: all of them, or the block of ROW_CLASSES that holds
+        the chosen class."""
+        k = self.state.n_classes if self.state is not None else 0
+        start = (self.state.label // ROW_CLASSES) * ROW_CLASSES if k > ROW_CLASSES else 0
+        return range(start, min(k, start + ROW_CLASSES))
+
     def _on_every_clicked(self, col: int, row: int) -> None:
         if self._every_tile is None or self.state is None:
             return
-        th, tw, k = self._every_tile
+        th, tw, first, n = self._every_tile
         c = (row // th) * ROW_COLUMNS + col // tw
-        if col % tw < tw - 1 and row % th < th - 1 and 0 <= c < k:  # on a tile, not on the padding
-            self.state.set_label(c)
+        if col % tw < tw - 1 and row % th < th - 1 and 0 <= c < n:  # on a tile, not on the padding
+            self.state.set_label(first + c)
 
     # -- showing ----------------------------------------------------------------------------------------------
     def show_image(
@@ -146,7 +154,8 @@ class GeneratedPanel(QGroupBox):
         step: int,
         every_class: np.ndarray | None = None,
     ) -> None:
-        """The decoded image at z (and, for a conditional model, z decoded for every class, (k, C, H, W))."""
+        """The decoded image at z (and, for a conditional model, z decoded for each class of ``row_classes()``,
+        (n, C, H, W))."""
         self.view.set_image(image)
         self.z, self.plane_xy, self.step = np.asarray(z), plane_xy, step
         text = f"z = {_fmt_vec(z)}"
@@ -159,9 +168,13 @@ class GeneratedPanel(QGroupBox):
             self.every_view.set_image(None)
             self._every_tile = None
             return
-        k, _, h, w = every_class.shape
+        n, _, h, w = every_class.shape
+        classes = self.row_classes()
         self.every_view.set_image(mosaic(every_class, ROW_COLUMNS, pad=1))
-        self._every_tile = (h + 1, w + 1, k)
+        self._every_tile = (h + 1, w + 1, classes.start, n)
+        k = self.state.n_classes
+        shown = "every class" if n == k else f"classes {classes.start}–{classes.stop - 1} of {k}"
+        self.every_caption.setText(f"Same z, {shown}")
 
     def clear(self, hint: str | None = None) -> None:
         self.view.set_image(None)

@@ -156,3 +156,29 @@ def test_alt_digit_picks_a_class(qtbot, make_window):
     w.activateWindow()
     qtbot.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
     assert w.state.label == 1 and w.generated.class_combo.currentIndex() == 1
+
+
+def test_many_classes_show_the_block_holding_the_chosen_one(qtbot, make_window):
+    from gui.panels.generated import ROW_CLASSES
+
+    from .conftest import make_tiny
+
+    many = make_tiny(n_train=500, n_test=100, classes=25)
+    w = make_window(dataset=many, train=SMALL_TRAIN.replace(epochs=1))
+    tick_conditional(qtbot, w)
+    train_to_end(qtbot, w)
+    assert w.state.n_classes == 25 and ROW_CLASSES == 20
+    x0, x1, y0, y1 = w.latent.view_rect()
+    click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
+    assert w.generated.every_class_image.shape[2] == 5 * 13 - 1  # rows of 5
+    assert w.generated.every_class_image.shape[1] == 4 * 13 - 1  # classes 0-19: four rows
+    assert w.generated.every_caption.text() == "Same z, classes 0–19 of 25"
+    w.state.set_label(22)
+    assert w.generated.every_caption.text() == "Same z, classes 20–24 of 25"
+    model = SnapshotModel(w.current_decoder)
+    want = every_class(model, w._picked_z, range(20, 25))
+    np.testing.assert_allclose(w.generated.every_class_image[:, :12, :12], want[0], atol=1e-6)
+    view = w.generated.every_view
+    r = view.target_rect()
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(r.x() + r.width() // 10, r.center().y()))
+    assert w.state.label == 20
