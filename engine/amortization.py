@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from .chunking import decode_rows, iwae_sample_chunk
+from .model import for_example
 from .objectives import iwae_log_weights, kl_per_dim
 from .posterior import as_image_batch, log_px_quadrature, model_device
 
@@ -342,7 +343,7 @@ def amortization_study(
             if cancelled():
                 yield AmortizationCancelled(done, total)
                 return
-            log_px_quad[j] = log_px_quadrature(model, x[j], exact_grid)[0]
+            log_px_quad[j] = log_px_quadrature(for_example(model, j), x[j], exact_grid)[0]
             done += 1
             yield progress(done, "quadrature")
 
