@@ -87,6 +87,16 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     with qtbot.waitSignal(w.inference.posterior_ready, timeout=20_000) as blocker:
         w.inference.show_example(3)
     assert blocker.args[0].grid is not None and np.isfinite(blocker.args[0].grid.log_px)
+    w.inference.show_example(10)  # a second example of another class, then the amortization study of both
+    qtbot.waitUntil(lambda: not w.inference.running_workers(), timeout=20_000)
+    assert len({int(tiny.y_test[3]), int(tiny.y_test[10])}) == 2
+    study = w.inference.study
+    study.steps_spin.setValue(20)
+    with qtbot.waitSignal(w.inference.study_finished, timeout=60_000) as done:
+        qtbot.mouseClick(study.selected_button, Qt.MouseButton.LeftButton)
+    r = done.args[0]
+    assert sorted(r.indices.tolist()) == [3, 10] and np.all(np.isfinite(r.log_px_quadrature))
+    assert np.all(r.optimised_elbo >= r.encoder_elbo)
 
 
 def test_conditional_checkpoint_and_a_second_unconditional_run(qtbot, make_window, tmp_path):
