@@ -164,8 +164,8 @@ class _DataParallelForward:
     def __init__(self, ddp, model: torch.nn.Module):
         self._ddp, self.likelihood = ddp, model.likelihood
 
-    def __call__(self, x, eps=None):
-        return self._ddp(x, eps)
+    def __call__(self, x, eps=None, y=None):  # y: a conditional model's labels (VAE.forward)
+        return self._ddp(x, eps, y)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
