@@ -6,6 +6,7 @@ import torch
 
 from .config import ConfigError
 
+
 def pick_device(requested: str = "auto") -> torch.device:
     """CUDA when available, then MPS, then CPU; a forced device that is missing raises ConfigError."""
     mps = getattr(torch.backends, "mps", None)
@@ -16,6 +17,8 @@ def pick_device(requested: str = "auto") -> torch.device:
         return torch.device("mps") if has_mps else torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for, but this torch build sees no CUDA GPU")
+    if requested.startswith("cuda:") and int(requested[5:]) >= (n := torch.cuda.device_count()):
+        raise ConfigError(f"device {requested!r} asked for, but this machine has {n} CUDA GPU{'s' * (n != 1)}")
     if requested == "mps" and not has_mps:
         raise ConfigError("device 'mps' asked for, but Apple MPS is not available here")
     return torch.device(requested)
@@ -35,7 +38,8 @@ def available_devices() -> list[tuple[str, str]]:
 
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
-        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return device.type
 
 

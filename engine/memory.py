@@ -74,8 +74,9 @@ def dataset_bytes(n_images: int, n_values: int, itemsize: int = 1) -> int:
     return int(n_images) * int(n_values) * (2 * int(itemsize) + stored)
 
 
-def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True) -> dict[str, int]:
-    """Estimated bytes of one training run, by part: data on the device, the parameters with their gradients,
+def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, device_data: int = 0) -> dict[str, int]:
+    """Estimated bytes of one training run, by part: ``device_data``, the bytes of the dataset the run copies to
+    its device (0 when it uses the host arrays in place; engine/placement.py decides), the parameters with their gradients,
     Adam moments and the trainer's good copy, the activations of a training batch, and those of the largest
     evaluation block (a 1000-example ELBO block or an IWAE chunk). Parameters are counted on torch's meta device, so nothing is allocated."""
     from .model import VAE  # local: the estimate is used before torch builds anything real
@@ -85,7 +86,7 @@ def training_bytes(model_cfg, train_cfg, n_train: int, n_test: int, on_host: boo
         n_params = sum(p.numel() for p in VAE(model_cfg).parameters())
     pixels = model_cfg.n_pixels
     c, h, w = model_cfg.image_shape
-    data = 0 if on_host else (n_train + n_test) * pixels  # uint8 on the device (engine/placement.py)
+    data = int(device_data)
     # weights, gradients, two Adam moments, the good copy (weights + moments): 7 float32 copies
     model = 7 * 4 * n_params
     # per example in flight while training: input, decoder output, the likelihood's temporaries and their
@@ -117,12 +118,12 @@ def device_budget(device) -> tuple[int, str] | None:
 
 
 def check_training_fits(
-    model_cfg, train_cfg, n_train: int, n_test: int, on_host: bool = True, budget: int | None = None, device=None
+    model_cfg, train_cfg, n_train: int, n_test: int, device_data: int = 0, budget: int | None = None, device=None
 ) -> None:
     """ConfigError naming the largest part and its setting when the run's estimate exceeds the budget."""
     from .config import ConfigError
 
-    parts = training_bytes(model_cfg, train_cfg, n_train, n_test, on_host)
+    parts = training_bytes(model_cfg, train_cfg, n_train, n_test, device_data)
     total = sum(parts.values())
     gpu = device_budget(device) if budget is None else None
     if gpu is not None:

@@ -163,7 +163,8 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
         """q_φ(z|x) (or q_φ(z|x, y)) = N(μ, diag exp(log σ²)); returns (μ, log σ²), each (B, d)."""
-        h = self.encoder(x, self.one_hot(y, len(x), x.device))
+        c = self.one_hot(y, len(x), x.device)
+        h = self.encoder(x) if c is None else self.encoder(x, c)
         mu, log_var = h.float().chunk(2, dim=1)  # float32 even under autocast: the KL and exp() need the range
         return mu, log_var
 
@@ -176,7 +177,8 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """The likelihood's parameters (logits or means) of p(x|z) (or p(x|z, y)), (B, C, H, W)."""
-        return self.decoder(z, self.one_hot(y, len(z), z.device))
+        c = self.one_hot(y, len(z), z.device)
+        return self.decoder(z) if c is None else self.decoder(z, c)
 
     def mean_image(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """E[x|z] (or E[x|z, y]) in [0, 1], (B, C, H, W)."""

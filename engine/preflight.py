@@ -56,13 +56,13 @@ def check_run(
     image_shape,
     n_train: int,
     n_test: int,
-    on_host: bool = True,
+    device_data: int = 0,
     device=None,
     label_classes: int = 0,
 ) -> None:
     """Every combination check of settings × dataset; ConfigError (one sentence naming the setting) if one fails.
-    ``device``: a CUDA device's free memory is the budget there (everything but the host copy of the data lives
-    on it); otherwise the host budget. ``label_classes``: the dataset's class count (0: unlabelled), which a
+    ``device_data``: bytes of the dataset copied to the training device (0: used in place in host memory);
+    ``device``: a CUDA device's free memory is the budget there; otherwise the host budget. ``label_classes``: the dataset's class count (0: unlabelled), which a
     conditional model's labels must fit."""
     if tuple(model_cfg.image_shape) != tuple(image_shape):
         raise ConfigError(
@@ -72,4 +72,4 @@ def check_run(
         raise ConfigError("the dataset needs at least one training and one test image")
     check_labels(model_cfg, label_classes)
     check_architecture(model_cfg)
-    check_training_fits(model_cfg, train_cfg, n_train, n_test, on_host, device=device)
+    check_training_fits(model_cfg, train_cfg, n_train, n_test, device_data, device=device)

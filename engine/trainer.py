@@ -33,7 +33,7 @@ from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChun
 from .model import VAE, n_parameters
 from .files import display_name
 from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
-from .placement import TrainingImages
+from .placement import TrainingImages, can_pin_memory, choose_placement, free_memory
 from .preflight import check_run
 from .threads import ThreadGovernor, governor_for, set_training_threads
 
@@ -60,13 +60,18 @@ class TrainingRun:
         dist: Distributed | None = None,
     ):
         self.device = dist.device(train_cfg.device) if dist else pick_device(train_cfg.device)
+        # where the training images live (engine/placement.py), decided before the memory check that counts them
+        placement = choose_placement(dataset.x_train.nbytes, self.device, free_memory(self.device), can_pin_memory())
+        copied = (
+            0 if self.device.type == "cpu" else dataset.x_test.nbytes + placement.on_device * dataset.x_train.nbytes
+        )
         check_run(
             model_cfg,
             train_cfg,
             dataset.image_shape,
             len(dataset.x_train),
             len(dataset.x_test),
-            on_host=self.device.type == "cpu",
+            device_data=copied,
             device=self.device,
             label_classes=dataset.n_classes,
         )
@@ -86,7 +91,7 @@ class TrainingRun:
 
         # Data lives on the device as stored (uint8, or float32 off the 1/255 grid); batches are drawn by indexing
         # (no DataLoader, no per-batch collate) and become float there (to_float).
-        self.train_images = TrainingImages(dataset.x_train, self.device)  # (N, C, H, W): see engine/placement.py
+        self.train_images = TrainingImages(dataset.x_train, self.device, placement)  # (N, C, H, W)
         self.x_test = torch.from_numpy(dataset.x_test).to(self.device)
         # a conditional model's labels: on the training device whatever the images' placement (8 bytes each)
         labelled = model_cfg.conditional

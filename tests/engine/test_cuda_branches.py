@@ -112,13 +112,6 @@ def test_a_forced_cuda_device_is_used_when_present_and_refused_clearly_when_not(
     assert pick_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="engine/devices.py:18 (pick_device) checks only torch.cuda.is_available(), not the index against "
-    "device_count(): --device cuda:1 on a one-GPU machine passes pick_device and fails later in torch (invalid "
-    "device ordinal), not as the ConfigError its docstring promises",
-)
 def test_a_forced_cuda_index_beyond_the_machines_gpus_is_refused(gpus):
     try:
         pick_device("cuda:2")  # two GPUs: cuda:0 and cuda:1
@@ -203,14 +196,14 @@ def test_device_budget_is_a_share_of_the_gpus_free_memory(gpus):
 def test_a_run_too_big_for_the_gpus_free_memory_is_refused_and_one_that_fits_passes(gpus):
     mcfg, tcfg = _small_run()
     n_train, n_test = 60_000, 10_000
-    parts = training_bytes(mcfg, tcfg, n_train, n_test, on_host=False)
+    parts = training_bytes(mcfg, tcfg, n_train, n_test, device_data=(n_train + n_test) * 784)
     assert max(parts, key=parts.get) == "data"  # 55 MB of uint8 images: the largest part
     need = sum(parts.values())
     gpus.free[0] = math.ceil(need / GPU_FRACTION) + 64  # just enough
-    check_training_fits(mcfg, tcfg, n_train, n_test, on_host=False, device=CUDA0)
+    check_training_fits(mcfg, tcfg, n_train, n_test, device_data=(n_train + n_test) * 784, device=CUDA0)
     gpus.free[0] = int(need / GPU_FRACTION) - 64 * 1024  # 64 kB short
     with pytest.raises(ConfigError) as e:
-        check_training_fits(mcfg, tcfg, n_train, n_test, on_host=False, device=CUDA0)
+        check_training_fits(mcfg, tcfg, n_train, n_test, device_data=(n_train + n_test) * 784, device=CUDA0)
     msg = str(e.value)
     assert f"about {fmt_bytes(need)} of memory" in msg
     assert f"more than the {fmt_bytes(gpus.free[0] * GPU_FRACTION)} free on cuda:0" in msg
@@ -222,11 +215,11 @@ def test_on_a_gpu_its_free_memory_is_the_budget_not_the_hosts(gpus, monkeypatch)
     mcfg, tcfg = _small_run()
     monkeypatch.setattr(engine.memory, "available_bytes", lambda: 1 * MB)  # a host too small for this run
     with pytest.raises(ConfigError, match="cap .half the memory available"):
-        check_training_fits(mcfg, tcfg, 60_000, 10_000, on_host=True)
-    check_training_fits(mcfg, tcfg, 60_000, 10_000, on_host=False, device=CUDA1)  # 40 GiB free there
-    need = sum(training_bytes(mcfg, tcfg, 60_000, 10_000, on_host=False).values())
+        check_training_fits(mcfg, tcfg, 60_000, 10_000)
+    check_training_fits(mcfg, tcfg, 60_000, 10_000, device_data=70_000 * 784, device=CUDA1)  # 40 GiB free there
+    need = sum(training_bytes(mcfg, tcfg, 60_000, 10_000, device_data=70_000 * 784).values())
     with pytest.raises(ConfigError, match="cap .half the memory available"):  # an explicit budget wins
-        check_training_fits(mcfg, tcfg, 60_000, 10_000, on_host=False, budget=need - 1, device=CUDA1)
+        check_training_fits(mcfg, tcfg, 60_000, 10_000, device_data=70_000 * 784, budget=need - 1, device=CUDA1)
     assert gpus.asked == [1]
 
 
@@ -237,21 +230,13 @@ def test_a_training_run_on_a_gpu_with_too_little_free_memory_is_refused_before_b
     monkeypatch.setattr(VAE, "to", lambda self, *a, **k: built.append(1) or self)
     with pytest.raises(ConfigError, match=r"free on cuda:0; lower those settings$"):
         engine.trainer.TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape), TrainConfig(device="auto"))
-    assert not built and gpus.asked == [0]
+    assert not built and set(gpus.asked) == {0}  # the placement and the memory check ask GPU 0 alone
 
 
 class _PastTheMemoryCheck(Exception):
     pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfigError,
-    reason="engine/trainer.py:69 (TrainingRun.__init__) passes on_host=(device is the CPU), so on CUDA the memory "
-    "check counts every training image on the GPU (engine/memory.py:88, training_bytes) even when "
-    "engine/placement.py keeps them in pinned host memory because they do not fit: a dataset larger than ~0.9 of "
-    "the GPU's free memory is refused although the host-staging path exists for exactly that case",
-)
 def test_images_kept_on_the_host_do_not_count_against_the_gpus_memory(gpus, monkeypatch):
     ds = make_blobs(n_train=20_000, n_test=100)
     ds = Dataset("blobs", "test:blobs", (ds.x_train * 255).astype(np.uint8), (ds.x_test * 255).astype(np.uint8))
@@ -260,7 +245,7 @@ def test_images_kept_on_the_host_do_not_count_against_the_gpus_memory(gpus, monk
     gpus.free[0] = 1 * MB
     placement = choose_placement(ds.x_train.nbytes, CUDA0, gpus.free[0], True)
     assert not placement.on_device  # the trainer would keep the 1.28 MB of training images on the host
-    on_gpu = sum(training_bytes(mcfg, tcfg, len(ds.x_train), len(ds.x_test), on_host=True).values())
+    on_gpu = sum(training_bytes(mcfg, tcfg, len(ds.x_train), len(ds.x_test)).values())
     assert on_gpu + ds.x_test.nbytes < GPU_FRACTION * gpus.free[0] / 2  # the rest fits twice over
 
     def past(*a, **k):
@@ -391,3 +376,25 @@ def test_ddp_is_given_the_models_gpu_and_no_device_ids_on_the_cpu(monkeypatch):
     monkeypatch.setattr(engine.distributed, "model_device", lambda m: CUDA1)
     forward = d.wrap(model)
     assert wrapped == [None, [1]] and forward.likelihood is model.likelihood
+
+
+def test_a_float32_dataset_on_the_gpu_counts_four_bytes_a_value(gpus, monkeypatch):
+    """Values off the 1/255 grid are stored as float32: the training run counts the bytes it really copies."""
+    blobs = make_blobs(n_train=2_000, n_test=500)  # float32 in [0, 1]
+    assert blobs.x_train.dtype == np.float32
+    seen = []
+    real = engine.trainer.check_run
+    monkeypatch.setattr(engine.trainer, "check_run", lambda *a, **k: seen.append(k["device_data"]) or real(*a, **k))
+
+    def past(*a, **k):
+        raise _PastTheMemoryCheck
+
+    monkeypatch.setattr(engine.trainer, "autocast_dtype", past)
+    with pytest.raises(_PastTheMemoryCheck):
+        engine.trainer.TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=8), TrainConfig())
+    assert seen == [blobs.x_train.nbytes + blobs.x_test.nbytes] and seen[0] == 2_500 * 4 * blobs.x_train[0].size
+
+
+def test_an_unindexed_cuda_device_is_labelled_with_the_current_gpu(gpus):
+    gpus.current = 1
+    assert device_label(torch.device("cuda")) == "cuda:1 (Fake GPU B)"

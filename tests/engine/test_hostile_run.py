@@ -48,8 +48,8 @@ def test_nan_at_the_epochs_last_flush_restores_the_good_weights(blobs):
     spe = run.steps_per_epoch
     step = run._train_step
 
-    def poisoned(x, beta, row):
-        step(x, beta, row)
+    def poisoned(x, beta, row, y=None):
+        step(x, beta, row, y)
         if run.step == 2 * spe - 1:  # the last step of the second epoch
             with torch.no_grad():
                 for p in run.model.parameters():
@@ -159,7 +159,7 @@ def test_images_smaller_than_the_kernels_go_through_the_conv_model_padded():
 def test_an_architecture_that_cannot_take_the_images_is_refused_before_building(monkeypatch):
     import engine.model
 
-    def cannot(self, x, eps=None):
+    def cannot(self, x, eps=None, y=None):
         raise RuntimeError("Kernel size can't be greater than actual input size")
 
     monkeypatch.setattr(engine.model.VAE, "forward", cannot)

@@ -64,7 +64,7 @@ def test_training_from_host_resident_images_matches_device_resident(monkeypatch)
     curves, reasons = [], []
     for placement in (None, Placement(False, False, "images kept in host memory (forced)")):
         if placement is not None:
-            monkeypatch.setattr("engine.placement.choose_placement", lambda *a, **k: placement)
+            monkeypatch.setattr("engine.trainer.choose_placement", lambda *a, **k: placement)
         run = TrainingRun(ds, mcfg, tcfg)
         reasons += [m.data_placement for m in run.run() if isinstance(m, RunStarted)]
         curves.append(run.history.column("elbo").copy())
