@@ -80,7 +80,9 @@ class ThreadGovernor:
     ``margin``; a probe that is clearly losing (below ``give_up`` times that rate after ``min_steps`` steps or
     an eighth of a window) ends at once, so a losing probe costs a few steps, not a window. Probes come:
     - at once when the rate drops below ``drop`` times its running level (someone took a core: try fewer);
-    - after the first window, then every ``probe_s`` seconds, the period doubling after each lost probe up to
+    - after the first window (a quarter of ``window_s``: when another process already holds a core, a collapsed
+      OpenMP team can run 100× slower, and the first probe down should come after a step or two, not a second's
+      worth), then every ``probe_s`` seconds, the period doubling after each lost probe up to
       ``max_probe_s``: upwards below the maximum (a freed core does not speed up fewer threads, so only a probe
       finds it), downwards at it.
     A probe that wins is followed at once by one more step in the same direction, and resets the period.
@@ -134,7 +136,7 @@ class ThreadGovernor:
         self._win_seconds += seconds
         self._win_steps += 1
         rate = self._win_samples / max(self._win_seconds, 1e-12)
-        full = self._win_seconds >= self.window_s
+        full = self._win_seconds >= (self.window_s if self._level is not None else self.window_s / 4)
         if self._probe_from is not None and not full:
             started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 8
             full = started and rate < self.give_up * self._probe_from[1]

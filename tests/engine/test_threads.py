@@ -218,3 +218,14 @@ def test_helper_threads_run_torch_single_threaded():
     t.start()
     t.join()
     assert out == [1]
+
+
+def test_a_collapsed_team_at_the_start_is_left_after_one_step():
+    """Two busy processes from the start: two threads crawl (300 samples/s, a step of 0.43 s). The first window is
+    a quarter of a normal one, so the first probe down comes after one such step, not after a second of them."""
+    m = Machine(lambda n, t: {1: 12_000.0, 2: 300.0}[n])
+    g = governor(m)
+    steps = m.run(g, 20.0)
+    first_one = min(t for t, n, _ in steps if n == 1)
+    assert first_one < 0.5 + BATCH / 12_000.0  # one step at two threads, then one thread
+    assert share_at(steps, 1, 0, 20) > 0.85

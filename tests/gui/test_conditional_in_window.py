@@ -192,3 +192,13 @@ def test_many_classes_show_the_block_holding_the_chosen_one(qtbot, make_window):
     r = view.target_rect()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(r.x() + r.width() // 10, r.center().y()))
     assert w.state.label == 20
+
+
+def test_the_choice_to_condition_is_remembered_between_windows(qtbot, make_window, tiny):
+    w = make_window(configure=False)
+    tick_conditional(qtbot, w)
+    w.close()
+    w2 = make_window(configure=False)
+    assert w2.settings_panel.widgets["conditional"].isChecked()
+    assert w2.settings_panel.model_config(tiny.image_shape, tiny.n_classes).n_classes == 3
+    assert w2.settings_panel.model_config(tiny.image_shape, 0).n_classes == 0  # unlabelled data: a plain VAE
