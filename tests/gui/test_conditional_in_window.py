@@ -202,3 +202,27 @@ def test_the_choice_to_condition_is_remembered_between_windows(qtbot, make_windo
     assert w2.settings_panel.widgets["conditional"].isChecked()
     assert w2.settings_panel.model_config(tiny.image_shape, tiny.n_classes).n_classes == 3
     assert w2.settings_panel.model_config(tiny.image_shape, 0).n_classes == 0  # unlabelled data: a plain VAE
+
+
+def test_a_conditional_checkpoint_opened_over_unlabelled_data_says_why_and_still_generates(
+    qtbot, make_window, tiny, tmp_path
+):
+    w = make_window()
+    tick_conditional(qtbot, w)
+    train_to_end(qtbot, w)
+    path = str(tmp_path / "cvae.pt")
+    w.session.run.save(path)
+    bare = make_window(dataset=Dataset("no labels", "test", tiny.x_train, tiny.x_test))
+    bare.ask_open_path = lambda *a: path
+    bare.checkpoints.load_dialog()
+    qtbot.waitUntil(lambda: bare.loaded_checkpoint is not None, timeout=10_000)
+    assert bare.state.model_config.n_classes == 3 and bare.current_latent is None  # nothing encoded without labels
+    bare.gallery.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: not bare.gallery.dirty["recon"], timeout=5000)
+    assert "no labels" in bare.gallery.pages["recon"].caption.text()
+    bare.inference.show_example(0)
+    assert "no labels" in bare.inference.status.text()
+    click_latent(qtbot, bare, 0.0, 0.0)
+    model = SnapshotModel(bare.current_decoder)
+    np.testing.assert_array_equal(bare.generated.image, model.decode(bare._picked_z[None], 0)[0])
+    assert not bare.errors  # (an exception while drawing fails the test by itself: pytest-qt)
