@@ -24,6 +24,8 @@ from engine.preflight import check_labels, check_run
 from engine.snapshot import SnapshotModel, every_class, prior_samples, snapshot_from_state
 from engine.trainer import TrainingRun
 from tests.conftest import make_blobs
+from tests.engine.test_checkpoint import _steps
+from tests.engine.test_hostile_checkpoint import _refused
 
 # one CPU thread: the runs are bit-reproducible and fast when other processes hold the cores
 FAST = dict(iwae_k=5, iwae_examples=50, eval_examples=400, latent_examples=100, metrics_hz=1e9, snapshot_interval_s=1e9)
@@ -288,25 +290,15 @@ def test_a_resumed_conditional_run_continues_exactly(shapes, tmp_path):
     the same permuted order as the images after a resume)."""
     mcfg, tcfg = _shapes_cfg(shapes), TrainConfig(epochs=2, batch_size=100, **FAST_T)
 
-    def steps(run, n):
-        gen, out = run.run(), []
-        for msg in gen:
-            if isinstance(msg, MetricsChunk):
-                out.extend(msg.elbo.tolist())
-                if len(out) >= n:
-                    run.stop()
-        list(gen)
-        return out[:n]
-
     a = TrainingRun(shapes, mcfg, tcfg)
-    steps(a, 25)  # 20 steps per epoch: stops in the second
+    _steps(a, 25)  # 20 steps per epoch: stops in the second
     a.save(tmp_path / "mid.ckpt")
     a.rearm()
-    cont = steps(a, 5)
+    cont = _steps(a, 5)
     ck = load_checkpoint(tmp_path / "mid.ckpt")
     b = TrainingRun(shapes, mcfg, tcfg, checkpoint=ck)
     assert (b.step, b.epoch, b.batch) == (25, 1, 5)
-    np.testing.assert_allclose(steps(b, 5), cont, rtol=1e-6)
+    np.testing.assert_allclose(_steps(b, 5), cont, rtol=1e-6)
     # and to the end: a finished resumed run
     b.rearm()
     list(b.run())
@@ -327,16 +319,6 @@ def test_resuming_a_conditional_checkpoint_needs_its_settings_and_labels(trained
         TrainingRun(unlabelled, ck.model_config, TrainConfig(epochs=3, **FAST_T), checkpoint=ck)
 
 
-def _crafted(tmp_path, raw):
-    p = tmp_path / "crafted.ckpt"
-    torch.save(raw, p)
-    with pytest.raises(CheckpointError) as e:
-        load_checkpoint(p)
-    msg = str(e.value)
-    assert msg.startswith("'crafted.ckpt': ") and "\n" not in msg, msg
-    return msg
-
-
 def test_a_checkpoint_whose_settings_and_weights_disagree_on_the_label_is_refused(trained, shapes, tmp_path):
     _, _, cond_path = trained
     plain = TrainingRun(shapes, _shapes_cfg(shapes, k=0), TrainConfig(epochs=1, batch_size=100, **FAST_T))
@@ -344,19 +326,19 @@ def test_a_checkpoint_whose_settings_and_weights_disagree_on_the_label_is_refuse
     # unconditional weights under settings that say n_classes = 4
     raw = torch.load(tmp_path / "plain.ckpt", weights_only=True)
     raw["model_config"]["n_classes"] = 4
-    msg = _crafted(tmp_path, raw)
+    msg = _refused(tmp_path, raw)
     assert "weight encoder.net.1.weight has shape (128, 784), the architecture needs (128, 788)" in msg, msg
     # conditional weights under settings without the key (read as an old, unconditional checkpoint)
     raw = torch.load(cond_path, weights_only=True)
     del raw["model_config"]["n_classes"]
-    msg = _crafted(tmp_path, raw)
+    msg = _refused(tmp_path, raw)
     assert "has shape (128, 788), the architecture needs (128, 784)" in msg, msg
     # conditional weights claiming another class count
     raw = torch.load(cond_path, weights_only=True)
     raw["model_config"]["n_classes"] = 10
-    assert "the architecture needs (128, 794)" in _crafted(tmp_path, raw)
+    assert "the architecture needs (128, 794)" in _refused(tmp_path, raw)
     raw["model_config"]["n_classes"] = 1
-    assert "n_classes must be 0" in _crafted(tmp_path, raw)
+    assert "n_classes must be 0" in _refused(tmp_path, raw)
     # an old unconditional checkpoint without the key still loads
     raw = torch.load(tmp_path / "plain.ckpt", weights_only=True)
     del raw["model_config"]["n_classes"]
