@@ -87,6 +87,7 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     with qtbot.waitSignal(w.inference.posterior_ready, timeout=20_000) as blocker:
         w.inference.show_example(3)
     assert blocker.args[0].grid is not None and np.isfinite(blocker.args[0].grid.log_px)
+    assert f"p(z | x, y = {w.state.class_name(int(tiny.y_test[3]))})" in w.inference.title.text()
     w.inference.show_example(10)  # a second example of another class, then the amortization study of both
     qtbot.waitUntil(lambda: not w.inference.running_workers(), timeout=20_000)
     assert len({int(tiny.y_test[3]), int(tiny.y_test[10])}) == 2
