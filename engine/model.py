@@ -228,7 +228,7 @@ class Labelled:
 def for_example(model, j: int):
     """The model example ``j`` of a batch sees on its own: a Labelled model with per-example labels becomes one
     with example j's label; any other model is itself."""
-    if isinstance(model, Labelled) and not isinstance(model.y, int) and torch.as_tensor(model.y).ndim > 0:
+    if isinstance(model, Labelled) and torch.as_tensor(model.y).ndim > 0:
         return Labelled(model.vae, int(torch.as_tensor(model.y).reshape(-1)[j]))
     return model
 

@@ -139,9 +139,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         st = self.state
         st.dataset_changed.connect(self._on_dataset_changed)
         st.model_changed.connect(self._on_model_changed)
-        st.snapshot_changed.connect(self._on_snapshot)
+        st.snapshot_changed.connect(lambda _snap: self._redecode_picked())  # newer weights
         st.example_changed.connect(self._on_example_changed)
-        st.label_changed.connect(lambda _c: self._on_snapshot(None))  # the picked point, decoded for the new class
+        st.label_changed.connect(lambda _c: self._redecode_picked())  # a conditional model's other class
         self.latent.latent_clicked.connect(self._on_latent_clicked)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.example_clicked.connect(st.select_example)
@@ -326,7 +326,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         return out
 
     # -- clicks -----------------------------------------------------------------------------------------------
-    def _on_snapshot(self, _snap) -> None:
+    def _redecode_picked(self) -> None:
+        """The picked latent point again, with the current weights and class."""
         if self._picked_z is not None:
             self._decode_and_show(self._picked_z, self.generated.plane_xy)
 

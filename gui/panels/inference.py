@@ -272,8 +272,8 @@ class InferencePanel(QWidget):
         self.current_index = index
         self.study.add_to_selection(index)
         label = "" if ds.y_test is None else f" ({self.state.class_name(int(ds.y_test[index]))})"
-        if self.state.example_label(index) is not None:  # a conditional model: every figure here is given y
-            label += f": p(z | x, y = {self.state.class_name(int(ds.y_test[index]))}) and q(z | x, y)"
+        if (y := self.state.example_label(index)) is not None:  # a conditional model: every figure here is given y
+            label += f": p(z | x, y = {self.state.class_name(y)}) and q(z | x, y)"
         self.title.setText(f"Test example #{index}{label}")
         self.image.setPixmap(
             QPixmap.fromImage(to_qimage(as_float01(ds.x_test[index]))).scaled(
