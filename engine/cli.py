@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
-from .files import quote
+from .files import WriteError, atomic_write, quote
 from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .checkpoint import Checkpoint, CheckpointError, WriteError, checkpoint_of_run, write_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -31,7 +31,7 @@ from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
 from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .model import VAE, n_parameters
-from .files import display_name
+from .files import WriteError, display_name
 from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
 from .placement import TrainingImages, can_pin_memory, choose_placement, free_memory
 from .preflight import check_run

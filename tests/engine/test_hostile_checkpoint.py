@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import (
-    CheckpointError,
-    WriteError,
-    atomic_write,
-    clean_stale_temps,
-    load_checkpoint,
-    write_checkpoint,
-)
+from engine.checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from engine.config import ConfigError, ModelConfig, TrainConfig
+from engine.files import WriteError, atomic_write, clean_stale_temps
 from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
