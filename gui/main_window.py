@@ -383,7 +383,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit()
+        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
         self.inference.shutdown()
         self.training.cancel_encoding()
         self.checkpoints.shutdown()
