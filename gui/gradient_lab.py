@@ -52,8 +52,8 @@ def estimator_combo() -> QComboBox:
     """The Fit's gradient estimator (item data: the engine's estimator key)."""
     combo = QComboBox()
     combo.setObjectName("explorer_fit_estimator")
-    for key, name in ex.ESTIMATORS.items():
-        combo.addItem(name, key)
+    for key in ex.ESTIMATORS:
+        combo.addItem(SHORT[key], key)
         combo.setItemData(combo.count() - 1, TIPS[key], Qt.ItemDataRole.ToolTipRole)
     combo.setToolTip(
         "How Fit estimates the ELBO's gradient each step. Pathwise has the lowest variance; the score function "
@@ -112,6 +112,7 @@ class GradientLab(QWidget):
         self.param_combo = QComboBox()
         self.param_combo.setObjectName("explorer_grad_param")
         self.param_combo.setToolTip("Which component of the gradient the histograms show.")
+        self.param_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.param_combo.currentIndexChanged.connect(self._draw)
         self.shared_box = QCheckBox("same x-axis")
         self.shared_box.setObjectName("explorer_grad_shared")
@@ -173,7 +174,11 @@ class GradientLab(QWidget):
         heads = [
             ("", ""),
             ("mean ± s.e.", "The N-sample estimate ± its standard error sd/√N."),
-            ("s.d. of one sample", "Standard deviation of a single-sample estimate: the estimator's noise."),
+            (
+                "s.d. of one sample",
+                "Sample standard deviation of the single-sample estimates: the estimator's noise. Where the "
+                "estimates have heavy tails (the Log-Normal family) this figure itself varies from run to run.",
+            ),
             ("samples for ±1%", "N at which the standard error sd/√N is 1% of |exact gradient|: (sd / 0.01|∇|)²."),
         ]
         for c, (text, tip) in enumerate(heads):
@@ -290,7 +295,7 @@ class GradientLab(QWidget):
         self.param_combo.setCurrentIndex(min(current, len(study.param_names) - 1))
         self.param_combo.setEnabled(len(study.param_names) > 1)
         self.param_combo.blockSignals(False)
-        params = ", ".join(f"{n} = {v:.4g}" for n, v in study.params.items())
+        params = ", ".join(f"{SYMBOLS.get(n, n)} = {v:.4g}" for n, v in study.params.items())
         self.status_label.setText(f"{study.family} q with {params}: N = {study.n:,} samples per estimator.")
         self._draw()
         self.study_drawn.emit(study)

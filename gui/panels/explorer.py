@@ -227,8 +227,11 @@ class ExplorerPanel(QWidget):
         fv = QVBoxLayout(fit_box)
         fit_form = QFormLayout()
         fit_form.addRow("learning rate", self.lr_box)
-        fit_form.addRow("steps", self.steps_box)
-        fit_form.addRow("samples / step", self.batch_box)
+        steps_row = QHBoxLayout()  # steps and batch share a row, so the estimator's row costs no height
+        steps_row.addWidget(self.steps_box, 1)
+        steps_row.addWidget(QLabel("×"))
+        steps_row.addWidget(self.batch_box, 1)
+        fit_form.addRow("steps × samples", steps_row)
         fit_form.addRow("gradient", self.estimator_combo)
         fv.addLayout(fit_form)
         buttons = QHBoxLayout()
