@@ -25,7 +25,7 @@ from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
 from engine.devices import device_label  # noqa: E402
 from engine.messages import EpochSummary  # noqa: E402
-from engine.trainer import TrainingRun  # noqa: E402
+from engine.trainer import Trainer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -35,7 +35,7 @@ def _sync(device: torch.device) -> None:
 
 def measure(ds, latent_dim: int, rounds: int, device: str) -> None:
     tcfg = TrainConfig(epochs=1, device=device)
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=latent_dim), tcfg)
+    run = Trainer(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=latent_dim), tcfg)
     train_s = next(m.seconds for m in run.run() if isinstance(m, EpochSummary))
     x = run.x_test[: tcfg.eval_examples]
     with torch.no_grad():

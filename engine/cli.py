@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
-from .files import quote
+from .files import WriteError, atomic_write, quote
 from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 
@@ -250,7 +250,7 @@ def main(argv: list[str]) -> int:
 def _train(args: argparse.Namespace, given: dict, dist) -> int:
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
-    from .trainer import TrainingRun
+    from .trainer import Trainer
 
     writer = dist is None or dist.is_main
 
@@ -306,7 +306,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
             iwae_k=args.iwae_k,
             threads=args.threads,
         )
-        run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
+        run = Trainer(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))
     except ConfigError as e:

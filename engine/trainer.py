@@ -1,6 +1,6 @@
 """The training loop as a generator of plain messages (engine/messages.py).
 
-The GUI's worker thread iterates ``TrainingRun.run()`` and re-emits each message as a Qt signal; the CLI and the
+The GUI's worker thread iterates ``Trainer.run()`` and re-emits each message as a Qt signal; the CLI and the
 tests iterate it directly. Control (pause / resume / stop / checkpoint) is thread-safe and takes effect between
 two steps.
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .checkpoint import Checkpoint, CheckpointError, WriteError, checkpoint_of_run, write_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -32,7 +32,7 @@ from .history import MetricHistory
 from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .model import VAE, n_parameters
 from .mutual_information import MutualInformation, mutual_information
-from .files import display_name
+from .files import WriteError, display_name
 from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
 from .placement import TrainingImages, can_pin_memory, choose_placement, free_memory
 from .preflight import check_run
@@ -47,7 +47,7 @@ class _StopRequested(Exception):
     """Raised inside a long evaluation when Stop arrives, so a close never waits for a whole IWAE pass."""
 
 
-class TrainingRun:
+class Trainer:
     """One training run: model, optimizer and data on the device, plus the host-side metric history.
 
     Only the thread that iterates ``run()`` touches the model and optimizer (DESIGN.md boundary 4)."""

@@ -17,14 +17,14 @@ from engine.messages import EpochSummary
 from engine.mutual_information import NEAR_ZERO_MI, collapse_warning, log_q_table, mutual_information, sample_rows
 from engine.objectives import log_normal
 from engine.snapshot import SnapshotModel, decoder_snapshot
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_interval_s=0.0)
 
 
 def _posteriors(blobs, n=40, seed=0):
     """(μ, log σ²) of the first n test images under a small (lightly trained) VAE with a 2-d latent."""
-    run = TrainingRun(
+    run = Trainer(
         blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32), TrainConfig(epochs=4, lr=3e-3, **FAST)
     )
     for _ in run.run():
@@ -104,7 +104,7 @@ def test_collapse_warning_when_the_kl_falls_with_near_zero_mi():
 
 
 def test_each_epoch_reports_mi_in_the_summary_history_and_csv(blobs):
-    run = TrainingRun(
+    run = Trainer(
         blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32), TrainConfig(epochs=2, mi_samples=150, **FAST)
     )
     summaries = [m for m in run.run() if isinstance(m, EpochSummary)]
