@@ -24,9 +24,7 @@ FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_
 
 def _posteriors(blobs, n=40, seed=0):
     """(μ, log σ²) of the first n test images under a small (lightly trained) VAE with a 2-d latent."""
-    run = Trainer(
-        blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32), TrainConfig(epochs=4, lr=3e-3, **FAST)
-    )
+    run = Trainer(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=32), TrainConfig(epochs=4, lr=3e-3, **FAST))
     for _ in run.run():
         pass
     model = SnapshotModel(decoder_snapshot(run.model, run.step))
