@@ -71,7 +71,7 @@ class _Loss(nn.Module):
 
 
 class _EvalChunk(nn.Module):
-    """One chunk of the test-ELBO pass: (Σ elbo, Σ recon, Σ kl), Σ KL per dimension, and the means μ."""
+    """One chunk of the test-ELBO pass: (Σ elbo, Σ recon, Σ kl), Σ KL per dimension, μ and log σ²."""
 
     def __init__(self, vae: nn.Module):
         super().__init__()
@@ -79,7 +79,7 @@ class _EvalChunk(nn.Module):
 
     def forward(self, x, eps, y):
         t = elbo_terms(self.vae, x, 1.0, 0.0, eps, y)
-        return torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum())), t.kl_dims.sum(0), t.mu
+        return torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum())), t.kl_dims.sum(0), t.mu, t.log_var
 
 
 class _Graphs:
@@ -205,7 +205,7 @@ class CompiledStep:
         return self.graphs.loss_fn(_params(self.model), x, eps, torch.tensor(float(beta), device=x.device), y)
 
     def eval_chunk(self, x, eps, y):
-        """(sums, kl_dims sum, mu) of an evaluation chunk from the compiled pass, or None: evaluate eagerly."""
+        """(sums, kl_dims sum, mu, log_var) of an evaluation chunk from the compiled pass, or None: evaluate eagerly."""
         if len(x) != self.eval_rows or not self._ready("eval"):
             return None
         return self.graphs.eval_fn(_detached(_params(self.model)), x, eps, y)
@@ -268,7 +268,7 @@ def thread_counts(governor, current: int) -> list[int]:
 
 
 def for_run(run) -> tuple[CompiledStep | None, str]:
-    """The compiled step of a TrainingRun (compiling started), or None and why the run steps eagerly."""
+    """The compiled step of a Trainer (compiling started), or None and why the run steps eagerly."""
     from .chunking import rows as chunk_rows
 
     mode = run.cfg.compile

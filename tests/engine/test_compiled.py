@@ -12,7 +12,7 @@ from engine.batches import to_float
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import CompileStatus, EpochSummary, MetricsChunk
 from engine.objectives import elbo_terms
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
 
@@ -34,7 +34,7 @@ def one_thread():
 def _run(ds, arch="mlp", likelihood="bernoulli", **train):
     mcfg = ModelConfig(image_shape=ds.image_shape, latent_dim=2, hidden=32, arch=arch, likelihood=likelihood)
     tcfg = TrainConfig(**{"epochs": 1, "batch_size": 64, "threads": 1, "iwae_examples": 20, **train})
-    return TrainingRun(ds, mcfg, tcfg)
+    return Trainer(ds, mcfg, tcfg)
 
 
 def _wait(run) -> None:
@@ -71,12 +71,13 @@ def test_compiled_and_eager_steps_give_the_same_loss(compiling, one_thread, arch
     xe = to_float(torch.from_numpy(ds.x_test[:rows]))
     ee = torch.randn((rows, 2), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        sums, kl_dims, mu = run.compiled.eval_chunk(xe, ee, None)
+        sums, kl_dims, mu, log_var = run.compiled.eval_chunk(xe, ee, None)
         t = elbo_terms(run.model, xe, 1.0, 0.0, ee)
         assert run.compiled.eval_chunk(xe[:-1], ee[:-1], None) is None
     torch.testing.assert_close(sums, torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum())), atol=1e-3, rtol=1e-5)
     torch.testing.assert_close(kl_dims, t.kl_dims.sum(0), atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(mu, t.mu, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(log_var, t.log_var, atol=1e-5, rtol=1e-5)
 
 
 def test_a_run_switches_to_the_compiled_step_without_losing_a_step_and_a_second_run_starts_compiled(compiling):
