@@ -28,6 +28,7 @@ one line, reported once, and training goes on eagerly."""
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import threading
@@ -96,6 +97,7 @@ class _Graphs:
         self.seconds: dict[tuple[str, int], float] = {}  # compile time of each case
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.cancel = threading.Event()  # set at exit: leave after the case being compiled
 
     def _call_loss(self, params, x, eps, beta, y):
         return torch.func.functional_call(self.loss, params, (x, eps, beta, y))
@@ -106,6 +108,19 @@ class _Graphs:
 
 _REGISTRY: dict[CompileKey, _Graphs] = {}
 _REGISTRY_LOCK = threading.Lock()
+
+
+@atexit.register
+def _finish_compiling() -> None:
+    """At exit, a compile thread finishes the case it is in and stops: killed inside Inductor, it aborts the
+    process ("terminate called without an active exception")."""
+    with _REGISTRY_LOCK:
+        graphs = list(_REGISTRY.values())
+    for g in graphs:
+        g.cancel.set()
+    for g in graphs:
+        if g.thread is not None:
+            g.thread.join()
 
 
 def _params(model: nn.Module, prefix: str = "vae.") -> dict[str, torch.Tensor]:
@@ -145,11 +160,11 @@ class CompiledStep:
         self.graphs = graphs
         self.counts = list(dict.fromkeys(thread_counts))  # the count in use first
         self.switched_at: int | None = None  # the first step the compiled graph ran
-        self._told = ""
+        self._told_state: tuple[str, int | None] = ("", None)
         with graphs.lock:
-            pending = [c for c in self.counts if ("train", c) not in graphs.ready]
+            pending = [c for c in self.counts if not {("train", c), ("eval", c)} <= graphs.ready]
             busy = graphs.thread is not None and graphs.thread.is_alive()
-            if pending and not busy:
+            if pending and not busy and not graphs.cancel.is_set():
                 graphs.thread = threading.Thread(
                     target=self._compile_all, name="compileStep", args=(graphs, self.counts), daemon=True
                 )
@@ -167,6 +182,8 @@ class CompiledStep:
         cases = [("train", c) for c in counts] + ([("eval", c) for c in counts] if self.eval_rows else [])
         try:
             for kind, count in cases:
+                if graphs.cancel.is_set():
+                    return
                 if (kind, count) in graphs.ready:
                     continue
                 torch.set_num_threads(count)  # dynamo guards on it: compile under the count the trainer will use
@@ -219,22 +236,25 @@ class CompiledStep:
             return "eager", f"compiling failed ({error}); training eagerly"
         if ("train", self.counts[0]) not in ready and self.switched_at is None:
             return "compiling", "eager step; compiling in the background"
-        took = sum(seconds.get(("train", c), 0.0) for c in self.counts)
+        took = seconds.get(("train", self.counts[0]), 0.0)
         since = f" from step {self.switched_at:,}" if self.switched_at is not None else ""
         return "compiled", f"compiled step{since} (compiled in {took:.1f} s)"
 
     def announce(self) -> tuple[str, str]:
         """The status now, counted as told (the first message of a run)."""
-        state, self._told = self.status()
-        return state, self._told
+        state, text = self.status()
+        self._told_state = state, self.switched_at
+        return state, text
 
     def news(self) -> tuple[str, str] | None:
+        """The status when it has changed since it was last told: compiling → compiled (once the first compiled
+        step has run), or → eager (compiling failed)."""
         state, text = self.status()
         if state == "compiled" and self.switched_at is None:
-            return None  # ready, but not used yet: say so once the first compiled step has run
-        if text == self._told:
+            return None  # ready, but not used yet
+        if (state, self.switched_at) == self._told_state:
             return None
-        self._told = text
+        self._told_state = state, self.switched_at
         return state, text
 
 
