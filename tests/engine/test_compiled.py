@@ -42,6 +42,7 @@ def _wait(run) -> None:
     assert not run.compiled.graphs.error, run.compiled.graphs.error
 
 
+@pytest.mark.slow  # a real Inductor compile each (seconds with Inductor's disk cache, a minute without)
 @pytest.mark.parametrize(
     "arch, likelihood", [("mlp", "bernoulli"), ("mlp", "continuous_bernoulli"), ("conv", "gaussian")]
 )
