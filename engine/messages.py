@@ -45,6 +45,8 @@ class EpochSummary:
     active_units: int  # dims with Cov_x(E_q[z]) > 0.01 (Burda et al., 2016)
     au_variance: np.ndarray  # (d,) the statistic behind active_units
     seconds: float  # wall time of the epoch (training only)
+    test_mi: float = float("nan")  # I_q(x; z) over the test examples, nats (engine/mutual_information.py)
+    test_marginal_kl: float = float("nan")  # KL(q(z) ‖ p(z)) = test_kl − test_mi: the aggregate posterior's KL
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,13 @@ class RunStarted:
     n_params: int
     threads: str = ""  # how CPU threads are chosen: "auto (up to N)", "N (fixed)"; "" on a GPU
     data_placement: str = ""  # where the training images live (engine/placement.py), one line
+
+
+@dataclass(frozen=True)
+class CompileStatus:
+    """Which training step runs (engine/compiled.py): 'compiling' (eager meanwhile), 'compiled' (the compiled
+    step runs, from ``step`` on), or 'eager' (off, unsupported, or compiling failed: ``text`` says why)."""
+
+    state: str
+    text: str
+    step: int = 0

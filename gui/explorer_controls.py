@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from engine import explorer as ex
 from gui.explorer_numbers import fmt_param
+from gui.gradient_lab import estimator_combo
 
 SLIDER_STEPS = 1000
 LEFT_WIDTH = 300  # the controls column, px
@@ -187,6 +188,7 @@ class ExplorerControls(QWidget):
         self.batch_box.setRange(1, 4096)
         self.batch_box.setValue(16)
         self.batch_box.setToolTip("Fit: reparameterised samples per gradient step (the Monte Carlo batch).")
+        self.estimator_combo = estimator_combo()
 
         self.fit_button = _button(
             "Fit",
@@ -242,8 +244,12 @@ class ExplorerControls(QWidget):
         fv = QVBoxLayout(fit_box)
         fit_form = QFormLayout()
         fit_form.addRow("learning rate", self.lr_box)
-        fit_form.addRow("steps", self.steps_box)
-        fit_form.addRow("samples / step", self.batch_box)
+        steps_row = QHBoxLayout()  # steps and batch share a row, so the estimator's row costs no height
+        steps_row.addWidget(self.steps_box, 1)
+        steps_row.addWidget(QLabel("×"))
+        steps_row.addWidget(self.batch_box, 1)
+        fit_form.addRow("steps × samples", steps_row)
+        fit_form.addRow("gradient", self.estimator_combo)
         fv.addLayout(fit_form)
         buttons = QHBoxLayout()
         for b in (self.fit_button, self.stop_button, self.best_button):
@@ -271,7 +277,12 @@ class ExplorerControls(QWidget):
 
     def fit_settings(self) -> dict:
         """Keyword arguments of ``engine.explorer.fit`` (besides the model, family and starting q)."""
-        return {"lr": self.lr_box.value(), "steps": self.steps_box.value(), "n_samples": self.batch_box.value()}
+        return {
+            "lr": self.lr_box.value(),
+            "steps": self.steps_box.value(),
+            "n_samples": self.batch_box.value(),
+            "estimator": self.estimator_combo.currentData(),
+        }
 
     # -- what the panel shows ---------------------------------------------------------------------------------
     def show_family(self, fam: type[ex.Surrogate], model: ex.ExpNormalModel, q: ex.Surrogate) -> None:

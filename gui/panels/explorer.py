@@ -1,9 +1,10 @@
 """The "VI explorer" tab: variational inference on the Exponential–Normal model (seed 001), every number exact.
 
 Left: the controls (gui/explorer_controls.py): the model (α, σ, D), the surrogate family and its parameters, the
-Monte Carlo sample count, and the fit. Right: densities over z; the numbers (log p(D) both ways, ELBO exact and by
+Monte Carlo sample count, and the fit with its gradient estimator. Right, on a first page: densities over z; the numbers (log p(D) both ways, ELBO exact and by
 Monte Carlo, KL, and the identity log p(D) = ELBO + KL holding live, gui/explorer_numbers.py); the ELBO over the
-family's parameters; the ELBO against fit steps (gui/explorer_plots.py).
+family's parameters; the ELBO against fit steps (gui/explorer_plots.py). On a second page, the gradient
+estimators' lab (gui/gradient_lab.py).
 
 This panel owns the explorer's state (the model, the family, q, the family's best, the last fit) and draws it. No
 model math here: everything comes from ``engine.explorer``. The fit is the engine's generator, run on a
@@ -17,12 +18,13 @@ from collections import deque
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
 from engine import explorer as ex
 from gui.explorer_controls import ExplorerControls
 from gui.explorer_numbers import ExplorerNumbersBox
 from gui.explorer_plots import ExplorerPlots, FitTrace
+from gui.gradient_lab import GradientLab
 from gui.workers import Worker
 
 TICK_MS = 30  # fit animation: one batch of steps drawn every 30 ms ...
@@ -66,10 +68,12 @@ class ExplorerPanel(QWidget):
         self._fit_timer.setInterval(TICK_MS)
         self._fit_timer.timeout.connect(self._draw_next_batch)
         self._fit_total = 0
+        self._fit_estimator = "pathwise"  # the last fit's estimator, as its report names it
 
         self.controls = ExplorerControls(self._model)
         self.plots = ExplorerPlots()
         self.numbers_box = ExplorerNumbersBox()
+        self.gradient_lab = GradientLab()
         self._layout()
         c = self.controls
         c.model_changed.connect(self._on_model_changed)
@@ -91,10 +95,15 @@ class ExplorerPanel(QWidget):
         right.addWidget(p.density_plot, 5)
         right.addWidget(self.numbers_box, 0)
         right.addLayout(bottom, 4)
+        self.right_tabs = QTabWidget()
+        self.right_tabs.setObjectName("explorer_right_tabs")
+        self.right_tabs.addTab(QWidget(), "Densities && fit")
+        self.right_tabs.widget(0).setLayout(right)
+        self.right_tabs.addTab(self.gradient_lab, "Gradient estimators")
         outer = QHBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.addWidget(self.controls)
-        outer.addLayout(right, 1)
+        outer.addWidget(self.right_tabs, 1)
         self.numbers_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
     # ------------------------------------------------------------------------------------------------ public
@@ -189,7 +198,9 @@ class ExplorerPanel(QWidget):
         self._trace = FitTrace(exact_steps=[0], exact=[self._numbers.elbo_quad], path=[self._q.params()])
         self._draw_fit()
         self.controls.set_fitting(True)
-        self.controls.set_report(f"Fitting {self._family.display_name} q: {steps} steps …")
+        name = ex.ESTIMATORS[settings["estimator"]]
+        self._fit_estimator = name[0].lower() + name[1:]
+        self.controls.set_report(f"Fitting {self._family.display_name} q: {steps} steps, {self._fit_estimator} …")
         self._fit_computed = False
         fit = Worker(lambda: _batched(run, per_tick), on_item=self._fit_pending.append, parent=self, name="explorerFit")
         fit.done.connect(lambda: self._on_fit_computed(fit))
@@ -218,6 +229,7 @@ class ExplorerPanel(QWidget):
 
     def closeEvent(self, event):  # noqa: N802 - Qt name
         self.stop_fit("stopped: panel closed", FIT_WAIT_MS)
+        self.gradient_lab.shutdown()
         super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------------- computation
@@ -234,6 +246,7 @@ class ExplorerPanel(QWidget):
         """q changed (or N, or the seed): curves, numbers, markers, fit curves."""
         self.controls.show_q(self._q)
         self._numbers = n = ex.explorer_summary(self._model, self._q, self.controls.samples(), self._mc_seed)
+        self.gradient_lab.set_problem(self._model, self._q)
         self.plots.draw_densities(ex.density_curves(self._model, self._q), self._model.D)
         self.numbers_box.show_numbers(n)
         if fit_step is not None:
@@ -255,7 +268,8 @@ class ExplorerPanel(QWidget):
         best_gap = max(n.log_marginal_closed - self.best_elbo, 0.0)  # ≥ 0 up to rounding (~1e-15)
         steps = self._trace.steps[-1] if self._trace.steps else 0
         self.controls.set_report(
-            f"Fit {reason} after {steps} steps: final ELBO {n.elbo_quad:.4f}, gap to log p(D) {gap:.4f} nats; "
+            f"Fit {reason} after {steps} steps with the {self._fit_estimator} gradient: final ELBO {n.elbo_quad:.4f}, "
+            f"gap to log p(D) {gap:.4f} nats; "
             f"family best {self.best_elbo:.4f} (gap {best_gap:.4f}); "
             f"fit − best = {n.elbo_quad - self.best_elbo:+.4f} nats."
         )
