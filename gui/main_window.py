@@ -32,6 +32,7 @@ from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
+from gui.lab2d.panel import Lab2DPanel
 from gui.recent import RecentDatasets
 from gui.session import TrainingSession
 from gui.state import SessionState
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.gallery = GalleryPanel(st)
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
+        self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = RunStatus(self.statusBar())
         self.training = TrainingController(self)
         self.checkpoints = CheckpointActions(self)
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.loader = DatasetLoader(self)
         layout.build_actions(self)
         layout.build_window(self)
+        self.add_tab(self.lab2d, "2-D Lab")
         self.recent = RecentDatasets(self.recent_menu, self.settings, self.open_dataset, self.act_clear_recent)
         self._connect()
 
@@ -384,6 +387,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.closing = True
         self.timer.stop()
         self.explorer.stop_fit()
+        self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
         self.checkpoints.shutdown()
