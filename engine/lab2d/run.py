@@ -5,12 +5,15 @@ in the tick's time (1 / FRAME_HZ s), and ends with a ``LabFrame``: both models' 
 numpy. About DENSITY_HZ times a second a ``DensityMaps`` follows: log p(x) on a 100×100 grid, exact for the
 mixture, importance-sampled (IWAE-K) for the VAE. Controls (``pause``, ``resume``, ``step``, ``stop``,
 ``set_points``, ``set_live``) may be called from any thread; they take effect between two minibatch steps.
+While running, a map is built DENSITY_ROWS grid rows per tick from a copy of the models taken when it starts, so
+no tick stalls for a whole map and each map shows one state of the models.
 
 Paused, the run waits; a ``step()`` then does one tick of exactly one VAE minibatch and one EM step. New points
 while paused give a new frame (responsibilities, posteriors) without training."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from .vae import PointVaeConfig, PointVaeTrainer, decoder_sigma, log_density, ma
 FRAME_HZ = 25.0  # ticks a second while running: each ends with a frame
 DENSITY_HZ = 3.0  # density maps a second while running
 DENSITY_GRID = 100  # cells per side of the density maps
+DENSITY_ROWS = 20  # grid rows a running tick adds to the map being built (a map takes 5 ticks)
 N_SAMPLES = 1000  # model samples drawn in each frame, per model
 EVAL_POINTS = 256  # points the curves' ELBO, KL and IWAE are measured on (a fixed subset)
 
@@ -129,11 +133,13 @@ class LabRun:
 
     # -- the worker ----------------------------------------------------------------------------------------
     def frames(self) -> Iterator[LabFrame | DensityMaps]:
-        """Runs until ``stop()``: yields a frame per tick and density maps at DENSITY_HZ (and after each tick
-        while paused). Starts paused with a first frame and maps of the untrained models."""
+        """Runs until ``stop()``: yields a frame per tick and density maps at up to DENSITY_HZ (and after each
+        tick while paused). Starts paused with a first frame and maps of the untrained models."""
         yield self.frame()
         yield self.density_maps()
-        last_density = time.monotonic()
+        last_map = time.monotonic()
+        job: _MapJob | None = None
+        tick_start = time.monotonic()
         while not self._stop.is_set():
             changed = self._apply_pending()
             with self._lock:
@@ -144,24 +150,37 @@ class LabRun:
                 if changed:
                     yield self.frame()
                     yield self.density_maps()
+                job = None
                 self._wake.wait(0.1)
                 self._wake.clear()
+                tick_start = time.monotonic()
                 continue
             if paused:
                 self.vae.step()
-            else:
-                end = time.monotonic() + 1.0 / FRAME_HZ
-                while time.monotonic() < end and not self._stop.is_set() and not self._paused:
+            else:  # minibatches until the tick's time is up (the frame and map work of the last tick counted)
+                end = tick_start + 1.0 / FRAME_HZ
+                while True:
                     self.vae.step()
                     if self._pending_points is not None or self._pending_live:
                         self._apply_pending()
+                    if time.monotonic() >= end or self._stop.is_set() or self._paused:
+                        break
+            tick_start = time.monotonic()
             self.mixture.em_step()
             self.tick += 1
             yield self.frame()
-            now = time.monotonic()
-            if paused or now - last_density >= 1.0 / DENSITY_HZ:
-                last_density = now
+            if paused:
+                job = None
                 yield self.density_maps()
+                continue
+            if job is None and time.monotonic() - last_map >= 1.0 / DENSITY_HZ:
+                job, last_map = self._map_job(), time.monotonic()
+            if job is not None and job.advance(DENSITY_ROWS):
+                yield job.maps
+                job = None
+
+    def _map_job(self) -> "_MapJob":
+        return _MapJob(self, copy.deepcopy(self.vae.model))
 
     def _apply_pending(self) -> bool:
         with self._lock:
@@ -205,14 +224,35 @@ class LabRun:
         )
 
     def density_maps(self) -> DensityMaps:
-        box = pts_mod.bounds(self.points)
-        _, _, grid, area = pts_mod.grid(box, DENSITY_GRID)
+        """Both maps now, whole."""
+        job = _MapJob(self, self.vae.model)
+        job.advance(DENSITY_GRID)
+        return job.maps
+
+
+class _MapJob:
+    """One pair of density maps, computed a few grid rows at a time."""
+
+    def __init__(self, run: LabRun, model):
+        self.box = pts_mod.bounds(run.points)
+        _, _, self.grid, self.area = pts_mod.grid(self.box, DENSITY_GRID)
+        self.model, self.mixture, self.k = model, run.mixture.params, run.vae.cfg.iwae_k
+        self.tick, self.version = run.tick, run.data_version
+        self.rows = 0
         n = DENSITY_GRID
-        return DensityMaps(
-            tick=self.tick,
-            data_version=self.data_version,
-            box=box,
-            mixture=self.mixture.params.log_density(grid).reshape(n, n),
-            vae=log_density(self.vae.model, grid, self.vae.cfg.iwae_k, seed=self.tick).reshape(n, n),
-            cell_area=area,
-        )
+        self.log_p_mixture = np.empty((n, n))
+        self.log_p_vae = np.empty((n, n))
+        self.maps: DensityMaps | None = None
+
+    def advance(self, rows: int) -> bool:
+        """``rows`` more grid rows; True when the maps are complete (then in ``maps``)."""
+        n = DENSITY_GRID
+        r0, r1 = self.rows, min(self.rows + rows, n)
+        pts = self.grid[r0 * n : r1 * n]
+        self.log_p_mixture[r0:r1] = self.mixture.log_density(pts).reshape(-1, n)
+        self.log_p_vae[r0:r1] = log_density(self.model, pts, self.k, seed=self.tick * n + r0).reshape(-1, n)
+        self.rows = r1
+        if r1 < n:
+            return False
+        self.maps = DensityMaps(self.tick, self.version, self.box, self.log_p_mixture, self.log_p_vae, self.area)
+        return True
