@@ -259,7 +259,7 @@ def build_window(w) -> None:
         "The true posterior p(z|x) of a selected test example against q(z|x), and the "
         "amortization gap of one encoder against a q_i per example",
     )
-    i = w.tabs.addTab(_scrolled(w.inside, "insideScroll"), "Inside the model")
+    i = w.tabs.addTab(w.inside, "Inside the model")  # its minimum (806×287) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "Latent traversals, interpolation between two points, and your own image encoded")
     i = w.tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")

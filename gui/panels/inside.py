@@ -5,6 +5,8 @@ what the page owns (the path's ends, the encoded image) is cleared when the mode
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -85,7 +87,7 @@ class InsidePanel(QWidget):
         row.addWidget(self.trav_png)
         row.addWidget(self.trav_gif)
         tl.addLayout(row)
-        self.trav_view = ImageView(NO_MODEL, name="traversalImage", min_side=160)
+        self.trav_view = ImageView(NO_MODEL, name="traversalImage", min_side=120)
         self.trav_view.setToolTip(
             "Row i varies z_i around the picked point (the origin until you pick one), the other coordinates fixed; "
             "rows by KL, largest first; faded rows are inactive units (the decoder ignores them)"
@@ -112,7 +114,7 @@ class InsidePanel(QWidget):
             row.addWidget(w)
         il.addLayout(row)
         self.interp_view = ImageView(
-            "Shift+click two points on the latent plot.", name="interpolationImage", min_side=60
+            "Shift+click two points on the latent plot.", name="interpolationImage", min_side=48
         )
         il.addWidget(self.interp_view, 1)
         self.interp_caption = _caption("", "interpolationCaption")
@@ -121,9 +123,9 @@ class InsidePanel(QWidget):
         mine = QGroupBox("Your image")
         mine.setObjectName("encodedBox")
         ml = QGridLayout(mine)
-        self.encoded_input = ImageView("File → Encode image…\nor drop an image here", name="encodedInput", min_side=80)
+        self.encoded_input = ImageView("File → Encode image…\nor drop an image here", name="encodedInput", min_side=64)
         self.encoded_input.setToolTip("The image as the model takes it (the dataset's size and colour rules)")
-        self.encoded_recon = ImageView("", name="encodedReconstruction", min_side=80)
+        self.encoded_recon = ImageView("", name="encodedReconstruction", min_side=64)
         self.encoded_recon.setToolTip("E[x | z = μ(x)]: its reconstruction")
         ml.addWidget(self.encoded_input, 0, 0)
         ml.addWidget(self.encoded_recon, 0, 1)
@@ -278,7 +280,7 @@ class InsidePanel(QWidget):
         mu = ", ".join(f"{v:+.2f}" for v in e.mu[:4]) + (", …" if len(e.mu) > 4 else "")
         sds = ", ".join(f"{v:.2f}" for v in sd[:4]) + (", …" if len(sd) > 4 else "")
         self.encoded_caption.setText(
-            f"{e.path.rsplit('/', 1)[-1]}: q(z|x) mean ({mu}), s.d. ({sds}); left as the model sees it, right its reconstruction"
+            f"{Path(e.path).name} (left, as the model takes it) → reconstruction (right) · q(z|x): mean ({mu}), s.d. ({sds})"
         )
         self.encoded_changed.emit((e.mu, e.log_var))
 
