@@ -261,6 +261,8 @@ def build_window(w) -> None:
     )
     i = w.tabs.addTab(w.inside, "Inside the model")  # its minimum (806×287) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "Latent traversals, interpolation between two points, and your own image encoded")
+    i = w.tabs.addTab(w.runs, "Runs")
+    w.tabs.setTabToolTip(i, "Earlier runs of this window and checkpoints side by side: curves and rate–distortion")
     i = w.tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(w.tabs)

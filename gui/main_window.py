@@ -31,6 +31,7 @@ from gui.panels.gallery import GalleryPanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
 from gui.panels.inside import InsidePanel
+from gui.panels.runs import RunsPanel
 from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
         self.inside = InsidePanel(st)
+        self.runs = RunsPanel(st)
         self.status = StatusBarView(self.statusBar())
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
