@@ -1,5 +1,6 @@
-"""Screenshots for the README: the "Inside the model" page at 1024×700 and the training page with an interpolation
-path and an encoded image's q(z|x) on the latent plot at 1600×1000 (offscreen; written to docs/).
+"""Screenshots for the README: the "Inside the model" page at 1024×700, the training page with an interpolation
+path and an encoded image's q(z|x) on the latent plot at 1600×1000, and the "Runs" page (a β = 4 run beside the
+first) at 1024×700 (offscreen; written to docs/).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/inside_screenshots.py [--epochs 4] [--train 20000]
 """
@@ -53,6 +54,24 @@ def main() -> None:
     # an image of the user's: a test image enlarged to 140×100 RGB (the dataset's rules bring it back to 28×28 grey)
     img = (as_float01(ds.x_test[7])[0] * 255).astype(np.uint8)
     Image.fromarray(img).resize((100, 140)).convert("RGB").save(tmp / "my_coat.png")
+    # a second run with β = 4 beside the first (the first stays in the Runs list), then back to the first
+    w.ask_start_choice = lambda described, cannot: "new"
+    first = Path(tmp / "first.ckpt")
+    w.checkpoints.save(str(first))
+    w.settings_panel.set_configs(train_cfg=TrainConfig(epochs=a.epochs, beta=4.0))
+    w.training.start()
+    wait(app, lambda: w.session.current_state in ("finished", "error") and not w.session.is_active())
+    w.runs.list.setCurrentRow(0)
+    w.resize(1024, 700)
+    w.show_page(w.runs)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    w.grab().save(str(ROOT / "docs" / "runs_1024.png"))
+    w.ask_replace_model = lambda described, name: "discard"
+    w.checkpoints.load(str(first))
+    wait(app, lambda: not w.checkpoints.busy() and w.state.snapshot is not None, 60)
+    wait(app, lambda: w.latent.shown is not None, 10)
     w.state.pick(np.array([0.4, -0.6], np.float32))
     w.inside.add_end(np.array([-1.6, 1.2], np.float32))
     w.inside.add_end(np.array([1.5, -1.0], np.float32))

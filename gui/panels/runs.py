@@ -145,21 +145,26 @@ class RunsPanel(QWidget):
 
     def _on_history_grew(self) -> None:
         if self.current is not None and len(self.current.history.epochs) != self._epochs_drawn:
-            self._draw_plots()
+            self.redraw()  # a new epoch: the current run's entry counts it, its curves grow
 
     # -- drawing ----------------------------------------------------------------------------------------------
     def redraw(self) -> None:
+        row = self.list.currentRow()
         self.list.blockSignals(True)
         self.list.clear()
         entries = ([self.current] if self.current is not None else []) + self.records
         for r in entries:
             live = " (current)" if r is self.current else ""
-            item = QListWidgetItem(f"{r.name}{live} · {len(r.history.epochs)} epochs")
+            item = QListWidgetItem(
+                f"{r.name}{live} · {len(r.history.epochs)} epoch{'s' * (len(r.history.epochs) != 1)}"
+            )
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             on = self._current_ticked if r is self.current else id(r) in self.ticked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             item.setData(Qt.ItemDataRole.UserRole, r)
             self.list.addItem(item)
+        if 0 <= row < self.list.count():
+            self.list.setCurrentRow(row)
         self.list.blockSignals(False)
         self._draw_plots()
 

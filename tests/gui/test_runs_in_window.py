@@ -74,6 +74,7 @@ def test_a_replaced_run_stays_in_the_list_and_a_bad_file_gets_one_line(qtbot, ma
     train_to_end(qtbot, w)
     assert [r.name for r in w.runs.records] == ["run 1"] and w.runs.records[0].history is first
     assert w.runs.current.name == "run 2" and w.runs.current.history is w.history
+    assert w.runs.list.item(0).text() == "run 2 (current) · 1 epoch"  # counted as the epochs arrive
     assert len(w.runs.items) == 2  # both ticked, both drawn
     assert "(β=2)" in w.runs.legend.text() and "(β=1)" in w.runs.legend.text()
     bad = tmp_path / "bad.ckpt"
