@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .config import ARCHS, COMPILE_MODES, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
 from .files import WriteError, atomic_write, quote
-from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 
 
@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{auto,N}",
         help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
         "measured step rate, so training keeps its speed when other programs take cores; N fixes them",
+    )
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=d.compile,
+        help="'auto' (default): torch.compile the training step in the background and switch to it when it is "
+        "ready (the reason is printed if it cannot be); 'off': the eager step only",
     )
     p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
     p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
@@ -305,6 +312,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
             precision=args.precision,
             iwae_k=args.iwae_k,
             threads=args.threads,
+            compile=args.compile,
         )
         run = Trainer(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
@@ -347,6 +355,8 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                     end="",
                     flush=True,
                 )
+            elif isinstance(msg, CompileStatus):
+                print(("\n" if tty and msg.step else "") + f"step: {msg.text}", flush=True)
             elif isinstance(msg, EpochSummary):
                 print(
                     ("\r" if tty else "")

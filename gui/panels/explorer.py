@@ -23,12 +23,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from engine import explorer as ex
 from gui.explorer_controls import LEFT_WIDTH, build_controls, build_numbers, fmt, log_ticks
+from gui.gradient_lab import GradientLab, estimator_combo
 
 TICK_MS = 30  # fit animation: one tick every 30 ms ...
 TICKS_PER_FIT = 70  # ... and about this many ticks per fit (≈ 2–3 s), whatever the number of steps
@@ -68,6 +70,7 @@ class ExplorerPanel(QWidget):
         self._fit_path: list[dict[str, float]] = []
         self._steps_per_tick = 1
         self._fit_total = 0
+        self._fit_estimator = "pathwise"
         self._timer = QTimer(self)
         self._timer.setObjectName("explorer_fit_timer")
         self._timer.setInterval(TICK_MS)
@@ -83,6 +86,8 @@ class ExplorerPanel(QWidget):
     # ------------------------------------------------------------------------------------------- construction
     def _build_controls(self) -> None:
         build_controls(self)
+        self.estimator_combo = estimator_combo()
+        self.gradient_lab = GradientLab()
 
     def _build_plots(self) -> None:
         # --- densities over z
@@ -222,8 +227,12 @@ class ExplorerPanel(QWidget):
         fv = QVBoxLayout(fit_box)
         fit_form = QFormLayout()
         fit_form.addRow("learning rate", self.lr_box)
-        fit_form.addRow("steps", self.steps_box)
-        fit_form.addRow("samples / step", self.batch_box)
+        steps_row = QHBoxLayout()  # steps and batch share a row, so the estimator's row costs no height
+        steps_row.addWidget(self.steps_box, 1)
+        steps_row.addWidget(QLabel("×"))
+        steps_row.addWidget(self.batch_box, 1)
+        fit_form.addRow("steps × samples", steps_row)
+        fit_form.addRow("gradient", self.estimator_combo)
         fv.addLayout(fit_form)
         buttons = QHBoxLayout()
         for b in (self.fit_button, self.stop_button, self.best_button):
@@ -248,10 +257,15 @@ class ExplorerPanel(QWidget):
         right.addWidget(self.numbers_box, 0)
         right.addLayout(bottom, 4)
 
+        self.right_tabs = QTabWidget()
+        self.right_tabs.setObjectName("explorer_right_tabs")
+        self.right_tabs.addTab(QWidget(), "Densities && fit")
+        self.right_tabs.widget(0).setLayout(right)
+        self.right_tabs.addTab(self.gradient_lab, "Gradient estimators")
         outer = QHBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.addWidget(left_widget)
-        outer.addLayout(right, 1)
+        outer.addWidget(self.right_tabs, 1)
         self.numbers_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
     # ------------------------------------------------------------------------------------------------ public
@@ -347,6 +361,7 @@ class ExplorerPanel(QWidget):
             steps=steps,
             n_samples=self.batch_box.value(),
             seed=self._mc_seed,
+            estimator=self.estimator_combo.currentData(),
         )
         self._fit_total = steps
         self._steps_per_tick = max(1, math.ceil(steps / TICKS_PER_FIT))
@@ -356,7 +371,9 @@ class ExplorerPanel(QWidget):
         self._fit_path.append(self._q.params())
         self.fit_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.report_label.setText(f"Fitting {self._family.display_name} q: {steps} steps …")
+        name = ex.ESTIMATORS[self.estimator_combo.currentData()]
+        self._fit_estimator = name[0].lower() + name[1:]
+        self.report_label.setText(f"Fitting {self._family.display_name} q: {steps} steps, {self._fit_estimator} …")
         self._timer.start()
 
     def _on_tick(self):
@@ -381,6 +398,7 @@ class ExplorerPanel(QWidget):
 
     def closeEvent(self, event):
         self.stop_fit("stopped: panel closed")
+        self.gradient_lab.shutdown()
         super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------------- computation
@@ -448,6 +466,7 @@ class ExplorerPanel(QWidget):
         for i, name in enumerate(self._family.param_names):
             self.param_sliders[i].show_value(getattr(self._q, name))
         self._numbers = ex.explorer_summary(self._model, self._q, self.n_box.value(), self._mc_seed)
+        self.gradient_lab.set_problem(self._model, self._q)
         self._draw_densities()
         self._draw_numbers()
         self._draw_surface_markers()
@@ -551,7 +570,7 @@ class ExplorerPanel(QWidget):
         best_gap = max(n.log_marginal_closed - self._best_elbo, 0.0)  # ≥ 0 up to rounding (~1e-15)
         steps = self._fit_steps[-1] if self._fit_steps else 0
         self.report_label.setText(
-            f"Fit {reason} after {steps} steps: final ELBO {n.elbo_quad:.4f}, gap to log p(D) {gap:.4f} nats; "
+            f"Fit {reason} after {steps} steps with the {self._fit_estimator} gradient: final ELBO {n.elbo_quad:.4f}, gap to log p(D) {gap:.4f} nats; "
             f"family best {self._best_elbo:.4f} (gap {best_gap:.4f}); "
             f"fit − best = {n.elbo_quad - self._best_elbo:+.4f} nats."
         )
