@@ -35,6 +35,7 @@ from gui.panels.runs import RunsPanel
 from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
+from gui.lab2d.panel import Lab2DPanel
 from gui.recent import RecentDatasets
 from gui.training_worker import TrainingWorker
 from gui.state import StudioState
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.inference = InferencePanel(st)
         self.inside = InsidePanel(st)
         self.runs = RunsPanel(st)
+        self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = StatusBarView(self.statusBar())
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
@@ -100,6 +102,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
         layout.build_actions(self)
         layout.build_window(self)
+        self.add_tab(self.lab2d, "2-D Lab")
         self.recent = RecentDatasets(self.recent_menu, self.settings, self.open_dataset, self.act_clear_recent)
         self._connect()
 
@@ -400,7 +403,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit()
+        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
+        self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
         self.checkpoints.shutdown()
