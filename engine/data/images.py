@@ -64,11 +64,21 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _scan(folder: Path, root: Path) -> tuple[list[Path], list[str] | None]:
-    """(image files, class of each file or None if the folder is flat)."""
+def _skipped(paths) -> int:
+    """Entries named like images that are not regular files (a FIFO, a device, a socket, a broken or looping
+    link): skipped, never opened, and counted so that the summary says so."""
+    return sum(1 for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir())
+
+
+def _scan(folder: Path, root: Path, skipped: list[int] | None = None) -> tuple[list[Path], list[str] | None]:
+    """(image files, class of each file or None if the folder is flat); ``skipped`` gets the count of entries
+    named like images that are not regular files added to its first item."""
     entries = _visible(folder)
     loose = [p for p in entries if _is_image(p)]
-    classes = {p.name: [q for q in _visible(p) if _is_image(q)] for p in entries if p.is_dir()}
+    subs = {p.name: _visible(p) for p in entries if p.is_dir()}
+    if skipped is not None:
+        skipped[0] += _skipped(entries) + sum(_skipped(v) for v in subs.values())
+    classes = {c: [q for q in inner if _is_image(q)] for c, inner in subs.items()}
     classes = {c: files for c, files in classes.items() if files}
     if loose and classes:
         raise fail(_rel(folder, root), "mixes loose images with class sub-folders; keep one layout")
@@ -170,7 +180,8 @@ def load_image_folder(
         raise fail(root, "not a folder")
     subs = {p.name.lower(): p for p in _visible(root) if p.is_dir()}
     parts = [subs["train"], subs["test"]] if "train" in subs and "test" in subs else [root]
-    scans = [_scan(p, root) for p in parts]
+    skipped = [0]
+    scans = [_scan(p, root, skipped) for p in parts]
     for part, (files, _) in zip(parts, scans):
         if not files:
             raise fail(part, f"no images ({', '.join(IMAGE_SUFFIXES)}) found")
@@ -200,6 +211,8 @@ def load_image_folder(
     what = "grey" if c == 1 else "RGB"
     count = f"{len(sizes):,} sizes" if len(sizes) > 1 else "one size"
     note = f"{n:,} images of {count} → {th}×{tw} {what}"
+    if skipped[0]:
+        note += f"; {skipped[0]:,} skipped (named like images but not regular files)"
     ys = [np.array([index[k] for k in classes], np.int64) if labelled else None for _, classes in scans]
     if len(scans) == 2:
         n0 = len(scans[0][0])

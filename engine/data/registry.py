@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import zlib
@@ -9,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from ..files import quote
 from ._common import fail, open_input
 from .csv import CSV_SUFFIXES, load_csv
 from .dataset import Dataset
@@ -33,11 +35,25 @@ def _looks_idx(head: bytes) -> bool:
     return len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4
 
 
+def missing_reason(path: Path) -> str:
+    """Why ``path`` cannot be opened, in words: a symbolic link loop is named as such, not as a missing file."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop (the link leads back to itself)"
+        if e.errno == errno.ENOENT and path.is_symlink():
+            return f"a symbolic link to {quote(os.readlink(path))}, which does not exist"
+        if e.errno not in (errno.ENOENT, None):
+            return f"cannot read: {e.strerror or e}"
+    return "no such file or folder"
+
+
 def detect_format(path: Path) -> str:
     """One of LOADERS' keys for ``path``, or DatasetError naming it (missing, empty, unknown)."""
     path = Path(path)
     if not path.exists():
-        raise fail(path, "no such file or folder")
+        raise fail(path, missing_reason(path))
     if path.is_dir():
         entries = [p for p in path.iterdir() if not p.name.startswith(".")]
         if not entries:
