@@ -164,6 +164,55 @@ def check_outputs(args) -> str | None:
     return None
 
 
+def train_config(args) -> TrainConfig:
+    """The run's TrainConfig from the flags (ConfigError for a value out of range), before any data is read."""
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        warmup_epochs=args.warmup_epochs,
+        free_bits=args.free_bits,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        iwae_k=args.iwae_k,
+        threads=args.threads,
+    )
+
+
+def check_from_headers(args, ck, tcfg: TrainConfig, channels: int | None) -> str | None:
+    """Why a CPU run on ``--data`` cannot fit in memory, judged from the file's headers (image count and size)
+    before a pixel is read or decompressed: the stored images plus the run's own estimate (engine/run_memory.py).
+    None when it fits, or when the headers cannot tell (CSV, image folders: their loaders bound themselves)."""
+    from .data import peek_dataset
+    from .devices import pick_device
+    from .run_memory import check_training_fits
+
+    peek = peek_dataset(args.data, args.resolution, channels)
+    if peek is None or pick_device(args.device).type != "cpu":
+        return None
+    n, shape = peek
+    if ck is not None:
+        mcfg = ck.model_config
+        if tuple(mcfg.image_shape) != shape:
+            return None  # the load reports the mismatch
+    else:
+        mcfg = ModelConfig(
+            image_shape=shape,
+            latent_dim=args.latent_dim,
+            arch=args.arch,
+            hidden=args.hidden,
+            likelihood=args.likelihood,
+        )
+    n_test = max(1, n // 10)
+    try:
+        check_training_fits(mcfg, tcfg, max(1, n - n_test), n_test, host_data=n * mcfg.n_pixels)
+    except ConfigError as e:
+        return f"{quote(args.data)}: {e} (judged from the file's headers, before reading its images)"
+    return None
+
+
 def nothing_left(ck, epochs: int) -> str | None:
     """Why a run resumed from ``ck`` would train no step (it has done the epochs asked for, or its step counter is
     at the bound a checkpoint may hold), or None."""
@@ -293,6 +342,9 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
             if writer:
                 print(f"note: {problem}")
         channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
+        tcfg = train_config(args)
+        if args.data and (problem := check_from_headers(args, ck, tcfg, channels)):
+            return fail(problem)
         t_load = time.monotonic()
         if args.data:
             progress = _load_progress(sys.stderr.isatty()) if writer else None  # one progress line per job
@@ -320,19 +372,6 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 likelihood=args.likelihood,
                 n_classes=data.n_classes if args.conditional else 0,
             )
-        tcfg = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            beta=args.beta,
-            warmup_epochs=args.warmup_epochs,
-            free_bits=args.free_bits,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            iwae_k=args.iwae_k,
-            threads=args.threads,
-        )
         run = Trainer(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))

@@ -10,13 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..files import quote
-from ._common import fail, open_input
+from ._common import fail, nchw, open_input
 from .csv import CSV_SUFFIXES, load_csv
-from .dataset import Dataset
-from .idx import GZIP_MAGIC, IDX_NAME, load_idx
+from .dataset import Dataset, DatasetError
+from .idx import GZIP_MAGIC, IDX_NAME, load_idx, peek_idx
 from .images import IMAGE_SUFFIXES, load_image_folder
-from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz
+from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz, peek_npz
 from .progress import LoadProgress
 from .resize import check_resolution, resize_array, to_channels
 
@@ -95,6 +97,31 @@ def detect_format(path: Path) -> str:
     if gz_error is not None:
         raise fail(path, f"corrupt or truncated gzip data ({gz_error})")
     raise fail(path, "unknown dataset format (expected IDX, .npz/.npy, .csv or a folder of images)")
+
+
+def peek_dataset(
+    path: str | os.PathLike, resolution: int | None = None, channels: int | None = None
+) -> tuple[int, tuple[int, int, int]] | None:
+    """(image count, (C, H, W) as a run will see them) from the file headers alone, before any pixel is read or
+    decompressed, so a run can be refused before its data is loaded; None when the format cannot tell that
+    cheaply (CSV, image folders) or the file is one the loader will refuse anyway."""
+    path = Path(path).expanduser()
+    try:
+        kind = detect_format(path)
+    except DatasetError:
+        return None
+    peek = {"idx": peek_idx, "npz": peek_npz}.get(kind)
+    got = peek(path) if peek is not None else None
+    if got is None:
+        return None
+    n, shape = got
+    try:
+        c, h, w = nchw(np.empty((0, *shape), np.uint8), path).shape[1:]  # the layout rule, on no data
+    except DatasetError:
+        return None
+    if resolution is not None:
+        h = w = int(resolution)
+    return int(n), (channels or c, h, w)
 
 
 def load_dataset(
