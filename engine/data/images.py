@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..files import open_regular
-from ._common import fail, make_dataset
+from ..memory import budget_bytes, budget_text, fmt_bytes
+from ._common import check_budget, fail, make_dataset
 from .dataset import Dataset, DatasetError
 from .progress import LoadProgress
 from .resize import check_resolution, cover_box, target_size
@@ -145,12 +146,30 @@ def _decode(path: Path, root: Path, size: tuple[int, int], channels: int, out: n
     return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
 
 
-def _parallel(work, n: int, progress: LoadProgress, text: str) -> list:
+DECODE_BYTES_PER_PIXEL = 8  # a decoded picture (up to 4 bytes a pixel) and its converted or resized copy
+
+
+def _decode_workers(heads, files, root: Path) -> int:
+    """Decoding threads such that the pictures being decoded at once stay within a quarter of the memory budget; the
+    largest picture alone beyond the budget is refused before any pixel is decoded."""
+    i = max(range(len(heads)), key=lambda k: heads[k][0][0] * heads[k][0][1])
+    (h, w), _mode = heads[i]
+    need = h * w * DECODE_BYTES_PER_PIXEL
+    budget = budget_bytes()
+    if need > budget:
+        raise fail(
+            _rel(files[i], root),
+            f"a {w:,}x{h:,} picture needs {fmt_bytes(need)} to decode, more than {budget_text(budget)}",
+        )
+    return max(1, min(_workers(), budget // 4 // max(need, 1)))
+
+
+def _parallel(work, n: int, progress: LoadProgress, text: str, workers: int | None = None) -> list:
     """Run ``work(start, stop)`` over [0, n) in chunks on a thread pool, in order; results per chunk. The first
     error (in file order) is raised; a cancel stops the pool within about one chunk per thread."""
     starts = range(0, n, _CHUNK)
     results = []
-    pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="image-decode")
+    pool = ThreadPoolExecutor(max_workers=workers or _workers(), thread_name_prefix="image-decode")
     try:
         futures = [pool.submit(work, s, min(s + _CHUNK, n)) for s in starts]
         for s, f in zip(starts, futures):
@@ -199,12 +218,14 @@ def load_image_folder(
     th, tw = target_size(sizes, resolution)
     grey_modes = _GRAY_MODES | _DEEP_GRAY_MODES
     c = channels or (1 if all(mode in grey_modes for _, mode in heads) else 3)
+    check_budget(root, n, c * th * tw)  # before a pixel is decoded: the sizes are known from the headers
+    workers = _decode_workers(heads, files, root)
     x = np.empty((n, c, th, tw), np.uint8)  # the one allocation for the pixels of every split
 
     def decode(a, b):
         return [_decode(files[i], root, (th, tw), c, x[i]) for i in range(a, b)]
 
-    grey = all(g for chunk in _parallel(decode, n, progress, "Decoding images") for g in chunk)
+    grey = all(g for chunk in _parallel(decode, n, progress, "Decoding images", workers) for g in chunk)
     if c == 3 and channels is None and grey:
         x = np.ascontiguousarray(x[:, :1])  # every picture is grey after all (e.g. palette GIFs of grey)
         c = 1
