@@ -118,7 +118,7 @@ class CheckpointActions(QObject):
                 lat = latent_snapshot(SnapshotModel(snap), ds, n, ck.step, ck.epoch)
             return ck, snap, lat
 
-        self.w.status.message(f"Loading {Path(path).name}…")
+        self.w.status.message(f"Loading {display_name(path)}…")
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         self.loader = Worker(
             job,
@@ -145,7 +145,7 @@ class CheckpointActions(QObject):
         ck, snap, lat = result
         st = self.state
         if not self.may_replace_model(lambda described: self.w.ask_replace_model(described, Path(path).name)):
-            self.w.status.message(f"{Path(path).name} was not loaded: the current model is kept.", 8000)
+            self.w.status.message(f"{display_name(path)} was not loaded: the current model is kept.", 8000)
             self.w.update_actions()
             return
         self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
@@ -165,7 +165,7 @@ class CheckpointActions(QObject):
         note = ""
         if st.dataset is None or ck.dataset.get("fingerprint") != st.dataset.fingerprint():
             note = f" It was trained on {name}: open that dataset to continue training it or see its latent space."
-        self.w.status.message(f"Loaded {Path(path).name}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
+        self.w.status.message(f"Loaded {display_name(path)}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
         self.w.draw_all()
         self.w.update_actions()
 

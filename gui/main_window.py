@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
-from engine.files import display_name
+from engine.files import display_name, quote
 from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
@@ -208,11 +208,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_dataset_loaded(self, ds, path) -> None:
         if not self.set_dataset(ds, from_loader=True):
-            self.status.message(f"{ds.name} was not opened: the current model is kept.", 8000)
+            self.status.message(f"{quote(ds.name)} was not opened: the current model is kept.", 8000)
             return
         if path:
             self.recent.add(path)
-        self.status.message(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
+        self.status.message(f"Loaded {ds.summary(quote(ds.name))}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds, from_loader: bool = False) -> bool:
         """Make ``ds`` the current dataset. A model that does not fit its images is closed, after asking when it
