@@ -9,11 +9,14 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from engine.checkpoint import MAX_COUNT, load_checkpoint, write_checkpoint
 from engine.data import load_dataset
 from tests.engine.test_cli import ROOT, _npz, _train
+
+pytestmark = pytest.mark.slow  # each test starts the command in a subprocess
 
 QUICK = ("--epochs", 1, "--batch-size", 50, "--hidden", 16, "--iwae-k", 2)
 

@@ -23,6 +23,7 @@ def _sparse_idx(path, n, side):
         f.truncate(16 + n * side * side)
 
 
+@pytest.mark.slow  # the command in a subprocess
 def test_a_run_too_large_for_memory_is_refused_from_the_headers(tmp_path):
     p = tmp_path / "train-images-idx3-ubyte"
     _sparse_idx(p, 200, 1000)  # 200 MB the loader would accept; a run on 1000x1000 images cannot fit

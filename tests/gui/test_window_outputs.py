@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
 from engine.checkpoint import load_checkpoint
 from engine.data import load_dataset
 
 from .conftest import make_tiny, wait_finished
+
+pytestmark = pytest.mark.slow  # each test trains through the window
 
 
 def _finished(qtbot, w):
