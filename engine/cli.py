@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from .checkpoint import MAX_COUNT, CheckpointError, load_checkpoint
-from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .config import ARCHS, COMPILE_MODES, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
 from .files import WriteError, atomic_write, quote
-from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 from .outputs import find_clash, name_problem
 
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{auto,N}",
         help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
         "measured step rate, so training keeps its speed when other programs take cores; N fixes them",
+    )
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=d.compile,
+        help="'auto' (default): torch.compile the training step in the background and switch to it when it is "
+        "ready (the reason is printed if it cannot be); 'off': the eager step only",
     )
     p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
     p.add_argument(
@@ -179,6 +186,7 @@ def train_config(args) -> TrainConfig:
         precision=args.precision,
         iwae_k=args.iwae_k,
         threads=args.threads,
+        compile=args.compile,
     )
 
 
@@ -414,6 +422,8 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                     end="",
                     flush=True,
                 )
+            elif isinstance(msg, CompileStatus):
+                print(("\n" if tty and msg.step else "") + f"step: {msg.text}", flush=True)
             elif isinstance(msg, EpochSummary):
                 print(
                     ("\r" if tty else "")
