@@ -37,6 +37,7 @@ from gui.training_worker import TrainingWorker
 from gui.state import StudioState
 from gui.status_bar import StatusBarView
 from gui.run_actions import RunActions
+from gui.startup import default_settings
 from gui.workers import apply_thread_policy
 
 APP_NAME = "ELBO Studio"
@@ -51,14 +52,10 @@ DRAW_SHARE = 0.06
 DECODE_INTERVAL_MS = 16
 
 
-def default_settings() -> QSettings:
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "ELBO Studio", "elbo-studio")
-
-
 class MainWindow(QMainWindow, dialogs.DialogsMixin):
     dataset_changed = Signal(object)
 
-    def __init__(self, settings: QSettings | None = None, dataset=None, load_default: bool = True):
+    def __init__(self, settings: QSettings | None = None, dataset=None, load_default: bool = True, preloaded=None):
         super().__init__()
         style.configure_pyqtgraph()
         apply_thread_policy("gui")  # before any torch call on this thread
@@ -120,6 +117,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.update_actions()
         if dataset is not None:
             self.set_dataset(dataset)
+        elif preloaded is not None:  # the default dataset, read while the start-up window was on screen
+            self.loader.adopt_default(preloaded)
         elif load_default:
             self.loader.open_default(*self._load_options())
 
