@@ -30,6 +30,7 @@ from gui.panels.explorer import ExplorerPanel
 from gui.panels.gallery import GalleryPanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
+from gui.panels import latent as latent_panel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.recent import RecentDatasets
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
         self.redraws = RedrawScheduler(
             [
-                RedrawJob("scatter", self._draw_scatter, 1.0),
+                RedrawJob("scatter", self._draw_scatter, latent_panel.MIN_INTERVAL_S),
                 RedrawJob("curves", self.curves.refresh, 1.5),
                 RedrawJob("gallery", self._draw_gallery, 10.0),
             ],
