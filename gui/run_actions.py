@@ -12,7 +12,7 @@ from engine.preflight import check_run
 from engine.config import ConfigError
 from engine.files import quote
 from engine.messages import RunStatus
-from engine.snapshot import SnapshotModel, latent_snapshot
+from engine.snapshot import latent_snapshot, snapshot_model
 from gui.workers import Worker
 
 
@@ -160,7 +160,7 @@ class RunActions(QObject):
         token = st.identity()
         self.cancel_encoding()
         self._encoder = Worker(
-            lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
+            lambda: latent_snapshot(snapshot_model(snap), ds, n, snap.step),
             on_result=lambda lat: st.set_latent(lat, token),
             parent=self,
             name="latentEncoder",
