@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
-from engine.files import display_name
+from engine.files import display_name, quote
 from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
@@ -228,11 +228,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_dataset_loaded(self, ds, path) -> None:
         if not self.set_dataset(ds, from_loader=True):
-            self.status.message(f"{ds.name} was not opened: the current model is kept.", 8000)
+            self.status.message(f"{quote(ds.name)} was not opened: the current model is kept.", 8000)
             return
         if path:
             self.recent.add(path)
-        self.status.message(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
+        self.status.message(f"Loaded {ds.summary(quote(ds.name))}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds, from_loader: bool = False) -> bool:
         """Make ``ds`` the current dataset. A model that does not fit its images is closed, after asking when it
@@ -386,6 +386,18 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.exports.update(self.export_actions)
 
     # -- closing ----------------------------------------------------------------------------------------------
+    def _unsaved_model_may_close(self) -> bool:
+        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
+        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
+        described = self.checkpoints.unsaved()
+        if described is None:
+            return True
+        choice = self.ask_save_model_before_close(described)
+        if choice == "save":
+            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
+            return bool(path) and self.checkpoints.save(path)
+        return choice == "discard"
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -400,6 +412,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
+        elif not self._unsaved_model_may_close():
+            event.ignore()
+            return
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()
