@@ -16,7 +16,7 @@ from pathlib import Path
 from .checkpoint import MAX_COUNT, CheckpointError, load_checkpoint
 from .config import ARCHS, COMPILE_MODES, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
 from .files import WriteError, atomic_write, quote
-from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, RunStatus, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 from .outputs import find_clash, name_problem
 
@@ -436,7 +436,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 warning = collapse_warning(run.history.epochs)
                 if warning:
                     print(f"warning: {warning}", flush=True)
-            elif isinstance(msg, StateChanged) and msg.state == "diverged":
+            elif isinstance(msg, StateChanged) and msg.state is RunStatus.DIVERGED:
                 print(f"\nerror: {msg.text}", file=sys.stderr)
                 run.stop()
                 status = 3
