@@ -140,6 +140,7 @@ class LabRun:
         last_map = time.monotonic()
         job: _MapJob | None = None
         tick_start = time.monotonic()
+        overhead = 0.0  # seconds the last running tick spent on its frame and map
         while not self._stop.is_set():
             changed = self._apply_pending()
             with self._lock:
@@ -157,8 +158,9 @@ class LabRun:
                 continue
             if paused:
                 self.vae.step()
-            else:  # minibatches until the tick's time is up (the frame and map work of the last tick counted)
-                end = tick_start + 1.0 / FRAME_HZ
+            else:  # minibatches until the tick's time is up, and for at least as long as the last frame and map
+                # took: training keeps half of this thread however slow the machine (a busy one makes ticks rarer)
+                end = max(tick_start + 1.0 / FRAME_HZ, time.monotonic() + overhead)
                 while True:
                     self.vae.step()
                     if self._pending_points is not None or self._pending_live:
@@ -178,6 +180,7 @@ class LabRun:
             if job is not None and job.advance(DENSITY_ROWS):
                 yield job.maps
                 job = None
+            overhead = time.monotonic() - tick_start
 
     def _map_job(self) -> "_MapJob":
         return _MapJob(self, copy.deepcopy(self.vae.model))

@@ -154,11 +154,11 @@ class DataView:
         self.heat.setZValue(-10)
         self.points = Dots(4, POINT_COLOR)
         self.points.set_palette([POINT_COLOR] + [style.class_color(i) for i in range(20)])
-        self.samples = Dots(2.5, SAMPLE_COLOR)
+        self.samples = Dots(2.5, QColor(230, 120, 10, 170))  # under the data, a little transparent
         self.lines = pg.PlotCurveItem(pen=pg.mkPen(MANIFOLD_COLOR, width=1.5), connect="finite")
         self.hover_line = pg.PlotCurveItem(pen=pg.mkPen(HOVER_COLOR, width=2))
         self.hover_marks = pg.ScatterPlotItem(size=10, pen=pg.mkPen(HOVER_COLOR, width=2), brush=None)
-        for item in (self.heat, self.points, self.samples, self.lines, self.hover_line, self.hover_marks):
+        for item in (self.heat, self.samples, self.points, self.lines, self.hover_line, self.hover_marks):
             self.plot.addItem(item)
         self._labels = None
         self.drawing = _Drawing(self)
@@ -296,7 +296,7 @@ class CurvesView:
             "Both models, nats per point", "tick (one EM step)", "nats per point", "lab2dCurves"
         )
         self.plot = w.getPlotItem()
-        self.plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.plot.addLegend(offset=(-4, -4), labelTextSize="8pt")  # bottom right: the curves climb to the top
         self.items = {}
         for key, name, color in self.SERIES + (("gmm", "mixture log p(x), exact", style.CLASS_COLORS[3]),):
             item = pg.PlotDataItem(pen=pg.mkPen(color, width=2), name=name)
@@ -323,3 +323,10 @@ class CurvesView:
         x = np.asarray(self.ticks, float)
         for k, item in self.items.items():
             item.setData(x, np.asarray(self.values[k], float))
+        if len(x) > 1:  # the y range follows the later ticks, not the first ticks' plunge of the VAE's bounds
+            late = np.concatenate([np.asarray(v[len(v) // 5 :], float) for v in self.values.values()])
+            late = late[np.isfinite(late)]
+            if len(late):
+                lo, hi = float(late.min()), float(late.max())
+                pad = 0.08 * max(hi - lo, 0.5)
+                self.plot.getViewBox().setRange(xRange=(x[0], x[-1]), yRange=(lo - pad, hi + pad), padding=0)
