@@ -30,6 +30,9 @@ from gui.panels.explorer import ExplorerPanel
 from gui.panels.gallery import GalleryPanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
+from gui.panels.inside import InsidePanel
+from gui.panels.runs import RunsPanel
+from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.lab2d.panel import Lab2DPanel
@@ -87,12 +90,16 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.gallery = GalleryPanel(st)
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
+        self.inside = InsidePanel(st)
+        self.runs = RunsPanel(st)
         self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = StatusBarView(self.statusBar())
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
         self.exports = Exports(self)
         self.loader = DatasetLoader(self)
+        self.inside_actions = InsideActions(self)
+        self.setAcceptDrops(True)  # an image file dropped on the window is encoded
         layout.build_actions(self)
         layout.build_window(self)
         self.add_tab(self.lab2d, "2-D Lab")
@@ -141,6 +148,16 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
         return self.tabs.addTab(widget, title)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
+        if dropped_file(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
+        path = dropped_file(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.inside_actions.encode(path)
 
     def show_page(self, widget: QWidget) -> None:
         """Bring the page holding ``widget`` (e.g. ``self.inference``, ``self.explorer``) to the front."""
@@ -386,7 +403,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit()
+        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
         self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
