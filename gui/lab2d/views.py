@@ -296,7 +296,9 @@ class CurvesView:
             "Both models, nats per point", "tick (one EM step)", "nats per point", "lab2dCurves"
         )
         self.plot = w.getPlotItem()
-        self.plot.addLegend(offset=(-4, -4), labelTextSize="8pt")  # bottom right: the curves climb to the top
+        self.plot.addLegend(
+            offset=(-4, -4), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 210)
+        )  # bottom right: the curves climb to the top
         self.items = {}
         for key, name, color in self.SERIES + (("gmm", "mixture log p(x), exact", style.CLASS_COLORS[3]),):
             item = pg.PlotDataItem(pen=pg.mkPen(color, width=2), name=name)
