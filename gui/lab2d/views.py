@@ -43,7 +43,7 @@ def _polylines(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Dots(pg.GraphicsObject):
-    """Many same-sized round dots, one colour per group, drawn with one ``QPainter.drawPoints`` call per group.
+    """Many same-sized square dots, one colour per group, drawn with one ``QPainter.drawPoints`` call per group.
 
     A ScatterPlotItem spends most of a redraw building per-point records (about 15 ms for 2,000 points with
     per-point brushes on this machine); here a redraw is a copy into a QPolygonF and one C++ loop per colour."""
@@ -59,7 +59,7 @@ class Dots(pg.GraphicsObject):
     def _pen(self, color) -> QPen:
         pen = pg.mkPen(color, width=self._size)
         pen.setCosmetic(True)  # width in pixels, whatever the zoom
-        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setCapStyle(Qt.PenCapStyle.SquareCap)  # square dots: the raster engine draws round ones 4× slower
         return pen
 
     def set_palette(self, colors) -> None:
