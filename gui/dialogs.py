@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from engine.files import quote
+from engine.outputs import find_clash
 from gui.dataset_dialog import DatasetFileDialog
 
 
@@ -76,6 +78,10 @@ class DialogsMixin:
             QMessageBox.StandardButton(r), "cancel"
         )
 
+    def ask_save_model_before_close(self, described: str) -> str:
+        """Closing with a trained model no checkpoint file holds: 'save', 'discard' or 'cancel'."""
+        return self._ask_save_model("Close ELBO Studio", f"{described} It is not saved; closing discards it.")
+
     def ask_save_before_close(self) -> str:
         """'save', 'discard' or 'cancel'."""
         box = QMessageBox(
@@ -102,11 +108,37 @@ class DialogsMixin:
         return path or None
 
     def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
+        """A file to write, or None. A name that is the open dataset (or one of its files) or the loaded checkpoint
+        file is asked about first (engine/outputs.py compares files, not strings): No gives None."""
         start = Path(str(self.settings.value("ui/last_file_dir", str(Path.home())))) / suggested
-        path, _ = QFileDialog.getSaveFileName(self, title, str(start), file_filter)
-        if path:
-            self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
-        return path or None
+        path = self.pick_save_file(title, str(start), file_filter)
+        if not path:
+            return None
+        self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
+        ds, ck = self.state.dataset, self.state.checkpoint
+        inputs = {"the open dataset": ds.source if ds is not None else None, "the loaded checkpoint": ck and ck.path}
+        clash = find_clash({"the file": path}, inputs)
+        if clash is not None and not self.ask_replace_input(clash):
+            return None
+        return path
+
+    def pick_save_file(self, title: str, start: str, file_filter: str) -> str:
+        """The platform's save dialog: the chosen name, or ""."""
+        return QFileDialog.getSaveFileName(self, title, start, file_filter)[0]
+
+    def ask_replace_input(self, clash) -> bool:
+        """A save would write over something the window has open (an engine.outputs.Clash): replace it?"""
+        what = f"a file of {clash.other_role}" if clash.inside else clash.other_role
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Replace an open file?",
+            f"{quote(clash.output)} is {what} ({quote(clash.other)}). Writing it replaces that file. Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setObjectName("replaceInputDialog")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def show_about(self) -> None:
         QMessageBox.about(

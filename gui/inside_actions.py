@@ -1,5 +1,5 @@
 """Wiring of the "Inside the model" and "Runs" pages to the rest of the window: Shift+clicks on the latent plot
-become the interpolation's ends, the path and an encoded image's q(z|x) are drawn on the latent plot, File → Encode
+(or on two test images of the Recon grid: their μ(x)) become the interpolation's ends, the path and an encoded image's q(z|x) are drawn on the latent plot, File → Encode
 image… and an image file dropped on the window are encoded, the page's PNG / GIF exports ask where to write; each
 model that replaces another hands the old one's curves to the run list, and "Add checkpoint…" reads a checkpoint's
 curves off the GUI thread."""
@@ -7,6 +7,9 @@ curves off the GUI thread."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from engine.checkpoint import CheckpointError
 from engine.files import WriteError, display_name
@@ -24,6 +27,7 @@ class InsideActions:
         page.path_changed.connect(latent.show_path)
         page.encoded_changed.connect(latent.show_ellipse)
         page.export_asked.connect(self.export_dialog)
+        window.gallery.example_clicked.connect(self._on_example_clicked)
         runs = window.runs
         window.state.model_changed.connect(lambda: runs.on_new_model(window.settings_panel.train_config()))
         runs.add_asked.connect(self.add_run_dialog)
@@ -58,6 +62,15 @@ class InsideActions:
         self.w.inside.add_end(z)
         if len(self.w.inside.ends) == 2:
             self.w.status.message("Interpolation path drawn: its images are on the “Inside the model” page.", 6000)
+
+    def _on_example_clicked(self, index: int) -> None:
+        """Shift+click on a test image of the Recon grid: its posterior mean μ(x) is an end of the path."""
+        st = self.w.state
+        model = st.model()
+        if model is None or not QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier:
+            return
+        mu, _ = model.encode(st.test_image(index)[None], st.example_label(index))
+        self._on_path_end(mu[0])
 
     def encode_dialog(self) -> None:
         path = self.w.ask_open_path("Encode image", IMAGE_FILTER)

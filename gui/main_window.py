@@ -16,7 +16,8 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
-from engine.files import display_name
+from engine.files import display_name, quote
+from engine.messages import RunStatus
 from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
@@ -93,7 +94,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.inside = InsidePanel(st)
         self.runs = RunsPanel(st)
         self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
-        self.status = StatusBarView(self.statusBar())
+        self.status = StatusBarView(self.statusBar(), st)
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
         self.exports = Exports(self)
@@ -174,7 +175,13 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent.latent_clicked.connect(self._on_latent_clicked)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.example_clicked.connect(st.select_example)
-        self.gallery.tabs.currentChanged.connect(lambda _i: self.update_actions())
+        # what the actions' enabled state depends on: the run status, the worker's thread, the data and model
+        # on show, the loaders (and the grid tab on show, for its export)
+        for sig in (st.status_changed, st.dataset_changed, st.latent_changed, self.gallery.tabs.currentChanged):
+            sig.connect(lambda *_: self.update_actions())
+        for sig in (st.model_changed, self.session.finished, self.loader.started, self.loader.finished):
+            sig.connect(lambda *_: self.update_actions())
+        self.checkpoints.busy_changed.connect(self.update_actions)
         self.loader.started.connect(self._on_loading)
         self.loader.loaded.connect(self._on_dataset_loaded)
         self.loader.failed.connect(self._on_dataset_failed)
@@ -215,12 +222,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.dataset_panel.set_busy(text)
         self.status.message(text)
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        self.update_actions()
 
     def _on_loader_finished(self) -> None:
         QApplication.restoreOverrideCursor()
         self.dataset_panel.set_busy(None)
-        self.update_actions()
 
     def _on_dataset_failed(self, text: str) -> None:
         self.status.message("The dataset could not be opened; the previous one is still loaded.", 8000)
@@ -228,11 +233,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_dataset_loaded(self, ds, path) -> None:
         if not self.set_dataset(ds, from_loader=True):
-            self.status.message(f"{ds.name} was not opened: the current model is kept.", 8000)
+            self.status.message(f"{quote(ds.name)} was not opened: the current model is kept.", 8000)
             return
         if path:
             self.recent.add(path)
-        self.status.message(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
+        self.status.message(f"Loaded {ds.summary(quote(ds.name))}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds, from_loader: bool = False) -> bool:
         """Make ``ds`` the current dataset. A model that does not fit its images is closed, after asking when it
@@ -245,7 +250,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             if not self.checkpoints.may_replace_model(lambda described: self.ask_close_model(described, ds.name)):
                 return False
             st.new_model(None, None)
-            st.set_status("idle")
+            st.set_status(RunStatus.IDLE)
         st.set_dataset(ds)
         return True
 
@@ -254,13 +259,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.settings_panel.set_label_classes(ds.n_classes)
         self.training.encode_latents()  # the current model's scatter for the new test images
         self.dataset_changed.emit(ds)
-        self.update_actions()
 
     def _on_model_changed(self) -> None:
         self.training.last_chunk = None  # progress of the model that is gone
         if self.state.model_config is None:
             self.status.reset()
-        self.update_actions()
 
     # -- training (gui/run_actions.py) ---------------------------------------------------------------------------------
     def start_training(self) -> None:
@@ -273,12 +276,13 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.training.stop()
 
     def update_actions(self) -> None:
+        """Every action's enabled state, from the run status and what is loaded (connected to their signals)."""
         active = self.session.is_active()
-        st = self.session.current_state
+        st = self.state.status
         loading = self.loader.busy()
         self.act_start.setEnabled(not active and self.state.dataset is not None and not loading)
-        self.act_pause.setEnabled(active and st in ("running", "paused", "diverged"))
-        paused = st in ("paused", "diverged") and active
+        self.act_pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
+        paused = st.halted and active
         self.act_pause.setText("Resume" if paused else "Pause")
         self.act_pause.setIcon(
             self.style().standardIcon(
@@ -299,7 +303,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         """The only place that redraws, at REFRESH_HZ. Each pass draws at most one thing (the scatter, the curves,
         or one image grid), so no event-loop pass is long; while training runs, the draws keep to their periods
         and a CPU budget (gui/draw_budget.py) so that painting costs the trainer little."""
-        running = self.session.current_state == "running"
+        running = self.state.status is RunStatus.RUNNING
         if running and self.training.evaluating:
             return  # the end-of-epoch evaluation (~0.4 s on Fashion-MNIST) runs undisturbed; the EpochSummary ends it
         drew = self.redraws.tick(limited=running)
@@ -386,6 +390,18 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.exports.update(self.export_actions)
 
     # -- closing ----------------------------------------------------------------------------------------------
+    def _unsaved_model_may_close(self) -> bool:
+        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
+        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
+        described = self.checkpoints.unsaved()
+        if described is None:
+            return True
+        choice = self.ask_save_model_before_close(described)
+        if choice == "save":
+            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
+            return bool(path) and self.checkpoints.save(path)
+        return choice == "discard"
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -400,6 +416,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
+        elif not self._unsaved_model_may_close():
+            event.ignore()
+            return
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()

@@ -10,6 +10,8 @@ from PySide6.QtCore import QObject
 
 from engine.preflight import check_run
 from engine.config import ConfigError
+from engine.files import quote
+from engine.messages import RunStatus
 from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
 
@@ -32,8 +34,8 @@ class RunActions(QObject):
         s.decoder.connect(self.state.set_snapshot)
         s.state.connect(self._on_state)
         s.error.connect(self._on_worker_error)
-        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {m.path} (step {m.step:,})", 8000))
-        s.finished.connect(self._on_run_finished)
+        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
+        s.finished.connect(self.state.run_ended)
 
     # -- what Start would continue -----------------------------------------------------------------------------
     def trained_model(self):
@@ -96,16 +98,15 @@ class RunActions(QObject):
             self.session.start(ds, mcfg, tcfg)
             note = "Starting a new model…"
         self.last_chunk = None
-        self.state.set_status("starting")
+        self.state.set_status(RunStatus.STARTING)
         w.status.run_starting(tcfg.batch_size)
         w.status.message(note, 6000)
-        w.update_actions()
 
     def toggle_pause(self) -> None:
-        st = self.session.current_state
-        if st == "running":
+        st = self.state.status
+        if st is RunStatus.RUNNING:
             self.session.pause()
-        elif st in ("paused", "diverged"):
+        elif st.halted:
             self.session.resume()
 
     def stop(self) -> None:
@@ -132,30 +133,20 @@ class RunActions(QObject):
     def _on_state(self, msg) -> None:
         self.evaluating = False
         self.state.set_status(msg.state)
-        self.w.status.set_state(msg.state)
         if msg.text:
             self.w.status.message(msg.text, 8000)
-        if msg.state == "diverged":
+        if msg.state is RunStatus.DIVERGED:
             self.w.show_error("Training diverged", msg.text)
-        if msg.state in ("finished", "stopped", "paused"):
+        if self.state.status.at_rest:
             self.w.draw_all()
-        self.w.update_actions()
 
     def _on_worker_error(self, msg) -> None:
         if not msg.fatal:  # the run goes on (a checkpoint that could not be saved)
             self.w.status.message(msg.text, 10000)
             self.w.show_error("Could not save the checkpoint", msg.text)
             return
-        self.state.set_status("error")
-        self.w.status.set_state("error")
+        self.state.set_status(RunStatus.ERROR)
         self.w.show_error("Training error", msg.text, msg.detail)
-        self.w.update_actions()
-
-    def _on_run_finished(self) -> None:
-        if self.state.status in ("starting", "running", "paused", "diverged"):
-            self.state.set_status("stopped")
-            self.w.status.set_state("stopped")
-        self.w.update_actions()
 
     # -- the scatter of a model that is not training -----------------------------------------------------------
     def encode_latents(self) -> None:
@@ -179,7 +170,6 @@ class RunActions(QObject):
     def _on_encoder_done(self) -> None:
         if self._encoder is not None and not self._encoder.is_running():
             self._encoder = None
-            self.w.update_actions()
 
     def cancel_encoding(self) -> None:
         if self._encoder is not None:

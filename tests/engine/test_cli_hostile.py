@@ -67,7 +67,7 @@ def test_metrics_csv_naming_the_checkpoint_is_refused_before_training(tmp_path):
     r = _train(
         "--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", ck, "--metrics-csv", tmp_path / "." / "same.ckpt"
     )
-    assert r.returncode == 2 and "name the same file" in r.stderr and not ck.exists()
+    assert r.returncode == 2 and "is the same file as --checkpoint" in r.stderr and not ck.exists()
     assert "data:" not in r.stdout  # refused before loading anything
 
 

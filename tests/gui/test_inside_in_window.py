@@ -1,5 +1,5 @@
 """The "Inside the model" page through the real window: the traversal grid around the picked point (rows by KL),
-Shift+click two points on the latent plot for an interpolation (path drawn, end images decoded), an image file
+Shift+click two points on the latent plot (or two test images of the Recon grid) for an interpolation (path drawn, end images decoded), an image file
 encoded (File → Encode image…, or dropped: q ellipse on the plot, reconstruction), a dropped non-image refused in
 one line, GIF / PNG export, and I(x;z) drawn beside the KL curve."""
 
@@ -137,3 +137,23 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     drop_file(w, photo)
     assert not msg.isVisible() and w.inside.encoded is not e
     np.testing.assert_allclose(w.inside.encoded.mu, mu[0], atol=1e-6)
+
+
+def test_shift_click_two_test_images_of_the_recon_grid_interpolates_between_their_codes(qtbot, make_window):
+    w = make_window()
+    train_to_end(qtbot, w)
+    w.gallery.tabs.setCurrentIndex(1)  # Reconstructions
+    qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=5000)
+    view = w.gallery.pages["recon"].view
+    idx, half, th, tw = w.gallery._recon_layout
+    r = view.target_rect()
+    scale = r.width() / view.qimage.width()
+    for col in (0, 3):  # the first and the fourth test image of the first half (tile row 0)
+        pos = QPoint(r.x() + int((col * tw + tw // 2) * scale), r.y() + int((th // 2) * scale))
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, pos)
+    assert len(w.inside.ends) == 2
+    model = SnapshotModel(w.current_decoder)
+    mu, _ = model.encode(np.stack([w.state.test_image(int(idx[0])), w.state.test_image(int(idx[3]))]))
+    np.testing.assert_allclose(np.stack(w.inside.ends), mu, atol=1e-6)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)  # a plain click only selects the example
+    assert len(w.inside.ends) == 2 and w.state.example == int(idx[3])
