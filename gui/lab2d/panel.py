@@ -311,6 +311,8 @@ class Lab2DPanel(QWidget):
 
     # -- drawing ---------------------------------------------------------------------------------------------------
     def _draw(self) -> None:
+        if not self.isVisible():
+            return  # another tab is on show: what arrived is drawn when this one is shown again
         if self._frame_dirty and self.frame is not None:
             self._frame_dirty = False
             self._draw_frame(self.frame)

@@ -148,7 +148,6 @@ class DataView:
         self.vb = self.plot.getViewBox()
         self.vb.setAspectLocked(True)
         self.vb.setMouseEnabled(x=False, y=False)  # a drag draws; the wheel zooms (below)
-        self.vb.setMouseEnabled = lambda *a, **k: None  # noqa: E731 - keep pyqtgraph from turning it back on
         self.heat = pg.ImageItem(axisOrder="row-major")
         self.heat.setLookupTable(_heat_lut())
         self.heat.setZValue(-10)
