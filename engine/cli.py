@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint
-from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig, check_model_ranges
 from .files import quote
+from .limits import range_text
 from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 
 
@@ -43,24 +44,69 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="grey or RGB images; auto: grey when every image is grey",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--latent-dim", type=int, default=m.latent_dim)
-    p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
-    p.add_argument("--arch", choices=ARCHS, default=m.arch)
-    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"passes over the training set ({range_text('epochs')})"
+    )
+    p.add_argument(
+        "--latent-dim",
+        type=int,
+        default=m.latent_dim,
+        help=f"dimension d of the latent code z ({range_text('latent_dim')})",
+    )
+    p.add_argument("--hidden", type=int, default=m.hidden, help=f"width of the hidden layer ({range_text('hidden')})")
+    p.add_argument(
+        "--arch", choices=ARCHS, default=m.arch, help="encoder/decoder networks: MLP or stride-2 convolutions"
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default=m.likelihood,
+        help="observation model p(x|z): Bernoulli, Gaussian with a learned σ, or the continuous Bernoulli",
+    )
     p.add_argument(
         "--conditional",
         action="store_true",
         help="condition on the dataset's labels: q(z|x, y) and p(x|z, y), a conditional VAE",
     )
-    p.add_argument("--beta", type=float, default=d.beta, help="KL weight (1 = the ELBO)")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear KL warm-up length")
-    p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim not penalised")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--device", choices=DEVICES + ("cuda:0", "cuda:1"), default=d.device)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--beta", type=float, default=d.beta, help=f"KL weight (1 = the ELBO; {range_text('beta')})")
+    p.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=d.warmup_epochs,
+        help=f"linear KL warm-up length in epochs (0 = off; {range_text('warmup_epochs')})",
+    )
+    p.add_argument(
+        "--free-bits",
+        type=float,
+        default=d.free_bits,
+        help=f"nats per latent dim not penalised (0 = off; {range_text('free_bits')})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"examples per Adam step, the global batch under torchrun ({range_text('batch_size')})",
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam's learning rate, in {range_text('lr')}")
+    p.add_argument(
+        "--device",
+        type=_device_arg,
+        default=d.device,
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where to train: auto picks CUDA, then MPS, then the CPU; a device this machine lacks is refused",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="fp32, bf16 autocast (CPU with AMX, CUDA) or fp16 autocast (CUDA only)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seeds the weights, the batch order and the noise ({range_text('seed')})",
+    )
     p.add_argument(
         "--threads",
         type=_threads_arg,
@@ -69,11 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
         "measured step rate, so training keeps its speed when other programs take cores; N fixes them",
     )
-    p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
+    p.add_argument(
+        "--iwae-k",
+        type=int,
+        default=d.iwae_k,
+        help=f"importance samples for the log p(x) estimate ({range_text('iwae_k')})",
+    )
     p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
     p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
     p.add_argument("--metrics-csv", metavar="OUT", help="write per-step metrics (and per-epoch test metrics) here")
     return p
+
+
+def _device_arg(text: str) -> str:
+    """One of DEVICES or cuda:N; whether this machine has it is checked when the run is built."""
+    if text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)} or cuda:N, got {text!r}")
 
 
 def _threads_arg(text: str) -> int:
@@ -260,6 +318,23 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
     problem = check_outputs(args)
     if problem:
         return fail(problem)
+    try:  # every setting's range before the data is read (a bad --lr must not wait for a decoded image folder)
+        tcfg = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            beta=args.beta,
+            warmup_epochs=args.warmup_epochs,
+            free_bits=args.free_bits,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            iwae_k=args.iwae_k,
+            threads=args.threads,
+        )
+        check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
+    except ConfigError as e:
+        return fail(f"invalid settings: {e}")
     try:
         ck = load_checkpoint(args.resume) if args.resume else None
         if ck is not None and (problem := resume_conflicts(given, ck)):
@@ -292,19 +367,6 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 likelihood=args.likelihood,
                 n_classes=data.n_classes if args.conditional else 0,
             )
-        tcfg = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            beta=args.beta,
-            warmup_epochs=args.warmup_epochs,
-            free_bits=args.free_bits,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            iwae_k=args.iwae_k,
-            threads=args.threads,
-        )
         run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))
