@@ -32,11 +32,11 @@ def measure(threads: int, seconds: float, arch: str) -> dict:
     from engine.config import ModelConfig, TrainConfig
     from engine.data import default_dataset
     from engine.messages import MetricsChunk, RunStarted
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     ds = default_dataset()
     tcfg = TrainConfig(epochs=1000, iwae_k=1, threads=threads, device="cpu")
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, arch=arch), tcfg)
+    run = Trainer(ds, ModelConfig(image_shape=ds.image_shape, arch=arch), tcfg)
     t0, used = None, []
     for msg in run.run():
         if isinstance(msg, RunStarted):

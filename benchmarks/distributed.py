@@ -27,12 +27,12 @@ def child(args) -> None:
     from engine.data import default_dataset
     from engine.distributed import Distributed
     from engine.messages import EpochSummary, RunStarted
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     dist = Distributed.from_environment()
     ds = default_dataset()
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, iwae_k=1, device=args.device)
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=20), tcfg, dist=dist)
+    run = Trainer(ds, ModelConfig(image_shape=ds.image_shape, latent_dim=20), tcfg, dist=dist)
     t0, last = None, None
     for msg in run.run():
         if isinstance(msg, RunStarted):

@@ -1,7 +1,7 @@
 """Training throughput of the engine against the loop people copy from tutorials, on Fashion-MNIST.
 
 Reference (pytorch/examples vae/main.py style): the same 784-400-20 MLP, Bernoulli (BCE on logits), Adam 1e-3,
-batch 128, ``DataLoader(TensorDataset(x), shuffle=True)``, a ``.item()`` per step. Engine: ``TrainingRun`` with the
+batch 128, ``DataLoader(TensorDataset(x), shuffle=True)``, a ``.item()`` per step. Engine: ``Trainer`` with the
 same model, fp32 and bf16 autocast. Rounds are interleaved and medians reported (this machine is shared).
 
     .venv/bin/python benchmarks/engine_throughput.py [--rounds 3] [--steps 300] [--epochs-quality 3] [--device cpu]
@@ -26,7 +26,7 @@ from engine.data import default_dataset  # noqa: E402
 from engine.data.dataset import as_float01  # noqa: E402
 from engine.messages import EpochSummary, MetricsChunk  # noqa: E402
 from engine.devices import device_label, pick_device  # noqa: E402
-from engine.trainer import TrainingRun  # noqa: E402
+from engine.trainer import Trainer  # noqa: E402
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of the four linear layers
 
@@ -71,7 +71,7 @@ def reference_samples_per_s(x: torch.Tensor, steps: int, device) -> float:
 
 def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
     """Median of the run's own per-flush throughput figures would hide warm-up; time the steps directly."""
-    run = TrainingRun(
+    run = Trainer(
         ds,
         ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
         TrainConfig(epochs=100, precision=precision, device=device, metrics_hz=10, snapshot_interval_s=1e9),
@@ -88,7 +88,7 @@ def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
 
 
 def test_elbo_after(ds, epochs: int, precision: str, device: str) -> float:
-    run = TrainingRun(
+    run = Trainer(
         ds,
         ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
         TrainConfig(epochs=epochs, precision=precision, device=device, iwae_examples=100, snapshot_interval_s=1e9),

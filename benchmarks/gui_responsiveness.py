@@ -3,7 +3,7 @@
     python benchmarks/gui_responsiveness.py [--epochs 6 | --epochs 0 --seconds 20] [--rounds 3] [--arch mlp]
                                             [--latent 2] [--gui-share 0.06]
 
-For each round: train headless (TrainingRun.run() in a plain thread, nothing listening but a counter), then
+For each round: train headless (Trainer.run() in a plain thread, nothing listening but a counter), then
 train the same way with the window open offscreen and updating, then keep training while clicking the latent
 plot. Each phase trains N whole epochs (default 6), so both contain the same number of end-of-epoch evaluations
 (a fixed number of seconds would cut them at different points: ±2% noise on this machine). Figures:
@@ -48,9 +48,9 @@ def pct(xs, q):
 
 def headless(ds, mcfg, tcfg, seconds: float, epochs: int = 0) -> dict:
     from engine.messages import EpochSummary, MetricsChunk, RunStarted
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
-    run = TrainingRun(ds, mcfg, tcfg)
+    run = Trainer(ds, mcfg, tcfg)
     rows, rates, t0, t1, seen, threads = [0], [], [None], [None], [0], {}
 
     def work():

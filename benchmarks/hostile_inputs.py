@@ -159,14 +159,14 @@ def stop_latency(stops: int) -> list[float]:
     from engine.data import default_dataset
     from engine.data.dataset import Dataset
     from engine.messages import MetricsChunk
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     torch.set_num_threads(1)
     full = default_dataset()
     ds = Dataset(full.name, full.source, full.x_train[:3000], full.x_test[:1000], None, None)
     out = []
     for _ in range(stops):
-        run = TrainingRun(
+        run = Trainer(
             ds, ModelConfig(image_shape=ds.image_shape), TrainConfig(epochs=1, iwae_k=100_000, iwae_examples=500)
         )
         gen = run.run()

@@ -85,7 +85,7 @@ def _reset_peak() -> None:
 
 
 def _steps_per_s(run, steps: int) -> float:
-    """Samples/s of a TrainingRun over ``steps`` steps after the first flush (start-up excluded), then stopped."""
+    """Samples/s of a Trainer over ``steps`` steps after the first flush (start-up excluded), then stopped."""
     from engine.messages import MetricsChunk
 
     t0 = s0 = None
@@ -139,7 +139,7 @@ def child_train(folder: str, arch: str, steps: int, batch: int, eval_examples: i
     from engine.config import ModelConfig, TrainConfig
     from engine.data import load_dataset
     from engine.model import n_parameters
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     ds = load_dataset(folder, resolution=64)
     data_mb = (ds.x_train.nbytes + ds.x_test.nbytes) / 2**20
@@ -155,7 +155,7 @@ def child_train(folder: str, arch: str, steps: int, batch: int, eval_examples: i
     gc.collect()
     rss0, _ = _rss_mb()
     _reset_peak()  # the load's own peak is not training's
-    run = TrainingRun(ds, mcfg, tcfg)
+    run = Trainer(ds, mcfg, tcfg)
     rate = _steps_per_s(run, steps)
     t0 = time.monotonic()
     run.evaluate()  # the end-of-epoch evaluation: test ELBO, IWAE K = 100
@@ -182,7 +182,7 @@ def child_elbo(folder: str, n_train: int, epochs: int, batch: int) -> dict:
     from engine.config import ModelConfig, TrainConfig
     from engine.data import load_dataset
     from engine.messages import EpochSummary
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     ds = load_dataset(folder, resolution=64)
     n_test = max(100, n_train // 10)
@@ -197,7 +197,7 @@ def child_elbo(folder: str, n_train: int, epochs: int, batch: int) -> dict:
     mcfg = ModelConfig(image_shape=ds.image_shape, arch="conv", latent_dim=16)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch, iwae_examples=100, snapshot_interval_s=5.0)
     t0 = time.monotonic()
-    summaries = [m for m in TrainingRun(ds, mcfg, tcfg).run() if isinstance(m, EpochSummary)]
+    summaries = [m for m in Trainer(ds, mcfg, tcfg).run() if isinstance(m, EpochSummary)]
     return dict(
         test_elbo=[m.test_elbo for m in summaries],
         kl=summaries[-1].test_kl,
@@ -214,7 +214,7 @@ def child_fashion(steps: int, rounds: int) -> dict:
     from engine.config import ModelConfig, TrainConfig
     from engine.data import as_float01, fashion_mnist_path
     from engine.data.idx import load_idx
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     folder = fashion_mnist_path()
     if folder is None:
@@ -234,7 +234,7 @@ def child_fashion(steps: int, rounds: int) -> dict:
     tcfg = TrainConfig(epochs=1, snapshot_interval_s=1.0, metrics_hz=20.0)
     for _ in range(rounds):  # interleaved, so that load from other processes hits both alike
         for name, data in (("uint8", ds), ("float32", floats)):
-            rates[name].append(_steps_per_s(TrainingRun(data, mcfg, tcfg), steps))
+            rates[name].append(_steps_per_s(Trainer(data, mcfg, tcfg), steps))
     med = lambda v: statistics.median(v)  # noqa: E731
     return dict(
         load_s={k: med(v) for k, v in loads.items()},

@@ -238,7 +238,7 @@ def write_checkpoint(path, ck: Checkpoint) -> None:
 
 
 def checkpoint_of_run(run, copy: bool = True) -> Checkpoint:
-    """A ``TrainingRun`` as an in-memory Checkpoint (weights, optimizer, curves, position), so a new run continues
+    """A ``Trainer`` as an in-memory Checkpoint (weights, optimizer, curves, position), so a new run continues
     it exactly as from a file. ``copy``: weights cloned, so the run may go on training afterwards. Call only from
     the thread that iterates the run, or when none does."""
     state = run.model.state_dict()

@@ -307,7 +307,7 @@ def main(argv: list[str]) -> int:
 def _train(args: argparse.Namespace, given: dict, dist) -> int:
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
-    from .trainer import TrainingRun
+    from .trainer import Trainer
 
     writer = dist is None or dist.is_main
 
@@ -367,7 +367,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 likelihood=args.likelihood,
                 n_classes=data.n_classes if args.conditional else 0,
             )
-        run = TrainingRun(data, mcfg, tcfg, checkpoint=ck, dist=dist)
+        run = Trainer(data, mcfg, tcfg, checkpoint=ck, dist=dist)
     except (DatasetError, CheckpointError, DistributedError) as e:
         return fail(str(e))
     except ConfigError as e:

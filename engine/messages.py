@@ -60,7 +60,7 @@ class LatentSnapshot:
 
 
 @dataclass(frozen=True)
-class DecoderSnapshot:
+class WeightsSnapshot:
     """A copy of the model's weights (decoder, encoder, likelihood), so another thread can decode, reconstruct
     and study inference while training goes on (boundary 4)."""
 

@@ -432,5 +432,5 @@ def log_px_quadrature(
 
 
 def posterior_grid_from_snapshot(snapshot, x, grid_size: int = 101, extent=None, **kw) -> PosteriorGrid:
-    """``posterior_grid`` on a CPU copy of the model held by a DecoderSnapshot (safe on any thread)."""
+    """``posterior_grid`` on a CPU copy of the model held by a WeightsSnapshot (safe on any thread)."""
     return posterior_grid(model_from_snapshot(snapshot), x, grid_size, extent, **kw)

@@ -1,6 +1,6 @@
 """Checks of a run's settings against its dataset, made before anything is built: the architecture fits the
 image size (asked of the model itself, on torch's meta device) and the run fits in memory (engine/memory.py).
-The window runs them before Start and shows the message in the settings panel; TrainingRun runs them too."""
+The window runs them before Start and shows the message in the settings panel; Trainer runs them too."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """One frozen copy of the weights that other threads may use (DESIGN.md boundary 4).
 
-The worker thread copies the live model into a ``DecoderSnapshot`` (plain numpy) about once a second;
+The worker thread copies the live model into a ``WeightsSnapshot`` (plain numpy) about once a second;
 everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets fresh numpy arrays back:
 
 * ``decoder_snapshot(model, step)`` / ``snapshot_from_state(config, state, step)``: the copy, from a live model or
@@ -23,25 +23,25 @@ import torch
 from .batches import to_float
 from .chunking import decode_rows, rows
 from .config import ModelConfig
-from .messages import DecoderSnapshot, LatentSnapshot
+from .messages import WeightsSnapshot, LatentSnapshot
 from .model import VAE
 
 
-def decoder_snapshot(model: VAE, step: int) -> DecoderSnapshot:
+def decoder_snapshot(model: VAE, step: int) -> WeightsSnapshot:
     """Fresh float32 numpy copies of all the model's parameters (one device→host copy). The encoder comes along
     so that reconstructions, the true-posterior view and the amortization-gap study can run off the worker."""
     state = {k: v.detach().float().cpu().numpy().copy() for k, v in model.state_dict().items()}
-    return DecoderSnapshot(step=step, model_config=model.cfg.to_dict(), weights=state)
+    return WeightsSnapshot(step=step, model_config=model.cfg.to_dict(), weights=state)
 
 
-def snapshot_from_state(model_config: ModelConfig, model_state: dict, step: int) -> DecoderSnapshot:
-    """A DecoderSnapshot from a checkpoint's model state."""
+def snapshot_from_state(model_config: ModelConfig, model_state: dict, step: int) -> WeightsSnapshot:
+    """A WeightsSnapshot from a checkpoint's model state."""
     model = VAE(model_config)
     model.load_state_dict(model_state)
     return decoder_snapshot(model, step)
 
 
-def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:
+def model_from_snapshot(snapshot: WeightsSnapshot) -> VAE:
     """A fresh CPU VAE (eval mode) holding the snapshot's weights: safe to use from any thread."""
     model = VAE(ModelConfig.from_dict(snapshot.model_config))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in snapshot.weights.items()})
@@ -51,7 +51,7 @@ def model_from_snapshot(snapshot: DecoderSnapshot) -> VAE:
 class SnapshotModel:
     """A CPU copy of the whole VAE (eval mode) from a snapshot: ``decode``, ``encode``, ``reconstruct``."""
 
-    def __init__(self, snapshot: DecoderSnapshot):
+    def __init__(self, snapshot: WeightsSnapshot):
         self.snapshot = snapshot
         self.step = snapshot.step
         self.model = model_from_snapshot(snapshot)

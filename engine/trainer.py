@@ -1,6 +1,6 @@
 """The training loop as a generator of plain messages (engine/messages.py).
 
-The GUI's worker thread iterates ``TrainingRun.run()`` and re-emits each message as a Qt signal; the CLI and the
+The GUI's worker thread iterates ``Trainer.run()`` and re-emits each message as a Qt signal; the CLI and the
 tests iterate it directly. Control (pause / resume / stop / checkpoint) is thread-safe and takes effect between
 two steps.
 
@@ -46,7 +46,7 @@ class _StopRequested(Exception):
     """Raised inside a long evaluation when Stop arrives, so a close never waits for a whole IWAE pass."""
 
 
-class TrainingRun:
+class Trainer:
     """One training run: model, optimizer and data on the device, plus the host-side metric history.
 
     Only the thread that iterates ``run()`` touches the model and optimizer (DESIGN.md boundary 4)."""

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from engine.data.dataset import as_float01
 from engine.amortization import AmortizationCancelled, AmortizationProgress, AmortizationResult, amortization_study
 from engine.snapshot import model_from_snapshot
-from gui.state import SessionState
+from gui.state import StudioState
 from gui.workers import Worker
 
 N_RANDOM = 100  # examples in the "100 random" study
@@ -82,7 +82,7 @@ class AmortizationView(QGroupBox):
     )
     N_GRID_COLUMNS = 2  # the last two: 2-D latents only, hidden otherwise
 
-    def __init__(self, state: SessionState, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Amortization gap: one encoder vs a separate q_i per example", parent)
         self.setObjectName("amortizationGroup")
         self.setToolTip(TIP_AMORT)

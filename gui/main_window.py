@@ -1,6 +1,6 @@
 """The main window: builds the panels around one session state (gui/state.py) and wires signals.
 
-What the window shows is owned by ``self.state``; the panels subscribe to it. Training (gui/training.py),
+What the window shows is owned by ``self.state``; the panels subscribe to it. Training (gui/run_actions.py),
 datasets (gui/dataset_loading.py), checkpoints (gui/checkpoints.py), exports (gui/exports.py), the status bar
 (gui/status_bar.py) and the layout (gui/layout.py) live in modules of their own. Drawing happens in one place,
 ``_tick`` (8 Hz), within a cap on the GUI thread's CPU while training runs (gui/draw_budget.py).
@@ -33,10 +33,10 @@ from gui.panels.inference import InferencePanel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.recent import RecentDatasets
-from gui.session import TrainingSession
-from gui.state import SessionState
-from gui.status_bar import RunStatus
-from gui.training import TrainingController
+from gui.training_worker import TrainingWorker
+from gui.state import StudioState
+from gui.status_bar import StatusBarView
+from gui.run_actions import RunActions
 from gui.workers import apply_thread_policy
 
 APP_NAME = "ELBO Studio"
@@ -64,8 +64,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.settings = settings if settings is not None else default_settings()
         self.closing = False
         self.dialogs: list[QMessageBox] = []
-        self.state = SessionState(self)
-        self.session = TrainingSession(self)
+        self.state = StudioState(self)
+        self.session = TrainingWorker(self)
         self._picked_z: np.ndarray | None = None
         self._status_at = 0.0  # when the status bar last showed progress
 
@@ -84,8 +84,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.gallery = GalleryPanel(st)
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
-        self.status = RunStatus(self.statusBar())
-        self.training = TrainingController(self)
+        self.status = StatusBarView(self.statusBar())
+        self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
         self.exports = Exports(self)
         self.loader = DatasetLoader(self)
@@ -235,7 +235,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self.status.reset()
         self.update_actions()
 
-    # -- training (gui/training.py) ----------------------------------------------------------------------------
+    # -- training (gui/run_actions.py) ---------------------------------------------------------------------------------
     def start_training(self) -> None:
         self.training.start()
 

@@ -1,6 +1,6 @@
 """The session state model: what the window is about, owned in one place (DESIGN.md, "One source of truth").
 
-``SessionState`` holds the dataset, the model identity (its config and a run id), the run status, the selected
+``StudioState`` holds the dataset, the model identity (its config and a run id), the run status, the selected
 test example, and what is derived from them: the newest weights snapshot, the latent scatter, the metric history.
 Panels take it in ``__init__``, read from it and subscribe to its signals; they keep no copy of what it owns.
 
@@ -19,7 +19,7 @@ from engine.config import ModelConfig
 from engine.data.dataset import as_float01
 from engine.preflight import label_misfit
 from engine.history import MetricHistory
-from engine.messages import DecoderSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
+from engine.messages import WeightsSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
 from engine.snapshot import SnapshotModel
 
 
@@ -31,10 +31,10 @@ class Identity:
     model: int
 
 
-class SessionState(QObject):
+class StudioState(QObject):
     dataset_changed = Signal(object)  # the new Dataset
     model_changed = Signal()  # another model (a new run, a loaded checkpoint): everything derived is gone
-    snapshot_changed = Signal(object)  # newer weights of the current model (DecoderSnapshot)
+    snapshot_changed = Signal(object)  # newer weights of the current model (WeightsSnapshot)
     latent_changed = Signal(object)  # LatentSnapshot, or None when cleared
     history_reset = Signal()  # ``history`` was replaced
     history_grew = Signal()  # rows or an epoch were appended to ``history``
@@ -50,14 +50,14 @@ class SessionState(QObject):
         self.status = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error | loaded
         self.source: str | None = None  # "run" | "checkpoint": where the current model lives
         self.checkpoint = None  # the loaded Checkpoint while it is the current model
-        self.snapshot: DecoderSnapshot | None = None
+        self.snapshot: WeightsSnapshot | None = None
         self.latent: LatentSnapshot | None = None
         self.history = MetricHistory()
         self.example: int | None = None
         self.label = 0  # the class a conditional model decodes for; meaningless for an unconditional one
         self._dataset_id = 0
         self._model_id = 0
-        self._model_cache: tuple[DecoderSnapshot, SnapshotModel] | None = None
+        self._model_cache: tuple[WeightsSnapshot, SnapshotModel] | None = None
 
     # -- identity ------------------------------------------------------------------------------------------
     def identity(self) -> Identity:
@@ -145,7 +145,7 @@ class SessionState(QObject):
             self.status = status
             self.status_changed.emit(status)
 
-    def set_snapshot(self, snap: DecoderSnapshot) -> None:
+    def set_snapshot(self, snap: WeightsSnapshot) -> None:
         self.snapshot = snap
         self.snapshot_changed.emit(snap)
 

@@ -30,7 +30,7 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-class RunStatus:
+class StatusBarView:
     """Builds the widgets on ``status_bar`` (a QStatusBar) and keeps them current."""
 
     def __init__(self, status_bar: QStatusBar):

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 from engine.messages import EpochSummary
 from engine.objectives import ACTIVE_UNIT_THRESHOLD
 from gui import style
-from gui.state import SessionState
+from gui.state import StudioState
 from gui.view_range import needs_refit, padded
 
 EMA = 0.95  # smoothing of the per-step curves (debiased exponential moving average, like TensorBoard's slider)
@@ -168,7 +168,7 @@ class CurvesPanel(QGroupBox):
     """Draws ``state.history`` (gui/state.py): the panel keeps no metrics of its own, only the smoothed curves
     derived from them."""
 
-    def __init__(self, state: SessionState, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Training curves", parent)
         self.setObjectName("curvesPanel")
         self.state = state

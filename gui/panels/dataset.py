@@ -93,7 +93,7 @@ class DatasetPanel(QGroupBox):
         lay.addLayout(options)
         lay.addWidget(self.summary)
         lay.addWidget(self.preview)
-        if state is not None:  # a gui.state.SessionState
+        if state is not None:  # a gui.state.StudioState
             state.dataset_changed.connect(self.set_dataset)
 
     def resolution(self) -> int | None:

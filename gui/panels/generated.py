@@ -82,7 +82,7 @@ class GeneratedPanel(QGroupBox):
         self.step: int | None = None
         self._every_tile: tuple[int, int, int] | None = None  # (tile height + pad, tile width + pad, classes)
         self.class_combo.currentIndexChanged.connect(self._on_combo)
-        if state is not None:  # a gui.state.SessionState: the image belongs to one model
+        if state is not None:  # a gui.state.StudioState: the image belongs to one model
             state.model_changed.connect(self._on_model_changed)
             state.dataset_changed.connect(lambda _d: self._fill_classes())
             state.label_changed.connect(self._on_label_changed)

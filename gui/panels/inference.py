@@ -23,13 +23,13 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from engine.data.dataset import as_float01
-from engine.messages import DecoderSnapshot
+from engine.messages import WeightsSnapshot
 from engine.posterior import PosteriorGrid, encoder_reconstruction, posterior_grid
 from engine.snapshot import model_from_snapshot
 from gui.amortization_view import AmortizationView
 from gui.imaging import to_qimage
 from gui.posterior_overlay import PosteriorOverlay
-from gui.state import SessionState
+from gui.state import StudioState
 from gui.workers import Worker
 
 POSTERIOR_GRID_SIZE = 101
@@ -71,10 +71,10 @@ class _ModelCache:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._snap: DecoderSnapshot | None = None
+        self._snap: WeightsSnapshot | None = None
         self._model = None
 
-    def get(self, snap: DecoderSnapshot):
+    def get(self, snap: WeightsSnapshot):
         with self._lock:
             if snap is not self._snap:
                 self._model = model_from_snapshot(snap)
@@ -90,7 +90,7 @@ class InferencePanel(QWidget):
     study_finished = Signal(object)  # AmortizationResult
     error = Signal(str)  # one line (details in the tooltip of the status label)
 
-    def __init__(self, state: SessionState, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__(parent)
         self.setObjectName("inferencePanel")
         self.state = state
@@ -292,7 +292,7 @@ class InferencePanel(QWidget):
             return
         self._start_posterior(index, snap)
 
-    def _start_posterior(self, index: int, snap: DecoderSnapshot) -> None:
+    def _start_posterior(self, index: int, snap: WeightsSnapshot) -> None:
         x = np.asarray(self.state.test_image(index), np.float32).copy()
         models, token = self._models, self.state.identity()
         label = self.state.example_label(index)  # a conditional model's q(z|x, y) and p(x|z, y) take the example's

@@ -142,7 +142,7 @@ class LatentPanel(QGroupBox):
         self._fitting = False
         self.vb.disableAutoRange()
         self.vb.sigStateChanged.connect(self._on_vb_state)
-        if state is not None:  # a gui.state.SessionState: the dataset's classes, the model's dimension, the scatter
+        if state is not None:  # a gui.state.StudioState: the dataset's classes, the model's dimension, the scatter
             self.state = state
             state.dataset_changed.connect(self._on_dataset_changed)
             state.model_changed.connect(self._on_model_changed)

@@ -1,5 +1,5 @@
 """Run by torchrun from test_distributed.py: ``train OUT_DIR [--fail-rank R]`` trains through the CLI;
-``params OUT_DIR DATA`` trains a TrainingRun and saves each rank's parameters to OUT_DIR/rank{R}.pt;
+``params OUT_DIR DATA`` trains a Trainer and saves each rank's parameters to OUT_DIR/rank{R}.pt;
 ``stop OUT_DIR DATA`` does the same, but rank 1 alone asks to stop once past step 20 (as Ctrl+C reaching one rank)."""
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ def main() -> int:
     from engine.data import load_dataset
     from engine.distributed import Distributed
     from engine.messages import MetricsChunk
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
     dist = Distributed.from_environment()
     ds = load_dataset(rest[0])
-    run = TrainingRun(
+    run = Trainer(
         ds,
         ModelConfig(image_shape=ds.image_shape, hidden=32),
         TrainConfig(epochs=2 if mode == "params" else 8, batch_size=64, iwae_k=2, seed=3),

@@ -13,7 +13,7 @@ from engine.config import ModelConfig, TrainConfig
 from engine.data.dataset import as_float01
 from engine.data.npz import load_npz
 from engine.messages import EpochSummary
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -56,6 +56,6 @@ def test_training_on_uint8_storage_matches_training_on_floats():
     tcfg = TrainConfig(epochs=2, batch_size=32, iwae_k=3, iwae_examples=20, metrics_hz=1e9, snapshot_interval_s=0.0)
     out = []
     for ds in (floats, raw):
-        run = TrainingRun(ds, mcfg, tcfg)
+        run = Trainer(ds, mcfg, tcfg)
         out.append([m.test_elbo for m in run.run() if isinstance(m, EpochSummary)] + list(run.history.column("elbo")))
     assert len(out[0]) == 2 + 16 and out[0] == out[1]

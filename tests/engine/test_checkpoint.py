@@ -9,7 +9,7 @@ import torch
 from engine.checkpoint import CheckpointError, atomic_write, load_checkpoint
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import MetricsChunk
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_interval_s=1e9)
 
@@ -32,12 +32,12 @@ def _steps(run, n):
 
 def test_resume_gives_the_same_next_steps(blobs, tmp_path):
     mcfg, tcfg = _cfgs(blobs, epochs=3)
-    a = TrainingRun(blobs, mcfg, tcfg)
+    a = Trainer(blobs, mcfg, tcfg)
     _steps(a, 25)  # stops mid-epoch (19 steps per epoch)
     a.save(tmp_path / "a.ckpt")
     a.rearm()
     cont = _steps(a, 5)
-    b = TrainingRun(blobs, mcfg, tcfg, checkpoint=load_checkpoint(tmp_path / "a.ckpt"))
+    b = Trainer(blobs, mcfg, tcfg, checkpoint=load_checkpoint(tmp_path / "a.ckpt"))
     assert b.step == 25 and b.epoch == 1 and b.batch == 6
     resumed = _steps(b, 5)
     np.testing.assert_allclose(resumed, cont, rtol=1e-6)
@@ -46,7 +46,7 @@ def test_resume_gives_the_same_next_steps(blobs, tmp_path):
 
 def test_checkpoint_restores_history_and_epochs(blobs, tmp_path):
     mcfg, tcfg = _cfgs(blobs, epochs=2)
-    run = TrainingRun(blobs, mcfg, tcfg)
+    run = Trainer(blobs, mcfg, tcfg)
     list(run.run())
     run.save(tmp_path / "done.ckpt")
     ck = load_checkpoint(tmp_path / "done.ckpt")
@@ -79,7 +79,7 @@ class Evil:
 @pytest.mark.parametrize("case", ["empty", "garbage", "truncated", "pickle", "foreign", "arch", "nan", "missing"])
 def test_bad_checkpoints_get_one_clear_line(blobs, tmp_path, case):
     mcfg, tcfg = _cfgs(blobs, epochs=1)
-    run = TrainingRun(blobs, mcfg, tcfg)
+    run = Trainer(blobs, mcfg, tcfg)
     good = tmp_path / "good.ckpt"
     run.save(good)
     p = tmp_path / f"{case}.ckpt"
@@ -113,18 +113,18 @@ def test_bad_checkpoints_get_one_clear_line(blobs, tmp_path, case):
 
 def test_resuming_with_other_model_settings_is_refused(blobs, tmp_path):
     mcfg, tcfg = _cfgs(blobs)
-    TrainingRun(blobs, mcfg, tcfg).save(tmp_path / "a.ckpt")
+    Trainer(blobs, mcfg, tcfg).save(tmp_path / "a.ckpt")
     with pytest.raises(CheckpointError, match="different model settings"):
-        TrainingRun(blobs, mcfg.replace(hidden=64), tcfg, checkpoint=load_checkpoint(tmp_path / "a.ckpt"))
+        Trainer(blobs, mcfg.replace(hidden=64), tcfg, checkpoint=load_checkpoint(tmp_path / "a.ckpt"))
 
 
 def test_resuming_leaves_the_loaded_checkpoint_untouched(blobs, tmp_path):
     mcfg, tcfg = _cfgs(blobs, epochs=2)
-    a = TrainingRun(blobs, mcfg, tcfg.replace(epochs=1))
+    a = Trainer(blobs, mcfg, tcfg.replace(epochs=1))
     list(a.run())
     a.save(tmp_path / "a.ckpt")
     ck = load_checkpoint(tmp_path / "a.ckpt")
     n = len(ck.history)
-    b = TrainingRun(blobs, mcfg, tcfg, checkpoint=ck)
+    b = Trainer(blobs, mcfg, tcfg, checkpoint=ck)
     list(b.run())
     assert len(b.history) == 2 * n and len(ck.history) == n

@@ -9,7 +9,7 @@ from engine import chunking
 from engine.config import ModelConfig, TrainConfig
 from engine.snapshot import SnapshotModel, decoder_snapshot
 from engine.model import VAE
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 
 def test_rows_follow_the_activation_size_and_the_budget():
@@ -29,7 +29,7 @@ def test_rows_follow_the_activation_size_and_the_budget():
 def test_test_metrics_do_not_depend_on_the_chunk_size(blobs, monkeypatch):
     mcfg = ModelConfig(image_shape=blobs.image_shape, hidden=32)
     tcfg = TrainConfig(epochs=1, iwae_k=7, iwae_examples=60)
-    run = TrainingRun(blobs, mcfg, tcfg)
+    run = Trainer(blobs, mcfg, tcfg)
     big = run.evaluate()
     monkeypatch.setattr(chunking, "CPU_BUDGET", 4 * sum(chunking.activation_elements(mcfg)) * 9)  # 9 rows a chunk
     assert chunking.rows(mcfg, "cpu") == 9
@@ -60,15 +60,15 @@ def test_slow_snapshots_are_spaced_out_to_a_share_of_the_run(blobs, monkeypatch)
     from engine import trainer
     from engine.messages import LatentSnapshot
 
-    slow = trainer.TrainingRun.latent_snapshot
+    slow = trainer.Trainer.latent_snapshot
 
     def slow_snapshot(self):
         time.sleep(0.05)
         return slow(self)
 
-    monkeypatch.setattr(trainer.TrainingRun, "latent_snapshot", slow_snapshot)
+    monkeypatch.setattr(trainer.Trainer, "latent_snapshot", slow_snapshot)
     mcfg = ModelConfig(image_shape=blobs.image_shape, hidden=16)
-    run = TrainingRun(
+    run = Trainer(
         blobs,
         mcfg,
         TrainConfig(epochs=1, batch_size=4, iwae_k=2, iwae_examples=10, metrics_hz=1e9, snapshot_interval_s=0.0),

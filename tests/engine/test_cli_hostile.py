@@ -125,9 +125,9 @@ def test_a_checkpoint_that_cannot_be_written_does_not_skip_the_metrics(tmp_path,
 
     from engine.cli import write_outputs
     from engine.config import ModelConfig, TrainConfig
-    from engine.trainer import TrainingRun
+    from engine.trainer import Trainer
 
-    run = TrainingRun(
+    run = Trainer(
         blobs,
         ModelConfig(image_shape=blobs.image_shape, hidden=32),
         TrainConfig(epochs=1, batch_size=64, iwae_k=5, iwae_examples=50),

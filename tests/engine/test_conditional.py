@@ -22,7 +22,7 @@ from engine.model import VAE, Labelled, n_parameters
 from engine.objectives import elbo_terms, iwae_bound, log_normal_at_noise, log_std_normal
 from engine.preflight import check_labels, check_run
 from engine.snapshot import SnapshotModel, every_class, prior_samples, snapshot_from_state
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 from tests.engine.test_checkpoint import _steps
 from tests.engine.test_hostile_checkpoint import _refused
@@ -204,7 +204,7 @@ def _shapes_cfg(ds, k=None):
 @pytest.fixture(scope="module")
 def trained(shapes, tmp_path_factory):
     """A conditional model trained 3 epochs on Shapes (4 classes), its messages and its checkpoint file."""
-    run = TrainingRun(shapes, _shapes_cfg(shapes), TrainConfig(epochs=3, batch_size=50, lr=3e-3, **FAST_T))
+    run = Trainer(shapes, _shapes_cfg(shapes), TrainConfig(epochs=3, batch_size=50, lr=3e-3, **FAST_T))
     msgs = list(run.run())
     path = tmp_path_factory.mktemp("cond") / "cond.ckpt"
     write_checkpoint(path, checkpoint_of_run(run, copy=True))
@@ -290,13 +290,13 @@ def test_a_resumed_conditional_run_continues_exactly(shapes, tmp_path):
     the same permuted order as the images after a resume)."""
     mcfg, tcfg = _shapes_cfg(shapes), TrainConfig(epochs=2, batch_size=100, **FAST_T)
 
-    a = TrainingRun(shapes, mcfg, tcfg)
+    a = Trainer(shapes, mcfg, tcfg)
     _steps(a, 25)  # 20 steps per epoch: stops in the second
     a.save(tmp_path / "mid.ckpt")
     a.rearm()
     cont = _steps(a, 5)
     ck = load_checkpoint(tmp_path / "mid.ckpt")
-    b = TrainingRun(shapes, mcfg, tcfg, checkpoint=ck)
+    b = Trainer(shapes, mcfg, tcfg, checkpoint=ck)
     assert (b.step, b.epoch, b.batch) == (25, 1, 5)
     np.testing.assert_allclose(_steps(b, 5), cont, rtol=1e-6)
     # and to the end: a finished resumed run
@@ -309,19 +309,19 @@ def test_resuming_a_conditional_checkpoint_needs_its_settings_and_labels(trained
     _, _, path = trained
     ck = load_checkpoint(path)
     # more epochs on the same data: fine
-    more = TrainingRun(shapes, ck.model_config, TrainConfig(epochs=4, batch_size=50, lr=3e-3, **FAST_T), checkpoint=ck)
+    more = Trainer(shapes, ck.model_config, TrainConfig(epochs=4, batch_size=50, lr=3e-3, **FAST_T), checkpoint=ck)
     list(more.run())
     assert more.state == "finished" and more.step == 160 and len(more.history.epochs) == 4
     with pytest.raises(CheckpointError, match="different model settings"):
-        TrainingRun(shapes, _shapes_cfg(shapes, k=0), TrainConfig(epochs=3, **FAST_T), checkpoint=ck)
+        Trainer(shapes, _shapes_cfg(shapes, k=0), TrainConfig(epochs=3, **FAST_T), checkpoint=ck)
     unlabelled = dataclasses.replace(shapes, y_train=None, y_test=None, class_names=None, _fingerprint=[])
     with pytest.raises(ConfigError, match="labelled dataset"):
-        TrainingRun(unlabelled, ck.model_config, TrainConfig(epochs=3, **FAST_T), checkpoint=ck)
+        Trainer(unlabelled, ck.model_config, TrainConfig(epochs=3, **FAST_T), checkpoint=ck)
 
 
 def test_a_checkpoint_whose_settings_and_weights_disagree_on_the_label_is_refused(trained, shapes, tmp_path):
     _, _, cond_path = trained
-    plain = TrainingRun(shapes, _shapes_cfg(shapes, k=0), TrainConfig(epochs=1, batch_size=100, **FAST_T))
+    plain = Trainer(shapes, _shapes_cfg(shapes, k=0), TrainConfig(epochs=1, batch_size=100, **FAST_T))
     plain.save(tmp_path / "plain.ckpt")
     # unconditional weights under settings that say n_classes = 4
     raw = torch.load(tmp_path / "plain.ckpt", weights_only=True)
@@ -358,12 +358,12 @@ def test_check_run_refuses_a_conditional_model_without_fitting_labels(shapes):
     check_run(_shapes_cfg(shapes, k=6), *args, label_classes=4)  # room for classes the data lacks
     check_run(_shapes_cfg(shapes, k=0), *args, label_classes=0)  # an ordinary VAE needs no labels
     check_labels(_shapes_cfg(shapes, k=0), 0)
-    # TrainingRun asks the dataset
+    # Trainer asks the dataset
     unlabelled = dataclasses.replace(shapes, y_train=None, y_test=None, class_names=None, _fingerprint=[])
     with pytest.raises(ConfigError, match="no labels"):
-        TrainingRun(unlabelled, _shapes_cfg(shapes, k=4), tcfg)
+        Trainer(unlabelled, _shapes_cfg(shapes, k=4), tcfg)
     with pytest.raises(ConfigError, match="conditional on 2 classes, the dataset has 4"):
-        TrainingRun(shapes, _shapes_cfg(shapes, k=2), tcfg)
+        Trainer(shapes, _shapes_cfg(shapes, k=2), tcfg)
 
 
 # ------------------------------------------------------------------------ the classifier-free check
@@ -401,7 +401,7 @@ def _nearest_mean_check(model: VAE, ds: Dataset, labels=None):
 def _train_for_the_check(ds, latent_dim, beta, epochs, batch_size):
     cfg = ModelConfig(image_shape=ds.image_shape, latent_dim=latent_dim, hidden=256, n_classes=ds.n_classes)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=2e-3, beta=beta, seed=0, **{**FAST_T, "iwae_k": 2})
-    run = TrainingRun(ds, cfg, tcfg)
+    run = Trainer(ds, cfg, tcfg)
     msgs = list(run.run())
     assert run.state == "finished", [m for m in msgs if not isinstance(m, MetricsChunk)][-3:]
     assert all(np.isfinite(e.test_elbo) for e in run.history.epochs)

@@ -229,7 +229,7 @@ def test_a_training_run_on_a_gpu_with_too_little_free_memory_is_refused_before_b
     built = []
     monkeypatch.setattr(VAE, "to", lambda self, *a, **k: built.append(1) or self)
     with pytest.raises(ConfigError, match=r"free on cuda:0; lower those settings$"):
-        engine.trainer.TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape), TrainConfig(device="auto"))
+        engine.trainer.Trainer(blobs, ModelConfig(image_shape=blobs.image_shape), TrainConfig(device="auto"))
     assert not built and set(gpus.asked) == {0}  # the placement and the memory check ask GPU 0 alone
 
 
@@ -253,7 +253,7 @@ def test_images_kept_on_the_host_do_not_count_against_the_gpus_memory(gpus, monk
 
     monkeypatch.setattr(engine.trainer, "autocast_dtype", past)  # the first step after the checks
     with pytest.raises(_PastTheMemoryCheck):
-        engine.trainer.TrainingRun(ds, mcfg, tcfg)
+        engine.trainer.Trainer(ds, mcfg, tcfg)
 
 
 def test_the_training_thread_has_no_cpu_thread_governor_on_a_gpu():
@@ -391,7 +391,7 @@ def test_a_float32_dataset_on_the_gpu_counts_four_bytes_a_value(gpus, monkeypatc
 
     monkeypatch.setattr(engine.trainer, "autocast_dtype", past)
     with pytest.raises(_PastTheMemoryCheck):
-        engine.trainer.TrainingRun(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=8), TrainConfig())
+        engine.trainer.Trainer(blobs, ModelConfig(image_shape=blobs.image_shape, hidden=8), TrainConfig())
     assert seen == [blobs.x_train.nbytes + blobs.x_test.nbytes] and seen[0] == 2_500 * 4 * blobs.x_train[0].size
 
 

@@ -14,7 +14,7 @@ from engine.config import ModelConfig, TrainConfig
 from engine.data import LoadCancelled, LoadProgress, as_float01, load_dataset
 from engine.data.images import load_image_folder
 from engine.messages import EpochSummary
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 RNG = np.random.default_rng(0)
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -160,7 +160,7 @@ def test_a_short_conv_run_on_a_mixed_size_colour_folder_at_64_px(tmp_path):
     tcfg = TrainConfig(
         epochs=3, batch_size=16, lr=2e-3, iwae_k=4, iwae_examples=5, metrics_hz=1e9, snapshot_interval_s=0.0
     )
-    run = TrainingRun(ds, mcfg, tcfg)
+    run = Trainer(ds, mcfg, tcfg)
     summaries = [m for m in run.run() if isinstance(m, EpochSummary)]
     elbos = [s.test_elbo for s in summaries]
     assert len(elbos) == 3 and np.isfinite(elbos).all() and elbos[-1] > elbos[0]

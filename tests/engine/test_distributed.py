@@ -15,7 +15,7 @@ import torch
 from engine.checkpoint import load_checkpoint
 from engine.config import ModelConfig, TrainConfig
 from engine.distributed import Distributed, DistributedError
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -62,7 +62,7 @@ def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-    init = TrainingRun(
+    init = Trainer(
         make_blobs(n_train=10, n_test=10, side=8),
         ModelConfig(image_shape=(1, 8, 8), hidden=32),
         TrainConfig(epochs=1, seed=3),

@@ -19,7 +19,7 @@ from engine.checkpoint import (
     write_checkpoint,
 )
 from engine.config import ConfigError, ModelConfig, TrainConfig
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_interval_s=1e9)
@@ -28,7 +28,7 @@ FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_
 @pytest.fixture(scope="module")
 def _good_file(tmp_path_factory):
     ds = make_blobs(n_train=64, n_test=32)
-    run = TrainingRun(ds, ModelConfig(image_shape=ds.image_shape, hidden=32), TrainConfig(epochs=1, **FAST))
+    run = Trainer(ds, ModelConfig(image_shape=ds.image_shape, hidden=32), TrainConfig(epochs=1, **FAST))
     list(run.run())
     p = tmp_path_factory.mktemp("ck") / "good.ckpt"
     run.save(p)
@@ -110,7 +110,7 @@ def test_flags_in_the_files_parameter_groups_never_reach_the_optimizer(good, tmp
     torch.save(raw, p)
     ck = load_checkpoint(p)
     tcfg = TrainConfig(epochs=2, lr=2e-3, **FAST)
-    run = TrainingRun(blobs, ck.model_config, tcfg, checkpoint=ck)
+    run = Trainer(blobs, ck.model_config, tcfg, checkpoint=ck)
     g = run.optimizer.param_groups[0]
     assert g["lr"] == 2e-3 and g["betas"] == (0.9, 0.999) and g["capturable"] is False
     assert int(run.optimizer.state[run.optimizer.param_groups[0]["params"][0]]["step"]) == ck.step

@@ -15,7 +15,7 @@ from engine.data.dataset import Dataset
 from engine.messages import EpochSummary, MetricsChunk, StateChanged, WorkerError
 from engine.objectives import Interrupted, iwae_bound
 from engine.preflight import check_run
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, snapshot_interval_s=1e9)
 
@@ -24,7 +24,7 @@ def _run(ds, epochs=2, **kw):
     mcfg = ModelConfig(
         image_shape=ds.image_shape, hidden=32, **{k: kw.pop(k) for k in list(kw) if k in ("arch", "likelihood")}
     )
-    return TrainingRun(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
+    return Trainer(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
 
 
 def _drive(run):
@@ -174,7 +174,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_naming_the_setting(blobs, mo
     monkeypatch.setattr(engine.memory, "available_bytes", lambda: 64 << 20)
     mcfg = ModelConfig(image_shape=blobs.image_shape, hidden=65_536, latent_dim=64)
     with pytest.raises(ConfigError, match=r"mostly the .*hidden 65536"):
-        TrainingRun(blobs, mcfg, TrainConfig())
+        Trainer(blobs, mcfg, TrainConfig())
     big_images = ModelConfig(image_shape=(3, 2048, 2048), hidden=8)
     with pytest.raises(ConfigError, match="training activations .batch size 4096"):
         check_run(big_images, TrainConfig(batch_size=4096), (3, 2048, 2048), 10_000, 100)

@@ -11,7 +11,7 @@ from engine.batches import to_float
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import RunStarted
 from engine.placement import DEVICE_SHARE, Placement, TrainingImages, choose_placement
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 from tests.conftest import make_blobs
 
 GB = 10**9
@@ -65,7 +65,7 @@ def test_training_from_host_resident_images_matches_device_resident(monkeypatch)
     for placement in (None, Placement(False, False, "images kept in host memory (forced)")):
         if placement is not None:
             monkeypatch.setattr("engine.trainer.choose_placement", lambda *a, **k: placement)
-        run = TrainingRun(ds, mcfg, tcfg)
+        run = Trainer(ds, mcfg, tcfg)
         reasons += [m.data_placement for m in run.run() if isinstance(m, RunStarted)]
         curves.append(run.history.column("elbo").copy())
     assert reasons[0].startswith("images used in place") and reasons[1].endswith("(forced)")

@@ -10,7 +10,7 @@ import torch
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import MetricsChunk, RunStarted
 from engine.threads import ThreadGovernor, governor_for, use_helper_threads, usable_cores
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 BATCH = 128
 
@@ -164,7 +164,7 @@ def test_usable_cores_is_the_affinity_mask():
 
 
 # ------------------------------------------------------------------------------------------ in the trainer
-def _run_in_thread(run: TrainingRun, stop_after: int):
+def _run_in_thread(run: Trainer, stop_after: int):
     """Iterate the run on a fresh thread (as the window does); record the thread's torch count at each chunk."""
     seen, started = [], []
 
@@ -186,7 +186,7 @@ def _run_in_thread(run: TrainingRun, stop_after: int):
 
 def test_trainer_applies_a_fixed_count_on_its_own_thread(blobs):
     ds = blobs
-    run = TrainingRun(
+    run = Trainer(
         ds,
         ModelConfig(image_shape=ds.image_shape),
         TrainConfig(epochs=50, iwae_k=1, device="cpu", threads=1, metrics_hz=100),
@@ -198,7 +198,7 @@ def test_trainer_applies_a_fixed_count_on_its_own_thread(blobs):
 
 def test_trainer_with_auto_threads_reports_the_count_it_uses(blobs):
     ds = blobs
-    run = TrainingRun(
+    run = Trainer(
         ds, ModelConfig(image_shape=ds.image_shape), TrainConfig(epochs=50, iwae_k=1, device="cpu", metrics_hz=100)
     )
     assert run.governor is not None and run.governor.adaptive == (usable_cores() > 1)

@@ -10,7 +10,7 @@ import torch
 from engine import trainer as trainer_mod
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.messages import (
-    DecoderSnapshot,
+    WeightsSnapshot,
     EpochSummary,
     LatentSnapshot,
     MetricsChunk,
@@ -20,7 +20,7 @@ from engine.messages import (
 )
 from engine.model import VAE
 from engine.devices import pick_device
-from engine.trainer import TrainingRun
+from engine.trainer import Trainer
 
 FAST = dict(batch_size=32, iwae_k=5, iwae_examples=50, metrics_hz=1e9, snapshot_interval_s=0.0)
 
@@ -31,14 +31,14 @@ def _run(ds, epochs=2, **kw):
         hidden=32,
         **{k: kw.pop(k) for k in list(kw) if k in ("latent_dim", "arch", "likelihood")},
     )
-    return TrainingRun(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
+    return Trainer(ds, mcfg, TrainConfig(epochs=epochs, **{**FAST, **kw}))
 
 
 def test_short_run_raises_the_elbo_and_emits_every_message(blobs):
     run = _run(blobs, epochs=4, lr=3e-3)
     msgs = list(run.run())
     kinds = {type(m) for m in msgs}
-    assert {RunStarted, StateChanged, MetricsChunk, EpochSummary, LatentSnapshot, DecoderSnapshot} <= kinds
+    assert {RunStarted, StateChanged, MetricsChunk, EpochSummary, LatentSnapshot, WeightsSnapshot} <= kinds
     epochs = [m for m in msgs if isinstance(m, EpochSummary)]
     assert [e.epoch for e in epochs] == [0, 1, 2, 3]
     assert epochs[-1].test_elbo > epochs[0].test_elbo + 1.0
@@ -192,7 +192,7 @@ def test_bf16_autocast_trains(blobs):
 
 def test_mismatched_image_shape_is_refused(blobs):
     with pytest.raises(ConfigError, match="shape"):
-        TrainingRun(blobs, ModelConfig(image_shape=(1, 28, 28)), TrainConfig())
+        Trainer(blobs, ModelConfig(image_shape=(1, 28, 28)), TrainConfig())
 
 
 def test_model_shapes_for_odd_image_sizes():

@@ -8,7 +8,7 @@ import pytest
 
 from engine.messages import MetricsChunk
 from gui.panels.curves import CurvesPanel
-from gui.state import SessionState
+from gui.state import StudioState
 
 
 def _chunk(first: int, n: int, level: float) -> MetricsChunk:
@@ -21,7 +21,7 @@ def _chunk(first: int, n: int, level: float) -> MetricsChunk:
 
 @pytest.fixture
 def panel(qtbot):
-    p = CurvesPanel(SessionState())
+    p = CurvesPanel(StudioState())
     qtbot.addWidget(p)
     p.resize(1400, 320)
     p.show()

@@ -15,7 +15,7 @@ from engine.snapshot import decoder_snapshot
 from gui.amortization_view import N_RANDOM
 from gui.panels.inference import InferencePanel
 from gui.posterior_overlay import PosteriorOverlay
-from gui.state import SessionState
+from gui.state import StudioState
 from tests.engine.test_posterior import train_small_vae
 
 
@@ -23,9 +23,9 @@ def dataset_of(xs, ys=None, names=None):
     return SimpleNamespace(x_test=xs, y_test=ys, class_names=names, name="test data", image_shape=xs.shape[1:])
 
 
-def make_state(snap=None, xs=None, ys=None, names=None) -> SessionState:
+def make_state(snap=None, xs=None, ys=None, names=None) -> StudioState:
     """A session state with a dataset of these test images and, given a snapshot, its model."""
-    st = SessionState()
+    st = StudioState()
     if xs is not None:
         st.set_dataset(dataset_of(xs, ys, names))
     if snap is not None:

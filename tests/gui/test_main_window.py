@@ -513,9 +513,9 @@ def test_dataset_dialog_accepts_a_folder(qtbot, tmp_path):
 def test_collapse_warning(qtbot):
     from engine.messages import EpochSummary
     from gui.panels.curves import CurvesPanel
-    from gui.state import SessionState
+    from gui.state import StudioState
 
-    panel = CurvesPanel(SessionState())
+    panel = CurvesPanel(StudioState())
     qtbot.addWidget(panel)
     panel.show()
     kl = np.array([3.0, 0.001, 2.0, 0.0])

@@ -1,4 +1,4 @@
-"""TrainingSession: messages arrive as signals on the GUI thread; stop/close end the worker quickly."""
+"""TrainingWorker: messages arrive as signals on the GUI thread; stop/close end the worker quickly."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import time
 import numpy as np
 
 from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk
-from gui.session import TrainingSession
+from gui.training_worker import TrainingWorker
 from gui.workers import Worker, live_threads
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN
 
 
 def test_session_emits_every_kind_of_message(qtbot, tiny):
-    s = TrainingSession()
+    s = TrainingWorker()
     got = {"metrics": [], "epoch": [], "latent": [], "decoder": [], "state": []}
     for name, lst in got.items():
         getattr(s, name).connect(lambda m, lst=lst: lst.append((m, threading.current_thread())))
@@ -35,7 +35,7 @@ def test_session_emits_every_kind_of_message(qtbot, tiny):
 
 
 def test_stop_and_close_are_quick(qtbot, tiny):
-    s = TrainingSession()
+    s = TrainingWorker()
     with qtbot.waitSignal(s.metrics, timeout=30_000):
         s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
     t0 = time.monotonic()
@@ -45,15 +45,15 @@ def test_stop_and_close_are_quick(qtbot, tiny):
 
 
 def test_stop_before_the_run_is_built(qtbot, tiny):
-    s = TrainingSession()
+    s = TrainingWorker()
     s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
-    s.stop()  # the worker may still be constructing the TrainingRun
+    s.stop()  # the worker may still be constructing the Trainer
     qtbot.waitUntil(lambda: not s.is_active(), timeout=10_000)
     assert s.current_state in ("stopped", "starting")
 
 
 def test_config_error_becomes_an_error_signal(qtbot, tiny):
-    s = TrainingSession()
+    s = TrainingWorker()
     bad = SMALL_MODEL.replace(image_shape=(1, 28, 28))  # does not fit the 12×12 data
     with qtbot.waitSignal(s.error, timeout=10_000) as blocker:
         s.start(tiny, bad, SMALL_TRAIN)

@@ -14,7 +14,7 @@ from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
 
 
-class TrainingController(QObject):
+class RunActions(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.w = window

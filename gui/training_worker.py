@@ -1,4 +1,4 @@
-"""The training worker: iterates ``TrainingRun.run()`` in a ``gui.workers.Worker`` and re-emits each engine
+"""The training worker: iterates ``Trainer.run()`` in a ``gui.workers.Worker`` and re-emits each engine
 message as a Qt signal on the GUI thread.
 
 The run is built *inside* the worker thread (moving data to a GPU and creating the optimizer can take a
@@ -16,7 +16,7 @@ from engine.checkpoint import Checkpoint, CheckpointError, checkpoint_of_run
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.messages import (
     CheckpointSaved,
-    DecoderSnapshot,
+    WeightsSnapshot,
     EpochSummary,
     LatentSnapshot,
     MetricsChunk,
@@ -27,13 +27,13 @@ from engine.messages import (
 from gui.workers import Worker
 
 
-class TrainingSession(QObject):
+class TrainingWorker(QObject):
     """Owns one training run at a time and its worker. Signals carry the engine's plain messages unchanged."""
 
     metrics = Signal(object)  # MetricsChunk
     epoch = Signal(object)  # EpochSummary
     latent = Signal(object)  # LatentSnapshot
-    decoder = Signal(object)  # DecoderSnapshot
+    decoder = Signal(object)  # WeightsSnapshot
     state = Signal(object)  # StateChanged
     error = Signal(object)  # WorkerError
     started = Signal(object)  # RunStarted
@@ -87,10 +87,10 @@ class TrainingSession(QObject):
         self.current_state = "starting"
 
         def job():  # the worker thread
-            from engine.trainer import TrainingRun
+            from engine.trainer import Trainer
 
             try:
-                run = TrainingRun(dataset, model_cfg, train_cfg, checkpoint)
+                run = Trainer(dataset, model_cfg, train_cfg, checkpoint)
             except (ConfigError, CheckpointError) as e:
                 return iter([WorkerError(str(e))])
             except Exception as e:  # noqa: BLE001 - anything here must become a dialog, not a dead thread
@@ -155,7 +155,7 @@ class TrainingSession(QObject):
             self.metrics.emit(msg)
         elif isinstance(msg, LatentSnapshot):
             self.latent.emit(msg)
-        elif isinstance(msg, DecoderSnapshot):
+        elif isinstance(msg, WeightsSnapshot):
             self.decoder.emit(msg)
         elif isinstance(msg, EpochSummary):
             self.epoch.emit(msg)
