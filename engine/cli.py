@@ -307,6 +307,7 @@ def main(argv: list[str]) -> int:
 def _train(args: argparse.Namespace, given: dict, dist) -> int:
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
+    from .preflight import few_steps_hint
     from .trainer import Trainer
 
     writer = dist is None or dist.is_main
@@ -388,6 +389,8 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else "")
         + (f"; conditional VAE on {mcfg.n_classes} classes" if mcfg.conditional else "")
     )
+    if writer and (hint := few_steps_hint(len(data.x_train), tcfg.batch_size, tcfg.epochs)):
+        print(f"note: {hint}", file=sys.stderr)
     t0 = time.monotonic()
     status = 0
     with StopOnSignal(run) as stopper:

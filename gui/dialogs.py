@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -102,11 +104,18 @@ class DialogsMixin:
         return path or None
 
     def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
+        """A path to write; a name typed without an extension gets the filter's (vae → vae.pt), and only a folder
+        that can be written to becomes the next dialog's start."""
         start = Path(str(self.settings.value("ui/last_file_dir", str(Path.home())))) / suggested
         path, _ = QFileDialog.getSaveFileName(self, title, str(start), file_filter)
-        if path:
+        if not path:
+            return None
+        ext = re.search(r"\(\*(\.\w+)", file_filter)
+        if ext and not Path(path).suffix:
+            path += ext.group(1)
+        if os.access(Path(path).parent, os.W_OK | os.X_OK):
             self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
-        return path or None
+        return path
 
     def show_about(self) -> None:
         QMessageBox.about(

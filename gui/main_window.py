@@ -264,7 +264,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.recent_menu.setEnabled(not active and not loading)
         self.act_load_ckpt.setEnabled(not active and not self.checkpoints.busy())
         self.act_save_ckpt.setEnabled(self.checkpoints.can_save())
-        self.settings_panel.set_editable(not active)
+        self.settings_panel.set_editable(not active, retunable=paused)
         self.exports.update(self.export_actions)
 
     # -- drawing ----------------------------------------------------------------------------------------------

@@ -99,6 +99,12 @@ def axis_font() -> QFont:
     return f
 
 
+def plain_axes(plot_item) -> None:
+    """Tick numbers as they are: no SI-prefix rescaling that turns an axis label into "z₁ (x0.001)"."""
+    for ax in ("bottom", "left"):
+        plot_item.getAxis(ax).enableAutoSIPrefix(False)
+
+
 def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = False) -> pg.PlotWidget:
     """A PlotWidget with a title and labelled axes (units); menus kept, mouse zoom on.
 
@@ -114,6 +120,7 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
     p.setLabel("left", y_label, **{"font-size": "9pt"})
     for ax in ("bottom", "left"):
         p.getAxis(ax).setTickFont(axis_font())
+    plain_axes(p)
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)

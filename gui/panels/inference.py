@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+from gui import style
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
@@ -107,6 +108,7 @@ class InferencePanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "z₁", **{"font-size": "9pt"})
         self.plot.setLabel("left", "z₂", **{"font-size": "9pt"})
+        style.plain_axes(self.plot)
         self.context = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 90), pxMode=True)
         self.plot.addItem(self.context)
         self.overlay = PosteriorOverlay(self.plot)
@@ -140,11 +142,21 @@ class InferencePanel(QWidget):
         self.recon = QLabel()
         self.recon.setObjectName("inferenceRecon")
         self.recon.setToolTip("Its reconstruction E[x | z = μ(x)] at the encoder's mean")
-        for w in (self.image, self.recon):
+        self.thumb_captions = []
+        for w, caption in ((self.image, "test image x"), (self.recon, "reconstruction")):
             w.setFixedSize(84, 84)
             w.setAlignment(Qt.AlignmentFlag.AlignCenter)
             w.setStyleSheet("border: 1px solid #c8ccd0; background: #ffffff;")
-            imgs.addWidget(w)
+            col = QVBoxLayout()
+            col.setSpacing(1)
+            col.addWidget(w)
+            label = QLabel(caption)
+            label.setObjectName(f"{w.objectName()}Caption")
+            label.setProperty("role", "hint")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            col.addWidget(label)
+            self.thumb_captions.append(label)
+            imgs.addLayout(col)
         imgs.addStretch(1)
         pl.addLayout(imgs)
 

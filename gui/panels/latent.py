@@ -90,6 +90,7 @@ class LatentPanel(QGroupBox):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
+        style.plain_axes(self.plot)
         self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         title, fit_text = self.plot.titleLabel, self.plot.titleLabel.updateMin
 

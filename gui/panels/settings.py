@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import ConfigError, ModelConfig, TrainConfig
+from engine.limits import RANGES, bounds, range_text
 from engine.threads import usable_cores
 
 
@@ -33,7 +34,8 @@ class LogSpinBox(QDoubleSpinBox):
     def __init__(self, lo: float, hi: float, parent=None):
         super().__init__(parent)
         self.setDecimals(8)
-        self.setRange(lo, hi)
+        self.setRange(0.0, WIDE)  # any typed value stands, so that one out of [lo, hi] is shown as such
+        self.limits = (lo, hi)  # where the arrows stay
 
     def textFromValue(self, v: float) -> str:  # noqa: N802 - Qt name
         return f"{v:.3g}"
@@ -57,7 +59,8 @@ class LogSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
 
     def stepBy(self, steps: int) -> None:  # noqa: N802
-        v = self.value()
+        lo, hi = self.limits
+        v = min(max(self.value(), lo if lo > 0 else 1e-6), hi)
         for _ in range(abs(steps)):
             e = math.floor(math.log10(v) + 1e-9)
             m = v / 10**e
@@ -67,7 +70,29 @@ class LogSpinBox(QDoubleSpinBox):
             else:
                 m = next((x for x in reversed((0.5, 1, 2, 5)) if x < m - 1e-9), 0.5)
             v = m * 10**e
-        self.setValue(min(max(v, self.minimum()), self.maximum()))
+        self.setValue(min(max(v, lo if lo > 0 else 1e-6), hi))
+
+
+WIDE = 2**31 - 1  # a field's widget range: any typed number stands; the limits table judges it (engine/limits.py)
+INVALID_STYLE = "border: 1px solid #cf222e;"
+
+
+class _Limited:
+    """Arrows stay within the limits table's range; a typed value outside it stays as typed, for the panel to flag."""
+
+    limits: tuple[float, float] = (0, 0)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt name
+        lo, hi = self.limits
+        self.setValue(min(max(self.value() + steps * self.singleStep(), lo), hi))
+
+
+class RangeSpinBox(_Limited, QSpinBox):
+    pass
+
+
+class RangeDoubleSpinBox(_Limited, QDoubleSpinBox):
+    pass
 
 
 TIPS = {
@@ -123,6 +148,7 @@ LABELS = {
     "iwae_k": "IWAE samples K",
 }
 
+RETUNABLE = ("lr", "precision")  # may change while a run is paused or diverged: applied when it resumes
 MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood", "conditional")
 NO_LABELS_TIP = "This dataset has no labels (or only one class): there is nothing to condition on."
 TRAIN_KEYS = (
@@ -166,6 +192,7 @@ class SettingsPanel(QGroupBox):
         self._editable = True
         self._train = self._load(TrainConfig, "train")
         self.widgets: dict[str, QWidget] = {}
+        self.invalid: dict[str, str] = {}  # field -> why its typed value is refused (out of range)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 12, 8, 8)
         form = QFormLayout()
@@ -181,28 +208,33 @@ class SettingsPanel(QGroupBox):
             w.currentIndexChanged.connect(lambda _i, k=key: self._on_changed(k))
             return w
 
-        def spin(key, lo, hi, step=1):
-            w = QSpinBox()
-            w.setRange(lo, hi)
+        def spin(key, step=1, lo=None, hi=None):
+            w = RangeSpinBox()
+            w.setRange(-WIDE, WIDE)
+            w.limits = (lo, hi) if lo is not None else bounds(key)
+            w.setKeyboardTracking(False)
             w.setSingleStep(step)
             w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
             return w
 
-        def dspin(key, lo, hi, decimals, step):
-            w = QDoubleSpinBox()
-            w.setRange(lo, hi)
+        def dspin(key, decimals, step):
+            w = RangeDoubleSpinBox()
+            w.setRange(-WIDE, WIDE)
+            w.limits = bounds(key)
+            w.setKeyboardTracking(False)
             w.setDecimals(decimals)
             w.setSingleStep(step)
             w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
             return w
 
         self.devices = list(devices)
-        lr = LogSpinBox(1e-6, 1.0)
+        lr = LogSpinBox(*bounds("lr"))
+        lr.setKeyboardTracking(False)  # judged when typed in full (Enter, Tab): "1e9" never passes as "1"
         lr.valueChanged.connect(lambda _v: self._on_changed("lr"))
         self.widgets = {
             "arch": combo("arch", [("mlp", "MLP"), ("conv", "Convolutional")]),
-            "latent_dim": spin("latent_dim", 1, 256),
-            "hidden": spin("hidden", 8, 8192, 50),
+            "latent_dim": spin("latent_dim"),
+            "hidden": spin("hidden", 50, 8, 8192),
             "likelihood": combo(
                 "likelihood",
                 [
@@ -212,19 +244,19 @@ class SettingsPanel(QGroupBox):
                 ],
             ),
             "conditional": QCheckBox("cVAE"),
-            "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
-            "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
-            "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
-            "batch_size": spin("batch_size", 1, 65536, 32),
+            "beta": dspin("beta", 2, 0.1),
+            "warmup_epochs": dspin("warmup_epochs", 1, 1.0),
+            "free_bits": dspin("free_bits", 2, 0.1),
+            "batch_size": spin("batch_size", 32),
             "lr": lr,
-            "epochs": spin("epochs", 1, 100000),
+            "epochs": spin("epochs"),
             "device": combo("device", self.devices),
             "precision": combo("precision", [("fp32", "fp32"), ("bf16", "bf16 autocast"), ("fp16", "fp16 autocast")]),
             "threads": combo(
                 "threads", [(0, "Auto (adapts to the load)")] + [(n, str(n)) for n in range(1, usable_cores() + 1)]
             ),
-            "seed": spin("seed", 0, 2**31 - 1),
-            "iwae_k": spin("iwae_k", 1, 100000, 10),
+            "seed": spin("seed"),
+            "iwae_k": spin("iwae_k", 10),
         }
         self.widgets["conditional"].toggled.connect(lambda _on: self._on_changed("conditional"))
         heading_model = QLabel("Model")
@@ -238,9 +270,10 @@ class SettingsPanel(QGroupBox):
             w = self.widgets[key]
             w.setObjectName(f"setting_{key}")
             w.setAccessibleName(LABELS[key])
-            w.setToolTip(TIPS[key])
+            tip = TIPS[key] + (f" Range: {range_text(key)}." if key in RANGES and key != "threads" else "")
+            w.setToolTip(tip)
             label = QLabel(LABELS[key])
-            label.setToolTip(TIPS[key])
+            label.setToolTip(tip)
             label.setBuddy(w)
             form.addRow(label, w)
         self.problem = QLabel()
@@ -249,8 +282,22 @@ class SettingsPanel(QGroupBox):
         self.problem.setStyleSheet("color: #cf222e;")
         self.problem.hide()
         outer.addWidget(self.problem)
+        self.note = QLabel()  # advice that refuses nothing (e.g. too few steps per epoch to learn much)
+        self.note.setObjectName("settingsNote")
+        self.note.setWordWrap(True)
+        self.note.setProperty("role", "warning")
+        self.note.hide()
+        outer.addWidget(self.note)
         self._apply_to_widgets()
         self._update_conditional()
+
+    def show_note(self, text: str | None) -> None:
+        self.note.setText(text or "")
+        self.note.setVisible(bool(text))
+
+    def refusal(self) -> str | None:
+        """Why nothing may start or resume now: the first field holding a value out of its range (None: none)."""
+        return next(iter(self.invalid.values()), None)
 
     def show_problem(self, text: str | None) -> None:
         """Why these settings cannot start a run on the current dataset (None: no problem)."""
@@ -287,6 +334,9 @@ class SettingsPanel(QGroupBox):
 
     # -- widget <-> config -----------------------------------------------------------------------------------
     def _apply_to_widgets(self) -> None:
+        for key in self.invalid:  # the values shown now are the settings' own
+            self.widgets[key].setStyleSheet("")
+        self.invalid.clear()
         for key, w in self.widgets.items():
             if key == "conditional":
                 w.blockSignals(True)
@@ -325,11 +375,16 @@ class SettingsPanel(QGroupBox):
                 self._model = self._model.replace(**{key: value})
             else:
                 self._train = self._train.replace(**{key: _device_value(value) if key == "device" else value})
-        except ConfigError:
+        except ConfigError as e:  # shown where it was typed, not clamped; Start refuses while it stands
+            self.invalid[key] = f"{LABELS[key]}: {e}"
+            self.widgets[key].setStyleSheet(INVALID_STYLE)
+            self.show_problem(self.invalid[key])
             return
+        if self.invalid.pop(key, None) is not None:
+            self.widgets[key].setStyleSheet("")
         if key == "device":
             self._settings.setValue("ui/device_choice", value)
-        self.show_problem(None)
+        self.show_problem(next(iter(self.invalid.values()), None))
         self._store()
         self.changed.emit()
 
@@ -362,10 +417,11 @@ class SettingsPanel(QGroupBox):
     def set_train_config(self, train_cfg: TrainConfig) -> None:
         self.set_configs(None, train_cfg)
 
-    def set_editable(self, editable: bool) -> None:
+    def set_editable(self, editable: bool, retunable: bool = False) -> None:
+        """All fields editable, or none; ``retunable`` (a paused or diverged run) keeps those a resume applies."""
         self._editable = editable
-        for w in self.widgets.values():
-            w.setEnabled(editable)
+        for key, w in self.widgets.items():
+            w.setEnabled(editable or (retunable and key in RETUNABLE))
         self._update_conditional()
 
     def _update_conditional(self) -> None:

@@ -1,0 +1,200 @@
+"""A new user's first hour, driven through the real window: a divergence they can recover from, views that show
+what Save would write after Pause and Stop, placeholders that follow the run status, an image folder with a CSV
+beside it, messages that name the real reason, out-of-range settings shown as such, and small datasets that say
+why their images stay grey."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+
+from engine.checkpoint import load_checkpoint
+from engine.limits import range_text
+from gui.main_window import DatasetFileDialog
+from tests.engine.test_folder_with_csv import image_folder_with_metadata
+
+from .conftest import SMALL_TRAIN, make_tiny, wait_finished
+from .test_main_window import click_latent, train_to_end
+
+LONG = SMALL_TRAIN.replace(epochs=100_000)
+
+
+def type_into(qtbot, w, key: str, text: str) -> None:
+    """Select a settings field's text and type ``text`` into it, as a user would."""
+    box = w.settings_panel.widgets[key]
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), text)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+
+
+# ------------------------------------------------------------------------------------------------ 1. divergence
+def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_weights(qtbot, make_window):
+    w = make_window(train=SMALL_TRAIN.replace(lr=1.0, epochs=6))  # lr 1 diverges within ten steps on this data
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.session.current_state == "diverged", timeout=20_000)
+    title, text = w.errors[-1]
+    assert title == "Training diverged" and "learning rate (now 1)" in text and "Settings" in text
+    lr, precision = w.settings_panel.widgets["lr"], w.settings_panel.widgets["precision"]
+    assert lr.isEnabled() and precision.isEnabled()  # the two a resume applies...
+    assert not w.settings_panel.widgets["latent_dim"].isEnabled()  # ... and not the model's shape
+    at = w.session.run.step
+    good = w.state.snapshot  # the weights restored after the divergence, sent before the pause
+    assert good is not None and all(np.isfinite(v).all() for v in good.weights.values())
+    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)  # Resume at lr 1: diverges again at once
+    qtbot.waitUntil(lambda: w.session.current_state == "diverged" and len(w.errors) == 2, timeout=20_000)
+    type_into(qtbot, w, "lr", "0.002")
+    assert w.settings_panel.train_config().lr == 0.002
+    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, w)
+    run = w.session.run
+    assert w.session.current_state == "finished" and len(w.errors) == 2
+    assert run.cfg.lr == 0.002 and all(g["lr"] == 0.002 for g in run.optimizer.param_groups)
+    assert run.step == run.total_steps and run.step > at
+    elbo = run.history.column("elbo")
+    assert np.isfinite(elbo).all() and run.history.epochs
+    assert elbo[-5:].mean() > elbo[at : at + 5].mean()  # it learns again, from the restored weights
+
+
+# ------------------------------------------------------------------------------------------------ 2. stale views
+def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, make_window, tmp_path):
+    # snapshots every 100 s: without the one sent on Pause and Stop, the views would stay at the first steps
+    w = make_window(train=LONG.replace(snapshot_interval_s=100.0))
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: w.session.run is not None and w.session.run.step > 40, timeout=20_000)
+    x0, x1, y0, y1 = w.latent.view_rect()
+    click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
+    qtbot.waitUntil(lambda: w.generated.step is not None, timeout=5000)
+    for button, state in ((w.pause_button, "paused"), (w.stop_button, "stopped")):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda s=state: w.session.current_state == s, timeout=10_000)
+        step = w.session.run.step
+        assert step > 40
+        qtbot.waitUntil(lambda s=step: w.state.latent is not None and w.state.latent.step == s, timeout=10_000)
+        assert w.state.snapshot.step == step
+        assert w.generated.step == step and f"decoder at step {step:,}" in w.generated.coords.text()
+        qtbot.waitUntil(lambda s=step: f"step {s:,}" in w.gallery.pages["manifold"].caption.text(), timeout=5000)
+        if state == "paused":
+            qtbot.wait(200)
+            assert w.session.run.step == step  # paused: nothing moved on meanwhile
+    wait_finished(qtbot, w)
+    path = str(tmp_path / "stopped.pt")
+    w.ask_save_path = lambda *a: path
+    w.act_save_ckpt.trigger()
+    assert load_checkpoint(path).step == w.state.snapshot.step == w.state.latent.step
+
+
+# ------------------------------------------------------------------------------------------------ 3. placeholders
+def test_placeholders_follow_the_run_status(qtbot, make_window):
+    w = make_window(train=LONG)
+    assert "Press Start" in w.curves.caption.text()
+    assert "press Start" in w.gallery.pages["manifold"].view.placeholder
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    seen, manifold = set(), []
+    while w.session.run is None or w.session.run.step < 60:  # the run's first seconds
+        seen.add(w.curves.caption.text())
+        seen.update(p.view.placeholder for p in w.gallery.pages.values())
+        manifold.append(w.gallery.pages["manifold"].caption.text())
+        qtbot.wait(10)
+        assert w.session.current_state in ("idle", "starting", "running"), w.errors
+    assert not any("press start" in t.lower() for t in seen), seen
+    assert any(t.startswith(("Training", "Starting")) for t in seen), seen
+    assert not any(c.endswith("step 0") for c in manifold), set(manifold)  # never the untrained grey noise
+    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=10_000)
+    assert w.curves.caption.text().startswith("Paused") or "Epoch" in w.curves.caption.text()
+    qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=10_000)
+    assert not w.gallery.pages["manifold"].caption.text().endswith("step 0")
+    qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, w)
+
+
+# ------------------------------------------------------------------------------------------------ 4. folder + CSV
+def test_an_image_folder_with_a_metadata_csv_opens_as_images(qtbot, make_window, tmp_path, monkeypatch):
+    w = make_window()
+    root = image_folder_with_metadata(tmp_path / "shapes", per_class=10)
+    monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(root)))
+    w.act_open.trigger()
+    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(root), timeout=20_000)
+    assert w.errors == []
+    assert list(w.dataset.class_names) == ["circle", "square"]
+    assert "metadata.csv" in w.statusBar().currentMessage() and "not read" in w.statusBar().currentMessage()
+
+
+# ------------------------------------------------------------------------------------------------ 6. messages
+def test_a_checkpoint_of_another_dataset_names_the_dataset_not_the_settings(qtbot, make_window, tmp_path):
+    w = make_window()
+    train_to_end(qtbot, w)
+    path = str(tmp_path / "tiny.pt")
+    w.ask_save_path = lambda *a: path
+    w.act_save_ckpt.trigger()
+    other = make_tiny(seed=9)  # the same image size and classes, other images
+    w2 = make_window(
+        dataset=other, configure=False, settings=QSettings(str(tmp_path / "o.ini"), QSettings.Format.IniFormat)
+    )
+    w2.ask_open_path = lambda *a: path
+    w2.act_load_ckpt.trigger()
+    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
+    # right after loading, no grid says "press Start or load a checkpoint"
+    assert not any("press Start" in p.view.placeholder for p in w2.gallery.pages.values())
+    w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=5))
+    qtbot.mouseClick(w2.start_button, Qt.MouseButton.LeftButton)
+    _, why = w2.start_asks[-1]
+    assert "another dataset" in why and w.dataset.name in why and "settings" not in why, why
+    wait_finished(qtbot, w2)
+    # the settings that really differ are named
+    ck = load_checkpoint(path)
+    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.dataset)
+    assert "Latent dimension 2 in the checkpoint, 5 here" in text, text
+
+
+def test_a_text_file_loaded_as_a_checkpoint_is_not_an_elbo_studio_checkpoint(qtbot, make_window, tmp_path):
+    w = make_window()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, these are my notes\n")
+    w.ask_open_path = lambda *a: str(notes)
+    w.act_load_ckpt.trigger()
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
+    assert "'notes.txt': not an ELBO Studio checkpoint" in w.errors[-1][1], w.errors
+
+
+# ------------------------------------------------------------------------------------------------ 7. limits
+def test_out_of_range_settings_are_shown_as_typed_and_refused_not_clamped(qtbot, make_window):
+    w = make_window()
+    panel = w.settings_panel
+    for key, typed, words in (
+        ("latent_dim", "0", "Latent dimension"),
+        ("lr", "1e9", "Learning rate"),
+        ("batch_size", "999999", "Batch size"),
+    ):
+        before = panel.train_config(), panel.model_config((1, 12, 12))
+        type_into(qtbot, w, key, typed)
+        box = panel.widgets[key]
+        assert float(box.value()) == float(typed)  # the typed value stays on show
+        assert panel.problem.isVisibleTo(panel) and panel.problem.text().startswith(words), panel.problem.text()
+        assert typed.replace("1e9", "1e+09").replace("999999", "999,999") in panel.problem.text()
+        assert "border" in box.styleSheet()
+        assert (panel.train_config(), panel.model_config((1, 12, 12))) == before  # nothing silently changed
+        qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+        assert w.session.run is None and panel.problem.text().startswith(f"Cannot start: {words}")
+        assert range_text(key) in box.toolTip()  # the same table as the CLI and the README
+        type_into(qtbot, w, key, {"latent_dim": "3", "lr": "0.002", "batch_size": "32"}[key])
+        assert not panel.problem.isVisibleTo(panel) and box.styleSheet() == ""
+    assert panel.model_config((1, 12, 12)).latent_dim == 3 and panel.train_config().batch_size == 32
+    assert panel.widgets["latent_dim"].maximum() > 1024 and panel.widgets["lr"].maximum() > 10  # typed, not clamped
+
+
+# ------------------------------------------------------------------------------------------------ 8. small data
+def test_a_small_dataset_says_its_epochs_are_only_a_few_steps(qtbot, make_window):
+    small = make_tiny(n_train=270, n_test=30)
+    w = make_window(dataset=small, train=SMALL_TRAIN.replace(batch_size=128, epochs=15))
+    note = w.settings_panel.note
+    assert note.isVisibleTo(w.settings_panel)
+    assert "Only 3 steps per epoch" in note.text() and "batch size of 8" in note.text() and "100 epochs" in note.text()
+    type_into(qtbot, w, "batch_size", "8")
+    assert not note.isVisibleTo(w.settings_panel)
+    w3 = make_window(train=SMALL_TRAIN)  # 600 images at batch 64 for 2 epochs: 20 steps, said too
+    assert "10 steps per epoch" in w3.settings_panel.note.text()
+    w3.settings_panel.set_train_config(SMALL_TRAIN.replace(epochs=30))
+    assert not w3.settings_panel.note.isVisibleTo(w3.settings_panel)
