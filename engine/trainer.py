@@ -395,10 +395,10 @@ class Trainer:
 
     def _paused(self, state: str, text: str | None) -> Iterator:
         self.state = state
+        self._pause.set()  # before anything is yielded: a resume that comes while a message is out is not lost
         yield decoder_snapshot(self.model, self.step)  # what a save now writes (diverged: the good weights)
         if text is not None:
             yield StateChanged(state, text, self.step, self.epoch)
-        self._pause.set()
         while self._pause.is_set() and not self._stop.is_set():
             self._wake.wait(0.05)
             self._wake.clear()

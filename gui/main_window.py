@@ -344,7 +344,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         if index is not None:
             d = self.state.latent_dim
             more = "" if d == 2 else f" (the grid posterior needs d = 2; this model has d = {d})"
-            self.status.message(f"Test example #{index} selected: see the “Posterior & gap” tab{more}.", 6000)
+            self.status.message(f"Example #{index} selected: see “Posterior & gap”{more}.", 6000)
 
     def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
         """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""

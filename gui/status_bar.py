@@ -39,8 +39,8 @@ class StatusBarView:
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
         self.progress.setAccessibleName("Training progress")
-        self.progress.setMinimumWidth(160)
-        self.progress.setMaximumWidth(240)
+        self.progress.setMinimumWidth(140)
+        self.progress.setMaximumWidth(200)  # leaves a 1024-px window's messages their room
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")

@@ -121,6 +121,7 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
     for ax in ("bottom", "left"):
         p.getAxis(ax).setTickFont(axis_font())
     plain_axes(p)
+    p.getAxis("left").setTickDensity(0.4)  # fewer, readable ticks on a short plot (1024×700)
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)

@@ -212,7 +212,9 @@ class ExplorerPanel(QWidget):
         for s in self.param_sliders:
             qv.addWidget(s)
         n_row = QHBoxLayout()
-        n_row.addWidget(QLabel("MC samples N"))
+        n_label = QLabel("MC samples N")
+        n_label.setMinimumWidth(n_label.sizeHint().width())  # whole at 1024×700
+        n_row.addWidget(n_label)
         n_row.setSpacing(4)
         n_row.addWidget(self.n_box, 1)
         n_row.addWidget(self.resample_button)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from gui.image_view import ImageView
 from gui.imaging import mosaic
@@ -35,8 +35,9 @@ class GeneratedPanel(QGroupBox):
 
         self.class_row = QWidget()
         self.class_row.setObjectName("classRow")
-        row = QHBoxLayout(self.class_row)
+        row = QVBoxLayout(self.class_row)  # the label above the box: the whole width for a class name
         row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(1)
         self.class_combo = QComboBox()
         self.class_combo.setObjectName("classSelector")
         self.class_combo.setAccessibleName("Class")
@@ -52,7 +53,7 @@ class GeneratedPanel(QGroupBox):
         label.setBuddy(self.class_combo)
         label.setToolTip(tip)
         row.addWidget(label)
-        row.addWidget(self.class_combo, 1)
+        row.addWidget(self.class_combo)
         lay.addWidget(self.class_row)
 
         self.view = ImageView(HINT, name="generatedImage", min_side=120)

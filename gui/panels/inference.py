@@ -178,6 +178,7 @@ class InferencePanel(QWidget):
             val.setObjectName(f"value_{key}")
             val.setToolTip(tip)
             val.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            val.setWordWrap(key == "grid")  # the one long value: wrapped rather than cut at 1024 px
             form.addRow(name, val)
             self.values[key] = val
         pl.addLayout(form)
@@ -209,6 +210,10 @@ class InferencePanel(QWidget):
         self.status.setWordWrap(True)
         pl.addWidget(self.status)
         pl.addStretch(1)
+        # wrapped texts take two lines in a narrow window: their minimum says so, or the layout (which sizes by
+        # the one-line minimum) squeezes the values above and cuts their letters (1024×700)
+        for label in (self.title, legend, self.status, self.values["grid"]):
+            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing())
         top.addWidget(post, 2)
         upper = QWidget()
         upper.setLayout(top)

@@ -28,7 +28,43 @@ from engine.limits import RANGES, bounds, range_text
 from engine.threads import usable_cores
 
 
-class LogSpinBox(QDoubleSpinBox):
+WIDE = 2**31 - 1  # a field's widget range: any typed number stands; the limits table judges it (engine/limits.py)
+INVALID_STYLE = "border: 1px solid #cf222e;"
+
+
+class _Limited:
+    """Arrows stay within the limits table's range; a typed value outside it stays as typed, for the panel to flag.
+    Sized for the values of that range, not for the widget's wide one."""
+
+    limits: tuple[float, float] = (0, 0)
+
+    def _narrowed(self, hint):
+        fm = self.fontMetrics()
+        wide = max(fm.horizontalAdvance(self.textFromValue(v)) for v in (self.minimum(), self.maximum()))
+        need = max(fm.horizontalAdvance(self.textFromValue(v)) for v in self.limits)
+        hint.setWidth(hint.width() - max(0, wide - need))
+        return hint
+
+    def sizeHint(self):  # noqa: N802 - Qt name
+        return self._narrowed(super().sizeHint())
+
+    def minimumSizeHint(self):  # noqa: N802
+        return self._narrowed(super().minimumSizeHint())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt name
+        lo, hi = self.limits
+        self.setValue(min(max(self.value() + steps * self.singleStep(), lo), hi))
+
+
+class RangeSpinBox(_Limited, QSpinBox):
+    pass
+
+
+class RangeDoubleSpinBox(_Limited, QDoubleSpinBox):
+    pass
+
+
+class LogSpinBox(_Limited, QDoubleSpinBox):
     """A positive number edited on a log scale: the arrows multiply or divide by about 2 (1, 2, 5, 10, ...)."""
 
     def __init__(self, lo: float, hi: float, parent=None):
@@ -71,28 +107,6 @@ class LogSpinBox(QDoubleSpinBox):
                 m = next((x for x in reversed((0.5, 1, 2, 5)) if x < m - 1e-9), 0.5)
             v = m * 10**e
         self.setValue(min(max(v, lo if lo > 0 else 1e-6), hi))
-
-
-WIDE = 2**31 - 1  # a field's widget range: any typed number stands; the limits table judges it (engine/limits.py)
-INVALID_STYLE = "border: 1px solid #cf222e;"
-
-
-class _Limited:
-    """Arrows stay within the limits table's range; a typed value outside it stays as typed, for the panel to flag."""
-
-    limits: tuple[float, float] = (0, 0)
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt name
-        lo, hi = self.limits
-        self.setValue(min(max(self.value() + steps * self.singleStep(), lo), hi))
-
-
-class RangeSpinBox(_Limited, QSpinBox):
-    pass
-
-
-class RangeDoubleSpinBox(_Limited, QDoubleSpinBox):
-    pass
 
 
 TIPS = {

@@ -198,3 +198,105 @@ def test_a_small_dataset_says_its_epochs_are_only_a_few_steps(qtbot, make_window
     assert "10 steps per epoch" in w3.settings_panel.note.text()
     w3.settings_panel.set_train_config(SMALL_TRAIN.replace(epochs=30))
     assert not w3.settings_panel.note.isVisibleTo(w3.settings_panel)
+
+
+# ------------------------------------------------------------------------------------------------ 9. 1024×700
+LONG_NAMES = ("T-shirt/top", "Ankle boot", "Sneaker")
+
+
+def test_at_1024_by_700_every_title_and_number_fits_its_widget(qtbot, make_window, tiny):
+    import dataclasses
+
+    from gui.fit_check import clipped_texts
+
+    named = dataclasses.replace(tiny, class_names=LONG_NAMES)
+    w = make_window(dataset=named)
+    w.settings_panel.widgets["conditional"].setChecked(True)
+    train_to_end(qtbot, w)
+    x0, x1, y0, y1 = w.latent.view_rect()
+    click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
+    w.state.set_label(1)  # "Ankle boot"
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024 and w.height() == 700, timeout=5000)
+    assert w.minimumSizeHint().width() <= 1024 and w.minimumSizeHint().height() <= 700
+    w.draw_all()
+    qtbot.wait(300)
+    # the titles and numbers the issue saw clipped, one by one
+    title = w.latent.plot.titleLabel
+    assert title.item.boundingRect().width() <= w.latent.plot_widget.width(), title.text
+    combo = w.generated.class_combo
+    assert combo.fontMetrics().horizontalAdvance(combo.currentText()) <= combo.width() - 28, combo.width()
+    w.status.message("Checkpoint saved: /home/user/runs/fmnist.pt (step 4,690)")
+    assert not (bad := clipped_texts(w)), bad
+    w.show_page(w.inference)
+    w.state.select_example(0)
+    qtbot.waitUntil(lambda: w.inference.values["log_px"].text() != "—", timeout=20_000)
+    qtbot.wait(100)
+    assert not (bad := clipped_texts(w)), bad
+    for key, label in w.inference.values.items():
+        assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width() or label.wordWrap(), key
+        assert label.fontMetrics().height() <= label.height(), key  # letter tails kept
+    w.show_page(w.explorer)
+    for i in range(w.explorer.family_combo.count()):  # Normal or Log-Normal must not grow the window
+        w.explorer.family_combo.setCurrentIndex(i)
+        qtbot.wait(100)
+        assert (w.width(), w.height()) == (1024, 700), w.explorer.family_combo.currentText()
+        assert not (bad := clipped_texts(w)), bad
+
+
+def test_the_settings_column_folds_away_for_the_plots(qtbot, make_window):
+    w = make_window()
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024, timeout=5000)
+    before = w.latent.plot_widget.width()
+    w.act_sidebar.trigger()
+    qtbot.waitUntil(lambda: not w.sidebar.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: w.latent.plot_widget.width() > before + 100, timeout=2000)
+    assert w.settings.value("ui/sidebar") in (False, "false")
+    w.act_sidebar.trigger()
+    qtbot.waitUntil(lambda: w.sidebar.isVisible(), timeout=2000)
+
+
+# ------------------------------------------------------------------------------------------------ 10. smaller
+def test_plain_axes_labelled_thumbnails_and_singular_counts(qtbot, make_window):
+    w = make_window(train=SMALL_TRAIN.replace(epochs=1))
+    plots = [w.latent.plot, w.inference.plot, w.curves.elbo.widget.getPlotItem()]
+    for plot in plots:
+        for side in ("bottom", "left"):
+            assert plot.getAxis(side).autoSIPrefix is False  # never "z₁ (x0.001)"
+    w.latent.plot.setXRange(0, 0.002)
+    qtbot.wait(50)
+    assert "x0.001" not in w.latent.plot.getAxis("bottom").labelString()
+    assert [c.text() for c in w.inference.thumb_captions] == ["test image x", "reconstruction"]
+    texts = []
+    w.session.state.connect(lambda msg: texts.append(msg.text))
+    train_to_end(qtbot, w)
+    assert "Finished 1 epoch." in texts, texts
+
+
+def test_a_save_dialog_adds_the_extension_and_forgets_an_unwritable_folder(qtbot, make_window, tmp_path, monkeypatch):
+    import os
+
+    from PySide6.QtWidgets import QFileDialog
+
+    w = make_window()
+    from gui import dialogs
+
+    answer = {"path": str(tmp_path / "vae")}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (answer["path"], "")))
+    got = dialogs.DialogsMixin.ask_save_path(w, "Save checkpoint", "ELBO Studio checkpoints (*.pt)", "vae.pt")
+    assert got == str(tmp_path / "vae.pt")
+    assert w.settings.value("ui/last_file_dir") == str(tmp_path)
+    answer["path"] = str(tmp_path / "gone" / "grid.png")  # a folder that is not there cannot be written
+    assert dialogs.DialogsMixin.ask_save_path(w, "Export", "PNG images (*.png)", "g.png") == answer["path"]
+    assert w.settings.value("ui/last_file_dir") == str(tmp_path)  # the next dialog starts where writing worked
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        answer["path"] = str(locked / "grid.png")
+        if not os.access(locked, os.W_OK):  # (root may write anywhere)
+            dialogs.DialogsMixin.ask_save_path(w, "Export", "PNG images (*.png)", "g.png")
+            assert w.settings.value("ui/last_file_dir") == str(tmp_path)
+    finally:
+        os.chmod(locked, 0o700)
