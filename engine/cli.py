@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig, check_model_ranges
-from .files import quote
+from .files import WriteError, atomic_write, quote
 from .limits import range_text
 from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .mutual_information import collapse_warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,10 +416,14 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 print(
                     ("\r" if tty else "")
                     + f"epoch {msg.epoch + 1:3d}/{tcfg.epochs}  train ELBO {msg.train_elbo:9.3f}  test ELBO {msg.test_elbo:9.3f} "
-                    f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
+                    f"(recon {msg.test_recon:9.3f}, KL {msg.test_kl:7.3f} = I(x;z) {msg.test_mi:6.3f} + KL(q(z)‖p(z)) "
+                    f"{msg.test_marginal_kl:6.3f})  log p(x) ≥ {msg.test_iwae:9.3f} [IWAE K={msg.iwae_k}]  "
                     f"{msg.bits_per_dim:.4f} bits/dim  active units {msg.active_units}/{mcfg.latent_dim}  {msg.seconds:.1f}s",
                     flush=True,
                 )
+                warning = collapse_warning(run.history.epochs)
+                if warning:
+                    print(f"warning: {warning}", flush=True)
             elif isinstance(msg, StateChanged) and msg.state == "diverged":
                 print(f"\nerror: {msg.text}", file=sys.stderr)
                 run.stop()

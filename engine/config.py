@@ -138,6 +138,8 @@ class TrainConfig:
     iwae_examples: int = 500  # test examples used for that estimate
     eval_examples: int = 10_000  # test examples for the per-epoch test ELBO (all of Fashion-MNIST's test set)
     latent_examples: int = 2_000  # fixed test subset whose posterior means make the latent scatter
+    mi_samples: int = 500  # draws z ~ q(z|x) (one per example, spread over the test set) for the I(x; z) estimate;
+    # its cost is mi_samples × eval_examples Gaussian densities per epoch
     metrics_hz: float = 10.0  # how often per-step metrics are copied to the host and emitted
     snapshot_interval_s: float = 1.0  # latent scatter + decoder snapshot period (seconds)
 

@@ -12,6 +12,7 @@ from .messages import EpochSummary, MetricsChunk
 
 STEP_FIELDS = ("steps", "elbo", "recon", "kl")
 EPOCH_SCALARS = tuple(f.name for f in fields(EpochSummary) if f.name not in ("kl_per_dim", "au_variance"))
+OPTIONAL_EPOCH_SCALARS = ("test_mi", "test_marginal_kl")  # absent from histories saved before they were measured
 
 
 class MetricHistory:
@@ -78,7 +79,7 @@ class MetricHistory:
         arrays = {k: np.asarray(steps[k], dtype=np.int64 if k == "steps" else np.float64) for k in STEP_FIELDS}
         h._parts = {k: [v] for k, v in arrays.items()}
         for e in state["epochs"]:
-            kw = {k: e[k] for k in EPOCH_SCALARS}
+            kw = {k: e[k] for k in EPOCH_SCALARS if k in e or k not in OPTIONAL_EPOCH_SCALARS}
             kw.update(
                 kl_per_dim=np.asarray(e["kl_per_dim"], np.float64), au_variance=np.asarray(e["au_variance"], np.float64)
             )
@@ -92,7 +93,17 @@ class MetricHistory:
         by_step = {s.step: s for s in self.epochs}
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        test_cols = ("test_elbo", "test_recon", "test_kl", "test_iwae", "iwae_k", "bits_per_dim", "active_units")
+        test_cols = (
+            "test_elbo",
+            "test_recon",
+            "test_kl",
+            "test_iwae",
+            "iwae_k",
+            "bits_per_dim",
+            "active_units",
+            "test_mi",
+            "test_marginal_kl",
+        )
         w.writerow(("step", "train_elbo", "train_recon", "train_kl", "epoch") + test_cols)
         for i, step in enumerate(a["steps"]):
             done = int(step) + 1  # the history stores each step's 0-based index

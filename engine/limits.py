@@ -27,6 +27,7 @@ TRAIN_RANGES = {
     "iwae_examples": (int, 1, 1_000_000, False),
     "eval_examples": (int, 1, 10_000_000, False),
     "latent_examples": (int, 1, 1_000_000, False),
+    "mi_samples": (int, 1, 1_000_000, False),
     "metrics_hz": (float, 0.0, 1e9, True),
     "snapshot_interval_s": (float, 0.0, 1e9, False),
 }

@@ -45,6 +45,8 @@ class EpochSummary:
     active_units: int  # dims with Cov_x(E_q[z]) > 0.01 (Burda et al., 2016)
     au_variance: np.ndarray  # (d,) the statistic behind active_units
     seconds: float  # wall time of the epoch (training only)
+    test_mi: float = float("nan")  # I_q(x; z) over the test examples, nats (engine/mutual_information.py)
+    test_marginal_kl: float = float("nan")  # KL(q(z) ‖ p(z)) = test_kl − test_mi: the aggregate posterior's KL
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Checks of a run's settings against its dataset, made before anything is built: the architecture fits the
-image size (asked of the model itself, on torch's meta device) and the run fits in memory (engine/memory.py).
+image size (asked of the model itself, on torch's meta device) and the run fits in memory (engine/run_memory.py).
 The window runs them before Start and shows the message in the settings panel; Trainer runs them too."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import warnings
 import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .memory import check_training_fits
+from .run_memory import check_training_fits
 
 
 def check_architecture(model_cfg: ModelConfig) -> None:

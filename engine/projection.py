@@ -38,3 +38,25 @@ class PCAPlane:
 
     def from_plane(self, xy: np.ndarray) -> np.ndarray:  # (n, 2) -> (n, d): the mean plus the in-plane offset
         return self.mean + np.asarray(xy, np.float64).reshape(-1, 2) @ self.components
+
+
+def plane_to_latent(plane: PCAPlane | None, xy: np.ndarray, d: int) -> np.ndarray:
+    """Plot points (n, 2) as latent vectors (n, d), float32: through ``plane`` when it is a plane of this dimension,
+    else the plot's axes are z₁, z₂ and the other coordinates 0 (no scatter drawn yet)."""
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    if plane is not None and plane.components.shape[1] == d:
+        return plane.from_plane(xy).astype(np.float32)
+    out = np.zeros((len(xy), d), np.float32)
+    out[:, : min(2, d)] = xy[:, : min(2, d)]
+    return out
+
+
+def latent_to_plane(plane: PCAPlane | None, z: np.ndarray) -> np.ndarray:
+    """Latent vectors (n, d) as plot points (n, 2): the inverse of ``plane_to_latent`` on the plane."""
+    z = np.asarray(z, np.float64)
+    z = z.reshape(-1, z.shape[-1])
+    if plane is not None and plane.components.shape[1] == z.shape[1]:
+        return plane.to_plane(z)
+    out = np.zeros((len(z), 2))
+    out[:, : min(2, z.shape[1])] = z[:, :2]
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .batches import to_float
-from .checkpoint import Checkpoint, CheckpointError, WriteError, checkpoint_of_run, write_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
 from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -31,7 +31,8 @@ from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
 from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .model import VAE, n_parameters
-from .files import display_name
+from .mutual_information import MutualInformation, mutual_information
+from .files import WriteError, display_name
 from .objectives import Interrupted, active_units, elbo_terms, iwae_bound
 from .placement import TrainingImages, can_pin_memory, choose_placement, free_memory
 from .preflight import check_run
@@ -501,7 +502,7 @@ class Trainer:
         d = self.model_cfg.latent_dim
         sums = torch.zeros(3, device=self.device)
         kl_dims = torch.zeros(d, device=self.device)
-        mus = []
+        mus, log_vars = [], []
         eps_eval = torch.randn((len(x_eval), d), device=self.device, generator=g)
         step = chunk_rows(self.model_cfg, self.device)
         for start in range(0, len(x_eval), step):
@@ -511,13 +512,16 @@ class Trainer:
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
             kl_dims += t.kl_dims.sum(0)
             mus.append(t.mu)
+            log_vars.append(t.log_var)
         n = min(cfg.eval_examples, len(self.x_test))
         mus = torch.cat(mus) if mus else torch.zeros((0, d), device=self.device)
+        log_vars = torch.cat(log_vars) if log_vars else torch.zeros((0, d), device=self.device)
         if self.dist:
             self.dist.sum_(sums)
             self.dist.sum_(kl_dims)
-            mus = self.dist.gather_rows(mus, n)
+            mus, log_vars = self.dist.gather_rows(mus, n), self.dist.gather_rows(log_vars, n)
         au, au_var = active_units(mus)
+        mi = self._mutual_information(mus, log_vars)
         x_iw = self._own(self.x_test[: cfg.iwae_examples])
         y_iw = self._own(self.y_test[: cfg.iwae_examples]) if self.y_test is not None else None
         eps_sub = torch.randn((len(x_iw), d), device=self.device, generator=g)  # before IWAE: its draws vary by chunk
@@ -562,7 +566,15 @@ class Trainer:
             active_units=au,
             au_variance=au_var.double().cpu().numpy(),
             seconds=seconds,
+            test_mi=mi.mi,
+            test_marginal_kl=mi.marginal_kl,
         )
+
+    def _mutual_information(self, mu: torch.Tensor, log_var: torch.Tensor) -> MutualInformation:
+        """I_q(x; z) over the evaluated test examples (engine/mutual_information.py), with its own noise so the
+        other evaluation figures draw what they drew without it; every rank computes the same figure."""
+        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 11)
+        return mutual_information(mu, log_var, self.cfg.mi_samples, g, self._check_stop)
 
     def _own(self, x: torch.Tensor) -> torch.Tensor:
         """This rank's part of an evaluation set (all of it in a single process)."""

@@ -8,8 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication
 
-from engine.files import display_name
-from engine.checkpoint import CheckpointError, WriteError, load_checkpoint, write_checkpoint
+from engine.checkpoint import CheckpointError, load_checkpoint, write_checkpoint
+from engine.files import WriteError, display_name
 from engine.history import MetricHistory
 from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
 from gui.workers import Worker

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from engine.files import display_name
-from engine.checkpoint import WriteError
-from engine.checkpoint import atomic_write
+from engine.files import WriteError, atomic_write, display_name
 from gui.imaging import save_png
 
 WHY_NOT = {

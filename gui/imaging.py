@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtGui import QImage
 
-from engine.checkpoint import atomic_write
+from engine.files import atomic_write
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

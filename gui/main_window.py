@@ -46,6 +46,9 @@ REFRESH_HZ = 8  # redraw passes a second; each draws at most one heavy item (see
 # uncapped 8 Hz window used 11-12% of a core and cost training 12-18% of its throughput; with this cap and the
 # redraw periods below it uses about 5% and costs 6-10% (whole epochs, evaluation included).
 DRAW_SHARE = 0.06
+# A drag in the latent plot decodes at most once per frame (60 Hz): the first move at once, the newest of the
+# moves within a frame when it ends, so decoding never queues up behind the mouse.
+DECODE_INTERVAL_MS = 16
 
 
 def default_settings() -> QSettings:
@@ -66,7 +69,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.dialogs: list[QMessageBox] = []
         self.state = StudioState(self)
         self.session = TrainingWorker(self)
-        self._picked_z: np.ndarray | None = None
         self._status_at = 0.0  # when the status bar last showed progress
 
         from engine.devices import available_devices
@@ -108,6 +110,12 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.timer.setInterval(int(1000 / REFRESH_HZ))
         self.timer.timeout.connect(self._tick)
         self.timer.start()
+        self._decode_timer = QTimer(self)  # coalesces the decodes of a drag (DECODE_INTERVAL_MS)
+        self._decode_timer.setObjectName("decodeTimer")
+        self._decode_timer.setSingleShot(True)
+        self._decode_timer.setInterval(DECODE_INTERVAL_MS)
+        self._decode_timer.timeout.connect(self._on_decode_timer)
+        self._decode_due = False
         layout.restore_geometry(self)
         self.update_actions()
         if dataset is not None:
@@ -139,9 +147,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         st = self.state
         st.dataset_changed.connect(self._on_dataset_changed)
         st.model_changed.connect(self._on_model_changed)
-        st.snapshot_changed.connect(lambda _snap: self._redecode_picked())  # newer weights
+        st.snapshot_changed.connect(lambda _snap: self._decode_picked())  # newer weights
         st.example_changed.connect(self._on_example_changed)
-        st.label_changed.connect(lambda _c: self._redecode_picked())  # a conditional model's other class
+        st.label_changed.connect(lambda _c: self._decode_picked())  # a conditional model's other class
+        st.picked_changed.connect(lambda _z: self._request_decode())
         self.latent.latent_clicked.connect(self._on_latent_clicked)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.example_clicked.connect(st.select_example)
@@ -223,13 +232,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
     def _on_dataset_changed(self, ds) -> None:
         self.setWindowTitle(ds.name)  # Qt adds " — ELBO Studio", the application's display name
         self.settings_panel.set_label_classes(ds.n_classes)
-        self._picked_z = None
         self.training.encode_latents()  # the current model's scatter for the new test images
         self.dataset_changed.emit(ds)
         self.update_actions()
 
     def _on_model_changed(self) -> None:
-        self._picked_z = None
         self.training.last_chunk = None  # progress of the model that is gone
         if self.state.model_config is None:
             self.status.reset()
@@ -296,46 +303,24 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent.fit_view()  # while training the view had headroom; now a snug fit
 
     def _draw_scatter(self) -> bool:
-        if self.latent.refresh():
-            self._on_scatter_drawn()
-            return True
-        return False
+        return self.latent.refresh()
 
     def _draw_gallery(self) -> bool:
         if self.state.snapshot is None or not self.gallery.isVisible():
             return False
         return self.gallery.refresh()
 
-    def _on_scatter_drawn(self) -> None:
-        if self._picked_z is not None and self.latent.plane is not None:
-            xy = self.latent.plane.to_plane(self._picked_z[None])[0]
-            self.latent.set_marker((float(xy[0]), float(xy[1])))
-
     def _on_view_changed(self) -> None:
         d = self.latent.latent_dim or 2
         names = ("PC1", "PC2") if d > 2 else ("z₁", "z₂")
-        self.gallery.set_view(self.latent.view_rect(), self._plane_to_latent, names)
-
-    def _plane_to_latent(self, pts: np.ndarray) -> np.ndarray:
-        lat = self.latent
-        d = self.state.latent_dim or lat.latent_dim or 2
-        if lat.plane is not None and lat.plane.components.shape[1] == d:
-            return lat.plane.from_plane(pts).astype(np.float32)
-        out = np.zeros((len(pts), d), np.float32)
-        out[:, : min(2, d)] = pts[:, : min(2, d)]
-        return out
+        self.gallery.set_view(self.latent.view_rect(), self.latent.points_to_latent, names)
 
     # -- clicks -----------------------------------------------------------------------------------------------
-    def _redecode_picked(self) -> None:
-        """The picked latent point again, with the current weights and class."""
-        if self._picked_z is not None:
-            self._decode_and_show(self._picked_z, self.generated.plane_xy)
-
     def _on_latent_clicked(self, x: float, y: float) -> None:
         if self.state.snapshot is None:
             self.generated.clear("No model yet: press Start, or load a checkpoint.")
             return
-        self._decode_and_show(self.latent.to_latent(x, y), (x, y))
+        self.state.pick(self.latent.to_latent(x, y))
         index = self._example_at(x, y)
         if index is not None:  # a click on a test example selects it: its true posterior on its own tab
             self.state.select_example(index)
@@ -356,14 +341,28 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         k = int(np.argmin(d2))
         return int(snap.indices[k]) if d2[k] <= radius_px**2 else None
 
-    def _decode_and_show(self, z: np.ndarray, plane_xy) -> None:
-        model = self.state.model()
-        if model is None or len(z) != model.latent_dim:
+    def _request_decode(self) -> None:
+        """Decode a newly picked point: now, or at the end of this frame when a pick was decoded in it already."""
+        if self._decode_timer.isActive():
+            self._decode_due = True
+            return
+        self._decode_picked()
+        self._decode_timer.start()
+
+    def _on_decode_timer(self) -> None:
+        if self._decode_due:
+            self._decode_due = False
+            self._decode_picked()
+            self._decode_timer.start()
+
+    def _decode_picked(self) -> None:
+        """The picked latent point decoded with the current weights and class, into the Generated panel."""
+        z, model = self.state.picked, self.state.model()
+        if z is None or model is None or len(z) != model.latent_dim:
             return
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
-        self._picked_z = np.asarray(z, np.float32)
-        row = every_class(model, self._picked_z, self.generated.row_classes()) if model.n_classes else None
-        self.generated.show_image(img, self._picked_z, plane_xy, model.step, row)
+        row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None
+        self.generated.show_image(img, z, self.latent.to_plane(z), model.step, row)
         self.exports.update(self.export_actions)
 
     # -- closing ----------------------------------------------------------------------------------------------
@@ -383,6 +382,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                     return
         self.closing = True
         self.timer.stop()
+        self._decode_timer.stop()
         self.explorer.stop_fit()
         self.inference.shutdown()
         self.training.cancel_encoding()

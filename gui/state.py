@@ -1,7 +1,7 @@
 """The session state model: what the window is about, owned in one place (DESIGN.md, "One source of truth").
 
 ``StudioState`` holds the dataset, the model identity (its config and a run id), the run status, the selected
-test example, and what is derived from them: the newest weights snapshot, the latent scatter, the metric history.
+test example, the picked latent point, and what is derived from them: the newest weights snapshot, the latent scatter, the metric history.
 Panels take it in ``__init__``, read from it and subscribe to its signals; they keep no copy of what it owns.
 
 Identity: ``identity()`` is a token that changes whenever the dataset or the model is replaced. A background job
@@ -41,6 +41,7 @@ class StudioState(QObject):
     status_changed = Signal(str)
     example_changed = Signal(object)  # the selected test example's index, or None
     label_changed = Signal(int)  # the class a conditional model generates (gallery, generated image, scatter)
+    picked_changed = Signal(object)  # the picked latent point z (d,) float32, or None
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -55,6 +56,7 @@ class StudioState(QObject):
         self.history = MetricHistory()
         self.example: int | None = None
         self.label = 0  # the class a conditional model decodes for; meaningless for an unconditional one
+        self.picked: np.ndarray | None = None  # the latent point the user picked (d,), float32: decoded on show
         self._dataset_id = 0
         self._model_id = 0
         self._model_cache: tuple[WeightsSnapshot, SnapshotModel] | None = None
@@ -114,9 +116,11 @@ class StudioState(QObject):
         self.dataset = ds
         self.latent = None
         self.example = None
+        self.picked = None
         self.dataset_changed.emit(ds)
         self.latent_changed.emit(None)
         self.example_changed.emit(None)
+        self.picked_changed.emit(None)
 
     def new_model(self, model_config, source: str, history: MetricHistory | None = None, checkpoint=None) -> None:
         """Another model (a new run, a loaded checkpoint): weights, scatter, selection and curves start over."""
@@ -128,12 +132,14 @@ class StudioState(QObject):
         self._model_cache = None
         self.latent = None
         self.example = None
+        self.picked = None
         self.label = 0
         self.history = history if history is not None else MetricHistory()
         self.model_changed.emit()
         self.history_reset.emit()
         self.latent_changed.emit(None)
         self.example_changed.emit(None)
+        self.picked_changed.emit(None)
 
     def continue_model(self, source: str = "run") -> None:
         """The same model trains on (Continue): its curves and derived views stay; newer weights will follow."""
@@ -172,6 +178,16 @@ class StudioState(QObject):
             index = int(index)
         self.example = index
         self.example_changed.emit(index)
+
+    def pick(self, z) -> bool:
+        """The latent point to decode (d,); refused (False, nothing changes) when it is not a point of the current
+        model's latent space."""
+        z = np.asarray(z, np.float32).ravel()
+        if self.latent_dim is None or len(z) != self.latent_dim or not np.isfinite(z).all():
+            return False
+        self.picked = z
+        self.picked_changed.emit(z)
+        return True
 
     def set_label(self, label: int) -> None:
         """The class a conditional model generates; ignored when out of its range."""

@@ -26,7 +26,7 @@ PY=${PYTHON:-python3}
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-if ! .venv/bin/python -c "import engine, gui, PySide6, pyqtgraph, PIL, pytest, pytestqt" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import engine, gui, PySide6, pyqtgraph, PIL, pytest, pytestqt, xdist, pytest_timeout" >/dev/null 2>&1 \
    || [ ! -x .venv/bin/ruff ] || [ pyproject.toml -nt .venv/.elbo-installed ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   touch .venv/.elbo-installed

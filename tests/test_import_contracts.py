@@ -76,3 +76,25 @@ def test_the_contract_checker_sees_a_violation(tmp_path, monkeypatch):
     f.write_text("from .curves import CurvesPanel\nimport gui.panels.gallery as g\nfrom gui import style\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
     assert [n for _, n in _imports(f)] == ["gui.panels.curves", "gui.panels.gallery", "gui"]
+
+
+ABOVE_LOADERS = ("engine.model", "engine.run_memory", "engine.preflight", "engine.trainer", "engine.checkpoint")
+
+
+def test_the_loaders_never_import_the_model():
+    """engine/data and what it builds on (files, memory) sit below the model: the model's memory estimate lives in
+    engine/run_memory.py, above them. Checked in the source (imports inside functions too) and when loaded."""
+    below = sorted((ROOT / "engine" / "data").rglob("*.py")) + [
+        ROOT / "engine" / "memory.py",
+        ROOT / "engine" / "files.py",
+    ]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: {name}"
+        for p in below
+        for line, name in _imports(p)
+        if any(name == m or name.startswith(m + ".") for m in ABOVE_LOADERS)
+    ]
+    assert bad == []
+    code = f"import sys, engine.data; print(sorted(m for m in sys.modules if m in {ABOVE_LOADERS!r}))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -135,6 +135,19 @@ def _decode(path: Path, root: Path, size: tuple[int, int], channels: int, out: n
     return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
 
 
+def read_image(path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image file as a dataset of ``size`` (H, W) and ``channels`` (1 or 3) would hold it: (C, H, W) uint8,
+    by the folder loader's own rules (scaled to cover, centre-cropped, grey or RGB). Raises DatasetError naming
+    the file."""
+    path = Path(path)
+    if not _is_image(path):
+        what = "not a file" if not path.is_file() else f"not an image file ({', '.join(IMAGE_SUFFIXES)})"
+        raise fail(path.name, what)
+    out = np.empty((channels, *size), np.uint8)
+    _decode(path, path.parent, size, channels, out)
+    return out
+
+
 def _parallel(work, n: int, progress: LoadProgress, text: str) -> list:
     """Run ``work(start, stop)`` over [0, n) in chunks on a thread pool, in order; results per chunk. The first
     error (in file order) is raised; a cancel stops the pool within about one chunk per thread."""

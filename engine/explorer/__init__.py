@@ -34,24 +34,37 @@ Numerics: ``elbo_quadrature`` integrates in each family's *base-noise* coordinat
 ε), differentiably, so ``best_params`` can run Newton's method on it; ``kl_q_posterior`` integrates
 q·(log q − log p(z|D)) on a separate grid in z.  Their sum matching the closed-form log p(D) is therefore a real
 check (``explorer_summary`` reports the residual; it is ≲1e-12).  ``fit`` is plain stochastic gradient ascent
-(Adam, written out so no ``torch.optim`` import is paid on the first click) on the reparameterised Monte Carlo
-ELBO — the thing one does when no quadrature is available.
+(Adam, written out so no ``torch.optim`` import is paid on the first click) on a Monte Carlo ELBO gradient — the
+thing one does when no quadrature is available — estimated pathwise (reparameterised), by the score function
+(REINFORCE) or by the score function with a baseline; ``gradient_study`` sets the three side by side against the
+exact gradient (autograd through the quadrature ELBO).
 
-Modules: ``numerics`` (quadrature rules), ``model``, ``surrogates``, ``bounds`` (ELBO, KL, best q, surface, fit),
-``summary`` (what the panel shows). No Qt here: the GUI panel (``gui/panels/explorer.py``) only calls these functions and draws the numpy arrays.
+Modules: ``numerics`` (quadrature rules), ``model``, ``surrogates``, ``bounds`` (ELBO, KL, best q, surface),
+``gradients`` (exact and estimated ELBO gradients, the fit), ``summary`` (what the panel shows). No Qt here: the GUI panel (``gui/panels/explorer.py``) only calls these functions and draws the numpy arrays.
 """
 
 from .bounds import (
     ElboSurface,
-    FitStep,
     _elbo_nodes,
     best_params,
     elbo_closed_form,
     elbo_mc,
     elbo_quadrature,
     elbo_surface,
-    fit,
     kl_q_posterior,
+)
+from .gradients import (
+    ESTIMATORS,
+    PATHWISE,
+    SCORE,
+    SCORE_BASELINE,
+    EstimatorStats,
+    FitStep,
+    GradientStudy,
+    exact_gradient,
+    fit,
+    gradient_study,
+    single_sample_gradients,
 )
 from .model import ExpNormalModel
 from .surrogates import FAMILIES, ExponentialQ, LogNormalQ, ParamRange, Surrogate, TruncNormalQ
@@ -78,5 +91,14 @@ __all__ = [
     "fit",
     "explorer_summary",
     "density_curves",
+    "ESTIMATORS",
+    "PATHWISE",
+    "SCORE",
+    "SCORE_BASELINE",
+    "EstimatorStats",
+    "GradientStudy",
+    "exact_gradient",
+    "gradient_study",
+    "single_sample_gradients",
     "_elbo_nodes",
 ]

@@ -1,11 +1,11 @@
-"""The ELBO (by quadrature, closed form and Monte Carlo), KL(q ‖ p(z|D)), the family's best q, the ELBO surface
-over q's parameters and reparameterised stochastic VI."""
+"""The ELBO (by quadrature, closed form and Monte Carlo), KL(q ‖ p(z|D)), the family's best q and the ELBO surface
+over q's parameters."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -183,56 +183,3 @@ def elbo_surface(
         best_elbo=elbo_quadrature(model, best),
         log_marginal=model.log_marginal_closed_form(),
     )
-
-
-# ------------------------------------------------------------------------------------------------------- fit
-@dataclass(frozen=True)
-class FitStep:
-    """One step of `fit`: the parameters after the update, and the MC ELBO estimate the update was computed from."""
-
-    step: int
-    params: Mapping[str, float]
-    elbo_estimate: float
-
-
-def fit(
-    model: ExpNormalModel,
-    family: "type[Surrogate] | str",
-    init: "Surrogate | Mapping[str, float]",
-    lr: float = 0.05,
-    steps: int = 400,
-    n_samples: int = 16,
-    seed: int = 0,
-    decay: bool = True,
-) -> Iterator[FitStep]:
-    """Stochastic gradient ascent on the reparameterised Monte Carlo ELBO; a generator, one `FitStep` per step.
-
-    Each step draws n_samples base-noise values, pushes them through q's reparameterisation (so z depends
-    differentiably on the parameters), averages log p(z, D) − log q(z), and takes an Adam step (Kingma & Ba 2015,
-    Algorithm 1; ascent) in unconstrained coordinates (log rate, log σ).  With `decay`, the learning rate follows
-    a cosine from lr to 0, so the last steps average the gradient noise out instead of rattling around the optimum.
-    """
-    family = _family_of(family)
-    q0 = init if isinstance(init, Surrogate) else family(**init)
-    if not isinstance(q0, family):
-        raise TypeError(f"init is a {type(q0).__name__}, expected a {family.__name__}")
-    eta = q0.to_unconstrained().detach().clone()  # (P,)
-    m1, m2 = torch.zeros_like(eta), torch.zeros_like(eta)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    gen = torch.Generator().manual_seed(int(seed))
-    for step in range(1, int(steps) + 1):
-        eta_g = eta.clone().requires_grad_(True)
-        q = family.from_unconstrained(eta_g)
-        z = q.rsample(q.base_noise(int(n_samples), gen))  # (n,), differentiable in eta
-        elbo = (model.log_joint(z) - q.log_prob(z)).mean()
-        (grad,) = torch.autograd.grad(elbo, eta_g)
-        estimate = float(elbo.detach())  # a host scalar per step is fine here: CPU tensors, no device sync
-        if torch.isfinite(grad).all():
-            m1 = beta1 * m1 + (1 - beta1) * grad
-            m2 = beta2 * m2 + (1 - beta2) * grad * grad
-            m_hat, v_hat = m1 / (1 - beta1**step), m2 / (1 - beta2**step)
-            lr_t = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps)) if decay else lr
-            eta = eta + lr_t * m_hat / (v_hat.sqrt() + eps)
-        with torch.no_grad():
-            params = family.from_unconstrained(eta).params()
-        yield FitStep(step=step, params=params, elbo_estimate=estimate)

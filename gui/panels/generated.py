@@ -78,9 +78,6 @@ class GeneratedPanel(QGroupBox):
         lay.addWidget(self.every_caption)
         lay.addWidget(self.every_view, 1)
 
-        self.z: np.ndarray | None = None
-        self.plane_xy: tuple[float, float] | None = None
-        self.step: int | None = None
         self._every_tile: tuple[int, int, int] | None = None  # (tile height + pad, tile width + pad, classes)
         self.class_combo.currentIndexChanged.connect(self._on_combo)
         if state is not None:  # a gui.state.StudioState: the image belongs to one model
@@ -156,9 +153,8 @@ class GeneratedPanel(QGroupBox):
         every_class: np.ndarray | None = None,
     ) -> None:
         """The decoded image at z (and, for a conditional model, z decoded for each class of ``row_classes()``,
-        (n, C, H, W))."""
+        (n, C, H, W)); ``plane_xy``: where z lies in the latent plot."""
         self.view.set_image(image)
-        self.z, self.plane_xy, self.step = np.asarray(z), plane_xy, step
         text = f"z = {_fmt_vec(z)}"
         if plane_xy is not None and len(np.asarray(z).ravel()) > 2:
             text = f"PC = ({plane_xy[0]:+.2f}, {plane_xy[1]:+.2f}) → " + text
@@ -183,5 +179,4 @@ class GeneratedPanel(QGroupBox):
         self._every_tile = None
         if hint:
             self.view.set_placeholder(hint)
-        self.z = self.plane_xy = self.step = None
         self.coords.setText("z = —")

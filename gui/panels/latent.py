@@ -2,7 +2,8 @@
 
 For d > 2 the points are shown in the plane of their first two principal components (engine.projection), and a
 click maps back through that plane from the mean. A left click or drag emits ``latent_clicked(x, y)`` in plot
-coordinates and moves a marker there; the wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
+coordinates; the marker shows the state's picked latent point (``StudioState.picked``) wherever the plane puts it.
+The wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
 
 Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S`` and plots at most
 ``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here)."""
@@ -18,7 +19,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 
 from engine.messages import LatentSnapshot
-from engine.projection import PCAPlane
+from engine.projection import PCAPlane, latent_to_plane, plane_to_latent
 from gui import style
 from gui.view_range import needs_refit, padded
 
@@ -149,6 +150,7 @@ class LatentPanel(QGroupBox):
             state.model_changed.connect(self._on_model_changed)
             state.latent_changed.connect(self._on_latent_changed)
             state.label_changed.connect(lambda _c: self.highlight_class())
+            state.picked_changed.connect(lambda _z: self._place_marker())
 
     def _on_dataset_changed(self, ds) -> None:
         self.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
@@ -303,14 +305,28 @@ class LatentPanel(QGroupBox):
             title = f"μ(x), {len(xy):,} test images · step {snap.step:,}"
         self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)
         self.shown = snap
+        self._place_marker()  # the plane moved with the new points: the picked point with it
 
     # -- picking ---------------------------------------------------------------------------------------------
     def to_latent(self, x: float, y: float) -> np.ndarray:
         """A plot point as a latent vector (d,): itself for d = 2, mean + in-plane offset for d > 2."""
-        d = self.latent_dim or 2
-        if self.plane is None or self.plane.components.shape[1] != d:
-            return np.array([x, y][:d] + [0.0] * max(0, d - 2), np.float32)
-        return self.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
+        return self.points_to_latent(np.array([[x, y]]))[0]
+
+    def points_to_latent(self, xy: np.ndarray) -> np.ndarray:
+        """Plot points (n, 2) as latent vectors (n, d) (the manifold grid of the visible window)."""
+        return plane_to_latent(self.plane, xy, self.latent_dim or 2)
+
+    def to_plane(self, z: np.ndarray) -> tuple[float, float]:
+        """Where the latent vector z (d,) lies in the plot."""
+        x, y = latent_to_plane(self.plane, z)[0]
+        return float(x), float(y)
+
+    def _place_marker(self) -> None:
+        z = self.state.picked if getattr(self, "state", None) is not None else None
+        if z is None:
+            self.set_marker(None)
+        elif self.marker_pos is None or not np.array_equal(self.to_latent(*self.marker_pos), z):
+            self.set_marker(self.to_plane(z))  # else it is already there, exactly where it was clicked
 
     def set_latent_dim(self, d: int) -> None:
         """Before any snapshot (a loaded checkpoint, a new run): the plot axes for d."""

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from engine.checkpoint import CheckpointError, load_checkpoint
+from engine.files import atomic_write
 from engine.config import ModelConfig, TrainConfig
 from engine.messages import MetricsChunk
 from engine.trainer import Trainer

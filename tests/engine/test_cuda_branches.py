@@ -21,7 +21,8 @@ from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.data.dataset import Dataset
 from engine.devices import autocast_dtype, available_devices, device_label, pick_device
 from engine.distributed import Distributed, DistributedError
-from engine.memory import GPU_FRACTION, check_training_fits, device_budget, fmt_bytes, training_bytes
+from engine.memory import fmt_bytes
+from engine.run_memory import GPU_FRACTION, check_training_fits, device_budget, training_bytes
 from engine.model import VAE
 from engine.placement import DEVICE_SHARE, TrainingImages, can_pin_memory, choose_placement, free_memory
 from engine.threads import governor_for

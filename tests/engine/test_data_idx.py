@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -197,13 +196,11 @@ def test_header_claiming_a_billion_images_fails_fast_without_allocating(tmp_path
     data = bytes([0, 0, 8, 3]) + struct.pack(">3I", 10**9, 28, 28) + bytes(84)  # 100 bytes
     (tmp_path / name).write_bytes(gzip.compress(data) if gz else data)
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         msg = raises(tmp_path / name, name, match="truncated")
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert time.perf_counter() - t0 < 2.0
     assert peak < 4 * 2**20, f"peak {peak} bytes traced"  # the claim is 784 GB
     assert "1000000000 images of 28x28 (784000000000 bytes)" in msg
     assert ("cannot hold more than 35088" if gz else "holds 84") in msg
@@ -212,10 +209,7 @@ def test_header_claiming_a_billion_images_fails_fast_without_allocating(tmp_path
 def test_real_fashion_mnist():
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"{FASHION} is not installed (Debian package dataset-fashion-mnist)")
-    t0 = time.perf_counter()
     ds = load_idx(FASHION, name="Fashion-MNIST")
-    seconds = time.perf_counter() - t0
-    assert seconds < 15, f"took {seconds:.1f} s"
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert ds.x_train.dtype == np.uint8 and ds.image_shape == (1, 28, 28)
     assert 0.0 == as_float01(ds.x_train).min() and as_float01(ds.x_train).max() == 1.0

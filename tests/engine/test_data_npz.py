@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import time
 import tracemalloc
 import zipfile
 
@@ -211,11 +210,10 @@ def test_header_claiming_huge_array_fails_fast_without_allocating(tmp_path, suff
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("x.npy", raw)
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         msg = raises(path, "truncated")
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert time.perf_counter() - t0 < 2.0 and peak < 4 * 2**20, peak
+    assert peak < 4 * 2**20, peak  # the claim is 784 GB: refused from the header, nothing of that size allocated
     assert "784000000000 bytes" in msg and "holds 100" in msg

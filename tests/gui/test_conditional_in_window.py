@@ -47,7 +47,7 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
 
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.4 * (x1 - x0), y0 + 0.6 * (y1 - y0))
-    z = w._picked_z
+    z = w.state.picked
     np.testing.assert_array_equal(w.generated.image, model.decode(z[None], 0)[0])
     row = every_class(model, z)
     assert row.shape == (3, 1, 12, 12)
@@ -131,7 +131,7 @@ def test_conditional_checkpoint_and_a_second_unconditional_run(qtbot, make_windo
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
     model = SnapshotModel(w.current_decoder)
-    np.testing.assert_array_equal(w.generated.image, model.decode(w._picked_z[None], 0)[0])
+    np.testing.assert_array_equal(w.generated.image, model.decode(w.state.picked[None], 0)[0])
     assert w.generated.every_class_image is not None
 
 
@@ -187,7 +187,7 @@ def test_many_classes_show_the_block_holding_the_chosen_one(qtbot, make_window):
     w.state.set_label(22)
     assert w.generated.every_caption.text() == "Same z, classes 20–24 of 25"
     model = SnapshotModel(w.current_decoder)
-    want = every_class(model, w._picked_z, range(20, 25))
+    want = every_class(model, w.state.picked, range(20, 25))
     np.testing.assert_allclose(w.generated.every_class_image[:, :12, :12], want[0], atol=1e-6)
     view = w.generated.every_view
     r = view.target_rect()
@@ -225,5 +225,5 @@ def test_a_conditional_checkpoint_opened_over_unlabelled_data_says_why_and_still
     assert "no labels" in bare.inference.status.text()
     click_latent(qtbot, bare, 0.0, 0.0)
     model = SnapshotModel(bare.current_decoder)
-    np.testing.assert_array_equal(bare.generated.image, model.decode(bare._picked_z[None], 0)[0])
+    np.testing.assert_array_equal(bare.generated.image, model.decode(bare.state.picked[None], 0)[0])
     assert not bare.errors  # (an exception while drawing fails the test by itself: pytest-qt)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -221,8 +220,27 @@ def test_drag_decodes_along_the_way(qtbot, make_window):
     assert len(seen) >= 3
     assert seen[-1][0] > seen[0][0]
     assert lp.view_rect() == (x0, x1, y0, y1)  # a left drag picks points, it does not pan
-    want, _ = expected_image(w, *seen[-1])
+    want, z = expected_image(w, *seen[-1])
+    np.testing.assert_array_equal(w.state.picked, z)
+    qtbot.waitUntil(lambda: np.array_equal(w.generated.image, want), timeout=2000)  # the drag's last decode
+
+
+def test_a_drag_decodes_at_most_once_a_frame_and_ends_on_its_last_point(qtbot, make_window):
+    w = make_window()
+    train_to_end(qtbot, w)
+    shown = []
+    show = w.generated.show_image
+    w.generated.show_image = lambda image, z, *a: shown.append(z) or show(image, z, *a)
+    points = [np.array([0.1 * i, -0.05 * i], np.float32) for i in range(20)]
+    for z in points:  # twenty moves within one frame: no event is processed between them
+        assert w.state.pick(z)
+    assert len(shown) == 1 and np.array_equal(shown[0], points[0])  # the first at once
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=2000)  # then the newest one when the frame ends
+    np.testing.assert_array_equal(shown[1], points[-1])
+    want = SnapshotModel(w.current_decoder).decode(points[-1][None])[0]
     np.testing.assert_array_equal(w.generated.image, want)
+    qtbot.wait(100)
+    assert len(shown) == 2  # nothing more to decode
 
 
 def test_click_while_training_and_paused(qtbot, make_window):
@@ -232,7 +250,7 @@ def test_click_while_training_and_paused(qtbot, make_window):
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.6 * (x1 - x0), y0 + 0.3 * (y1 - y0))
     assert w.generated.image is not None
-    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(w._picked_z[None])[0])
+    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(w.state.picked[None])[0])
     w.session.pause()
     qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
     x0, x1, y0, y1 = w.latent.view_rect()
@@ -254,7 +272,7 @@ def test_click_with_latent_dim_above_two_goes_through_pca(qtbot, make_window):
     x, y = sig.args
     z = w.latent.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
     assert z.shape == (4,)
-    np.testing.assert_array_equal(w.generated.z, z)
+    np.testing.assert_array_equal(w.state.picked, z)
     np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(z[None])[0])
     assert "PC = (" in w.generated.coords.text()
 
@@ -402,11 +420,9 @@ def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, a
     path = tmp_path / "on_close.pt"
     w.ask_save_path = lambda *a: str(path)
     thread = w.session.thread
-    t0 = time.monotonic()
-    assert w.close()
-    assert time.monotonic() - t0 < 2.0 + (1.5 if answer == "save" else 0)
+    assert w.close()  # waits at most CLOSE_WAIT_MS for the training thread
     assert asked == [1]
-    assert not thread.isRunning()
+    assert not thread.isRunning()  # it stopped within that wait: the run ends at the next step
     assert [t for t in threading.enumerate() if t.name.startswith("trainingThread")] == []
     if answer == "save":
         assert load_checkpoint(str(path)).step > 5

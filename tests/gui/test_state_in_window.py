@@ -28,6 +28,7 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     click_latent(qtbot, w, *(float(v) for v in w.latent.points[0]))  # decodes, selects example
     qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=5000)
     assert w.generated.image is not None and w.state.example is not None and _plotted(w) == 200
+    assert w.state.picked is not None and w.latent.marker_pos is not None
     asked = []
     w.ask_close_model = lambda described, name: asked.append((described, name)) or "discard"
     other = make_tiny(n_train=200, n_test=60, side=10, classes=4, seed=9)  # 10×10: the 12×12 model cannot use it
@@ -45,6 +46,7 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     assert len(w.curves.test_elbo.xData if w.curves.test_elbo.xData is not None else []) == 0
     assert len(w.curves.bars.opts["height"]) == 0
     assert w.generated.image is None and w.generated.coords.text() == "z = —"
+    assert w.state.picked is None and w.latent.marker_pos is None
     assert all(img is None for img in w.gallery.images.values())
     assert w.inference.current_index is None and w.inference.view is None
     assert w.inference.values["log_px"].text() == "—" and "Example #" not in w.inference.status.text()
@@ -55,6 +57,22 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     # and a new model trains on the new data without asking
     train_to_end(qtbot, w)
     assert w.start_asks == [] and w.latent.shown.means.shape == (60, 2)
+
+
+def test_the_picked_point_is_a_point_of_the_model_and_the_marker_follows_it(qtbot, make_window):
+    w = make_window(model=SMALL_MODEL.replace(latent_dim=4))
+    train_to_end(qtbot, w)
+    seen = []
+    w.state.picked_changed.connect(seen.append)
+    assert not w.state.pick(np.zeros(2, np.float32))  # not a point of this 4-d model: nothing changes
+    assert not w.state.pick(np.array([0, np.nan, 0, 0], np.float32))
+    assert seen == [] and w.state.picked is None and w.latent.marker_pos is None
+    z = w.latent.plane.from_plane(np.array([[0.5, -0.25]]))[0]
+    assert w.state.pick(z)
+    assert len(seen) == 1 and w.state.picked.dtype == np.float32
+    np.testing.assert_allclose(w.latent.marker_pos, (0.5, -0.25), atol=1e-5)  # through the PCA plane
+    qtbot.waitUntil(lambda: w.generated.image is not None, timeout=2000)
+    assert "PC = (+0.50, -0.25)" in w.generated.coords.text()
 
 
 def test_cancelling_the_switch_keeps_model_and_dataset(qtbot, make_window, tiny):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 
@@ -38,10 +37,9 @@ def test_stop_and_close_are_quick(qtbot, tiny):
     s = TrainingWorker()
     with qtbot.waitSignal(s.metrics, timeout=30_000):
         s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
-    t0 = time.monotonic()
-    assert s.close(2000)
-    assert time.monotonic() - t0 < 2.0
+    assert s.close(2000)  # True only when the thread ended within the 2 s wait
     assert not s.thread.isRunning()
+    assert s.run.step < s.run.total_steps  # stopped at a step, not run to its end
 
 
 def test_stop_before_the_run_is_built(qtbot, tiny):
