@@ -318,7 +318,12 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
     # -- clicks -----------------------------------------------------------------------------------------------
     def _on_latent_clicked(self, x: float, y: float) -> None:
         if self.state.snapshot is None:
-            self.generated.clear("No model yet: press Start, or load a checkpoint.")
+            starting = self.state.status in ("starting", "running")
+            self.generated.clear(
+                "The model's first weights arrive in a moment: click again then."
+                if starting
+                else "No model yet: press Start, or load a checkpoint."
+            )
             return
         self.state.pick(self.latent.to_latent(x, y))
         index = self._example_at(x, y)

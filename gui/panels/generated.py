@@ -68,6 +68,7 @@ class GeneratedPanel(QGroupBox):
         self.every_caption = QLabel("Same z, every class")
         self.every_caption.setObjectName("everyClassCaption")
         self.every_caption.setProperty("role", "hint")
+        self.every_caption.setWordWrap(True)  # the panel stays narrow enough for a 1024-px window
         self.every_caption.setToolTip(
             "E[x | z, y] at the picked z for each class y: z keeps the style, y sets the class. Click one to choose "
             "its class."

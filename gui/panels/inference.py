@@ -377,7 +377,7 @@ class InferencePanel(QWidget):
         self.values["recon"].setText(f"{g.recon:.3f} nats")
         self.values["kl_prior"].setText(f"{g.kl_prior:.3f} nats")
         self.values["grid"].setText(
-            f"{g.grid_size}×{g.grid_size}, mass in window {g.mass_in_window:.6f}, {g.seconds * 1000:.0f} ms"
+            f"{g.grid_size}×{g.grid_size} · mass {g.mass_in_window:.6f} · {g.seconds * 1000:,.0f} ms"
         )
         warn = ""
         if g.mass_in_window < 0.999 or g.edge_mass > 1e-3:

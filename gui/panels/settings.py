@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import ConfigError, ModelConfig, TrainConfig
+from engine.config import CONDITIONAL_BETA, ConfigError, ModelConfig, TrainConfig
 from engine.limits import RANGES, bounds, range_text
 from engine.threads import usable_cores
 
@@ -207,6 +207,8 @@ class SettingsPanel(QGroupBox):
         self._train = self._load(TrainConfig, "train")
         self.widgets: dict[str, QWidget] = {}
         self.invalid: dict[str, str] = {}  # field -> why its typed value is refused (out of range)
+        self._advice: str | None = None  # advice from outside (show_note)
+        self._beta_note: str | None = None  # why β is CONDITIONAL_BETA
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 12, 8, 8)
         form = QFormLayout()
@@ -306,8 +308,30 @@ class SettingsPanel(QGroupBox):
         self._update_conditional()
 
     def show_note(self, text: str | None) -> None:
-        self.note.setText(text or "")
-        self.note.setVisible(bool(text))
+        """Advice from outside (e.g. too few steps per epoch); shown with the panel's own (the β a ticked
+        "Condition on label" suggests)."""
+        self._advice = text
+        shown = " ".join(t for t in (self._beta_note, text) if t)
+        self.note.setText(shown)
+        self.note.setVisible(bool(shown))
+
+    def _suggest_beta(self, conditional: bool) -> None:
+        """Ticking "Condition on label" with β at its plain default suggests CONDITIONAL_BETA (and unticking with β
+        still there takes it back), so that prior draws decode to their class; the note says so."""
+        plain, suggested = TrainConfig().beta, CONDITIONAL_BETA
+        if self._train.beta == (plain if conditional else suggested):
+            self._train = self._train.replace(beta=suggested if conditional else plain)
+            box = self.widgets["beta"]
+            box.blockSignals(True)
+            box.setValue(self._train.beta)
+            box.blockSignals(False)
+        self._beta_note = (
+            f"β = {suggested:g} for a conditional VAE: prior draws then decode to their class (β = 1 is the true "
+            "ELBO, but leaves parts of the prior that no class's q(z|x, y) reaches)."
+            if conditional and self._train.beta == suggested
+            else None
+        )
+        self.show_note(self._advice)
 
     def refusal(self) -> str | None:
         """Why nothing may start or resume now: the first field holding a value out of its range (None: none)."""
@@ -385,6 +409,7 @@ class SettingsPanel(QGroupBox):
         try:
             if key == "conditional":
                 self._conditional = bool(value)
+                self._suggest_beta(self._conditional)
             elif key in MODEL_KEYS:
                 self._model = self._model.replace(**{key: value})
             else:

@@ -300,3 +300,20 @@ def test_a_save_dialog_adds_the_extension_and_forgets_an_unwritable_folder(qtbot
             assert w.settings.value("ui/last_file_dir") == str(tmp_path)
     finally:
         os.chmod(locked, 0o700)
+
+
+# ------------------------------------------------------------------------------------------------ 11. conditional
+def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_check(qtbot, make_window):
+    from engine.config import CONDITIONAL_BETA
+
+    w = make_window(train=SMALL_TRAIN.replace(epochs=30))  # enough steps: no other advice
+    panel, box, beta = w.settings_panel, w.settings_panel.widgets["conditional"], w.settings_panel.widgets["beta"]
+    assert panel.train_config().beta == 1.0 and not panel.note.isVisibleTo(panel)
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # the box may sit below the column's fold
+    assert box.isChecked() and beta.value() == CONDITIONAL_BETA == panel.train_config().beta
+    assert panel.note.isVisibleTo(panel) and f"β = {CONDITIONAL_BETA:g}" in panel.note.text()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert beta.value() == 1.0 and not panel.note.isVisibleTo(panel)
+    type_into(qtbot, w, "beta", "2")  # a β of the user's own is left alone
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert panel.train_config().beta == 2.0 and not panel.note.isVisibleTo(panel)
