@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QLabel,
+    QProgressBar,
     QStatusBar,
     QTabBar,
     QToolButton,
@@ -82,6 +83,10 @@ def clipped_texts(root: QWidget) -> list[str]:
             room = combo.width() - 28  # the arrow and the frame
             if combo.fontMetrics().horizontalAdvance(combo.currentText()) > room:
                 out.append(f"combo {_name(combo)}: {combo.currentText()!r} wider than {room} px")
+    for bar in root.findChildren(QProgressBar):
+        if _shown(bar) and bar.isTextVisible() and bar.text():
+            if bar.fontMetrics().horizontalAdvance(bar.text()) > bar.width() - 6:
+                out.append(f"progress {_name(bar)}: {bar.text()!r} wider than {bar.width() - 6} px")
     out += _plots(root)
     for bar in root.findChildren(QStatusBar):
         message = bar.currentMessage()
@@ -103,9 +108,14 @@ def _plots(root: QWidget) -> list[str]:
         item = pw.getPlotItem()
         title = item.titleLabel
         if title.isVisible() and title.text:
-            need = title.item.boundingRect().width()
-            if need > pw.width():
-                out.append(f"plot {_name(pw)}: title {_plain(title.text)[:60]!r} needs {need:.0f} px, has {pw.width()}")
+            m = title.item.document().documentMargin()  # blank space around the text, inside its box
+            box = title.item.boundingRect().adjusted(m, m, -m, -m)
+            r = pw.mapFromScene(title.item.mapRectToScene(box)).boundingRect()
+            if r.left() < 0 or r.right() > pw.width():
+                text = _plain(title.text)[:60]
+                out.append(
+                    f"plot {_name(pw)}: title {text!r} spans x {r.left()}..{r.right()}, the plot 0..{pw.width()}"
+                )
         for side in ("bottom", "left"):
             axis = item.getAxis(side)
             if axis.isVisible():
