@@ -56,7 +56,7 @@ class GeneratedPanel(QGroupBox):
         row.addWidget(self.class_combo)
         lay.addWidget(self.class_row)
 
-        self.view = ImageView(HINT, name="generatedImage", min_side=120)
+        self.view = ImageView(HINT, name="generatedImage", min_side=96)
         self.view.setToolTip("E[x | z]: the decoder's mean image at the picked latent point")
         self.coords = QLabel("z = —")
         self.coords.setObjectName("generatedCoords")
@@ -76,6 +76,11 @@ class GeneratedPanel(QGroupBox):
         self.every_view = ImageView("Pick a point to see it in every class.", name="everyClassImage", min_side=60)
         self.every_view.setToolTip(self.every_caption.toolTip())
         self.every_view.clicked.connect(self._on_every_clicked)
+        # wrapped in a narrow panel: their minimum heights say so, or the layout (which sizes by one line) lays
+        # them over the image (1024×700)
+        line = self.coords.fontMetrics().lineSpacing()
+        self.coords.setMinimumHeight(3 * line + 2)
+        self.every_caption.setMinimumHeight(2 * line + 2)
         lay.addWidget(self.every_caption)
         lay.addWidget(self.every_view, 1)
 

@@ -213,7 +213,7 @@ class InferencePanel(QWidget):
         # wrapped texts take two lines in a narrow window: their minimum says so, or the layout (which sizes by
         # the one-line minimum) squeezes the values above and cuts their letters (1024×700)
         for label in (self.title, legend, self.status, self.values["grid"]):
-            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing())
+            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing() + 2)
         top.addWidget(post, 2)
         upper = QWidget()
         upper.setLayout(top)

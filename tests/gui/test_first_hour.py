@@ -65,7 +65,7 @@ def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, ma
     qtbot.waitUntil(lambda: w.session.run is not None and w.session.run.step > 40, timeout=20_000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
-    qtbot.waitUntil(lambda: w.generated.step is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.state.picked is not None and w.generated.image is not None, timeout=5000)
     for button, state in ((w.pause_button, "paused"), (w.stop_button, "stopped")):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda s=state: w.session.current_state == s, timeout=10_000)
@@ -73,7 +73,7 @@ def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, ma
         assert step > 40
         qtbot.waitUntil(lambda s=step: w.state.latent is not None and w.state.latent.step == s, timeout=10_000)
         assert w.state.snapshot.step == step
-        assert w.generated.step == step and f"decoder at step {step:,}" in w.generated.coords.text()
+        assert f"decoder at step {step:,}<" in w.generated.coords.text()
         qtbot.waitUntil(lambda s=step: f"step {s:,}" in w.gallery.pages["manifold"].caption.text(), timeout=5000)
         if state == "paused":
             qtbot.wait(200)
