@@ -14,10 +14,20 @@ import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import ARCHS, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig, check_model_ranges
+from .config import (
+    ARCHS,
+    COMPILE_MODES,
+    DEVICES,
+    LIKELIHOODS,
+    PRECISIONS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    check_model_ranges,
+)
 from .files import WriteError, atomic_write, quote
 from .limits import range_text
-from .messages import EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 
 
@@ -115,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{auto,N}",
         help="CPU threads for the training steps: 'auto' (default) chooses and re-chooses them from the "
         "measured step rate, so training keeps its speed when other programs take cores; N fixes them",
+    )
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=d.compile,
+        help="'auto' (default): torch.compile the training step in the background and switch to it when it is "
+        "ready (the reason is printed if it cannot be); 'off': the eager step only",
     )
     p.add_argument(
         "--iwae-k",
@@ -333,6 +350,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
             precision=args.precision,
             iwae_k=args.iwae_k,
             threads=args.threads,
+            compile=args.compile,
         )
         check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
     except ConfigError as e:
@@ -412,6 +430,8 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                     end="",
                     flush=True,
                 )
+            elif isinstance(msg, CompileStatus):
+                print(("\n" if tty and msg.step else "") + f"step: {msg.text}", flush=True)
             elif isinstance(msg, EpochSummary):
                 print(
                     ("\r" if tty else "")

@@ -13,6 +13,7 @@ ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+COMPILE_MODES = ("auto", "off")
 
 
 class ConfigError(ValueError):
@@ -149,6 +150,7 @@ class TrainConfig:
     # its cost is mi_samples × eval_examples Gaussian densities per epoch
     metrics_hz: float = 10.0  # how often per-step metrics are copied to the host and emitted
     snapshot_interval_s: float = 1.0  # latent scatter + decoder snapshot period (seconds)
+    compile: str = "auto"  # "auto": torch.compile the step in the background and switch to it (engine/compiled.py)
 
     def __post_init__(self):
         for name, (kind, lo, hi, lo_open) in TRAIN_RANGES.items():
@@ -156,6 +158,7 @@ class TrainConfig:
         if not isinstance(self.device, str) or not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
             raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {_show(self.device)}")
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("compile", self.compile, COMPILE_MODES)
 
     def to_dict(self) -> dict:
         return asdict(self)

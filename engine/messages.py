@@ -108,3 +108,13 @@ class RunStarted:
     n_params: int
     threads: str = ""  # how CPU threads are chosen: "auto (up to N)", "N (fixed)"; "" on a GPU
     data_placement: str = ""  # where the training images live (engine/placement.py), one line
+
+
+@dataclass(frozen=True)
+class CompileStatus:
+    """Which training step runs (engine/compiled.py): 'compiling' (eager meanwhile), 'compiled' (the compiled
+    step runs, from ``step`` on), or 'eager' (off, unsupported, or compiling failed: ``text`` says why)."""
+
+    state: str
+    text: str
+    step: int = 0

@@ -23,13 +23,23 @@ import torch
 from .batches import to_float
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_of_run, write_checkpoint
 from .chunking import rows as chunk_rows
+from .compiled import for_run as compiled_step_for
 from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
 from .devices import autocast_dtype, device_label, make_optimizer, pick_device
 from .distributed import AGREE_EVERY, Distributed
 from .snapshot import decoder_snapshot, latent_subset
 from .history import MetricHistory
-from .messages import CheckpointSaved, EpochSummary, LatentSnapshot, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import (
+    CheckpointSaved,
+    CompileStatus,
+    EpochSummary,
+    LatentSnapshot,
+    MetricsChunk,
+    RunStarted,
+    StateChanged,
+    WorkerError,
+)
 from .model import VAE, n_parameters
 from .mutual_information import MutualInformation, mutual_information
 from .files import WriteError, display_name
@@ -107,6 +117,7 @@ class Trainer:
         self.step, self.epoch, self.batch = 0, 0, 0
         if checkpoint is not None:
             self._restore(checkpoint)
+        self.compiled, self.compile_note = compiled_step_for(self)  # compiling in the background, or why not
 
         self._pause = threading.Event()
         self._stop = threading.Event()
@@ -235,19 +246,23 @@ class Trainer:
             idx, eps = idx[rows], eps[rows]
             y = None if y is None else y[rows]
         x = self.train_images.batch(idx)
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-        ):
-            t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps, y)
+        fast = self.compiled.loss(x, eps, beta, y, self.step) if self.compiled else None  # None: not ready/this shape
+        if fast is None:
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
+                t = elbo_terms(self._forward, x, beta, self.cfg.free_bits, eps, y)
+            fast = t.loss, torch.stack((t.elbo.mean(), t.recon.mean(), t.kl.mean())).detach()
+        loss, row = fast
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
-            self.scaler.scale(t.loss).backward()
+            self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            t.loss.backward()
+            loss.backward()
             self.optimizer.step()
-        out_row.copy_(torch.stack((t.elbo.mean(), t.recon.mean(), t.kl.mean())).detach())  # stays on the device
+        out_row.copy_(row)  # stays on the device
         if self.dist:
             self.dist.average_(out_row)  # the global batch's figures, the same on every rank
 
@@ -275,6 +290,7 @@ class Trainer:
             _threads_label(gov),
             self.train_images.placement.reason,
         )
+        yield CompileStatus(*(self.compiled.announce() if self.compiled else ("eager", self.compile_note)), self.step)
         self.model.train()
         buf = torch.zeros((spe, 3), device=self.device)  # per-step (elbo, recon, kl) of the current epoch
         good = self._copy_state()  # last weights whose losses were all finite
@@ -321,6 +337,8 @@ class Trainer:
                         yield from self._diverge(good)
                         continue
                     yield chunk
+                    if self.compiled and (news := self.compiled.news()):
+                        yield CompileStatus(*news, self.step)
                     if self._snapshot_due(now - t_snap >= snap_every):
                         good = self._copy_state()
                         yield from self._snapshots()
@@ -507,12 +525,19 @@ class Trainer:
         step = chunk_rows(self.model_cfg, self.device)
         for start in range(0, len(x_eval), step):
             self._check_stop()
-            x = to_float(x_eval[start : start + step])
-            t = elbo_terms(self.model, x, 1.0, 0.0, eps_eval[start : start + step], lab(y_eval, start, start + step))
-            sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
-            kl_dims += t.kl_dims.sum(0)
-            mus.append(t.mu)
-            log_vars.append(t.log_var)
+            x, e, y = (
+                to_float(x_eval[start : start + step]),
+                eps_eval[start : start + step],
+                lab(y_eval, start, start + step),
+            )
+            part = self.compiled.eval_chunk(x, e, y) if self.compiled else None  # None: evaluate eagerly
+            if part is None:
+                t = elbo_terms(self.model, x, 1.0, 0.0, e, y)
+                part = torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum())), t.kl_dims.sum(0), t.mu, t.log_var
+            sums += part[0]
+            kl_dims += part[1]
+            mus.append(part[2])
+            log_vars.append(part[3])
         n = min(cfg.eval_examples, len(self.x_test))
         mus = torch.cat(mus) if mus else torch.zeros((0, d), device=self.device)
         log_vars = torch.cat(log_vars) if log_vars else torch.zeros((0, d), device=self.device)

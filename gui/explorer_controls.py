@@ -1,6 +1,6 @@
-"""The VI explorer's controls column and numbers box, built onto the panel (gui/panels/explorer.py): spin boxes for
-the model (α, σ, D), the surrogate family and its parameter sliders, Monte Carlo and fit settings, and the table of
-exact numbers. Widgets are stored as attributes of the panel and connected to its handlers."""
+"""The VI explorer's controls column: spin boxes for the model (α, σ, D), the surrogate family and its parameter
+sliders, the Monte Carlo sample count, and the fit's settings and buttons. A widget with signals: the panel
+(gui/panels/explorer.py) listens to them and tells it what to show; it holds no state of the explorer."""
 
 from __future__ import annotations
 
@@ -11,43 +11,23 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QGridLayout,
+    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
 from engine import explorer as ex
+from gui.explorer_numbers import fmt_param
+from gui.gradient_lab import estimator_combo
 
 SLIDER_STEPS = 1000
 LEFT_WIDTH = 300  # the controls column, px
-
-
-def fmt(x: float, digits: int = 6) -> str:
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return f"{x:.{digits}f}"
-
-
-def fmt_param(x: float) -> str:
-    return f"{x:.4g}"
-
-
-def log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
-    """Tick marks for an axis in pyqtgraph's log mode (positions in log10 units): 1-2-5 values, or only the
-    decades when that would be crowded."""
-    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-    for mantissas in ((1, 2, 5), (1, 3), (1,)):
-        values = [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]
-        if len(values) <= 7:
-            break
-    return [(math.log10(v), f"{v:g}") for v in values]
 
 
 class ParamSlider(QWidget):
@@ -108,181 +88,226 @@ class ParamSlider(QWidget):
         self.value_changed.emit(value)
 
 
-def build_controls(panel) -> None:
-    def spin(name, lo, hi, step, value, decimals, tip):
-        box = QDoubleSpinBox()
-        box.setObjectName(name)
-        box.setRange(lo, hi)
-        box.setSingleStep(step)
-        box.setDecimals(decimals)
-        box.setValue(value)
-        box.setKeyboardTracking(False)
-        box.setToolTip(tip)
-        box.valueChanged.connect(panel._on_model_changed)
-        return box
-
-    panel.alpha_box = spin(
-        "explorer_alpha",
-        0.1,
-        5.0,
-        0.1,
-        panel._model.alpha,
-        2,
-        "α: rate of the Exponential prior p(z) = α·exp(−αz), z ≥ 0 (prior mean 1/α).",
-    )
-    panel.sigma_box = spin(
-        "explorer_sigma",
-        0.25,
-        3.0,
-        0.05,
-        panel._model.sigma,
-        2,
-        "σ: standard deviation of the likelihood x | z ~ Normal(z, σ²).",
-    )
-    panel.D_box = spin(
-        "explorer_D",
-        -5.0,
-        10.0,
-        0.1,
-        panel._model.D,
-        2,
-        "D: the observed value of x. May be negative (z stays ≥ 0; the posterior then piles up at 0).",
-    )
-
-    panel.family_combo = QComboBox()
-    panel.family_combo.setObjectName("explorer_family")
-    for fam in ex.FAMILIES.values():
-        panel.family_combo.addItem(fam.display_name, fam.name)
-    panel.family_combo.setToolTip(
-        "Surrogate family for q(z). Exponential: the seed's choice. Normal: truncated to z ≥ 0 "
-        "(a plain Normal puts mass where p(z) = 0, so its ELBO is −∞). Log-Normal: exp of a Normal."
-    )
-    panel.family_combo.currentIndexChanged.connect(panel._on_family_changed)
-    panel.family_note = QLabel()
-    panel.family_note.setObjectName("explorer_family_note")
-    panel.family_note.setWordWrap(True)
-    panel.family_note.setToolTip("What is special about this surrogate family.")
-    small = QFont(panel.family_note.font())
-    small.setPointSizeF(max(small.pointSizeF() - 1.0, 7.0))
-    panel.family_note.setFont(small)
-
-    panel.param_sliders = [ParamSlider(0), ParamSlider(1)]
-    for i, s in enumerate(panel.param_sliders):
-        s.value_changed.connect(lambda v, i=i: panel._on_param_slider(i, v))
-
-    panel.n_box = QSpinBox()
-    panel.n_box.setObjectName("explorer_n_samples")
-    panel.n_box.setRange(2, 200_000)
-    panel.n_box.setValue(1000)
-    panel.n_box.setSingleStep(100)
-    panel.n_box.setKeyboardTracking(False)
-    panel.n_box.setToolTip(
-        "N: samples z ~ q for the Monte Carlo ELBO estimate shown on the right (mean of log p(z, D) − log q(z))."
-    )
-    panel.n_box.valueChanged.connect(panel._on_n_changed)
-    panel.resample_button = QPushButton("Resample")
-    panel.resample_button.setObjectName("explorer_resample")
-    panel.resample_button.setToolTip("Draw a fresh set of N samples for the Monte Carlo ELBO (new seed).")
-    panel.resample_button.clicked.connect(panel._on_resample)
-
-    panel.lr_box = QDoubleSpinBox()
-    panel.lr_box.setObjectName("explorer_lr")
-    panel.lr_box.setRange(0.001, 1.0)
-    panel.lr_box.setDecimals(3)
-    panel.lr_box.setSingleStep(0.01)
-    panel.lr_box.setValue(0.05)
-    panel.lr_box.setToolTip(
-        "Fit: Adam learning rate (in log-rate / μ / log-σ units), decayed to 0 along a cosine over the steps."
-    )
-    panel.steps_box = QSpinBox()
-    panel.steps_box.setObjectName("explorer_steps")
-    panel.steps_box.setRange(10, 20_000)
-    panel.steps_box.setSingleStep(100)
-    panel.steps_box.setValue(500)
-    panel.steps_box.setToolTip("Fit: number of stochastic gradient steps.")
-    panel.batch_box = QSpinBox()
-    panel.batch_box.setObjectName("explorer_fit_batch")
-    panel.batch_box.setRange(1, 4096)
-    panel.batch_box.setValue(16)
-    panel.batch_box.setToolTip("Fit: reparameterised samples per gradient step (the Monte Carlo batch).")
-
-    panel.fit_button = QPushButton("Fit")
-    panel.fit_button.setObjectName("explorer_fit")
-    panel.fit_button.setToolTip(
-        "Stochastic gradient ascent on the Monte Carlo ELBO with the reparameterisation trick, "
-        "starting from the current q. Animates q, the path on the ELBO landscape and the ELBO-vs-step curve."
-    )
-    panel.fit_button.clicked.connect(panel._on_fit)
-    panel.stop_button = QPushButton("Stop")
-    panel.stop_button.setObjectName("explorer_stop")
-    panel.stop_button.setToolTip("Stop the running fit where it is.")
-    panel.stop_button.setEnabled(False)
-    panel.stop_button.clicked.connect(lambda *_: panel.stop_fit("stopped"))
-    panel.best_button = QPushButton("Best")
-    panel.best_button.setObjectName("explorer_best")
-    panel.best_button.setToolTip(
-        "Jump to the family's optimum: the parameters with the largest exact ELBO, found by Newton's method "
-        "on the quadrature ELBO (deterministic)."
-    )
-    panel.best_button.clicked.connect(panel._on_best)
-
-    panel.report_label = QLabel("Press Fit to run stochastic VI from the current q.")
-    panel.report_label.setObjectName("explorer_report_label")
-    panel.report_label.setWordWrap(True)
-    panel.report_label.setToolTip("Outcome of the last fit, compared with the family's best possible ELBO.")
-    panel.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+def _spin(name: str, lo: float, hi: float, step: float, value: float, decimals: int, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setObjectName(name)
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setValue(value)
+    box.setKeyboardTracking(False)
+    box.setToolTip(tip)
+    return box
 
 
-def build_numbers(panel) -> None:
-    mono = QFont("monospace")
-    mono.setStyleHint(QFont.StyleHint.Monospace)
-    panel.numbers_box = QGroupBox("Numbers (nats)")
-    grid = QGridLayout(panel.numbers_box)
-    grid.setContentsMargins(8, 4, 8, 4)
-    grid.setVerticalSpacing(2)
-    rows = [
-        (
-            "explorer_logp_label",
-            "log p(D)",
-            "The log evidence: closed form α·exp(α²σ²/2 − αD)·Φ((D − ασ²)/σ), and by quadrature of the joint.",
-        ),
-        (
-            "explorer_elbo_label",
-            "ELBO, exact",
-            "E_q[log p(z, D) − log q(z)] by Gauss–Legendre quadrature (and from q's closed-form moments).",
-        ),
-        (
-            "explorer_mc_label",
-            "ELBO, Monte Carlo",
-            "Mean of log p(z_i, D) − log q(z_i) over N reparameterised samples z_i ~ q, ± one standard error.",
-        ),
-        (
-            "explorer_kl_label",
-            "KL(q ‖ p(z|D))",
-            "∫ q (log q − log p(z|D)) dz by quadrature on its own grid, with the closed-form posterior.",
-        ),
-        (
-            "explorer_identity_label",
-            "log p(D) = ELBO + KL",
-            "log p(D) = ELBO + KL(q ‖ p(z|D)) holds for every q: the gap between the evidence and the ELBO is "
-            "exactly the KL. Residual = log p(D) − (ELBO + KL), computed from the three independent numbers.",
-        ),
-    ]
-    panel.number_labels: dict[str, QLabel] = {}
-    for r, (name, title, tip) in enumerate(rows):
-        head = QLabel(title)
-        head.setToolTip(tip)
-        value = QLabel()
-        value.setObjectName(name)
-        value.setFont(mono)
-        value.setToolTip(tip)
-        value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        grid.addWidget(head, r, 0)
-        grid.addWidget(value, r, 1)
-        panel.number_labels[name] = value
-    grid.setColumnStretch(1, 1)
-    panel.logp_label = panel.number_labels["explorer_logp_label"]
-    panel.elbo_label = panel.number_labels["explorer_elbo_label"]
-    panel.mc_label = panel.number_labels["explorer_mc_label"]
-    panel.kl_label = panel.number_labels["explorer_kl_label"]
-    panel.identity_label = panel.number_labels["explorer_identity_label"]
+def _button(text: str, name: str, tip: str) -> QPushButton:
+    b = QPushButton(text)
+    b.setObjectName(name)
+    b.setToolTip(tip)
+    return b
+
+
+class ExplorerControls(QWidget):
+    """The left column of the VI explorer. Signals say what the user did; values are read with the getters."""
+
+    model_changed = Signal()  # α, σ or D
+    family_changed = Signal()
+    param_changed = Signal(int, float)  # (index of q's parameter, new value)
+    samples_changed = Signal()  # N of the Monte Carlo ELBO
+    resample_clicked = Signal()
+    fit_clicked = Signal()
+    stop_clicked = Signal()
+    best_clicked = Signal()
+
+    def __init__(self, model: ex.ExpNormalModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("explorer_controls")
+        self.alpha_box = _spin(
+            "explorer_alpha", 0.1, 5.0, 0.1, model.alpha, 2,
+            "α: rate of the Exponential prior p(z) = α·exp(−αz), z ≥ 0 (prior mean 1/α).",
+        )  # fmt: skip
+        self.sigma_box = _spin(
+            "explorer_sigma", 0.25, 3.0, 0.05, model.sigma, 2,
+            "σ: standard deviation of the likelihood x | z ~ Normal(z, σ²).",
+        )  # fmt: skip
+        self.D_box = _spin(
+            "explorer_D", -5.0, 10.0, 0.1, model.D, 2,
+            "D: the observed value of x. May be negative (z stays ≥ 0; the posterior then piles up at 0).",
+        )  # fmt: skip
+        for box in (self.alpha_box, self.sigma_box, self.D_box):
+            box.valueChanged.connect(lambda *_: self.model_changed.emit())
+
+        self.family_combo = QComboBox()
+        self.family_combo.setObjectName("explorer_family")
+        for fam in ex.FAMILIES.values():
+            self.family_combo.addItem(fam.display_name, fam.name)
+        self.family_combo.setToolTip(
+            "Surrogate family for q(z). Exponential: the seed's choice. Normal: truncated to z ≥ 0 "
+            "(a plain Normal puts mass where p(z) = 0, so its ELBO is −∞). Log-Normal: exp of a Normal."
+        )
+        self.family_combo.currentIndexChanged.connect(lambda *_: self.family_changed.emit())
+        self.family_note = QLabel()
+        self.family_note.setObjectName("explorer_family_note")
+        self.family_note.setWordWrap(True)
+        self.family_note.setToolTip("What is special about this surrogate family.")
+        small = QFont(self.family_note.font())
+        small.setPointSizeF(max(small.pointSizeF() - 1.0, 7.0))
+        self.family_note.setFont(small)
+
+        self.param_sliders = [ParamSlider(0), ParamSlider(1)]
+        for i, s in enumerate(self.param_sliders):
+            s.value_changed.connect(lambda v, i=i: self.param_changed.emit(i, v))
+
+        self.n_box = QSpinBox()
+        self.n_box.setObjectName("explorer_n_samples")
+        self.n_box.setRange(2, 200_000)
+        self.n_box.setValue(1000)
+        self.n_box.setSingleStep(100)
+        self.n_box.setKeyboardTracking(False)
+        self.n_box.setToolTip(
+            "N: samples z ~ q for the Monte Carlo ELBO estimate shown on the right (mean of log p(z, D) − log q(z))."
+        )
+        self.n_box.valueChanged.connect(lambda *_: self.samples_changed.emit())
+        self.resample_button = _button(
+            "Resample", "explorer_resample", "Draw a fresh set of N samples for the Monte Carlo ELBO (new seed)."
+        )
+        self.resample_button.clicked.connect(lambda *_: self.resample_clicked.emit())
+
+        self.lr_box = _spin(
+            "explorer_lr", 0.001, 1.0, 0.01, 0.05, 3,
+            "Fit: Adam learning rate (in log-rate / μ / log-σ units), decayed to 0 along a cosine over the steps.",
+        )  # fmt: skip
+        self.steps_box = QSpinBox()
+        self.steps_box.setObjectName("explorer_steps")
+        self.steps_box.setRange(10, 20_000)
+        self.steps_box.setSingleStep(100)
+        self.steps_box.setValue(500)
+        self.steps_box.setToolTip("Fit: number of stochastic gradient steps.")
+        self.batch_box = QSpinBox()
+        self.batch_box.setObjectName("explorer_fit_batch")
+        self.batch_box.setRange(1, 4096)
+        self.batch_box.setValue(16)
+        self.batch_box.setToolTip("Fit: reparameterised samples per gradient step (the Monte Carlo batch).")
+        self.estimator_combo = estimator_combo()
+
+        self.fit_button = _button(
+            "Fit",
+            "explorer_fit",
+            "Stochastic gradient ascent on the Monte Carlo ELBO with the reparameterisation trick, "
+            "starting from the current q. Animates q, the path on the ELBO landscape and the ELBO-vs-step curve.",
+        )
+        self.fit_button.clicked.connect(lambda *_: self.fit_clicked.emit())
+        self.stop_button = _button("Stop", "explorer_stop", "Stop the running fit where it is.")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(lambda *_: self.stop_clicked.emit())
+        self.best_button = _button(
+            "Best",
+            "explorer_best",
+            "Jump to the family's optimum: the parameters with the largest exact ELBO, found by Newton's method "
+            "on the quadrature ELBO (deterministic).",
+        )
+        self.best_button.clicked.connect(lambda *_: self.best_clicked.emit())
+
+        self.report_label = QLabel("Press Fit to run stochastic VI from the current q.")
+        self.report_label.setObjectName("explorer_report_label")
+        self.report_label.setWordWrap(True)
+        self.report_label.setToolTip("Outcome of the last fit, compared with the family's best possible ELBO.")
+        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._layout()
+
+    def _layout(self) -> None:
+        model_box = QGroupBox("Model")
+        form = QFormLayout(model_box)
+        formula = QLabel("z ~ Exp(α),  x | z ~ N(z, σ²),  observed x = D")
+        formula.setWordWrap(True)
+        formula.setMinimumHeight(formula.heightForWidth(LEFT_WIDTH - 64) + 2)
+        formula.setToolTip("The Exponential–Normal model of seed 001: a latent z ≥ 0 and one noisy observation of it.")
+        form.addRow(formula)
+        form.addRow("α (prior rate)", self.alpha_box)
+        form.addRow("σ (noise sd)", self.sigma_box)
+        form.addRow("D (observed x)", self.D_box)
+
+        q_box = QGroupBox("Surrogate q(z)")
+        qv = QVBoxLayout(q_box)
+        qv.addWidget(self.family_combo)
+        qv.addWidget(self.family_note)
+        for s in self.param_sliders:
+            qv.addWidget(s)
+        n_row = QHBoxLayout()
+        n_label = QLabel("MC samples N")
+        n_label.setMinimumWidth(n_label.sizeHint().width())  # whole at 1024×700
+        n_row.addWidget(n_label)
+        n_row.setSpacing(4)
+        n_row.addWidget(self.n_box, 1)
+        n_row.addWidget(self.resample_button)
+        qv.addLayout(n_row)
+
+        fit_box = QGroupBox("Fit (stochastic VI)")
+        fv = QVBoxLayout(fit_box)
+        fit_form = QFormLayout()
+        fit_form.addRow("learning rate", self.lr_box)
+        steps_row = QHBoxLayout()  # steps and batch share a row, so the estimator's row costs no height
+        steps_row.addWidget(self.steps_box, 1)
+        steps_row.addWidget(QLabel("×"))
+        steps_row.addWidget(self.batch_box, 1)
+        fit_form.addRow("steps × samples", steps_row)
+        fit_form.addRow("gradient", self.estimator_combo)
+        fv.addLayout(fit_form)
+        buttons = QHBoxLayout()
+        for b in (self.fit_button, self.stop_button, self.best_button):
+            buttons.addWidget(b)
+        fv.addLayout(buttons)
+        fv.addWidget(self.report_label)
+
+        left = QVBoxLayout(self)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addWidget(model_box)
+        left.addWidget(q_box)
+        left.addWidget(fit_box)
+        left.addStretch(1)
+        self.setFixedWidth(LEFT_WIDTH)
+
+    # -- what the user chose ----------------------------------------------------------------------------------
+    def model(self) -> ex.ExpNormalModel:
+        return ex.ExpNormalModel(self.alpha_box.value(), self.sigma_box.value(), self.D_box.value())
+
+    def family(self) -> type[ex.Surrogate]:
+        return ex.FAMILIES[self.family_combo.currentData()]
+
+    def samples(self) -> int:
+        return self.n_box.value()
+
+    def fit_settings(self) -> dict:
+        """Keyword arguments of ``engine.explorer.fit`` (besides the model, family and starting q)."""
+        return {
+            "lr": self.lr_box.value(),
+            "steps": self.steps_box.value(),
+            "n_samples": self.batch_box.value(),
+            "estimator": self.estimator_combo.currentData(),
+        }
+
+    # -- what the panel shows ---------------------------------------------------------------------------------
+    def show_family(self, fam: type[ex.Surrogate], model: ex.ExpNormalModel, q: ex.Surrogate) -> None:
+        """The family's note and one slider per parameter, over its ranges for this model."""
+        ranges = fam.param_ranges(model)
+        self.family_note.setText(f"{fam.label}. {fam.note}")
+        # a word-wrapped label in a fixed-width column does not always get its height-for-width: reserve it
+        self.family_note.setMinimumHeight(self.family_note.heightForWidth(LEFT_WIDTH - 64) + 2)
+        for i, slider in enumerate(self.param_sliders):
+            if i < len(fam.param_names):
+                name = fam.param_names[i]
+                label = fam.param_labels[i]
+                slider.configure(label, ranges[name], f"Parameter {label} of q(z): {fam.label}.")
+                slider.show_value(getattr(q, name))
+            slider.setVisible(i < len(fam.param_names))
+
+    def show_q(self, q: ex.Surrogate) -> None:
+        for i, name in enumerate(type(q).param_names):
+            self.param_sliders[i].show_value(getattr(q, name))
+
+    def set_fitting(self, fitting: bool) -> None:
+        self.fit_button.setEnabled(not fitting)
+        self.stop_button.setEnabled(fitting)
+
+    def set_report(self, text: str) -> None:
+        self.report_label.setText(text)

@@ -32,6 +32,7 @@ from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
+from gui.lab2d.panel import Lab2DPanel
 from gui.recent import RecentDatasets
 from gui.training_worker import TrainingWorker
 from gui.state import StudioState
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.gallery = GalleryPanel(st)
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
+        self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = StatusBarView(self.statusBar())
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
@@ -93,6 +95,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.loader = DatasetLoader(self)
         layout.build_actions(self)
         layout.build_window(self)
+        self.add_tab(self.lab2d, "2-D Lab")
         self.recent = RecentDatasets(self.recent_menu, self.settings, self.open_dataset, self.act_clear_recent)
         self._connect()
 
@@ -388,7 +391,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit()
+        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
+        self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
         self.checkpoints.shutdown()

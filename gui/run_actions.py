@@ -26,6 +26,7 @@ class RunActions(QObject):
         self._encoder: Worker | None = None
         s = self.session
         s.started.connect(self._on_run_started)
+        s.compiled.connect(self.w.status.show_step_kind)
         s.metrics.connect(self._on_metrics)
         s.epoch.connect(self._on_epoch)
         s.latent.connect(self.state.set_latent)

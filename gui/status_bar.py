@@ -48,6 +48,7 @@ class StatusBarView:
         self.rate_label = QLabel("— samples/s")
         self.eta_label = QLabel("ETA —")
         self.device_label = QLabel("device —")
+        self.step_label = QLabel("")  # which training step runs: eager, compiling, compiled
         for w, name, tip in (
             (self.state_label, "stateLabel", "Run state"),
             (
@@ -58,10 +59,11 @@ class StatusBarView:
             ),
             (self.eta_label, "etaLabel", "Time left at the current speed (epoch-end evaluation not included)"),
             (self.device_label, "deviceLabel", "Device the model trains on"),
+            (self.step_label, "stepKindLabel", "Which training step runs (Settings → Compile)"),
         ):
             w.setObjectName(name)
             w.setToolTip(tip)
-        for w in (self.state_label, self.progress, self.rate_label, self.eta_label, self.device_label):
+        for w in (self.state_label, self.progress, self.rate_label, self.eta_label, self.step_label, self.device_label):
             status_bar.addPermanentWidget(w)
         self._rate: float | None = None  # smoothed samples/s
         self._batch_size = 1
@@ -72,6 +74,7 @@ class StatusBarView:
         self.progress.setValue(0)
         self.progress.setFormat("not started")
         self.show_device("device —", "Device the model trains on")
+        self.show_step_kind(None)
         self.set_state("idle")
 
     def message(self, text: str, ms: int = 0) -> None:
@@ -93,6 +96,19 @@ class StatusBarView:
             + (f"; {msg.data_placement}" if msg.data_placement else ""),
         )
         self.show_progress(msg.start_step, msg.start_epoch, msg.total_steps, msg.steps_per_epoch)
+
+    def show_step_kind(self, msg) -> None:
+        """A CompileStatus: 'eager step', 'compiling…' or 'compiled step', the full line (and any reason the step
+        could not be compiled) in the tooltip and, when it changes, in the message area once."""
+        if msg is None:
+            self.step_label.setText("")
+            self.step_label.setToolTip("Which training step runs (Settings → Compile)")
+            return
+        short = {"compiling": "eager · compiling…", "compiled": "compiled step"}.get(msg.state, "eager step")
+        self.step_label.setText(short)
+        self.step_label.setToolTip(msg.text)
+        if msg.state != "compiling" and msg.text != "compile off: eager step":
+            self.message(f"Training step: {msg.text}", 10000)
 
     def show_device(self, text: str, tip: str) -> None:
         """The one place that says where (and on how many threads) the model trains."""

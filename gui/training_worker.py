@@ -16,6 +16,7 @@ from engine.checkpoint import Checkpoint, CheckpointError, checkpoint_of_run
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.messages import (
     CheckpointSaved,
+    CompileStatus,
     WeightsSnapshot,
     EpochSummary,
     LatentSnapshot,
@@ -38,6 +39,7 @@ class TrainingWorker(QObject):
     error = Signal(object)  # WorkerError
     started = Signal(object)  # RunStarted
     saved = Signal(object)  # CheckpointSaved
+    compiled = Signal(object)  # CompileStatus
     finished = Signal()  # the worker thread has ended (after the last message)
 
     def __init__(self, parent: QObject | None = None):
@@ -169,6 +171,8 @@ class TrainingWorker(QObject):
             self.state.emit(msg)
         elif isinstance(msg, RunStarted):
             self.started.emit(msg)
+        elif isinstance(msg, CompileStatus):
+            self.compiled.emit(msg)
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)
         elif isinstance(msg, WorkerError):

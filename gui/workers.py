@@ -4,8 +4,8 @@ produces on the GUI thread.
 ``job()`` may return a value (loading a dataset or a checkpoint, a posterior grid) or an iterator (the training run,
 the amortization study): an iterator is drained on the worker and each item arrives as ``yielded(item)``. Then
 exactly one of ``returned(value)`` / ``failed(exception, traceback_text)`` arrives, then ``done()``. A job that
-iterates can be stopped between two items with ``cancel()`` (it also sets ``cancel_event``, which the engine's
-generators accept). Signals from a cancelled worker are not delivered.
+iterates is stopped after its current item by ``cancel()`` (its iterator is closed); signals from a cancelled
+worker are not delivered.
 
 Every worker thread starts with ``apply_thread_policy(role)``: the one place that decides how many CPU threads
 torch may use on it."""
@@ -51,10 +51,10 @@ class _Thread(QThread):
     returned = Signal(object)
     failed = Signal(object, str)
 
-    def __init__(self, job: Callable[[], object], name: str, role: str, cancel_event: threading.Event):
+    def __init__(self, job: Callable[[], object], name: str, role: str, cancelled: threading.Event):
         super().__init__()
         self.setObjectName(name)
-        self._job, self._role, self._cancel = job, role, cancel_event
+        self._job, self._role, self._cancel = job, role, cancelled
 
     def run(self) -> None:  # the worker thread
         try:
@@ -98,9 +98,9 @@ class Worker(QObject):
     ):
         super().__init__(parent)
         self.setObjectName(name)
-        self.cancel_event = threading.Event()
+        self._cancel = threading.Event()  # read by the worker thread between two items
         self.cancelled = False
-        self._thread = _Thread(job, name, role, self.cancel_event)
+        self._thread = _Thread(job, name, role, self._cancel)
         self._thread.yielded.connect(self._on_yielded)
         self._thread.returned.connect(self._on_returned)
         self._thread.failed.connect(self._on_failed)
@@ -119,7 +119,7 @@ class Worker(QObject):
     def cancel(self) -> None:
         """Stop delivering results, and ask an iterating job to stop after its current item."""
         self.cancelled = True
-        self.cancel_event.set()
+        self._cancel.set()
 
     def _on_yielded(self, item) -> None:  # GUI thread, like the two below
         if not self.cancelled:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from engine.data.dataset import Dataset
+
+# Runs step eagerly unless a test asks for the compiled step (tests/engine/test_compiled.py): a background compile
+# in every test's run would cost the suite minutes of C++ compiling.
+os.environ.setdefault("ELBO_STUDIO_COMPILE", "off")
 
 
 def make_blobs(n_train=600, n_test=200, side=8, classes=3, seed=0) -> Dataset:

@@ -23,6 +23,7 @@ sd is the estimator's noise with one sample, sd/√N with N. "Samples needed for
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
@@ -176,17 +177,33 @@ def _stats(estimator: str, g: np.ndarray, exact: np.ndarray) -> EstimatorStats:
     return EstimatorStats(estimator, g, g.mean(axis=0), sd, sd / math.sqrt(n), needed)
 
 
-def gradient_study(model: ExpNormalModel, q: Surrogate, n: int = 100_000, seed: int = 0) -> GradientStudy:
-    """Estimate ∇θ ELBO (θ = q's natural parameters) with each estimator from its own n independent draws."""
+def gradient_study(
+    model: ExpNormalModel,
+    q: Surrogate,
+    n: int = 100_000,
+    seed: int = 0,
+    cancel: threading.Event | None = None,
+    chunk: int = 25_000,
+) -> GradientStudy | None:
+    """Estimate ∇θ ELBO (θ = q's natural parameters) with each estimator from its own n independent draws, in
+    chunks of `chunk` samples (the baseline of a sample comes from the other samples of its chunk). Returns None
+    as soon as `cancel` is set (checked between chunks)."""
     if n < 2:
         raise ValueError(f"need n ≥ 2 samples for a standard deviation, got {n}")
     q = q.as_floats()
     exact = exact_gradient(model, q)
     gen = torch.Generator().manual_seed(int(seed))
+    sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+    if len(sizes) > 1 and sizes[-1] < 2:  # a chunk of one sample has no others to take a baseline from
+        sizes[-2:] = [sizes[-2] - 1, 2]
     stats = {}
     for estimator in ESTIMATORS:
-        g, _ = single_sample_gradients(model, q, estimator, n, gen)
-        stats[estimator] = _stats(estimator, g.numpy(), exact)
+        parts = []
+        for size in sizes:
+            if cancel is not None and cancel.is_set():
+                return None
+            parts.append(single_sample_gradients(model, q, estimator, size, gen)[0].numpy())
+        stats[estimator] = _stats(estimator, np.concatenate(parts), exact)
     return GradientStudy(type(q).name, type(q).param_names, q.params(), exact, int(n), stats)
 
 

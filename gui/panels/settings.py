@@ -138,6 +138,9 @@ TIPS = {
     "threads": "CPU threads for the training steps. Auto chooses them from the measured step rate and keeps "
     "choosing while training: fewer when other programs take cores, more when they free them. A number "
     "fixes them. The status bar shows the count in use. Ignored on a GPU.",
+    "compile": "Auto: the training step is compiled (torch.compile) in the background while training starts "
+    "eagerly, and training switches to it when it is ready; the status bar shows which step runs, or why it "
+    "could not be compiled. A second run of the same shape starts compiled. Off: the eager step only.",
     "seed": "Seeds the weights, the batch order and the noise: two CPU runs with the same seed are identical.",
     "iwae_k": "Importance samples K for the per-epoch IWAE estimate of log p(x) (Burda et al. 2016). "
     "Larger K: a tighter bound, a slower end of epoch.",
@@ -158,6 +161,7 @@ LABELS = {
     "device": "Device",
     "precision": "Precision",
     "threads": "CPU threads",
+    "compile": "Compile",
     "seed": "Seed",
     "iwae_k": "IWAE samples K",
 }
@@ -175,6 +179,7 @@ TRAIN_KEYS = (
     "device",
     "precision",
     "threads",
+    "compile",
     "seed",
     "iwae_k",
 )
@@ -271,6 +276,7 @@ class SettingsPanel(QGroupBox):
             "threads": combo(
                 "threads", [(0, "Auto (adapts to the load)")] + [(n, str(n)) for n in range(1, usable_cores() + 1)]
             ),
+            "compile": combo("compile", [("auto", "Auto (switch when compiled)"), ("off", "Off")]),
             "seed": spin("seed"),
             "iwae_k": spin("iwae_k", 10),
         }

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSlider, QSpinBox,
 
 from engine import explorer as ex  # noqa: E402
 from gui.panels.explorer import ExplorerPanel  # noqa: E402
+from gui.workers import live_threads  # noqa: E402
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_slider_moves_the_numbers_and_the_identity_holds(panel, qtbot):
     slider = panel.findChild(QSlider, "explorer_param0")
     before = {n: label(panel, n) for n in ("explorer_elbo_label", "explorer_kl_label", "explorer_mc_label")}
     q_before = panel.q
-    q_curve_before = panel.q_curve.getData()[1].copy()
+    q_curve_before = panel.plots.q_curve.getData()[1].copy()
     residuals = []
     for _ in range(6):
         qtbot.keyClick(slider, Qt.Key.Key_PageUp)  # as a user would: keyboard on the focused slider
@@ -94,9 +95,9 @@ def test_slider_moves_the_numbers_and_the_identity_holds(panel, qtbot):
     # what is shown is the engine's number for the new q
     assert panel.numbers.elbo_quad == pytest.approx(ex.elbo_quadrature(panel.model, panel.q), abs=1e-12)
     assert f"{panel.numbers.kl:.6f}" in label(panel, "explorer_kl_label")
-    assert not np.allclose(panel.q_curve.getData()[1], q_curve_before)
+    assert not np.allclose(panel.plots.q_curve.getData()[1], q_curve_before)
     # the current-point marker follows
-    x, _ = panel.surface1d_current.getData()
+    x, _ = panel.plots.surface1d_current.getData()
     assert x[0] == pytest.approx(math.log10(panel.q.rate))  # log-mode axis: drawn in log10 units
 
 
@@ -114,26 +115,26 @@ def test_model_controls_change_the_evidence(panel, qtbot):
 
 
 def test_switching_family_updates_plots_and_controls(panel):
-    q_curve_exp = panel.q_curve.getData()[1].copy()
-    assert panel.surface_stack.currentIndex() == 0
-    assert len(panel.surface_curve.getData()[0]) > 100
+    q_curve_exp = panel.plots.q_curve.getData()[1].copy()
+    assert panel.plots.surface_stack.currentIndex() == 0
+    assert len(panel.plots.surface_curve.getData()[0]) > 100
 
     select_family(panel, "Log-Normal")
     assert isinstance(panel.q, ex.LogNormalQ)
-    assert panel.surface_stack.currentIndex() == 1
-    assert panel.surface_image.image is not None and panel.surface_image.image.shape == (61, 61)
-    assert panel.param_sliders[1].isVisible()
-    assert not np.allclose(panel.q_curve.getData()[1], q_curve_exp)
+    assert panel.plots.surface_stack.currentIndex() == 1
+    assert panel.plots.surface_image.image is not None and panel.plots.surface_image.image.shape == (61, 61)
+    assert panel.controls.param_sliders[1].isVisible()
+    assert not np.allclose(panel.plots.q_curve.getData()[1], q_curve_exp)
     assert residual_shown(panel) < 1e-6
-    best_x, best_y = panel.surface2d_best.getData()
+    best_x, best_y = panel.plots.surface2d_best.getData()
     assert best_x[0] == pytest.approx(panel.best.mu)
     assert best_y[0] == pytest.approx(math.log10(panel.best.sigma))
 
     select_family(panel, "Normal")
     assert isinstance(panel.q, ex.TruncNormalQ)
     select_family(panel, "Exponential")
-    assert panel.surface_stack.currentIndex() == 0
-    assert not panel.param_sliders[1].isVisible()
+    assert panel.plots.surface_stack.currentIndex() == 0
+    assert not panel.controls.param_sliders[1].isVisible()
 
 
 def test_heat_map_is_oriented_with_its_axes_even_under_row_major_config(qtbot):
@@ -144,11 +145,11 @@ def test_heat_map_is_oriented_with_its_axes_even_under_row_major_config(qtbot):
         w = ExplorerPanel()
         qtbot.addWidget(w)
         select_family(w, "Log-Normal")
-        img = w.surface_image
+        img = w.plots.surface_image
         i, j = np.unravel_index(np.argmax(img.image), img.image.shape)  # i: μ index, j: σ index
         centre = img.mapToView(QPointF(i + 0.5, j + 0.5))  # col-major pixel (x=i, y=j) → plot coordinates
-        bx, by = w.surface2d_best.getData()
-        surf = w._surface
+        bx, by = w.plots.surface2d_best.getData()
+        surf = w.surface
         dx = surf.axes[0][1] - surf.axes[0][0]
         dy = math.log10(surf.axes[1][1] / surf.axes[1][0])
         assert abs(centre.x() - bx[0]) <= 1.5 * dx
@@ -198,9 +199,9 @@ def test_fit_animates_and_finishes_near_the_family_best(panel, qtbot, family):
     assert f"{final:.4f}" in report
     # the sliders show the fitted q
     name = type(panel.q).param_names[0]
-    assert panel.param_sliders[0].value_label.text() == f"{getattr(panel.q, name):.4g}"
+    assert panel.controls.param_sliders[0].value_label.text() == f"{getattr(panel.q, name):.4g}"
     # the exact-ELBO curve and the path on the landscape were drawn
-    assert len(panel.step_exact_curve.getData()[0]) > 3
+    assert len(panel.plots.step_exact_curve.getData()[0]) > 3
     assert residual_shown(panel) < 1e-6
 
 
@@ -241,16 +242,17 @@ def test_best_button_jumps_to_the_family_optimum(panel):
     assert panel.numbers.kl > 0.01  # this family cannot reach the posterior
 
 
-def test_no_running_timer_after_close(qtbot):
+def test_no_running_fit_after_close(qtbot):
     w = ExplorerPanel()
     qtbot.addWidget(w)
     w.show()
     w.findChild(QSpinBox, "explorer_steps").setValue(20_000)
     qtbot.mouseClick(w.findChild(QPushButton, "explorer_fit"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(w.fit_curve()[0]) > 0, timeout=5_000)
-    assert any(t.isActive() for t in w.findChildren(QTimer))
+    assert w.is_fitting() and [t.objectName() for t in live_threads()] == ["explorerFit"]
     w.close()
     assert not w.is_fitting()
+    assert live_threads() == []  # closing waited for the fit's thread
     assert not any(t.isActive() for t in w.findChildren(QTimer))
     n = len(w.fit_curve()[0])
     qtbot.wait(100)
@@ -260,16 +262,16 @@ def test_no_running_timer_after_close(qtbot):
 def test_current_point_stays_in_view_on_the_elbo_curve(panel, qtbot):
     """The starting q is far from the optimum (its ELBO well below the best): its point must still be visible, and
     moving q with the slider keeps it in view."""
-    vb = panel.surface1d.getPlotItem().getViewBox()
+    vb = panel.plots.surface1d.getPlotItem().getViewBox()
 
     def in_view():
-        _, y = panel.surface1d_current.getData()
+        _, y = panel.plots.surface1d_current.getData()
         (_, _), (y0, y1) = vb.viewRange()
         return y0 <= y[0] <= y1
 
     assert panel.numbers.elbo_quad < panel.best_elbo - 1.0  # the case this test is about
     assert in_view()
-    slider = panel.param_sliders[0].slider
+    slider = panel.controls.param_sliders[0].slider
     slider.setFocus()
     for key in (Qt.Key.Key_PageUp,) * 4 + (Qt.Key.Key_Home, Qt.Key.Key_End):
         qtbot.keyClick(slider, key)

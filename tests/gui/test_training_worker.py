@@ -44,10 +44,10 @@ def test_stop_and_close_are_quick(qtbot, tiny):
 
 def test_stop_before_the_run_is_built(qtbot, tiny):
     s = TrainingWorker()
-    s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
-    s.stop()  # the worker may still be constructing the Trainer
-    qtbot.waitUntil(lambda: not s.is_active(), timeout=10_000)
-    assert s.current_state in ("stopped", "starting")
+    with qtbot.waitSignal(s.finished, timeout=10_000):  # after the run's last message
+        s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
+        s.stop()  # the worker may still be constructing the Trainer
+    assert not s.is_active() and s.current_state == "stopped"
 
 
 def test_config_error_becomes_an_error_signal(qtbot, tiny):

@@ -1,0 +1,46 @@
+"""Compile: auto in the window: training starts on the eager step while the step compiles in the background, the
+status bar says so, and the switch to the compiled step loses no step."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from engine import compiled
+from tests.gui.conftest import SMALL_TRAIN, wait_finished
+
+
+def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a_step(qtbot, make_window, monkeypatch):
+    monkeypatch.delenv(compiled.ENV, raising=False)
+    monkeypatch.setattr(compiled, "_REGISTRY", {})  # nothing compiled before: this run must compile
+    gate = threading.Event()
+
+    def held_backend(gm, example_inputs):  # a real compile (AOTAutograd, eager kernels), held until released
+        assert gate.wait(120)
+        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+
+    monkeypatch.setattr(compiled, "BACKEND", held_backend)
+    w = make_window(train=SMALL_TRAIN.replace(epochs=10_000, threads=1, compile="auto"))
+    assert w.settings_panel.widgets["compile"].currentData() == "auto"
+    kinds, steps = [], []
+    w.session.compiled.connect(kinds.append)
+    w.session.metrics.connect(lambda c: steps.append(c.steps))
+    w.act_start.trigger()
+    qtbot.waitUntil(lambda: w.status.step_label.text() == "eager · compiling…", timeout=20_000)
+    qtbot.waitUntil(lambda: sum(map(len, steps)) >= 30, timeout=60_000)  # training goes on while compiling
+    assert not gate.is_set() and [k.state for k in kinds] == ["compiling"]
+    gate.set()
+    qtbot.waitUntil(lambda: w.status.step_label.text() == "compiled step", timeout=120_000)
+    switched = w.session.run.compiled.switched_at
+    assert kinds[-1].state == "compiled" and f"from step {switched:,}" in kinds[-1].text
+    assert "compiled step from step" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: sum(map(len, steps)) >= switched + 30, timeout=60_000)  # and trains on, compiled
+    w.act_stop.trigger()
+    wait_finished(qtbot, w)
+    done = np.concatenate(steps)
+    np.testing.assert_array_equal(done, np.arange(len(done)))  # every step once, in order, across the switch
+    assert switched >= 30 and len(done) >= switched + 30
+    assert np.isfinite(w.state.history.column("elbo")).all()
+    w.session.run.compiled.graphs.thread.join(120)  # the evaluation graphs, compiled after the step's
