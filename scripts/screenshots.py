@@ -59,12 +59,12 @@ def main(out: str, epochs: int = 1, ckpt: str | None = None) -> int:
     failures = 0
     for width, height in ((1024, 700), (1600, 1000)):
         w.resize(width, height)
-        for tab, name in ((0, "training"), (1, "posterior"), (2, "explorer")):
-            w.tabs.setCurrentIndex(tab)
+        for page, name in ((w.latent, "training"), (w.inference, "posterior"), (w.explorer, "explorer")):
+            w.show_page(page)
             wait(app, lambda: False, 2.5)
             w.draw_all()
             wait(app, lambda: False, 0.5)
-            path = os.path.join(out, f"window-{name}-{width}x{height}.png")
+            path = os.path.join(out, f"first-hour-{name}-{width}x{height}.png")
             w.grab().save(path)
             bad = clipped_texts(w)
             failures += len(bad)

@@ -1,5 +1,5 @@
 """A folder of class sub-folders of images with a CSV beside them (metadata.csv: a common layout) is an image
-folder; a CSV is the data only when no images are there."""
+folder; a CSV is the data only when no images are there. An IDX folder named fashion-mnist is "Fashion-MNIST"."""
 
 from __future__ import annotations
 
@@ -52,3 +52,12 @@ def test_a_lone_csv_is_still_the_data_and_loose_csvs_without_a_train_file_are_re
         (two / name).write_text("1,2\n")
     with pytest.raises(DatasetError, match="holds 2 CSV files"):
         load_dataset(two)
+
+
+def test_fashion_mnist_opened_by_its_folder_has_the_default_datasets_name(tmp_path):
+    from tests.engine.test_data_idx import make_set
+
+    make_set(tmp_path / "fashion-mnist")
+    make_set(tmp_path / "my-digits")
+    assert load_dataset(tmp_path / "fashion-mnist").name == "Fashion-MNIST"
+    assert load_dataset(tmp_path / "my-digits").name == "my-digits"  # other folders keep their own name
