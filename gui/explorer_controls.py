@@ -250,7 +250,9 @@ class ExplorerControls(QWidget):
         steps_row.addWidget(self.steps_box, 1)
         steps_row.addWidget(QLabel("×"))
         steps_row.addWidget(self.batch_box, 1)
-        fit_form.addRow("steps × samples", steps_row)
+        steps_label = QLabel("steps × n")  # short: whole in the 1024-px window's narrow column
+        steps_label.setToolTip("Fit steps × Monte Carlo samples n per step")
+        fit_form.addRow(steps_label, steps_row)
         fit_form.addRow("gradient", self.estimator_combo)
         fv.addLayout(fit_form)
         buttons = QHBoxLayout()

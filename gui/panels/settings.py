@@ -224,6 +224,9 @@ class SettingsPanel(QGroupBox):
 
         def combo(key, items):
             w = QComboBox()
+            # sized for about 16 characters, not for the longest entry, so the column fits a 1024-px window
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(16)
             for value, label in items:
                 w.addItem(label, value)
             w.currentIndexChanged.connect(lambda _i, k=key: self._on_changed(k))
