@@ -252,7 +252,7 @@ def build_window(w) -> None:
     _toolbar(w)
     _menus(w)
     top = _splitter(
-        "topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2), [520, 430, 250]
+        "topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2), [500, 410, 290]
     )
     right = _splitter("rightSplitter", Qt.Orientation.Vertical, (top, w.curves), (3, 2), [520, 330])
     training = QWidget()

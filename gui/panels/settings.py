@@ -279,7 +279,7 @@ class SettingsPanel(QGroupBox):
             "threads": combo(
                 "threads", [(0, "Auto (adapts to the load)")] + [(n, str(n)) for n in range(1, usable_cores() + 1)]
             ),
-            "compile": combo("compile", [("auto", "Auto (switch when compiled)"), ("off", "Off")]),
+            "compile": combo("compile", [("auto", "Auto (when ready)"), ("off", "Off")]),
             "seed": spin("seed"),
             "iwae_k": spin("iwae_k", 10),
         }
