@@ -63,9 +63,13 @@ def top_level(argv: list[str]) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
-        from engine.cli import main as train_main
+        try:
+            from engine.cli import main as train_main  # imports torch: a second or more
 
-        return train_main(argv[1:])
+            return train_main(argv[1:])
+        except KeyboardInterrupt:  # Ctrl+C before the CLI's own handling starts: the same one line
+            print("\ninterrupted", file=sys.stderr)
+            return 130
     code = top_level(argv)
     if code is not None:
         return code

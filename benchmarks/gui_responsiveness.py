@@ -99,6 +99,7 @@ def with_window(
     w = MainWindow(settings=QSettings(ini, QSettings.Format.IniFormat), dataset=ds, load_default=False)
     w.show_error = lambda *a: print("error dialog:", a)
     w.ask_save_before_close = lambda: "discard"
+    w.ask_save_model_before_close = lambda described: "discard"
     w.resize(1600, 1000)
     w.show()
     w.settings_panel.set_configs(mcfg, tcfg)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import MAX_COUNT, CheckpointError, load_checkpoint
 from .config import (
     ARCHS,
     COMPILE_MODES,
@@ -29,6 +29,7 @@ from .files import WriteError, atomic_write, quote
 from .limits import range_text
 from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
 from .mutual_information import collapse_warning
+from .outputs import find_clash, name_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.iwae_k,
         help=f"importance samples for the log p(x) estimate ({range_text('iwae_k')})",
     )
-    p.add_argument("--checkpoint", metavar="OUT", help="write the final checkpoint here")
+    p.add_argument(
+        "--checkpoint",
+        metavar="OUT",
+        help="write the final checkpoint here; without it the trained model is discarded when the run ends",
+    )
     p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
     p.add_argument("--metrics-csv", metavar="OUT", help="write per-step metrics (and per-epoch test metrics) here")
     return p
@@ -200,20 +205,23 @@ def given_flags(argv: list[str]) -> dict:
     return vars(p.parse_args(argv))
 
 
+OUTPUT_FLAGS = ("--checkpoint", "--metrics-csv")
+
+
 def check_outputs(args) -> str | None:
-    """Why the output paths cannot be written (before any training), or None: an empty name, the metrics CSV
-    named like the checkpoint, a target that is a folder, a folder that cannot be created or written."""
+    """Why the output paths cannot be written (before any work), or None: an empty name, a name the file system
+    cannot hold, an output that is the same file as an input (--data, --resume) or as the other output (compared
+    as files: engine/outputs.py), a target that is a folder, a folder that cannot be created or written. Writing
+    the checkpoint back over the one it resumes is allowed (atomic; the input was read whole first)."""
     outs = {"--checkpoint": args.checkpoint, "--metrics-csv": args.metrics_csv}
     for flag, p in outs.items():
         if p is not None and not str(p).strip():
             return f"{flag} was given an empty file name"
-    if (
-        args.checkpoint
-        and args.metrics_csv
-        and os.path.abspath(os.path.expanduser(args.checkpoint))
-        == os.path.abspath(os.path.expanduser(args.metrics_csv))
-    ):
-        return f"{quote(args.checkpoint)}: --metrics-csv and --checkpoint name the same file"
+        if p and (why := name_problem(p)):
+            return f"{quote(p)}: {flag} cannot be written: {why}"
+    clash = find_clash(outs, {"--data": args.data, "--resume": args.resume}, allow={("--checkpoint", "--resume")})
+    if clash is not None:
+        return clash.text()
     for flag, p in outs.items():
         if not p:
             continue
@@ -229,6 +237,69 @@ def check_outputs(args) -> str | None:
             return f"{quote(p)}: cannot write there (the folder {quote(folder)} is not writable)"
         if path.exists() and not path.is_file():
             return f"{quote(p)}: {flag} names something that is not a regular file"
+    return None
+
+
+def train_config(args) -> TrainConfig:
+    """The run's TrainConfig from the flags (ConfigError for a value out of range), before any data is read."""
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        warmup_epochs=args.warmup_epochs,
+        free_bits=args.free_bits,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        iwae_k=args.iwae_k,
+        threads=args.threads,
+        compile=args.compile,
+    )
+
+
+def check_from_headers(args, ck, tcfg: TrainConfig, channels: int | None) -> str | None:
+    """Why a CPU run on ``--data`` cannot fit in memory, judged from the file's headers (image count and size)
+    before a pixel is read or decompressed: the stored images plus the run's own estimate (engine/run_memory.py).
+    None when it fits, or when the headers cannot tell (CSV, image folders: their loaders bound themselves)."""
+    from .data import peek_dataset
+    from .devices import pick_device
+    from .run_memory import check_training_fits
+
+    peek = peek_dataset(args.data, args.resolution, channels)
+    if peek is None or pick_device(args.device).type != "cpu":
+        return None
+    n, shape = peek
+    if ck is not None:
+        mcfg = ck.model_config
+        if tuple(mcfg.image_shape) != shape:
+            return None  # the load reports the mismatch
+    else:
+        mcfg = ModelConfig(
+            image_shape=shape,
+            latent_dim=args.latent_dim,
+            arch=args.arch,
+            hidden=args.hidden,
+            likelihood=args.likelihood,
+        )
+    n_test = max(1, n // 10)
+    try:
+        check_training_fits(mcfg, tcfg, max(1, n - n_test), n_test, host_data=n * mcfg.n_pixels)
+    except ConfigError as e:
+        return f"{quote(args.data)}: {e} (judged from the file's headers, before reading its images)"
+    return None
+
+
+def nothing_left(ck, epochs: int) -> str | None:
+    """Why a run resumed from ``ck`` would train no step (it has done the epochs asked for, or its step counter is
+    at the bound a checkpoint may hold), or None."""
+    if ck.step >= MAX_COUNT:
+        return f"{quote(ck.path)} is at step {ck.step:,}, the most a checkpoint may hold: nothing is left to train"
+    if ck.epoch >= epochs:
+        return (
+            f"{quote(ck.path)} has done {ck.epoch:,} epochs (step {ck.step:,}) and --epochs is {epochs:,}: "
+            f"nothing is left to train; raise --epochs to continue it"
+        )
     return None
 
 
@@ -284,14 +355,14 @@ def write_outputs(args, run) -> list[str]:
     if args.checkpoint:
         try:
             run.save(args.checkpoint)
-            print(f"checkpoint: {args.checkpoint}")
+            print(f"checkpoint: {quote(args.checkpoint)}")
         except (OSError, RuntimeError) as e:
             errors.append(str(e) if isinstance(e, WriteError) else f"could not write {quote(args.checkpoint)}: {e}")
     if args.metrics_csv:
         text = run.history.to_csv()
         try:
             atomic_write(args.metrics_csv, lambda f: f.write(text.encode()))
-            print(f"metrics: {args.metrics_csv} ({len(run.history)} steps)")
+            print(f"metrics: {quote(args.metrics_csv)} ({len(run.history)} steps)")
         except OSError as e:
             errors.append(str(e))
     return errors
@@ -355,11 +426,21 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
     except ConfigError as e:
         return fail(f"invalid settings: {e}")
+    if writer and not args.checkpoint:
+        print("note: no --checkpoint given: the trained model is discarded when the run ends", flush=True)
     try:
         ck = load_checkpoint(args.resume) if args.resume else None
         if ck is not None and (problem := resume_conflicts(given, ck)):
             return fail(problem)
+        if ck is not None and (problem := nothing_left(ck, args.epochs)):
+            if not (args.checkpoint or args.metrics_csv):
+                return fail(f"{problem} (and no output was asked for)")
+            if writer:
+                print(f"note: {problem}")
         channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
+        tcfg = train_config(args)
+        if args.data and (problem := check_from_headers(args, ck, tcfg, channels)):
+            return fail(problem)
         t_load = time.monotonic()
         if args.data:
             progress = _load_progress(sys.stderr.isatty()) if writer else None  # one progress line per job
@@ -402,7 +483,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
 
     tty = sys.stdout.isatty()
     print(
-        f"data: {data.summary()}"
+        f"data: {data.summary(quote(data.name))}"
         + (f" ({data.note})" if data.note else "")
         + f", loaded in {t_load:.1f}s"
         + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else "")
@@ -452,7 +533,11 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 print(f"\nerror: {msg.text}", file=sys.stderr)
                 if msg.fatal:
                     return 1
-    print(f"{'stopped' if stopper.signum else 'done'} in {time.monotonic() - t0:.1f}s, {run.step} steps")
+    trained = run.step - (ck.step if ck is not None else 0)
+    if trained == 0 and not stopper.signum:
+        print(f"nothing was left to train: the model stays at step {run.step:,}")
+    else:
+        print(f"{'stopped' if stopper.signum else 'done'} in {time.monotonic() - t0:.1f}s, {run.step} steps")
     errors = write_outputs(args, run) if writer else []
     for e in errors:
         print(f"error: {e}", file=sys.stderr)

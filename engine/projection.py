@@ -60,3 +60,23 @@ def latent_to_plane(plane: PCAPlane | None, z: np.ndarray) -> np.ndarray:
     out = np.zeros((len(z), 2))
     out[:, : min(2, z.shape[1])] = z[:, :2]
     return out
+
+
+def sigma_ellipse(plane: PCAPlane | None, mu: np.ndarray, log_var: np.ndarray, k: float = 1.0, n: int = 129):
+    """The k-σ ellipse (n, 2), closed, of q = N(μ, diag σ²) seen on the plot's plane: its mean at
+    ``latent_to_plane(μ)`` and its covariance projected, P diag(σ²) Pᵀ with P the plane's (2, d) axes (for d = 2
+    without a fitted plane, the axis-aligned ellipse μ + k·σ ⊙ (cos t, sin t))."""
+    mu = np.asarray(mu, np.float64).reshape(-1)
+    d = len(mu)
+    if plane is not None and plane.components.shape[1] == d:
+        axes = plane.components
+    else:
+        axes = np.zeros((2, d))
+        axes[0, 0] = 1.0
+        if d > 1:
+            axes[1, 1] = 1.0
+    cov = (axes * np.exp(np.asarray(log_var, np.float64).reshape(-1))) @ axes.T  # (2, 2)
+    lam, vec = np.linalg.eigh(cov)
+    t = np.linspace(0.0, 2 * np.pi, n)
+    circle = np.stack((np.cos(t), np.sin(t)), 1)  # (n, 2)
+    return latent_to_plane(plane, mu[None]) + k * circle @ (vec * np.sqrt(np.clip(lam, 0, None))).T

@@ -50,10 +50,19 @@ def device_budget(device) -> tuple[int, str] | None:
 
 
 def check_training_fits(
-    model_cfg, train_cfg, n_train: int, n_test: int, device_data: int = 0, budget: int | None = None, device=None
+    model_cfg,
+    train_cfg,
+    n_train: int,
+    n_test: int,
+    device_data: int = 0,
+    budget: int | None = None,
+    device=None,
+    host_data: int = 0,
 ) -> None:
-    """ConfigError naming the largest part and its setting when the run's estimate exceeds the budget."""
+    """ConfigError naming the largest part and its setting when the run's estimate exceeds the budget.
+    ``host_data``: bytes of a dataset not loaded yet (a check made from its headers before reading it)."""
     parts = training_bytes(model_cfg, train_cfg, n_train, n_test, device_data)
+    parts["host"] = int(host_data)
     total = sum(parts.values())
     gpu = device_budget(device) if budget is None else None
     if gpu is not None:
@@ -67,6 +76,7 @@ def check_training_fits(
     images = "x".join(map(str, model_cfg.image_shape))
     why = {
         "data": f"the dataset on the device ({n_train + n_test:,} images of {images})",
+        "host": f"the dataset in memory ({n_train + n_test:,} images of {images})",
         "model": f"the model (hidden {model_cfg.hidden}, latent dim {model_cfg.latent_dim}, images {images}) "
         f"with its optimizer state",
         "training": f"the training activations (batch size {train_cfg.batch_size}, hidden {model_cfg.hidden}, "

@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication
 
 from engine.checkpoint import CheckpointError, load_checkpoint, write_checkpoint
-from engine.files import WriteError, display_name
+from engine.files import WriteError, display_name, quote
 from engine.history import MetricHistory
 from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
 from gui.workers import Worker
@@ -23,6 +23,23 @@ class CheckpointActions(QObject):
         self.w = window
         self.state = window.state
         self.loader: Worker | None = None
+        self.saved: tuple[int, int] | None = None  # (model id, step) of the newest checkpoint file of the model
+        window.session.saved.connect(lambda m: self._note_saved(m.step))
+
+    def _note_saved(self, step: int) -> None:
+        self.saved = (self.state.identity().model, step)
+
+    def unsaved(self) -> str | None:
+        """The description of the model on show when it holds training that no checkpoint file holds (a finished,
+        stopped or continued run not saved since its last step), else None."""
+        ck, described = self.w.training.trained_model()
+        if described is None:
+            return None
+        step = self.w.session.run.step if self.state.source == "run" else ck.step
+        model = self.state.identity().model
+        if self.saved is not None and self.saved[0] == model and self.saved[1] >= step:
+            return None
+        return described
 
     def can_save(self) -> bool:
         st = self.state
@@ -51,19 +68,27 @@ class CheckpointActions(QObject):
         if path:
             self.save(path)
 
-    def save(self, path: str) -> None:
+    def save(self, path: str) -> bool:
+        """Write the model on show to ``path`` (by the worker between two steps while it trains). False, with an
+        error shown, when the file could not be written."""
         st, session = self.state, self.w.session
         try:
             if st.source == "run" and session.run is not None:
                 session.save_checkpoint(path)
                 if session.is_active():
-                    self.w.status.message(f"Saving a checkpoint to {path}…", 4000)
+                    self.w.status.message(f"Saving a checkpoint to {quote(path)}…", 4000)
+                else:
+                    self._note_saved(session.run.step)
+                    self.w.status.message(f"Checkpoint saved: {quote(path)}", 8000)
             elif st.source == "checkpoint" and st.checkpoint is not None:
                 write_checkpoint(path, st.checkpoint)
-                self.w.status.message(f"Checkpoint saved: {path}", 8000)
+                self._note_saved(st.checkpoint.step)
+                self.w.status.message(f"Checkpoint saved: {quote(path)}", 8000)
         except (OSError, RuntimeError) as e:  # WriteError names the file; training (if any) goes on
             text = str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {getattr(e, 'strerror', None) or e}"
             self.w.show_error("Could not save the checkpoint", text)
+            return False
+        return True
 
     # -- load --------------------------------------------------------------------------------------------------
     def load_dialog(self) -> None:
@@ -93,7 +118,7 @@ class CheckpointActions(QObject):
                 lat = latent_snapshot(SnapshotModel(snap), ds, n, ck.step, ck.epoch)
             return ck, snap, lat
 
-        self.w.status.message(f"Loading {Path(path).name}…")
+        self.w.status.message(f"Loading {display_name(path)}…")
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         self.loader = Worker(
             job,
@@ -120,7 +145,7 @@ class CheckpointActions(QObject):
         ck, snap, lat = result
         st = self.state
         if not self.may_replace_model(lambda described: self.w.ask_replace_model(described, Path(path).name)):
-            self.w.status.message(f"{Path(path).name} was not loaded: the current model is kept.", 8000)
+            self.w.status.message(f"{display_name(path)} was not loaded: the current model is kept.", 8000)
             self.w.update_actions()
             return
         self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
@@ -129,6 +154,7 @@ class CheckpointActions(QObject):
             ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()), checkpoint=ck
         )
         st.set_status("loaded")
+        self._note_saved(ck.step)  # the file holds all of it
         st.set_snapshot(snap)
         if lat is not None and st.identity().dataset == data_token:
             st.set_latent(lat)
@@ -139,7 +165,7 @@ class CheckpointActions(QObject):
         note = ""
         if st.dataset is None or ck.dataset.get("fingerprint") != st.dataset.fingerprint():
             note = f" It was trained on {name}: open that dataset to continue training it or see its latent space."
-        self.w.status.message(f"Loaded {Path(path).name}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
+        self.w.status.message(f"Loaded {display_name(path)}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
         self.w.draw_all()
         self.w.update_actions()
 

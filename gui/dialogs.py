@@ -9,6 +9,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from engine.files import quote
+from engine.outputs import find_clash
 from gui.dataset_dialog import DatasetFileDialog
 
 
@@ -78,6 +80,10 @@ class DialogsMixin:
             QMessageBox.StandardButton(r), "cancel"
         )
 
+    def ask_save_model_before_close(self, described: str) -> str:
+        """Closing with a trained model no checkpoint file holds: 'save', 'discard' or 'cancel'."""
+        return self._ask_save_model("Close ELBO Studio", f"{described} It is not saved; closing discards it.")
+
     def ask_save_before_close(self) -> str:
         """'save', 'discard' or 'cancel'."""
         box = QMessageBox(
@@ -104,10 +110,12 @@ class DialogsMixin:
         return path or None
 
     def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
-        """A path to write; a name typed without an extension gets the filter's (vae → vae.pt), and only a folder
-        that can be written to becomes the next dialog's start."""
+        """A file to write, or None. A name typed without an extension gets the filter's (vae → vae.pt); only a
+        folder that can be written to becomes the next dialog's start. A name that is the open dataset (or one of
+        its files) or the loaded checkpoint file is asked about first (engine/outputs.py compares files, not
+        strings): No gives None."""
         start = Path(str(self.settings.value("ui/last_file_dir", str(Path.home())))) / suggested
-        path, _ = QFileDialog.getSaveFileName(self, title, str(start), file_filter)
+        path = self.pick_save_file(title, str(start), file_filter)
         if not path:
             return None
         ext = re.search(r"\(\*(\.\w+)", file_filter)
@@ -115,7 +123,30 @@ class DialogsMixin:
             path += ext.group(1)
         if os.access(Path(path).parent, os.W_OK | os.X_OK):
             self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
+        ds, ck = self.state.dataset, self.state.checkpoint
+        inputs = {"the open dataset": ds.source if ds is not None else None, "the loaded checkpoint": ck and ck.path}
+        clash = find_clash({"the file": path}, inputs)
+        if clash is not None and not self.ask_replace_input(clash):
+            return None
         return path
+
+    def pick_save_file(self, title: str, start: str, file_filter: str) -> str:
+        """The platform's save dialog: the chosen name, or ""."""
+        return QFileDialog.getSaveFileName(self, title, start, file_filter)[0]
+
+    def ask_replace_input(self, clash) -> bool:
+        """A save would write over something the window has open (an engine.outputs.Clash): replace it?"""
+        what = f"a file of {clash.other_role}" if clash.inside else clash.other_role
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Replace an open file?",
+            f"{quote(clash.output)} is {what} ({quote(clash.other)}). Writing it replaces that file. Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setObjectName("replaceInputDialog")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def show_about(self) -> None:
         QMessageBox.about(

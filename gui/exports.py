@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from engine.files import WriteError, atomic_write, display_name
+from engine.files import WriteError, atomic_write, display_name, quote
 from gui.imaging import save_png
 
 WHY_NOT = {
@@ -100,4 +100,4 @@ class Exports(QObject):
                 "Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}"
             )
             return
-        self.w.status.message(f"Exported {path}", 6000)
+        self.w.status.message(f"Exported {quote(path)}", 6000)

@@ -104,6 +104,14 @@ def build_actions(w) -> None:
         "Stop training (the model so far is kept)",
         sp.SP_MediaStop,
     )
+    w.act_encode_image = _action(
+        w,
+        "actionEncodeImage",
+        "Encode image…",
+        w.inside_actions.encode_dialog,
+        ["Ctrl+E"],
+        "Encode an image file of yours with the model: q(z|x) on the latent plot, its reconstruction beside it",
+    )
     w.act_about = _action(w, "actionAbout", "About ELBO Studio", w.show_about)
     w.act_clear_recent = QAction("Clear list", w)
     w.act_clear_recent.setObjectName("actionClearRecent")
@@ -179,6 +187,7 @@ def _menus(w) -> None:
     f.addSeparator()
     f.addAction(w.act_load_ckpt)
     f.addAction(w.act_save_ckpt)
+    f.addAction(w.act_encode_image)
     f.addSeparator()
     exp = menu("Export", "menuExport", f)
     exp.menuAction().setObjectName("actionExportMenu")
@@ -278,6 +287,10 @@ def build_window(w) -> None:
         "The true posterior p(z|x) of a selected test example against q(z|x), and the "
         "amortization gap of one encoder against a q_i per example",
     )
+    i = w.tabs.addTab(w.inside, "Inside the model")  # its minimum (806×287) fits a 1024×700 window
+    w.tabs.setTabToolTip(i, "Latent traversals, interpolation between two points, and your own image encoded")
+    i = w.tabs.addTab(w.runs, "Runs")
+    w.tabs.setTabToolTip(i, "Earlier runs of this window and checkpoints side by side: curves and rate–distortion")
     i = w.tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     w.tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(w.tabs)

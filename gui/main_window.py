@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
-from engine.files import display_name
+from engine.files import display_name, quote
 from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
@@ -30,6 +30,9 @@ from gui.panels.explorer import ExplorerPanel
 from gui.panels.gallery import GalleryPanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
+from gui.panels.inside import InsidePanel
+from gui.panels.runs import RunsPanel
+from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.lab2d.panel import Lab2DPanel
@@ -87,12 +90,16 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.gallery = GalleryPanel(st)
         self.explorer = ExplorerPanel()
         self.inference = InferencePanel(st)
+        self.inside = InsidePanel(st)
+        self.runs = RunsPanel(st)
         self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = StatusBarView(self.statusBar())
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
         self.exports = Exports(self)
         self.loader = DatasetLoader(self)
+        self.inside_actions = InsideActions(self)
+        self.setAcceptDrops(True)  # an image file dropped on the window is encoded
         layout.build_actions(self)
         layout.build_window(self)
         self.add_tab(self.lab2d, "2-D Lab")
@@ -141,6 +148,16 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
         return self.tabs.addTab(widget, title)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
+        if dropped_file(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
+        path = dropped_file(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.inside_actions.encode(path)
 
     def show_page(self, widget: QWidget) -> None:
         """Bring the page holding ``widget`` (e.g. ``self.inference``, ``self.explorer``) to the front."""
@@ -211,11 +228,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _on_dataset_loaded(self, ds, path) -> None:
         if not self.set_dataset(ds, from_loader=True):
-            self.status.message(f"{ds.name} was not opened: the current model is kept.", 8000)
+            self.status.message(f"{quote(ds.name)} was not opened: the current model is kept.", 8000)
             return
         if path:
             self.recent.add(path)
-        self.status.message(f"Loaded {ds.summary()}" + (f" ({ds.note})" if ds.note else ""), 6000)
+        self.status.message(f"Loaded {ds.summary(quote(ds.name))}" + (f" ({ds.note})" if ds.note else ""), 6000)
 
     def set_dataset(self, ds, from_loader: bool = False) -> bool:
         """Make ``ds`` the current dataset. A model that does not fit its images is closed, after asking when it
@@ -374,6 +391,18 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.exports.update(self.export_actions)
 
     # -- closing ----------------------------------------------------------------------------------------------
+    def _unsaved_model_may_close(self) -> bool:
+        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
+        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
+        described = self.checkpoints.unsaved()
+        if described is None:
+            return True
+        choice = self.ask_save_model_before_close(described)
+        if choice == "save":
+            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
+            return bool(path) and self.checkpoints.save(path)
+        return choice == "discard"
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -388,6 +417,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
+        elif not self._unsaved_model_may_close():
+            event.ignore()
+            return
         self.closing = True
         self.timer.stop()
         self._decode_timer.stop()

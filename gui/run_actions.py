@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject
 
 from engine.preflight import check_run, few_steps_hint
 from engine.config import ConfigError
+from engine.files import quote
 from gui.panels.settings import LABELS
 from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
@@ -33,7 +34,7 @@ class RunActions(QObject):
         s.decoder.connect(self.state.set_snapshot)
         s.state.connect(self._on_state)
         s.error.connect(self._on_worker_error)
-        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {m.path} (step {m.step:,})", 8000))
+        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
         s.finished.connect(self._on_run_finished)
         window.settings_panel.changed.connect(self.update_note)
         self.state.dataset_changed.connect(lambda _ds: self.update_note())

@@ -24,6 +24,7 @@ TEST = "#d62728"
 IWAE = "#2ca02c"
 RECON = "#6a3d9a"
 KL = "#e6780a"
+MI = "#17becf"  # I_q(x; z), drawn beside the KL
 COLLAPSED = "#b8b8b8"
 MARKER = "#111111"
 PLOT_BG = "#ffffff"

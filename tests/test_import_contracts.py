@@ -1,6 +1,7 @@
 """Import contracts (DESIGN.md, "Boundaries"): the engine never imports Qt, pyqtgraph or the GUI; the panels in
 gui/panels/ never import each other (shared pieces live in gui/ itself)."""
 
+import pytest
 import ast
 import pkgutil
 import subprocess
@@ -31,6 +32,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return out
 
 
+@pytest.mark.slow
 def test_engine_imports_no_qt_when_loaded():
     modules = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, "engine."))
     assert "engine.trainer" in modules and "engine.cli" in modules

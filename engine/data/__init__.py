@@ -7,7 +7,14 @@ Fashion-MNIST when installed, else the built-in Shapes set (``make_shapes``). No
 from .builtin import default_dataset, fashion_mnist_path, make_shapes, shape_factors
 from .dataset import Dataset, DatasetError, as_float01, split_holdout
 from .progress import LoadCancelled, LoadProgress
-from .registry import FILE_DIALOG_FILTER, SUPPORTED_SUFFIXES, adjust_images, detect_format, load_dataset
+from .registry import (
+    FILE_DIALOG_FILTER,
+    SUPPORTED_SUFFIXES,
+    adjust_images,
+    detect_format,
+    load_dataset,
+    peek_dataset,
+)
 from .resize import RESOLUTIONS
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "fashion_mnist_path",
     "load_dataset",
     "make_shapes",
+    "peek_dataset",
     "shape_factors",
     "split_holdout",
 ]

@@ -135,30 +135,66 @@ def _first_line(e: Exception) -> str:
     return s[0][:200] if s else type(e).__name__
 
 
+BLOCK_VALUES = 1 << 23  # cells parsed at once (32 MB as float32), whatever the column count
+
+
+def _blocks(lines, rows: int):
+    """Lists of at most ``rows`` lines from the iterator ``lines``."""
+    block = []
+    for line in lines:
+        block.append(line)
+        if len(block) == rows:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _compact(block: np.ndarray) -> np.ndarray:
+    """A parsed block as uint8 when every value is a whole number 0..255 (exact), else as it is (float32)."""
+    if block.size and block.min() >= 0 and block.max() <= 255 and np.array_equal(block, np.rint(block)):
+        return block.astype(np.uint8)
+    return block
+
+
 def read_csv(path: Path, lay: _Layout) -> tuple[np.ndarray, np.ndarray | None]:
-    """(pixels as float32 (N, side, side) with values as written, labels or None)."""
+    """(pixels (N, side, side) with values as written, labels or None). Rows are parsed in blocks of about
+    BLOCK_VALUES cells, each kept as uint8 when that is exact, so memory follows the compact result rather than
+    the text or a float copy of it. Whole numbers that are all 0 or 1 become 0 and 255, as the float pixel rule
+    reads them (values in [0, 1] are intensities)."""
+    rows = max(1, BLOCK_VALUES // lay.ncols)
+    pix, lab = [], []
     try:
         with _open_text(path) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below
-            data = np.loadtxt(
-                _lines(f, path, _row_max(lay)),
-                delimiter=",",
-                quotechar='"',
-                skiprows=int(lay.header),
-                dtype=np.float32,
-                ndmin=2,
-            )
+            lines = _lines(f, path, _row_max(lay))
+            if lay.header:
+                next(lines, None)
+            for block in _blocks(lines, rows):
+                data = np.loadtxt(block, delimiter=",", quotechar='"', dtype=np.float32, ndmin=2)
+                if data.size == 0:
+                    continue
+                if data.shape[1] != lay.ncols:
+                    raise ValueError(f"{data.shape[1]} columns")
+                if lay.label is not None:
+                    lab.append(data[:, lay.label].copy())
+                    data = np.delete(data, lay.label, axis=1)
+                pix.append(_compact(data))
     except ValueError as e:
         raise _locate_bad_cell(path, lay, e) from None
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
         raise fail(path, f"cannot read ({_first_line(e)})") from None
-    if len(data) == 0:
+    if not pix:
         raise fail(path, "no data rows")
-    if lay.label is None:
-        return data.reshape(-1, lay.side, lay.side), None
-    labels = data[:, lay.label].copy()
-    pixels = data[:, 1:] if lay.label == 0 else np.delete(data, lay.label, axis=1)
-    return pixels.reshape(-1, lay.side, lay.side), labels
+    if all(p.dtype == np.uint8 for p in pix):
+        x = np.concatenate(pix) if len(pix) > 1 else pix[0]
+        if x.max() <= 1:
+            x *= np.uint8(255)  # 0/1 intensities, as the float rule reads them
+    else:
+        x = np.concatenate([p.astype(np.float32, copy=False) for p in pix])
+    del pix
+    labels = (np.concatenate(lab) if len(lab) > 1 else lab[0]) if lab else None
+    return x.reshape(-1, lay.side, lay.side), labels
 
 
 def _pair(path: Path) -> tuple[Path, Path | None]:

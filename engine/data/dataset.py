@@ -88,10 +88,12 @@ class Dataset:
             "fingerprint": self.fingerprint(),
         }
 
-    def summary(self) -> str:
+    def summary(self, name: str | None = None) -> str:
+        """One line: the name (``name`` if given: the CLI passes it quoted), the split sizes, image shape and
+        classes."""
         c, h, w = self.image_shape
         classes = f", {self.n_classes} classes" if self.y_train is not None else ", unlabelled"
-        return f"{self.name}: {len(self.x_train):,} train / {len(self.x_test):,} test, {c}×{h}×{w}{classes}"
+        return f"{self.name if name is None else name}: {len(self.x_train):,} train / {len(self.x_test):,} test, {c}×{h}×{w}{classes}"
 
 
 def split_holdout(x: np.ndarray, y: np.ndarray | None, fraction: float = 0.1, seed: int = 0):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..files import quote
 from ._common import DEFLATE_MAX_RATIO, check_budget, fail, make_dataset, open_input, read_bounded
-from .dataset import Dataset
+from .dataset import Dataset, DatasetError
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -87,6 +87,34 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     except OSError as e:
         raise fail(path, f"cannot read: {e.strerror or e}") from None
     return arr.reshape(dims)
+
+
+def _image_dims(path: Path) -> tuple[int, int, int] | None:
+    """(count, height, width) from an IDX images file's header alone (16 bytes, decompressed if gzipped), or None
+    when the header is not one the loader accepts (it then explains)."""
+    try:
+        with open_input(path) as raw:
+            gz = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw as f:
+                head = f.read(16)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, DatasetError):
+        return None
+    if len(head) < 16 or head[:4] != bytes([0, 0, 8, 3]):
+        return None
+    return struct.unpack(">3I", head[4:])
+
+
+def peek_idx(path) -> tuple[int, tuple[int, ...]] | None:
+    """(image count over the train and test files, (height, width)) from the headers alone, or None."""
+    try:
+        _prefix, files = find_idx_files(Path(path))
+    except (OSError, DatasetError):
+        return None
+    dims = [_image_dims(p) for (split, kind), p in files.items() if kind == "images"]
+    if not dims or None in dims or len({d[1:] for d in dims}) != 1:
+        return None
+    return sum(d[0] for d in dims), dims[0][1:]
 
 
 def _key(m: re.Match) -> tuple[str, str, str]:

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..files import open_regular
-from ._common import fail, make_dataset
+from ..memory import budget_bytes, budget_text, fmt_bytes
+from ._common import check_budget, fail, make_dataset
 from .dataset import Dataset, DatasetError
 from .progress import LoadProgress
 from .resize import check_resolution, cover_box, target_size
@@ -64,11 +65,21 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _scan(folder: Path, root: Path) -> tuple[list[Path], list[str] | None]:
-    """(image files, class of each file or None if the folder is flat)."""
+def _skipped(paths) -> int:
+    """Entries named like images that are not regular files (a FIFO, a device, a socket, a broken or looping
+    link): skipped, never opened, and counted so that the summary says so."""
+    return sum(1 for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir())
+
+
+def _scan(folder: Path, root: Path, skipped: list[int] | None = None) -> tuple[list[Path], list[str] | None]:
+    """(image files, class of each file or None if the folder is flat); ``skipped`` gets the count of entries
+    named like images that are not regular files added to its first item."""
     entries = _visible(folder)
     loose = [p for p in entries if _is_image(p)]
-    classes = {p.name: [q for q in _visible(p) if _is_image(q)] for p in entries if p.is_dir()}
+    subs = {p.name: _visible(p) for p in entries if p.is_dir()}
+    if skipped is not None:
+        skipped[0] += _skipped(entries) + sum(_skipped(v) for v in subs.values())
+    classes = {c: [q for q in inner if _is_image(q)] for c, inner in subs.items()}
     classes = {c: files for c, files in classes.items() if files}
     if loose and classes:
         raise fail(_rel(folder, root), "mixes loose images with class sub-folders; keep one layout")
@@ -148,12 +159,30 @@ def read_image(path, size: tuple[int, int], channels: int) -> np.ndarray:
     return out
 
 
-def _parallel(work, n: int, progress: LoadProgress, text: str) -> list:
+DECODE_BYTES_PER_PIXEL = 8  # a decoded picture (up to 4 bytes a pixel) and its converted or resized copy
+
+
+def _decode_workers(heads, files, root: Path) -> int:
+    """Decoding threads such that the pictures being decoded at once stay within a quarter of the memory budget; the
+    largest picture alone beyond the budget is refused before any pixel is decoded."""
+    i = max(range(len(heads)), key=lambda k: heads[k][0][0] * heads[k][0][1])
+    (h, w), _mode = heads[i]
+    need = h * w * DECODE_BYTES_PER_PIXEL
+    budget = budget_bytes()
+    if need > budget:
+        raise fail(
+            _rel(files[i], root),
+            f"a {w:,}x{h:,} picture needs {fmt_bytes(need)} to decode, more than {budget_text(budget)}",
+        )
+    return max(1, min(_workers(), budget // 4 // max(need, 1)))
+
+
+def _parallel(work, n: int, progress: LoadProgress, text: str, workers: int | None = None) -> list:
     """Run ``work(start, stop)`` over [0, n) in chunks on a thread pool, in order; results per chunk. The first
     error (in file order) is raised; a cancel stops the pool within about one chunk per thread."""
     starts = range(0, n, _CHUNK)
     results = []
-    pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="image-decode")
+    pool = ThreadPoolExecutor(max_workers=workers or _workers(), thread_name_prefix="image-decode")
     try:
         futures = [pool.submit(work, s, min(s + _CHUNK, n)) for s in starts]
         for s, f in zip(starts, futures):
@@ -183,7 +212,8 @@ def load_image_folder(
         raise fail(root, "not a folder")
     subs = {p.name.lower(): p for p in _visible(root) if p.is_dir()}
     parts = [subs["train"], subs["test"]] if "train" in subs and "test" in subs else [root]
-    scans = [_scan(p, root) for p in parts]
+    skipped = [0]
+    scans = [_scan(p, root, skipped) for p in parts]
     for part, (files, _) in zip(parts, scans):
         if not files:
             raise fail(part, f"no images ({', '.join(IMAGE_SUFFIXES)}) found")
@@ -201,18 +231,22 @@ def load_image_folder(
     th, tw = target_size(sizes, resolution)
     grey_modes = _GRAY_MODES | _DEEP_GRAY_MODES
     c = channels or (1 if all(mode in grey_modes for _, mode in heads) else 3)
+    check_budget(root, n, c * th * tw)  # before a pixel is decoded: the sizes are known from the headers
+    workers = _decode_workers(heads, files, root)
     x = np.empty((n, c, th, tw), np.uint8)  # the one allocation for the pixels of every split
 
     def decode(a, b):
         return [_decode(files[i], root, (th, tw), c, x[i]) for i in range(a, b)]
 
-    grey = all(g for chunk in _parallel(decode, n, progress, "Decoding images") for g in chunk)
+    grey = all(g for chunk in _parallel(decode, n, progress, "Decoding images", workers) for g in chunk)
     if c == 3 and channels is None and grey:
         x = np.ascontiguousarray(x[:, :1])  # every picture is grey after all (e.g. palette GIFs of grey)
         c = 1
     what = "grey" if c == 1 else "RGB"
     count = f"{len(sizes):,} sizes" if len(sizes) > 1 else "one size"
     note = f"{n:,} images of {count} → {th}×{tw} {what}"
+    if skipped[0]:
+        note += f"; {skipped[0]:,} skipped (named like images but not regular files)"
     ys = [np.array([index[k] for k in classes], np.int64) if labelled else None for _, classes in scans]
     if len(scans) == 2:
         n0 = len(scans[0][0])

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import DEFLATE_MAX_RATIO, check_budget, fail, make_dataset, open_input, read_bounded
-from .dataset import Dataset
+from .dataset import Dataset, DatasetError
 
 NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")  # zip: a member, or empty
 _KEYS = (("x_train", "y_train"), ("x", "y"), ("images", "labels"))
@@ -67,24 +67,52 @@ def _member_room(info: zipfile.ZipInfo) -> int:
     return room
 
 
+def _roles(z: zipfile.ZipFile, path: Path) -> tuple[dict[str, str], dict[str, zipfile.ZipInfo]]:
+    """({"x": key, "y": key, "x_test": ..., "y_test": ...}, {key: member}) by the key rules of the module."""
+    members = {n[:-4] if n.endswith(".npy") else n: n for n in z.namelist()}
+    keys = set(members)
+    pick = next(((x, y) for x, y in _KEYS if x in keys), None)
+    if pick is None and len(keys) == 1:
+        pick = (next(iter(keys)), None)
+    if pick is None:
+        raise fail(path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)[:8]}")
+    roles = {"x": pick[0], "y": pick[1]}
+    if pick[0] == "x_train" and "x_test" in keys:
+        roles.update(x_test="x_test", y_test="y_test")
+    roles = {role: k for role, k in roles.items() if k in keys}
+    return roles, {k: z.getinfo(members[k]) for k in roles.values()}
+
+
+def peek_npz(path) -> tuple[int, tuple[int, ...]] | None:
+    """(image count, image shape as stored) from the array headers alone, or None when they do not say (the
+    loader then explains)."""
+    path = Path(path)
+    try:
+        with open_input(path) as f:
+            if f.read(len(NPY_MAGIC)).startswith(NPY_MAGIC):
+                f.seek(0)
+                shape = _check_header(f, os.fstat(f.fileno()).st_size, path)[0]
+                return (shape[0], shape[1:]) if len(shape) >= 3 else None
+            f.seek(0)
+            with zipfile.ZipFile(f) as z:
+                roles, infos = _roles(z, path)
+                shapes = []
+                for role in ("x", "x_test"):
+                    if role in roles:
+                        with z.open(infos[roles[role]]) as fp:
+                            shapes.append(_check_header(fp, _member_room(infos[roles[role]]), path)[0])
+    except (*_READ_ERRORS, DatasetError):
+        return None
+    if any(len(s) < 3 or s[1:] != shapes[0][1:] for s in shapes):
+        return None
+    return sum(s[0] for s in shapes), shapes[0][1:]
+
+
 def _load_npz(path: Path, f) -> dict[str, np.ndarray]:
     """The arrays the key rules pick from an .npz (open file ``f``), every header checked before any is read."""
     try:
         with zipfile.ZipFile(f) as z:
-            members = {n[:-4] if n.endswith(".npy") else n: n for n in z.namelist()}
-            keys = set(members)
-            pick = next(((x, y) for x, y in _KEYS if x in keys), None)
-            if pick is None and len(keys) == 1:
-                pick = (next(iter(keys)), None)
-            if pick is None:
-                raise fail(
-                    path, f"no image array: expected x_train/x_test, x/y or images/labels, found {sorted(keys)[:8]}"
-                )
-            roles = {"x": pick[0], "y": pick[1]}
-            if pick[0] == "x_train" and "x_test" in keys:
-                roles.update(x_test="x_test", y_test="y_test")
-            roles = {role: k for role, k in roles.items() if k in keys}
-            infos = {k: z.getinfo(members[k]) for k in roles.values()}
+            roles, infos = _roles(z, path)
             claims = {}
             for role, k in roles.items():
                 with z.open(infos[k]) as fp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import zlib
@@ -9,12 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ._common import fail, open_input
+import numpy as np
+
+from ..files import quote
+from ._common import fail, nchw, open_input
 from .csv import CSV_SUFFIXES, load_csv
-from .dataset import Dataset
-from .idx import GZIP_MAGIC, IDX_NAME, load_idx
+from .dataset import Dataset, DatasetError
+from .idx import GZIP_MAGIC, IDX_NAME, load_idx, peek_idx
 from .images import IMAGE_SUFFIXES, load_image_folder
-from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz
+from .npz import NPY_MAGIC, ZIP_MAGIC, load_npz, peek_npz
 from .progress import LoadProgress
 from .resize import check_resolution, resize_array, to_channels
 
@@ -71,11 +75,25 @@ def _files_beside_images(path: Path) -> str | None:
     return f"read as an image folder; {shown} beside the images not read"
 
 
+def missing_reason(path: Path) -> str:
+    """Why ``path`` cannot be opened, in words: a symbolic link loop is named as such, not as a missing file."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop (the link leads back to itself)"
+        if e.errno == errno.ENOENT and path.is_symlink():
+            return f"a symbolic link to {quote(os.readlink(path))}, which does not exist"
+        if e.errno not in (errno.ENOENT, None):
+            return f"cannot read: {e.strerror or e}"
+    return "no such file or folder"
+
+
 def detect_format(path: Path) -> str:
     """One of LOADERS' keys for ``path``, or DatasetError naming it (missing, empty, unknown)."""
     path = Path(path)
     if not path.exists():
-        raise fail(path, "no such file or folder")
+        raise fail(path, missing_reason(path))
     if path.is_dir():
         entries = [p for p in path.iterdir() if not p.name.startswith(".")]
         if not entries:
@@ -114,6 +132,31 @@ def detect_format(path: Path) -> str:
     if gz_error is not None:
         raise fail(path, f"corrupt or truncated gzip data ({gz_error})")
     raise fail(path, "unknown dataset format (expected IDX, .npz/.npy, .csv or a folder of images)")
+
+
+def peek_dataset(
+    path: str | os.PathLike, resolution: int | None = None, channels: int | None = None
+) -> tuple[int, tuple[int, int, int]] | None:
+    """(image count, (C, H, W) as a run will see them) from the file headers alone, before any pixel is read or
+    decompressed, so a run can be refused before its data is loaded; None when the format cannot tell that
+    cheaply (CSV, image folders) or the file is one the loader will refuse anyway."""
+    path = Path(path).expanduser()
+    try:
+        kind = detect_format(path)
+    except DatasetError:
+        return None
+    peek = {"idx": peek_idx, "npz": peek_npz}.get(kind)
+    got = peek(path) if peek is not None else None
+    if got is None:
+        return None
+    n, shape = got
+    try:
+        c, h, w = nchw(np.empty((0, *shape), np.uint8), path).shape[1:]  # the layout rule, on no data
+    except DatasetError:
+        return None
+    if resolution is not None:
+        h = w = int(resolution)
+    return int(n), (channels or c, h, w)
 
 
 def load_dataset(

@@ -10,25 +10,37 @@ from PIL import Image
 from ..files import atomic_write
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """(..., C, H, W) floats in [0, 1] -> (..., H, W, C) uint8."""
-    a = np.clip(np.rint(np.asarray(images, np.float64) * 255.0), 0, 255).astype(np.uint8)
-    return np.moveaxis(a, -3, -1)
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W) or (H, W, 3) uint8."""
+    a = np.asarray(img, dtype=np.float32)
+    a = np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0)
+    a = (a * 255.0 + 0.5).astype(np.uint8)
+    if a.shape[0] == 1:
+        return a[0]
+    return np.ascontiguousarray(a[:3].transpose(1, 2, 0))
 
 
-def _pil(a: np.ndarray) -> Image.Image:  # (H, W, C) uint8
-    return Image.fromarray(a[..., 0], "L") if a.shape[-1] == 1 else Image.fromarray(a[..., :3], "RGB")
+def mosaic(images: np.ndarray, cols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile (n, C, H, W) into one (C, rows·(H+pad)−pad, cols·(W+pad)−pad) image, row-major."""
+    images = np.asarray(images, dtype=np.float32)
+    n, c, h, w = images.shape
+    cols = max(1, min(cols, n)) if n else max(1, cols)
+    rows = max(1, -(-n // cols))
+    out = np.full((c, rows * (h + pad) - pad, cols * (w + pad) - pad), pad_value, np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        out[:, r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = images[i]
+    return out
 
 
 def grid_image(images: np.ndarray, gap: int = 2) -> np.ndarray:
-    """(rows, cols, C, H, W) in [0, 1] -> one (H', W', C) uint8 picture with ``gap`` white pixels between tiles."""
+    """(rows, cols, C, H, W) in [0, 1] -> one (C, H', W') picture with ``gap`` white pixels between tiles."""
     rows, cols, c, h, w = images.shape
-    tiles = to_uint8(images)
-    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, c), 255, np.uint8)
-    for r in range(rows):
-        for k in range(cols):
-            out[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = tiles[r, k]
-    return out
+    return mosaic(np.asarray(images).reshape(rows * cols, c, h, w), cols, gap)
+
+
+def _pil(img: np.ndarray) -> Image.Image:  # (C, H, W) in [0, 1]
+    return Image.fromarray(to_uint8(img))
 
 
 def png_bytes(images: np.ndarray, scale: int = 1) -> bytes:

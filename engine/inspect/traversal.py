@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..objectives import ACTIVE_UNIT_THRESHOLD
 from ..snapshot import SnapshotModel
-
-INACTIVE_KL = 0.01  # nats: a dimension whose mean KL(q(z_i|x) ‖ p(z_i)) is below this carries nothing (inactive)
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class Traversal:
     images: np.ndarray  # (rows, steps, C, H, W) mean images in [0, 1]; row r varies dimension dims[r]
     dims: np.ndarray  # (rows,) int64 latent dimension of each row, by KL, largest first
     kl: np.ndarray  # (rows,) float64 that dimension's mean KL, nats
-    inactive: np.ndarray  # (rows,) bool: KL below INACTIVE_KL
+    inactive: np.ndarray  # (rows,) bool: not an active unit (Cov_x(E_q[z_i|x]) ≤ ACTIVE_UNIT_THRESHOLD; Burda et al.)
     offsets: np.ndarray  # (steps,) float32 offsets from the centre, in prior standard deviations
     centre: np.ndarray  # (d,) float32 the point traversed around
     label: int | None  # the class a conditional model decoded for (None: not conditional)
@@ -34,13 +33,15 @@ def traversal(
     model: SnapshotModel,
     centre: np.ndarray,
     kl_per_dim: np.ndarray,
+    au_variance: np.ndarray,
     steps: int = 7,
     span: float = 3.0,
     rows: int | None = None,
     label: int | None = None,
 ) -> Traversal:
-    """The traversal grid around ``centre`` (d,), for the ``rows`` dimensions of largest KL (all by default);
-    ``label``: the class a conditional model decodes for (it needs one)."""
+    """The traversal grid around ``centre`` (d,), for the ``rows`` dimensions of largest KL (all by default), from
+    an epoch's ``kl_per_dim`` and ``au_variance`` (EpochSummary); ``label``: the class a conditional model decodes
+    for (it needs one)."""
     d = model.latent_dim
     centre = np.asarray(centre, np.float32).reshape(d)
     kl = np.asarray(kl_per_dim, np.float64).reshape(d)
@@ -52,4 +53,5 @@ def traversal(
     z[np.arange(len(order)), :, order] += offsets
     y = None if not model.n_classes else int(label)
     images = model.decode(z.reshape(-1, d), y).reshape(len(order), steps, *model.config.image_shape)
-    return Traversal(images, order, kl[order], kl[order] < INACTIVE_KL, offsets, centre, y)
+    inactive = np.asarray(au_variance, np.float64).reshape(d)[order] <= ACTIVE_UNIT_THRESHOLD
+    return Traversal(images, order, kl[order], inactive, offsets, centre, y)

@@ -49,7 +49,12 @@ def encode_image(model: SnapshotModel, path, label: int | None = None) -> Encode
             f"{quote(Path(path).name)}: the model is conditional on a class label (0..{model.n_classes - 1}): "
             "choose the class first"
         )
-    x = image_for_model(path, model.config.image_shape)
+    return encode_array(model, image_for_model(path, model.config.image_shape), str(path), label)
+
+
+def encode_array(model: SnapshotModel, x: np.ndarray, path: str = "", label: int | None = None) -> EncodedImage:
+    """q(z|x) and the reconstruction of one image x (1, C, H, W) as the model takes it (e.g. again, with newer
+    weights)."""
     y = None if not model.n_classes else int(label)
     mu, log_var = model.encode(x, y)
-    return EncodedImage(str(path), x, mu[0], log_var[0], model.decode(mu, y)[0], y)
+    return EncodedImage(path, x, mu[0], log_var[0], model.decode(mu, y)[0], y)

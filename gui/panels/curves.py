@@ -1,5 +1,6 @@
-"""Training curves: ELBO (per step raw + smoothed, test per epoch, IWAE per epoch), the reconstruction and KL terms,
-and the KL of each latent dimension as bars with a warning when units collapse.
+"""Training curves: ELBO (per step raw + smoothed, test per epoch, IWAE per epoch), the reconstruction and KL terms
+(the KL with the mutual information I(x;z) beside it), and the KL of each latent dimension as bars with a warning
+when units collapse or the KL falls while I(x;z) is near zero.
 
 The metrics are the session state's history (gui/state.py); its signals mark the panel dirty; ``refresh()`` (called by the window's timer) pushes the
 buffers into plot items created once. Raw per-step curves are drawn faint and left out of the y auto-range, which
@@ -14,6 +15,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
 from engine.messages import EpochSummary
+from engine.mutual_information import collapse_warning
 from engine.objectives import ACTIVE_UNIT_THRESHOLD
 from gui import style
 from gui.state import StudioState
@@ -193,7 +195,12 @@ class CurvesPanel(QGroupBox):
         for p, tip in (
             (self.elbo, "The evidence lower bound E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)); higher is better."),
             (self.recon, "Reconstruction term: the expected log-likelihood under q(z|x)."),
-            (self.kl, "KL(q(z|x) ‖ p(z)): how far the encoder's Gaussian is from the prior."),
+            (
+                self.kl,
+                "KL(q(z|x) ‖ p(z)): how far the encoder's Gaussian is from the prior. Per epoch, I(x;z): the part of "
+                "it that is information about the image (the rest, KL(q(z) ‖ p(z)), is the codes' mismatch with the "
+                "prior as a whole).",
+            ),
         ):
             p.widget.setToolTip(tip)
         ep = dict(symbolSize=7, pen=pg.mkPen(style.TEST, width=1.5), symbol="o", symbolPen=pg.mkPen("w", width=1))
@@ -207,11 +214,20 @@ class CurvesPanel(QGroupBox):
         )
         self.test_recon = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
         self.test_kl = pg.PlotDataItem(symbolBrush=style.TEST, **ep)
+        # I_q(x; z): the part of the KL that is information about x (engine/mutual_information.py)
+        self.test_mi = pg.PlotDataItem(
+            symbol="t",
+            symbolSize=8,
+            symbolBrush=style.MI,
+            symbolPen=pg.mkPen("w", width=1),
+            pen=pg.mkPen(style.MI, width=1.5),
+        )
         for p, item in (
             (self.elbo, self.test_elbo),
             (self.elbo, self.test_iwae),
             (self.recon, self.test_recon),
             (self.kl, self.test_kl),
+            (self.kl, self.test_mi),
         ):
             p.plot.addItem(item)
         # One legend for the row, above the plots: a legend inside a plot covers its data on a small window.
@@ -221,6 +237,7 @@ class CurvesPanel(QGroupBox):
                     _swatch(style.ELBO, "━", "train per step, smoothed"),
                     _swatch(style.TEST, "●", "test per epoch"),
                     _swatch(style.IWAE, "■", "test IWAE log p(x)"),
+                    _swatch(style.MI, "▼", "test I(x;z)"),
                 )
             )
         )
@@ -357,7 +374,8 @@ class CurvesPanel(QGroupBox):
         self.test_kl.setData(xs, col("test_kl"))
         self.elbo.extra = [(xs, col("test_elbo")), (xs, col("test_iwae"))]
         self.recon.extra = [(xs, col("test_recon"))]
-        self.kl.extra = [(xs, col("test_kl"))]
+        self.test_mi.setData(xs, col("test_mi"))
+        self.kl.extra = [(xs, col("test_kl")), (xs, col("test_mi"))]
         if not ep:
             return
         s = ep[-1]
@@ -365,7 +383,8 @@ class CurvesPanel(QGroupBox):
         self.caption.setText(
             f"<b>Epoch {s.epoch + 1}</b> (test set): ELBO <b>{s.test_elbo:.2f}</b> · "
             f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
-            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
+            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} = I(x;z) {s.test_mi:.2f} + KL(q(z) ‖ p(z)) "
+            f"{s.test_marginal_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
             f"{s.active_units}/{len(s.kl_per_dim)} active units"
             + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else "")
         )
@@ -385,10 +404,11 @@ class CurvesPanel(QGroupBox):
         else:
             pi.getAxis("bottom").setTicks(None)
         collapsed = d - int(active.sum())
+        warnings = [collapse_warning(self.epochs)]
         if collapsed:
-            self.collapse_warning.setText(
-                f"⚠ {collapsed} of {d} latent units collapsed (grey): q(z|x) ≈ p(z), the decoder ignores them."
+            warnings.insert(
+                0, f"{collapsed} of {d} latent units collapsed (grey): q(z|x) ≈ p(z), the decoder ignores them."
             )
-            self.collapse_warning.show()
-        else:
-            self.collapse_warning.hide()
+        text = " ".join(w for w in warnings if w)
+        self.collapse_warning.setText(f"⚠ {text}" if text else "")
+        self.collapse_warning.setVisible(bool(text))

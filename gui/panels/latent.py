@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 
 from engine.messages import LatentSnapshot
-from engine.projection import PCAPlane, latent_to_plane, plane_to_latent
+from engine.projection import PCAPlane, latent_to_plane, plane_to_latent, sigma_ellipse
 from gui import style
 from gui.view_range import needs_refit, padded
 
@@ -41,12 +41,14 @@ class LatentViewBox(pg.ViewBox):
     """Left click / left drag = pick a latent point; everything else as pyqtgraph's ViewBox."""
 
     picked = Signal(float, float)
+    shift_picked = Signal(float, float)  # Shift+click: an end of an interpolation path
 
     def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph name
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             p = self.mapSceneToView(ev.scenePos())
-            self.picked.emit(float(p.x()), float(p.y()))
+            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            (self.shift_picked if shift else self.picked).emit(float(p.x()), float(p.y()))
         else:
             super().mouseClickEvent(ev)
 
@@ -73,6 +75,7 @@ class LatentViewBox(pg.ViewBox):
 
 class LatentPanel(QGroupBox):
     latent_clicked = Signal(float, float)  # plot coordinates (z₁, z₂) or (PC1, PC2)
+    path_end_clicked = Signal(object)  # Shift+click: the latent point (d,) of an interpolation's end
     view_changed = Signal()  # the visible window moved (zoom, pan, auto-range)
 
     def __init__(self, state=None, parent=None):
@@ -114,7 +117,17 @@ class LatentPanel(QGroupBox):
             m.mouseClickEvent = _pass_click
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
-        self.hint = QLabel("Click/drag: decode · wheel: zoom · Shift-drag: pan · “A”: fit")
+        # what other views put on the plane, kept in latent coordinates and projected at each redraw
+        self.path_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2, style=Qt.PenStyle.DashLine))
+        self.path_ends = pg.ScatterPlotItem(symbol="o", size=10, pen=pg.mkPen("w", width=1.5), brush=style.MARKER)
+        self.ellipse_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2))
+        for item in (self.path_item, self.path_ends, self.ellipse_item):
+            item.setZValue(9)
+            self.plot.addItem(item, ignoreBounds=True)
+        self.path_ends.mouseClickEvent = _pass_click
+        self.path_z: np.ndarray | None = None  # (n, d) the interpolation path shown
+        self.ellipse_q: tuple[np.ndarray, np.ndarray] | None = None  # (μ, log σ²) of an encoded image's q(z|x)
+        self.hint = QLabel("Click/drag: decode · Shift+click: path ends · wheel: zoom · Shift-drag: pan · “A”: fit")
         self.hint.setToolTip(
             "Click or drag to decode a point; a click on a test example also selects it for the "
             "“Posterior & gap” page. Wheel: zoom. Middle- or Shift-drag: pan. “A” (bottom-left): "
@@ -137,6 +150,7 @@ class LatentPanel(QGroupBox):
         self.marker_pos: tuple[float, float] | None = None
         self._last_draw = 0.0
         self.vb.picked.connect(self._on_picked)
+        self.vb.shift_picked.connect(lambda x, y: self.path_end_clicked.emit(self.to_latent(x, y)))
         self.vb.sigRangeChanged.connect(self._on_range_changed)
         # The view follows the points with hysteresis instead of pyqtgraph's auto-range, which re-fits on every
         # redraw: a moving range relabels both axes, relays them out and invalidates the manifold grid each time.
@@ -341,7 +355,32 @@ class LatentPanel(QGroupBox):
         x, y = latent_to_plane(self.plane, z)[0]
         return float(x), float(y)
 
+    def show_path(self, z: np.ndarray | None) -> None:
+        """Draw an interpolation path (n, d) on the plane (None: remove it)."""
+        self.path_z = None if z is None else np.asarray(z, np.float32)
+        self._place_overlays()
+
+    def show_ellipse(self, q: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Draw q(z|x) = N(μ, diag σ²) of an encoded image as its 1σ ellipse on the plane (None: remove it)."""
+        self.ellipse_q = q
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        if self.path_z is None or not len(self.path_z):
+            self.path_item.setData(x=[], y=[])
+            self.path_ends.setData(x=[], y=[])
+        else:
+            xy = latent_to_plane(self.plane, self.path_z)
+            self.path_item.setData(x=xy[:, 0], y=xy[:, 1])
+            self.path_ends.setData(x=xy[[0, -1], 0], y=xy[[0, -1], 1])
+        if self.ellipse_q is None:
+            self.ellipse_item.setData(x=[], y=[])
+        else:
+            xy = sigma_ellipse(self.plane, *self.ellipse_q)
+            self.ellipse_item.setData(x=xy[:, 0], y=xy[:, 1])
+
     def _place_marker(self) -> None:
+        self._place_overlays()
         z = self.state.picked if getattr(self, "state", None) is not None else None
         if z is None:
             self.set_marker(None)

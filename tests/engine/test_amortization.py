@@ -56,6 +56,7 @@ def _check_bounds(r: AmortizationResult):
     assert r.mean_amortization_gap == pytest.approx(float(np.mean(r.amortization_gap)))
 
 
+@pytest.mark.slow
 def test_trained_vae_bounds_hold_per_example(trained):
     model, xs = trained
     idx = np.arange(100, 120)
@@ -75,6 +76,7 @@ def test_trained_vae_bounds_hold_per_example(trained):
     assert all(m.total_steps == prog[0].total_steps for m in prog)
 
 
+@pytest.mark.slow
 def test_bad_encoder_has_a_large_amortization_gap(trained, bad_encoder):
     bad, xs = bad_encoder
     good, _ = trained
@@ -132,6 +134,7 @@ def test_cancel_before_start(trained):
     assert isinstance(msgs[-1], AmortizationCancelled) and msgs[-1].done_steps == 0
 
 
+@pytest.mark.slow
 def test_any_latent_dim():
     model, xs = train_small_vae(latent_dim=5, steps=150)
     r = run_study(model, xs[:8], steps=60, iwae_k=200, eval_every=20)
@@ -155,6 +158,7 @@ def test_sobol_normals_are_standard_normal():
     assert e.mean(0).abs().max() < 0.01 and (e.var(0) - 1).abs().max() < 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps, tol", [(300, 0.02), (1000, 0.005)])
 def test_linear_gaussian_reaches_the_analytic_optimum(steps, tol):
     """With correlated W the best diagonal q is N(m, diag 1/Λ_jj); start from a badly perturbed encoder.
@@ -179,6 +183,7 @@ def test_linear_gaussian_reaches_the_analytic_optimum(steps, tol):
     assert r.mean_amortization_gap > 1.0
 
 
+@pytest.mark.slow
 def test_a_conditional_model_studies_each_example_with_its_own_label():
     """A batch of examples of different classes through a Labelled model: every per-example figure equals the
     study of that example alone under its own label (the exact 2-D log p(x) included)."""

@@ -1,5 +1,6 @@
 """The headless `train` command end to end on a tiny dataset file the test writes."""
 
+import pytest
 import csv
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def _npz(tmp_path):
     return p
 
 
+@pytest.mark.slow
 def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     data = _npz(tmp_path)
     ck, met = tmp_path / "run.ckpt", tmp_path / "m.csv"
@@ -67,6 +69,7 @@ def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     assert len(list(csv.DictReader(met.open()))) == 18  # the curve continues from the checkpoint
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
@@ -84,6 +87,7 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     assert r.returncode == 2 and "x.ckpt" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_line(tmp_path):
     from PIL import Image
 

@@ -379,6 +379,7 @@ def test_ddp_is_given_the_models_gpu_and_no_device_ids_on_the_cpu(monkeypatch):
     assert wrapped == [None, [1]] and forward.likelihood is model.likelihood
 
 
+@pytest.mark.slow
 def test_a_float32_dataset_on_the_gpu_counts_four_bytes_a_value(gpus, monkeypatch):
     """Values off the 1/255 grid are stored as float32: the training run counts the bytes it really copies."""
     blobs = make_blobs(n_train=2_000, n_test=500)  # float32 in [0, 1]

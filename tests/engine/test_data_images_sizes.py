@@ -145,6 +145,7 @@ def test_array_formats_keep_their_size_unless_a_resolution_is_chosen(tmp_path):
     assert (all_images(small) == 77).all()  # a flat image stays flat through the antialiased resize
 
 
+@pytest.mark.slow
 def test_a_short_conv_run_on_a_mixed_size_colour_folder_at_64_px(tmp_path):
     """End to end: mixed sizes (48..90 px) of RGB PNGs in two classes → 64×64 RGB uint8 → conv VAE trains."""
     for i in range(48):

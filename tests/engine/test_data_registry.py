@@ -124,6 +124,7 @@ def test_file_dialog_filter_matches_every_supported_name():
     assert not any(fnmatch.fnmatch("photo.png", p) for p in patterns)
 
 
+@pytest.mark.slow
 def test_public_api_and_no_qt():
     for name in ("Dataset", "DatasetError", "load_dataset", "default_dataset", "make_shapes", "FILE_DIALOG_FILTER"):
         assert hasattr(data, name), name

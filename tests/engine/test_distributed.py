@@ -55,6 +55,7 @@ def read_curve(path) -> np.ndarray:
         return np.array([float(r["train_elbo"]) for r in csv.DictReader(f)])
 
 
+@pytest.mark.slow
 def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     r = torchrun("params", tmp_path, data_file)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -70,6 +71,7 @@ def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     assert any(not torch.equal(a[k], init[k]) for k in a)  # it trained
 
 
+@pytest.mark.slow
 def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_each(tmp_path, data_file):
     ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
     ddp_dir.mkdir()
@@ -144,6 +146,7 @@ def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_ea
     assert "resuming at step 32" in again.stdout and "epoch   3/3" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_stop_on_one_rank_stops_both_after_the_same_step(tmp_path, data_file):
     r = torchrun("stop", tmp_path, data_file, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -153,6 +156,7 @@ def test_a_stop_on_one_rank_stops_both_after_the_same_step(tmp_path, data_file):
     assert a["step"] == b["step"] == 64
 
 
+@pytest.mark.slow
 def test_a_rank_that_fails_ends_the_job_with_its_error(tmp_path, data_file):
     r = torchrun(
         "train",

@@ -337,6 +337,7 @@ def test_best_log_normal_beats_a_dense_grid_and_random_members(params):
     assert best_elbo < model.log_marginal_closed_form()  # the family cannot contain the posterior
 
 
+@pytest.mark.slow
 def test_best_beats_random_members_for_every_family():
     rng = np.random.default_rng(3)
     for params in MODELS:
@@ -381,6 +382,7 @@ def test_elbo_surface(family):
     ],
     ids=lambda v: v.name if isinstance(v, type) else model_id(v) if isinstance(v, tuple) else repr(v),
 )
+@pytest.mark.slow
 def test_fit_converges_to_family_optimum(params, family, start, tol):
     model = ExpNormalModel(*params)
     start = start or family.starting_point(model)

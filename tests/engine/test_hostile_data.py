@@ -53,6 +53,7 @@ def small_budget(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------- bombs
+@pytest.mark.slow
 def test_gz_idx_expanding_far_beyond_its_header_stops_after_the_claim(tmp_path):
     p = tmp_path / "train-images-idx3-ubyte.gz"
     _gzip_stream(p, bytes([0, 0, 8, 3]) + struct.pack(">3I", 10, 28, 28), 200 << 20)  # 200 MB of zeros
@@ -92,6 +93,7 @@ def _npz_member(zout, name, shape, dtype, payload_bytes):
             left -= len(block)
 
 
+@pytest.mark.slow
 def test_zip_bombed_npz_member_stops_after_its_header_claim(tmp_path):
     p = tmp_path / "bomb.npz"
     with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:

@@ -1,4 +1,4 @@
-"""Looking inside a model: the traversal grid (shape, rows by KL, inactive rows flagged, a conditional model's
+"""Looking inside a model: the traversal grid (shape, rows by KL, inactive units flagged, a conditional model's
 class), interpolation paths that start and end at the chosen codes, an image file encoded by the dataset's own
 rules (same q as the same array through the engine; one line for a file the model cannot take), PNG / GIF export."""
 
@@ -15,7 +15,7 @@ from engine.config import ModelConfig
 from engine.data.images import load_image_folder
 from engine.inspect.frames import gif_bytes, png_bytes, write_gif
 from engine.inspect.interpolation import interpolate, interpolation
-from engine.inspect.traversal import INACTIVE_KL, traversal, traversal_order
+from engine.inspect.traversal import traversal, traversal_order
 from engine.inspect.user_image import ImageRefused, encode_image
 from engine.model import VAE
 from engine.snapshot import SnapshotModel, decoder_snapshot
@@ -30,11 +30,11 @@ def test_traversal_grid_shape_rows_by_kl_and_inactive_rows():
     model = _model(d=4)
     kl = np.array([0.5, 0.001, 2.0, 0.5])
     centre = np.array([0.1, -0.2, 0.3, 0.4], np.float32)
-    t = traversal(model, centre, kl, steps=7)
+    au_variance = np.array([0.3, 0.001, 0.9, 0.2])  # dimension 1 is not an active unit
+    t = traversal(model, centre, kl, au_variance, steps=7)
     assert t.images.shape == (4, 7, 1, 8, 8)
     assert t.dims.tolist() == [2, 0, 3, 1]  # largest KL first; a tie keeps the lower index first
     assert t.kl.tolist() == [2.0, 0.5, 0.5, 0.001] and t.inactive.tolist() == [False, False, False, True]
-    assert 0.001 < INACTIVE_KL < 0.5
     np.testing.assert_allclose(t.offsets, np.linspace(-3, 3, 7))
     for r, dim in enumerate(t.dims):  # row r moves only its own dimension, from −3 to +3 around the centre
         z = np.repeat(centre[None], 7, 0)
@@ -43,19 +43,19 @@ def test_traversal_grid_shape_rows_by_kl_and_inactive_rows():
     middle = model.decode(centre[None])[0]
     for r in range(4):
         np.testing.assert_allclose(t.images[r, 3], middle, atol=1e-6)
-    assert traversal(model, centre, kl, steps=5, rows=2).images.shape == (2, 5, 1, 8, 8)
+    assert traversal(model, centre, kl, au_variance, steps=5, rows=2).images.shape == (2, 5, 1, 8, 8)
 
 
 def test_traversal_of_a_conditional_model_is_for_the_chosen_class():
     model = _model(d=2, classes=3)
-    t = traversal(model, np.zeros(2), np.array([1.0, 0.0]), steps=3, label=2)
+    t = traversal(model, np.zeros(2), np.array([1.0, 0.0]), np.ones(2), steps=3, label=2)
     assert t.label == 2
     z = np.zeros((3, 2), np.float32)
     z[:, 0] = [-3, 0, 3]
     np.testing.assert_allclose(t.images[0], model.decode(z, 2), atol=1e-6)
     assert not np.allclose(t.images[0], model.decode(z, 0), atol=1e-4)
     with pytest.raises(ValueError, match="conditional"):
-        traversal(model, np.zeros(2), np.ones(2))
+        traversal(model, np.zeros(2), np.ones(2), np.ones(2))
     assert traversal_order(np.array([0.0, 3.0, 1.0])).tolist() == [1, 2, 0]
 
 

@@ -1,6 +1,7 @@
 """The math against closed forms: analytic KL vs Monte Carlo, IWAE ≥ ELBO and rising with K, and the IWAE
 estimate approaching the exact log p(x) of a linear-Gaussian model."""
 
+import pytest
 import math
 
 import torch
@@ -136,6 +137,7 @@ class _FixedEncoder(nn.Module):
         return torch.cat([mu, self.log_var.expand_as(mu)], 1)
 
 
+@pytest.mark.slow
 def test_iwae_approaches_exact_log_px_of_linear_gaussian_model():
     torch.manual_seed(0)
     d, D, sigma = 2, 6, 0.5

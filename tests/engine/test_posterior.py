@@ -238,6 +238,7 @@ def small_vae():
     return train_small_vae()
 
 
+@pytest.mark.slow
 def test_real_vae_quadrature_is_consistent(small_vae):
     from engine.amortization import iwae_with_se
 

@@ -32,3 +32,22 @@ def test_signs_follow_the_previous_plane_so_the_picture_does_not_mirror():
         prev_free, prev_like = free, follow
     assert flips_with == 0
     assert flips_without > 0  # the case the option is for
+
+
+def test_sigma_ellipse_is_q_ellipse_in_2d_and_the_projected_covariance_on_a_plane():
+    from engine.posterior import q_ellipse
+    from engine.projection import sigma_ellipse
+
+    mu, lv = np.array([0.5, -1.0]), np.log(np.array([0.04, 0.25]))
+    e = sigma_ellipse(None, mu, lv)
+    q = q_ellipse(mu, lv, 1.0)
+    assert e.shape == q.shape
+    # the same closed curve: every point of one lies on the other (x/σ₁)² + (y/σ₂)² = 1
+    for pts in (e, q):
+        np.testing.assert_allclose(((pts - mu) ** 2 / np.exp(lv)).sum(1), 1.0, atol=1e-9)
+    rng = np.random.default_rng(0)
+    plane = PCAPlane.fit(rng.standard_normal((200, 4)) * [3, 2, 1, 0.5])
+    mu4, lv4 = rng.standard_normal(4), rng.standard_normal(4)
+    pts = sigma_ellipse(plane, mu4, lv4, k=2.0) - plane.to_plane(mu4[None])
+    cov = plane.components @ np.diag(np.exp(lv4)) @ plane.components.T
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", pts, np.linalg.inv(cov), pts), 4.0, atol=1e-9)

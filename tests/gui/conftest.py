@@ -117,6 +117,7 @@ def make_window(qtbot, settings_file, tiny):
         w.errors = []
         w.show_error = lambda title, text, detail="": w.errors.append((title, text))
         w.ask_save_before_close = lambda: "discard"
+        w.ask_save_model_before_close = lambda described: "discard"
         w.start_asks = []  # (described, why continuing is impossible) of each Start that asked
 
         def start_choice(described, cannot_continue):

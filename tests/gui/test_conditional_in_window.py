@@ -4,6 +4,7 @@ samples and the highlighted scatter; checkpoints and a second run in the same wi
 
 from __future__ import annotations
 
+import pytest
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
@@ -31,6 +32,7 @@ def choose_class(qtbot, w, label: int) -> None:
         qtbot.keyClick(combo, key)
 
 
+@pytest.mark.slow
 def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_window, tiny):
     w = make_window(train=SMALL_TRAIN.replace(epochs=3))
     assert not w.generated.class_row.isVisible()  # no conditional model yet
@@ -100,6 +102,7 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     assert np.all(r.optimised_elbo >= r.encoder_elbo)
 
 
+@pytest.mark.slow
 def test_conditional_checkpoint_and_a_second_unconditional_run(qtbot, make_window, tmp_path):
     w = make_window()
     tick_conditional(qtbot, w)
@@ -146,6 +149,7 @@ def test_unlabelled_data_offers_no_conditioning(qtbot, make_window, tiny):
     assert not w.generated.class_row.isVisible()
 
 
+@pytest.mark.slow
 def test_a_conditional_model_refuses_a_dataset_without_labels(qtbot, make_window, tiny):
     """Opening unlabelled data of the same image size under a conditional model asks before closing the model
     (it cannot encode images without their labels)."""
@@ -195,6 +199,7 @@ def test_many_classes_show_the_block_holding_the_chosen_one(qtbot, make_window):
     assert w.state.label == 20
 
 
+@pytest.mark.slow
 def test_the_choice_to_condition_is_remembered_between_windows(qtbot, make_window, tiny):
     w = make_window(configure=False)
     tick_conditional(qtbot, w)
@@ -205,6 +210,7 @@ def test_the_choice_to_condition_is_remembered_between_windows(qtbot, make_windo
     assert w2.settings_panel.model_config(tiny.image_shape, 0).n_classes == 0  # unlabelled data: a plain VAE
 
 
+@pytest.mark.slow
 def test_a_conditional_checkpoint_opened_over_unlabelled_data_says_why_and_still_generates(
     qtbot, make_window, tiny, tmp_path
 ):

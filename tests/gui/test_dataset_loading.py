@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
@@ -21,6 +22,7 @@ def make_folder(root, n, sizes=((20, 24), (31, 17), (12, 12)), colour=False):
     return root
 
 
+@pytest.mark.slow
 def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path, monkeypatch, tiny):
     folder = make_folder(tmp_path / "many", 300)
     slow = images_mod._decode
@@ -45,6 +47,7 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     assert w.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.recent_menu.actions())
 
 
+@pytest.mark.slow
 def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(
     qtbot, make_window, tmp_path, settings_file
 ):
@@ -66,6 +69,7 @@ def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(
     assert (w2.dataset_panel.resolution(), w2.dataset_panel.channels()) == (32, 1)  # remembered
 
 
+@pytest.mark.slow
 def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window, tmp_path):
     """uint8 RGB storage end to end in the window: preview, training, reconstructions, a clicked example."""
     from engine.config import ModelConfig, TrainConfig

@@ -113,6 +113,7 @@ def test_scheduler_skips_jobs_with_nothing_new_and_draws_one_per_tick():
 
 
 # -- through the window ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
     """While a run trains and the GUI thread is over its CPU share, the curves wait; once the share is earned back
     they catch up with every step trained meanwhile. Nothing is lost, only drawn later."""
@@ -151,6 +152,7 @@ def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
     qtbot.waitUntil(lambda: not w.session.is_active(), timeout=10000)
 
 
+@pytest.mark.slow
 def test_window_draws_nothing_in_the_background_during_the_end_of_epoch_evaluation(qtbot, make_window):
     """Between an epoch's last metrics chunk and its EpochSummary the worker evaluates on the test set: the window
     holds its background redraws then (they would only slow the evaluation down) and catches up afterwards."""

@@ -47,6 +47,7 @@ def select_family(w, name):
     combo.setCurrentIndex(combo.findData(name))
 
 
+@pytest.mark.slow
 def test_controls_are_named_and_explained(panel):
     for cls, name in [
         (QDoubleSpinBox, "explorer_alpha"),
@@ -114,6 +115,7 @@ def test_model_controls_change_the_evidence(panel, qtbot):
     assert residual_shown(panel) < 1e-6
 
 
+@pytest.mark.slow
 def test_switching_family_updates_plots_and_controls(panel):
     q_curve_exp = panel.plots.q_curve.getData()[1].copy()
     assert panel.plots.surface_stack.currentIndex() == 0
@@ -168,6 +170,7 @@ def test_mc_sample_count_and_resampling(panel):
     assert abs(panel.numbers.elbo_mc - exact) < 5 * panel.numbers.elbo_mc_se
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["Exponential", "Normal", "Log-Normal"])
 def test_fit_animates_and_finishes_near_the_family_best(panel, qtbot, family):
     select_family(panel, family)
@@ -205,6 +208,7 @@ def test_fit_animates_and_finishes_near_the_family_best(panel, qtbot, family):
     assert residual_shown(panel) < 1e-6
 
 
+@pytest.mark.slow
 def test_stop_button_stops_the_fit(panel, qtbot):
     panel.findChild(QSpinBox, "explorer_steps").setValue(20_000)
     qtbot.mouseClick(panel.findChild(QPushButton, "explorer_fit"), Qt.MouseButton.LeftButton)
@@ -218,6 +222,7 @@ def test_stop_button_stops_the_fit(panel, qtbot):
     assert "stopped" in label(panel, "explorer_report_label")
 
 
+@pytest.mark.slow
 def test_changing_the_model_stops_a_running_fit(panel, qtbot):
     panel.findChild(QSpinBox, "explorer_steps").setValue(20_000)
     panel.findChild(QPushButton, "explorer_fit").click()
@@ -227,6 +232,7 @@ def test_changing_the_model_stops_a_running_fit(panel, qtbot):
     assert panel.model.alpha == 2.0
 
 
+@pytest.mark.slow
 def test_best_button_jumps_to_the_family_optimum(panel):
     select_family(panel, "Normal")
     panel.findChild(QPushButton, "explorer_best").click()
@@ -278,6 +284,7 @@ def test_current_point_stays_in_view_on_the_elbo_curve(panel, qtbot):
         assert in_view(), key
 
 
+@pytest.mark.slow
 def test_another_family_forgets_the_last_fit_report(panel, qtbot):
     panel.findChild(QSpinBox, "explorer_steps").setValue(50)
     with qtbot.waitSignal(panel.fit_finished, timeout=30_000):

@@ -77,6 +77,7 @@ def _bilinear(g, x, y) -> float:
     )
 
 
+@pytest.mark.slow
 def test_object_names_and_tooltips(panel):
     for w in (
         panel.study.selected_button,

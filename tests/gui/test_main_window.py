@@ -65,6 +65,7 @@ def expected_image(w, x, y):
 
 
 # ------------------------------------------------------------------------------------------------ dataset
+@pytest.mark.slow
 def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
     w = make_window()
     other = make_tiny(n_train=300, n_test=100, side=10, classes=4, seed=3)
@@ -90,6 +91,7 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
     assert w.act_start.isEnabled()
 
 
+@pytest.mark.slow
 def test_bad_file_shows_loader_message_and_keeps_dataset(qtbot, make_window, tmp_path, monkeypatch, tiny):
     w = make_window()
     bad = tmp_path / "broken.npz"
@@ -163,6 +165,7 @@ def test_pause_resume_stop(qtbot, make_window):
     assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.act_start.isEnabled()
 
 
+@pytest.mark.slow
 def test_shortcuts_drive_training(qtbot, make_window):
     w = make_window(train=LONG)
     w.activateWindow()  # window shortcuts need the active window
@@ -178,6 +181,7 @@ def test_shortcuts_drive_training(qtbot, make_window):
     assert w.session.current_state == "stopped"
 
 
+@pytest.mark.slow
 def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     w = make_window()
     w.session.start(w.dataset, SMALL_MODEL.replace(image_shape=(1, 28, 28)), SMALL_TRAIN)  # wrong image size
@@ -190,6 +194,7 @@ def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
 
 
 # ------------------------------------------------------------------------------------------------ click to generate
+@pytest.mark.slow
 def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
     w = make_window()
     train_to_end(qtbot, w)
@@ -209,6 +214,7 @@ def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
     assert w.act_export_generated.isEnabled()
 
 
+@pytest.mark.slow
 def test_drag_decodes_along_the_way(qtbot, make_window):
     w = make_window()
     train_to_end(qtbot, w)
@@ -302,6 +308,7 @@ def test_gallery_manifold_follows_zoom_and_other_tabs(qtbot, make_window):
 
 
 # ------------------------------------------------------------------------------------------------ files
+@pytest.mark.slow
 def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_path):
     w = make_window(model=SMALL_MODEL.replace(latent_dim=3), train=SMALL_TRAIN.replace(epochs=3, seed=7))
     train_to_end(qtbot, w)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 from PySide6.QtCore import QSettings, QThread, Qt
 
@@ -22,6 +23,7 @@ def _as_if_the_trainer_just_set(n: int) -> None:
     t.join()
 
 
+@pytest.mark.slow
 def test_every_thread_that_runs_a_model_follows_the_policy(qtbot, make_window, tmp_path, monkeypatch):
     calls: list[tuple[str, int]] = []
     lock = threading.Lock()

@@ -1,0 +1,108 @@
+"""Wiring of the "Inside the model" and "Runs" pages to the rest of the window: Shift+clicks on the latent plot
+(or on two test images of the Recon grid: their μ(x)) become the interpolation's ends, the path and an encoded image's q(z|x) are drawn on the latent plot, File → Encode
+image… and an image file dropped on the window are encoded, the page's PNG / GIF exports ask where to write; each
+model that replaces another hands the old one's curves to the run list, and "Add checkpoint…" reads a checkpoint's
+curves off the GUI thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from engine.checkpoint import CheckpointError
+from engine.files import WriteError, display_name
+from engine.runs import record_of_checkpoint
+from gui.workers import Worker
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
+
+
+class InsideActions:
+    def __init__(self, window):
+        self.w = window
+        page, latent = window.inside, window.latent
+        latent.path_end_clicked.connect(self._on_path_end)
+        page.path_changed.connect(latent.show_path)
+        page.encoded_changed.connect(latent.show_ellipse)
+        page.export_asked.connect(self.export_dialog)
+        window.gallery.example_clicked.connect(self._on_example_clicked)
+        runs = window.runs
+        window.state.model_changed.connect(lambda: runs.on_new_model(window.settings_panel.train_config()))
+        runs.add_asked.connect(self.add_run_dialog)
+        self.run_loader: Worker | None = None
+
+    def add_run_dialog(self) -> None:
+        path = self.w.ask_open_path("Add a checkpoint's curves", "Checkpoints (*.ckpt *.pt);;All files (*)")
+        if path:
+            self.add_run(path)
+
+    def add_run(self, path: str) -> None:
+        """Read a checkpoint's settings and curves on a worker thread into the run list; a bad file gets one line."""
+        if self.run_loader is not None:
+            return
+
+        def failed(e, _tb):
+            self.w.runs.show_error(str(e) if isinstance(e, CheckpointError) else f"{display_name(path)}: {e}")
+
+        def done():
+            self.run_loader = None
+
+        self.run_loader = Worker(
+            lambda: record_of_checkpoint(path),
+            on_result=self.w.runs.add_record,
+            on_error=failed,
+            parent=self.w,
+            name="runLoader",
+        )
+        self.run_loader.done.connect(done)
+
+    def _on_path_end(self, z) -> None:
+        self.w.inside.add_end(z)
+        if len(self.w.inside.ends) == 2:
+            self.w.status.message("Interpolation path drawn: its images are on the “Inside the model” page.", 6000)
+
+    def _on_example_clicked(self, index: int) -> None:
+        """Shift+click on a test image of the Recon grid: its posterior mean μ(x) is an end of the path."""
+        st = self.w.state
+        model = st.model()
+        if model is None or not QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier:
+            return
+        mu, _ = model.encode(st.test_image(index)[None], st.example_label(index))
+        self._on_path_end(mu[0])
+
+    def encode_dialog(self) -> None:
+        path = self.w.ask_open_path("Encode image", IMAGE_FILTER)
+        if path:
+            self.encode(path)
+
+    def encode(self, path: str) -> bool:
+        """Encode an image file with the current model and show the page; a refused file gets one line there."""
+        ok = self.w.inside.encode_file(path)
+        self.w.show_page(self.w.inside)
+        if ok:
+            self.w.status.message(f"Encoded {display_name(path)}: its q(z|x) is drawn on the latent plot.", 6000)
+        return ok
+
+    def export_dialog(self, what: str, fmt: str) -> None:
+        kind = "GIF animations (*.gif)" if fmt == "gif" else "PNG images (*.png)"
+        path = self.w.ask_save_path(f"Export {what}", kind, f"{what}.{fmt}")
+        if not path:
+            return
+        try:
+            self.w.inside.export(what, fmt, path)
+        except OSError as e:
+            self.w.show_error(
+                "Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}"
+            )
+            return
+        self.w.status.message(f"Exported {path}", 6000)
+
+
+def dropped_file(mime) -> str | None:
+    """The local file a drag carries when it carries exactly one (else None)."""
+    urls = mime.urls() if mime.hasUrls() else []
+    if len(urls) != 1 or not urls[0].isLocalFile():
+        return None
+    return str(Path(urls[0].toLocalFile()))
