@@ -42,8 +42,6 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
     at = w.session.run.step
     good = w.state.snapshot  # the weights restored after the divergence, sent before the pause
     assert good is not None and all(np.isfinite(v).all() for v in good.weights.values())
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)  # Resume at lr 10: diverges again at once
-    qtbot.waitUntil(lambda: w.session.current_state == "diverged" and len(w.errors) == 2, timeout=20_000)
     type_into(qtbot, w, "lr", "0.002")
     assert w.settings_panel.train_config().lr == 0.002
     qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
@@ -63,7 +61,7 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
             )
         )
     run = w.session.run
-    assert w.session.current_state == "finished" and len(w.errors) == 2
+    assert w.session.current_state == "finished" and len(w.errors) == 1
     assert run.cfg.lr == 0.002 and all(g["lr"] == 0.002 for g in run.optimizer.param_groups)
     assert run.step == run.total_steps and run.step > at
     elbo = run.history.column("elbo")
