@@ -27,7 +27,7 @@ from .config import (
 )
 from .files import WriteError, atomic_write, quote
 from .limits import range_text
-from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, StateChanged, WorkerError
+from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, RunStatus, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 from .outputs import find_clash, name_problem
 
@@ -525,7 +525,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
                 warning = collapse_warning(run.history.epochs)
                 if warning:
                     print(f"warning: {warning}", flush=True)
-            elif isinstance(msg, StateChanged) and msg.state == "diverged":
+            elif isinstance(msg, StateChanged) and msg.state is RunStatus.DIVERGED:
                 print(f"\nerror: {msg.text}", file=sys.stderr)
                 run.stop()
                 status = 3

@@ -6,6 +6,7 @@ trainer reuses. All ELBO-type numbers are in nats per example (summed over pixel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
@@ -71,11 +72,53 @@ class WeightsSnapshot:
     weights: dict = field(repr=False)  # parameter name -> fresh float32 numpy array
 
 
+class RunStatus(str, Enum):
+    """Where a run (or the model on show) stands: the one vocabulary of the trainer, the CLI and the window. A str,
+    so it compares equal to its value ("running")."""
+
+    IDLE = "idle"  # no model
+    STARTING = "starting"  # Start pressed: the run is being built on its thread
+    RUNNING = "running"
+    PAUSED = "paused"
+    DIVERGED = "diverged"  # NaN/Inf: the last good weights restored, paused until resumed or stopped
+    STOPPED = "stopped"  # by the user (or the run's thread ended early)
+    FINISHED = "finished"  # every epoch done
+    ERROR = "error"
+    LOADED = "loaded"  # a checkpoint is the model on show
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def active(self) -> bool:
+        """A run exists and has not ended: it may train on, so its settings and data are in use."""
+        return self in (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.DIVERGED)
+
+    @property
+    def halted(self) -> bool:
+        """Paused, by the user or by a divergence: Resume goes on."""
+        return self in (RunStatus.PAUSED, RunStatus.DIVERGED)
+
+    @property
+    def moving(self) -> bool:
+        """Steps are being taken (or about to be): throughput and time left mean something."""
+        return self in (RunStatus.STARTING, RunStatus.RUNNING)
+
+    @property
+    def at_rest(self) -> bool:
+        """The weights stand still (paused, stopped, finished): every view may be drawn in full."""
+        return self in (RunStatus.PAUSED, RunStatus.STOPPED, RunStatus.FINISHED)
+
+    def ended(self) -> "RunStatus":
+        """The status once the run's thread has ended: a run that had not finished or failed was stopped."""
+        return RunStatus.STOPPED if self.active else self
+
+
 @dataclass(frozen=True)
 class StateChanged:
-    """Run state: 'running', 'paused', 'stopped' (by the user), 'finished', 'diverged' (NaN/Inf, paused)."""
+    """A run's new status (RunStatus): running, paused, stopped (by the user), finished, diverged (NaN/Inf, paused)."""
 
-    state: str
+    state: RunStatus
     text: str = ""
     step: int = 0
     epoch: int = 0

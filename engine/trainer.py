@@ -37,6 +37,7 @@ from .messages import (
     LatentSnapshot,
     MetricsChunk,
     RunStarted,
+    RunStatus,
     StateChanged,
     WorkerError,
 )
@@ -126,7 +127,7 @@ class Trainer:
         self._save_requests: list[str] = []
         self._retuned: TrainConfig | None = None  # settings for the steps after the next resume (retune)
         self._lock = threading.Lock()
-        self.state = "idle"
+        self.state = RunStatus.IDLE
 
     # -- control, from any thread ------------------------------------------------------------------
     def pause(self) -> None:
@@ -272,7 +273,7 @@ class Trainer:
         try:
             yield from self._run()
         except Exception as e:  # the window must survive anything the worker hits
-            self.state = "error"
+            self.state = RunStatus.ERROR
             yield WorkerError(f"Training failed: {type(e).__name__}: {e}", traceback.format_exc())
 
     def _run(self) -> Iterator:
@@ -294,8 +295,8 @@ class Trainer:
         self.model.train()
         buf = torch.zeros((spe, 3), device=self.device)  # per-step (elbo, recon, kl) of the current epoch
         good = self._copy_state()  # last weights whose losses were all finite
-        self.state = "running"
-        yield StateChanged("running", step=self.step, epoch=self.epoch)
+        self.state = RunStatus.RUNNING
+        yield StateChanged(RunStatus.RUNNING, step=self.step, epoch=self.epoch)
         t_snap = time.monotonic()
         yield from self._snapshots()
         snap_every = self._snapshot_period(time.monotonic() - t_snap)
@@ -314,7 +315,7 @@ class Trainer:
                 if self._pause.is_set():
                     yield from self._finish_flush(buf, flushed, samples, t_flush)
                     flushed, samples = self.batch, 0
-                    yield from self._paused("paused", "Paused.")
+                    yield from self._paused(RunStatus.PAUSED, "Paused.")
                     t_flush = time.monotonic()
                     continue
                 if self._save_requests:
@@ -372,8 +373,10 @@ class Trainer:
             good = self._copy_state()  # only weights whose evaluation was finite become the good copy
             yield summary
             yield from self._snapshots()
-        self.state = "finished"
-        yield StateChanged("finished", f"Finished {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}.", self.step, self.epoch)
+        self.state = RunStatus.FINISHED
+        yield StateChanged(
+            RunStatus.FINISHED, f"Finished {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}.", self.step, self.epoch
+        )
 
     def _flush_due(self, by_clock: bool) -> bool:
         """Single process: by the wall clock. Under torchrun every rank must decide alike, so by the step count,
@@ -397,7 +400,7 @@ class Trainer:
         """Restore the last good weights and pause as "diverged" until resumed or stopped."""
         self._load_state(good)
         yield StateChanged(
-            "diverged",
+            RunStatus.DIVERGED,
             "The loss became NaN/Inf: training paused and the last good weights "
             f"restored. Lower the learning rate (now {self.cfg.lr:g})"
             + (" or use fp32" if self.cfg.precision != "fp32" else "")
@@ -405,14 +408,14 @@ class Trainer:
             self.step,
             self.epoch,
         )
-        yield from self._paused("diverged", None)
+        yield from self._paused(RunStatus.DIVERGED, None)
 
     def _stopped(self, when: str) -> Iterator:
-        self.state = "stopped"
+        self.state = RunStatus.STOPPED
         yield decoder_snapshot(self.model, self.step)  # what is shown is what would be saved
-        yield StateChanged("stopped", f"Stopped by the user{when}.", self.step, self.epoch)
+        yield StateChanged(RunStatus.STOPPED, f"Stopped by the user{when}.", self.step, self.epoch)
 
-    def _paused(self, state: str, text: str | None) -> Iterator:
+    def _paused(self, state: RunStatus, text: str | None) -> Iterator:
         self.state = state
         self._pause.set()  # before anything is yielded: a resume that comes while a message is out is not lost
         yield decoder_snapshot(self.model, self.step)  # what a save now writes (diverged: the good weights)
@@ -427,8 +430,8 @@ class Trainer:
             self.governor.interrupt()
         if not self._stop.is_set():
             self._apply_retune()
-            self.state = "running"
-            yield StateChanged("running", "Resumed.", self.step, self.epoch)
+            self.state = RunStatus.RUNNING
+            yield StateChanged(RunStatus.RUNNING, "Resumed.", self.step, self.epoch)
 
     def _flush(self, buf: torch.Tensor, start: int, end: int, samples_per_s: float) -> MetricsChunk:
         rows = buf[start:end].double().cpu().numpy()  # SYNC: the one device→host copy of metrics per flush

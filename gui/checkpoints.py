@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication
 
 from engine.checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from engine.files import WriteError, display_name, quote
 from engine.history import MetricHistory
+from engine.messages import RunStatus
 from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
 from gui.workers import Worker
 
@@ -18,6 +19,8 @@ CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
 
 
 class CheckpointActions(QObject):
+    busy_changed = Signal()  # a load started or ended
+
     def __init__(self, window):
         super().__init__(window)
         self.w = window
@@ -127,18 +130,18 @@ class CheckpointActions(QObject):
             parent=self,
             name="checkpointLoader",
         )
-        self.w.update_actions()
+        self.busy_changed.emit()
 
     def _finish(self) -> None:
         QApplication.restoreOverrideCursor()
         self.loader = None
+        self.busy_changed.emit()
 
     def _on_failed(self, err: BaseException, path: str) -> None:
         self._finish()
         msg = str(err) if isinstance(err, CheckpointError) else f"{display_name(path)}: {type(err).__name__}: {err}"
         self.w.status.message("The checkpoint could not be loaded.", 8000)
         self.w.show_error("Could not load the checkpoint", msg)
-        self.w.update_actions()
 
     def _on_loaded(self, result, path: str, data_token: int) -> None:
         self._finish()
@@ -146,14 +149,13 @@ class CheckpointActions(QObject):
         st = self.state
         if not self.may_replace_model(lambda described: self.w.ask_replace_model(described, Path(path).name)):
             self.w.status.message(f"{display_name(path)} was not loaded: the current model is kept.", 8000)
-            self.w.update_actions()
             return
         self.w.settings_panel.set_configs(ck.model_config, ck.train_config)
         # the window's curves grow when it continues: a copy, so the checkpoint stays as read
         st.new_model(
             ck.model_config, "checkpoint", history=MetricHistory.from_state(ck.history.to_state()), checkpoint=ck
         )
-        st.set_status("loaded")
+        st.set_status(RunStatus.LOADED)
         self._note_saved(ck.step)  # the file holds all of it
         st.set_snapshot(snap)
         if lat is not None and st.identity().dataset == data_token:
@@ -167,7 +169,6 @@ class CheckpointActions(QObject):
             note = f" It was trained on {name}: open that dataset to continue training it or see its latent space."
         self.w.status.message(f"Loaded {display_name(path)}: step {ck.step:,}, {ck.epoch} epochs.{note}", 12000)
         self.w.draw_all()
-        self.w.update_actions()
 
     def shutdown(self) -> None:
         if self.loader is not None:

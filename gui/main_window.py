@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
 from engine.files import display_name, quote
+from engine.messages import RunStatus
 from engine.snapshot import every_class
 from gui import dialogs, layout, style
 from gui.checkpoints import CheckpointActions
@@ -93,7 +94,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.inside = InsidePanel(st)
         self.runs = RunsPanel(st)
         self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
-        self.status = StatusBarView(self.statusBar())
+        self.status = StatusBarView(self.statusBar(), st)
         self.training = RunActions(self)
         self.checkpoints = CheckpointActions(self)
         self.exports = Exports(self)
@@ -174,7 +175,13 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent.latent_clicked.connect(self._on_latent_clicked)
         self.latent.view_changed.connect(self._on_view_changed)
         self.gallery.example_clicked.connect(st.select_example)
-        self.gallery.tabs.currentChanged.connect(lambda _i: self.update_actions())
+        # what the actions' enabled state depends on: the run status, the worker's thread, the data and model
+        # on show, the loaders (and the grid tab on show, for its export)
+        for sig in (st.status_changed, st.dataset_changed, st.latent_changed, self.gallery.tabs.currentChanged):
+            sig.connect(lambda *_: self.update_actions())
+        for sig in (st.model_changed, self.session.finished, self.loader.started, self.loader.finished):
+            sig.connect(lambda *_: self.update_actions())
+        self.checkpoints.busy_changed.connect(self.update_actions)
         self.loader.started.connect(self._on_loading)
         self.loader.loaded.connect(self._on_dataset_loaded)
         self.loader.failed.connect(self._on_dataset_failed)
@@ -215,12 +222,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.dataset_panel.set_busy(text)
         self.status.message(text)
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        self.update_actions()
 
     def _on_loader_finished(self) -> None:
         QApplication.restoreOverrideCursor()
         self.dataset_panel.set_busy(None)
-        self.update_actions()
 
     def _on_dataset_failed(self, text: str) -> None:
         self.status.message("The dataset could not be opened; the previous one is still loaded.", 8000)
@@ -245,7 +250,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             if not self.checkpoints.may_replace_model(lambda described: self.ask_close_model(described, ds.name)):
                 return False
             st.new_model(None, None)
-            st.set_status("idle")
+            st.set_status(RunStatus.IDLE)
         st.set_dataset(ds)
         return True
 
@@ -254,13 +259,11 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.settings_panel.set_label_classes(ds.n_classes)
         self.training.encode_latents()  # the current model's scatter for the new test images
         self.dataset_changed.emit(ds)
-        self.update_actions()
 
     def _on_model_changed(self) -> None:
         self.training.last_chunk = None  # progress of the model that is gone
         if self.state.model_config is None:
             self.status.reset()
-        self.update_actions()
 
     # -- training (gui/run_actions.py) ---------------------------------------------------------------------------------
     def start_training(self) -> None:
@@ -273,12 +276,13 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.training.stop()
 
     def update_actions(self) -> None:
+        """Every action's enabled state, from the run status and what is loaded (connected to their signals)."""
         active = self.session.is_active()
-        st = self.session.current_state
+        st = self.state.status
         loading = self.loader.busy()
         self.act_start.setEnabled(not active and self.state.dataset is not None and not loading)
-        self.act_pause.setEnabled(active and st in ("running", "paused", "diverged"))
-        paused = st in ("paused", "diverged") and active
+        self.act_pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
+        paused = st.halted and active
         self.act_pause.setText("Resume" if paused else "Pause")
         self.act_pause.setIcon(
             self.style().standardIcon(
@@ -299,7 +303,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         """The only place that redraws, at REFRESH_HZ. Each pass draws at most one thing (the scatter, the curves,
         or one image grid), so no event-loop pass is long; while training runs, the draws keep to their periods
         and a CPU budget (gui/draw_budget.py) so that painting costs the trainer little."""
-        running = self.session.current_state == "running"
+        running = self.state.status is RunStatus.RUNNING
         if running and self.training.evaluating:
             return  # the end-of-epoch evaluation (~0.4 s on Fashion-MNIST) runs undisturbed; the EpochSummary ends it
         drew = self.redraws.tick(limited=running)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 from engine.preflight import check_run, few_steps_hint
 from engine.config import ConfigError
 from engine.files import quote
+from engine.messages import RunStatus
 from gui.panels.settings import LABELS
 from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
@@ -35,7 +36,7 @@ class RunActions(QObject):
         s.state.connect(self._on_state)
         s.error.connect(self._on_worker_error)
         s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
-        s.finished.connect(self._on_run_finished)
+        s.finished.connect(self.state.run_ended)
         window.settings_panel.changed.connect(self.update_note)
         self.state.dataset_changed.connect(lambda _ds: self.update_note())
 
@@ -121,16 +122,15 @@ class RunActions(QObject):
             self.session.start(ds, mcfg, tcfg)
             note = "Starting a new model…"
         self.last_chunk = None
-        self.state.set_status("starting")
+        self.state.set_status(RunStatus.STARTING)
         w.status.run_starting(tcfg.batch_size)
         w.status.message(note, 6000)
-        w.update_actions()
 
     def toggle_pause(self) -> None:
-        st = self.session.current_state
-        if st == "running":
+        st = self.state.status
+        if st is RunStatus.RUNNING:
             self.session.pause()
-        elif st in ("paused", "diverged"):
+        elif st.halted:
             if (why := self.w.settings_panel.refusal()) is not None:
                 self.w.settings_panel.show_problem(f"Cannot resume: {why}.")
                 return
@@ -169,39 +169,29 @@ class RunActions(QObject):
     def _on_state(self, msg) -> None:
         self.evaluating = False
         self.state.set_status(msg.state)
-        self.w.status.set_state(msg.state)
         if msg.text:
             self.w.status.message(msg.text, 8000)
-        if msg.state == "diverged":
+        if msg.state is RunStatus.DIVERGED:
             self.w.show_error(
                 "Training diverged",
                 f"{msg.text} The learning rate and the precision can be changed in Settings now; Resume uses them.",
             )
-        if msg.state in ("stopped", "paused", "diverged"):
+        if msg.state in (RunStatus.STOPPED, RunStatus.PAUSED, RunStatus.DIVERGED):
             # the run sent the weights a save would write just before: the scatter follows them (the rest of the
             # views redraw from the new weights on their own)
             lat, snap = self.state.latent, self.state.snapshot
             if snap is not None and (lat is None or lat.step != snap.step):
                 self.encode_latents()
-        if msg.state in ("finished", "stopped", "paused"):
+        if self.state.status.at_rest:
             self.w.draw_all()
-        self.w.update_actions()
 
     def _on_worker_error(self, msg) -> None:
         if not msg.fatal:  # the run goes on (a checkpoint that could not be saved)
             self.w.status.message(msg.text, 10000)
             self.w.show_error("Could not save the checkpoint", msg.text)
             return
-        self.state.set_status("error")
-        self.w.status.set_state("error")
+        self.state.set_status(RunStatus.ERROR)
         self.w.show_error("Training error", msg.text, msg.detail)
-        self.w.update_actions()
-
-    def _on_run_finished(self) -> None:
-        if self.state.status in ("starting", "running", "paused", "diverged"):
-            self.state.set_status("stopped")
-            self.w.status.set_state("stopped")
-        self.w.update_actions()
 
     # -- the scatter of a model that is not training -----------------------------------------------------------
     def encode_latents(self) -> None:
@@ -211,7 +201,7 @@ class RunActions(QObject):
         snap, ds = st.snapshot, st.dataset
         if snap is None or ds is None or not st.model_fits_dataset():
             return
-        if self.session.current_state in ("starting", "running"):
+        if self.state.status in (RunStatus.STARTING, RunStatus.RUNNING):
             return  # the run sends its own scatter
         n = self.w.settings_panel.train_config().latent_examples
         token = st.identity()
@@ -227,7 +217,6 @@ class RunActions(QObject):
     def _on_encoder_done(self) -> None:
         if self._encoder is not None and not self._encoder.is_running():
             self._encoder = None
-            self.w.update_actions()
 
     def cancel_encoding(self) -> None:
         if self._encoder is not None:

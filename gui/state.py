@@ -19,7 +19,7 @@ from engine.config import ModelConfig
 from engine.data.dataset import as_float01
 from engine.preflight import label_misfit
 from engine.history import MetricHistory
-from engine.messages import WeightsSnapshot, EpochSummary, LatentSnapshot, MetricsChunk
+from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk, RunStatus, WeightsSnapshot
 from engine.snapshot import SnapshotModel
 
 
@@ -38,7 +38,7 @@ class StudioState(QObject):
     latent_changed = Signal(object)  # LatentSnapshot, or None when cleared
     history_reset = Signal()  # ``history`` was replaced
     history_grew = Signal()  # rows or an epoch were appended to ``history``
-    status_changed = Signal(str)
+    status_changed = Signal(object)  # the new RunStatus
     example_changed = Signal(object)  # the selected test example's index, or None
     label_changed = Signal(int)  # the class a conditional model generates (gallery, generated image, scatter)
     picked_changed = Signal(object)  # the picked latent point z (d,) float32, or None
@@ -48,7 +48,7 @@ class StudioState(QObject):
         self.setObjectName("sessionState")
         self.dataset = None
         self.model_config = None  # engine.config.ModelConfig of the current model, None before any
-        self.status = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error | loaded
+        self.status = RunStatus.IDLE  # the one run status: the status bar and the actions follow it
         self.source: str | None = None  # "run" | "checkpoint": where the current model lives
         self.checkpoint = None  # the loaded Checkpoint while it is the current model
         self.snapshot: WeightsSnapshot | None = None
@@ -146,10 +146,15 @@ class StudioState(QObject):
         self.source = source
         self.checkpoint = None
 
-    def set_status(self, status: str) -> None:
-        if status != self.status:
+    def set_status(self, status: RunStatus | str) -> None:
+        status = RunStatus(status)
+        if status is not self.status:
             self.status = status
             self.status_changed.emit(status)
+
+    def run_ended(self) -> None:
+        """The run's thread has ended: a run that had not finished or failed was stopped."""
+        self.set_status(self.status.ended())
 
     def set_snapshot(self, snap: WeightsSnapshot) -> None:
         self.snapshot = snap

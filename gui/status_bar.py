@@ -1,21 +1,24 @@
 """The status bar's permanent widgets: run state, progress, samples/s, ETA and the device. One object owns them;
-the window tells it what happened (a run started, a metrics chunk, a state change) and it decides what to show."""
+it follows the run status of the window's state (``StudioState.status``), and the window tells it what happened
+(a run started, a metrics chunk, a checkpoint loaded); it decides what to show."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
+from engine.messages import RunStatus
+
 STATE_TEXT = {
-    "starting": "Starting",
-    "running": "Running",
-    "paused": "Paused",
-    "stopped": "Stopped",
-    "finished": "Finished",
-    "diverged": "Diverged (paused)",
-    "error": "Error",
-    "loaded": "Checkpoint loaded",
-    "idle": "Idle",
+    RunStatus.STARTING: "Starting",
+    RunStatus.RUNNING: "Running",
+    RunStatus.PAUSED: "Paused",
+    RunStatus.STOPPED: "Stopped",
+    RunStatus.FINISHED: "Finished",
+    RunStatus.DIVERGED: "Diverged (paused)",
+    RunStatus.ERROR: "Error",
+    RunStatus.LOADED: "Checkpoint loaded",
+    RunStatus.IDLE: "Idle",
 }
 
 
@@ -33,7 +36,7 @@ def fmt_seconds(s: float) -> str:
 class StatusBarView:
     """Builds the widgets on ``status_bar`` (a QStatusBar) and keeps them current."""
 
-    def __init__(self, status_bar: QStatusBar):
+    def __init__(self, status_bar: QStatusBar, state):
         self.bar = status_bar
         status_bar.setObjectName("statusBar")
         self.progress = QProgressBar()
@@ -67,6 +70,8 @@ class StatusBarView:
             status_bar.addPermanentWidget(w)
         self._rate: float | None = None  # smoothed samples/s
         self._batch_size = 1
+        state.status_changed.connect(self._on_status)  # a gui.state.StudioState: the run status it shows
+        self._on_status(state.status)
 
     def reset(self) -> None:
         """No model: nothing to report."""
@@ -75,7 +80,6 @@ class StatusBarView:
         self.progress.setFormat("not started")
         self.show_device("device —", "Device the model trains on")
         self.show_step_kind(None)
-        self.set_state("idle")
 
     def message(self, text: str, ms: int = 0) -> None:
         self.bar.showMessage(text, ms)
@@ -85,7 +89,6 @@ class StatusBarView:
         self._rate = None
         self._batch_size = max(1, batch_size)
         self.progress.setFormat("starting…")
-        self.set_state("starting")
 
     def run_started(self, msg) -> None:
         """A RunStarted message: the device and the run's length."""
@@ -134,9 +137,9 @@ class StatusBarView:
             self.rate_label.setText(f"{self._rate:,.0f} samples/s{threads}")
             self.eta_label.setText(f"ETA {fmt_seconds((c.total_steps - c.step) * self._batch_size / self._rate)}")
 
-    def set_state(self, state: str) -> None:
-        self.state_label.setText(STATE_TEXT.get(state, state))
-        if state not in ("running", "starting"):  # no throughput and no time left when nothing trains
+    def _on_status(self, status: RunStatus) -> None:
+        self.state_label.setText(STATE_TEXT[status])
+        if not status.moving:  # no throughput and no time left when nothing trains
             self.rate_label.setText("— samples/s")
             self.eta_label.setText("ETA —")
 
@@ -147,4 +150,3 @@ class StatusBarView:
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat(f"epoch {ck.epoch} · step {ck.step:,}")  # the state label says "Checkpoint loaded"
-        self.set_state("loaded")

@@ -50,7 +50,6 @@ class TrainingWorker(QObject):
         self._lock = threading.Lock()
         self._stop_requested = False
         self._closed = False
-        self.current_state = "idle"  # idle | starting | running | paused | diverged | stopped | finished | error
         self.model_config: ModelConfig | None = None
         self.train_config: TrainConfig | None = None
 
@@ -86,7 +85,6 @@ class TrainingWorker(QObject):
             raise RuntimeError("a run is already active")
         self._run, self._stop_requested = None, False
         self.model_config, self.train_config = model_cfg, train_cfg
-        self.current_state = "starting"
 
         def job():  # the worker thread
             from engine.trainer import Trainer
@@ -167,7 +165,6 @@ class TrainingWorker(QObject):
         elif isinstance(msg, EpochSummary):
             self.epoch.emit(msg)
         elif isinstance(msg, StateChanged):
-            self.current_state = msg.state
             self.state.emit(msg)
         elif isinstance(msg, RunStarted):
             self.started.emit(msg)
@@ -176,12 +173,8 @@ class TrainingWorker(QObject):
         elif isinstance(msg, CheckpointSaved):
             self.saved.emit(msg)
         elif isinstance(msg, WorkerError):
-            if msg.fatal:  # a failed save is reported, but the run goes on: its state stays as it is
-                self.current_state = "error"
             self.error.emit(msg)
 
     def _on_thread_finished(self) -> None:
-        if self.current_state in ("starting", "running", "paused", "diverged"):
-            self.current_state = "stopped"
         if not self._closed:
             self.finished.emit()

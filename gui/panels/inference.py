@@ -262,8 +262,8 @@ class InferencePanel(QWidget):
         m = lat.means[:CONTEXT_POINTS]
         self.context.setData(x=m[:, 0], y=m[:, 1])
 
-    def _on_status_changed(self, status: str) -> None:
-        if status in ("paused", "stopped", "finished"):
+    def _on_status_changed(self, status) -> None:
+        if status.at_rest:
             self.refresh()  # the example on show, recomputed with the newest weights
 
     def _on_example_changed(self, index) -> None:

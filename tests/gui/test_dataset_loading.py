@@ -98,7 +98,7 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
     )
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
-    assert w.errors == [] and w.session.current_state == "finished"
+    assert w.errors == [] and w.state.status == "finished"
     w.gallery.tabs.setCurrentIndex(1)  # reconstructions: test images (stored uint8) beside the model's output
     qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=10_000)
     tiles = w.gallery.images["recon"]

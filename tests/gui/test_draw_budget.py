@@ -129,14 +129,14 @@ def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
     w.draw_budget._cpu = fake_cpu
     w.draw_budget.allow(limited=False)  # the clocks start now (a budget's very first call allows, unaccounted)
     w.start_training()
-    qtbot.waitUntil(lambda: w.session.current_state == "running", timeout=20000)
+    qtbot.waitUntil(lambda: w.state.status == "running", timeout=20000)
     busy[0] = True
     qtbot.waitUntil(lambda: len(w.curves.steps) > 0, timeout=20000)  # data arrives (slots still run)
     drawn_before = dict(w.redraws.counts)
     x_before = w.curves.elbo.smooth.xData
     n_before = 0 if x_before is None else len(x_before)
     qtbot.wait(1500)
-    assert w.session.current_state == "running"
+    assert w.state.status == "running"
     assert w.redraws.counts == drawn_before
     assert len(w.curves.steps) > n_before  # trained and received meanwhile
     x_now = w.curves.elbo.smooth.xData
@@ -144,7 +144,7 @@ def test_window_holds_redraws_while_over_budget_and_resumes(qtbot, make_window):
     busy[0] = False  # the GUI thread goes quiet: the share is earned back within debt_s / share seconds
     qtbot.waitUntil(lambda: w.redraws.counts["curves"] > drawn_before["curves"], timeout=10000)
     w.session.pause()
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=10000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=10000)
     qtbot.waitUntil(lambda: not w.curves.dirty, timeout=10000)  # paused: unlimited, everything catches up
     xs = w.curves.elbo.smooth.xData
     assert np.array_equal(xs, w.curves.steps)

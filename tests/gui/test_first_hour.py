@@ -33,7 +33,7 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
     # lr 10 diverges within ten steps on this data, before the first refresh of the last good weights
     w = make_window(train=SMALL_TRAIN.replace(lr=10.0, epochs=5))
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "diverged", timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "diverged", timeout=20_000)
     title, text = w.errors[-1]
     assert title == "Training diverged" and "learning rate (now 10)" in text and "Settings" in text
     lr, precision = w.settings_panel.widgets["lr"], w.settings_panel.widgets["precision"]
@@ -51,7 +51,7 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
         r = w.session.run
         raise AssertionError(
             (
-                w.session.current_state,
+                w.state.status,
                 w.errors,
                 r.step,
                 r.cfg.lr,
@@ -61,7 +61,7 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
             )
         )
     run = w.session.run
-    assert w.session.current_state == "finished" and len(w.errors) == 1
+    assert w.state.status == "finished" and len(w.errors) == 1
     assert run.cfg.lr == 0.002 and all(g["lr"] == 0.002 for g in run.optimizer.param_groups)
     assert run.step == run.total_steps and run.step > at
     elbo = run.history.column("elbo")
@@ -81,7 +81,7 @@ def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, ma
     qtbot.waitUntil(lambda: w.state.picked is not None and w.generated.image is not None, timeout=5000)
     for button, state in ((w.pause_button, "paused"), (w.stop_button, "stopped")):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda s=state: w.session.current_state == s, timeout=10_000)
+        qtbot.waitUntil(lambda s=state: w.state.status == s, timeout=10_000)
         step = w.session.run.step
         assert step > 40
         qtbot.waitUntil(lambda s=step: w.state.latent is not None and w.state.latent.step == s, timeout=10_000)
@@ -110,12 +110,12 @@ def test_placeholders_follow_the_run_status(qtbot, make_window):
         seen.update(p.view.placeholder for p in w.gallery.pages.values())
         manifold.append(w.gallery.pages["manifold"].caption.text())
         qtbot.wait(10)
-        assert w.session.current_state in ("idle", "starting", "running"), w.errors
+        assert w.state.status in ("idle", "starting", "running"), w.errors
     assert not any("press start" in t.lower() for t in seen), seen
     assert any(t.startswith(("Training", "Starting")) for t in seen), seen
     assert not any(c.endswith("step 0") for c in manifold), set(manifold)  # never the untrained grey noise
     qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=10_000)
     assert w.curves.caption.text().startswith("Paused") or "Epoch" in w.curves.caption.text()
     qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=10_000)
     assert not w.gallery.pages["manifold"].caption.text().endswith("step 0")

@@ -146,22 +146,22 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
 def test_pause_resume_stop(qtbot, make_window):
     w = make_window(train=LONG)
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.history) > 5, timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > 5, timeout=20_000)
     assert not w.settings_panel.widgets["latent_dim"].isEnabled()
     assert w.pause_button.text() == "Pause"
     qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     assert w.pause_button.text() == "Resume" and w.state_label.text() == "Paused"
     qtbot.wait(100)
     n = w.session.run.step
     qtbot.wait(300)
     assert w.session.run.step == n  # no step while paused
     qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and w.session.run.step > n, timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "running" and w.session.run.step > n, timeout=5000)
     assert w.pause_button.text() == "Pause"
     qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w, timeout=5000)
-    assert w.session.current_state == "stopped"
+    assert w.state.status == "stopped"
     assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.act_start.isEnabled()
 
 
@@ -171,14 +171,14 @@ def test_shortcuts_drive_training(qtbot, make_window):
     w.activateWindow()  # window shortcuts need the active window
     qtbot.waitUntil(w.isActiveWindow, timeout=5000)
     qtbot.keyClick(w, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: w.session.current_state == "running", timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running", timeout=20_000)
     qtbot.keyClick(w, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     qtbot.keyClick(w, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: w.session.current_state == "running", timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "running", timeout=5000)
     qtbot.keyClick(w, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
     wait_finished(qtbot, w, timeout=5000)
-    assert w.session.current_state == "stopped"
+    assert w.state.status == "stopped"
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     assert "28" in w.errors[0][1]
     assert w.act_start.isEnabled()
     train_to_end(qtbot, w)  # and it still trains
-    assert w.session.current_state == "finished"
+    assert w.state.status == "finished"
 
 
 # ------------------------------------------------------------------------------------------------ click to generate
@@ -258,7 +258,7 @@ def test_click_while_training_and_paused(qtbot, make_window):
     assert w.generated.image is not None
     np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(w.state.picked[None])[0])
     w.session.pause()
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
     want, _ = expected_image(w, *w.latent.marker_pos)
@@ -421,7 +421,7 @@ def test_settings_tooltips_and_devices(make_window):
 def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, answer):
     w = make_window(train=LONG)
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.history) > 5, timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > 5, timeout=20_000)
     asked = []
     w.ask_save_before_close = lambda: asked.append(1) or answer
     path = tmp_path / "on_close.pt"
@@ -438,7 +438,7 @@ def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, a
 def test_close_cancel_keeps_training(qtbot, make_window):
     w = make_window(train=LONG)
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running", timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running", timeout=20_000)
     w.ask_save_before_close = lambda: "cancel"
     assert not w.close()
     assert w.isVisible() and w.session.is_active()

@@ -189,7 +189,7 @@ def test_paused_and_stopped_status_shows_no_speed(qtbot, make_window):
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "samples/s" in w.rate_label.text() and w.rate_label.text()[0].isdigit(), timeout=20_000)
     w.session.pause()
-    qtbot.waitUntil(lambda: w.session.current_state == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     qtbot.wait(300)
     assert w.rate_label.text() == "— samples/s" and w.eta_label.text() == "ETA —"
     w.stop_training()

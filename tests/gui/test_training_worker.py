@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk
+from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk, RunStatus
 from gui.training_worker import TrainingWorker
 from gui.workers import Worker, live_threads
 
@@ -20,7 +20,7 @@ def test_session_emits_every_kind_of_message(qtbot, tiny):
         getattr(s, name).connect(lambda m, lst=lst: lst.append((m, threading.current_thread())))
     with qtbot.waitSignals([s.started, s.finished], timeout=30_000, order="strict"):
         s.start(tiny, SMALL_MODEL, SMALL_TRAIN)
-    assert s.current_state == "finished"
+    assert got["state"][-1][0].state is RunStatus.FINISHED
     assert all(isinstance(m, MetricsChunk) for m, _ in got["metrics"]) and got["metrics"]
     assert [m.epoch for m, _ in got["epoch"]] == [0, 1] and isinstance(got["epoch"][0][0], EpochSummary)
     assert isinstance(got["latent"][-1][0], LatentSnapshot)
@@ -44,10 +44,12 @@ def test_stop_and_close_are_quick(qtbot, tiny):
 
 def test_stop_before_the_run_is_built(qtbot, tiny):
     s = TrainingWorker()
+    states = []
+    s.state.connect(lambda m: states.append(m.state))
     with qtbot.waitSignal(s.finished, timeout=10_000):  # after the run's last message
         s.start(tiny, SMALL_MODEL, SMALL_TRAIN.replace(epochs=10_000))
         s.stop()  # the worker may still be constructing the Trainer
-    assert not s.is_active() and s.current_state == "stopped"
+    assert not s.is_active() and states[-1:] in ([], [RunStatus.STOPPED])  # stopped before it ran, or at a step
 
 
 def test_config_error_becomes_an_error_signal(qtbot, tiny):

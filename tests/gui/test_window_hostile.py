@@ -24,7 +24,7 @@ LONG = SMALL_TRAIN.replace(epochs=100_000)
 
 def _running(qtbot, w, steps=5):
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.current_state == "running" and len(w.history) > steps, timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > steps, timeout=20_000)
 
 
 def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_window, tmp_path, tiny):
@@ -59,7 +59,7 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
     assert title == "Could not save the checkpoint" and "'run.pt'" in text and ".tmp" not in text
     n = len(w.history)
     qtbot.waitUntil(lambda: len(w.history) > n + 5, timeout=10_000)  # still training
-    assert w.session.current_state == "running" and w.session.is_active()
+    assert w.state.status == "running" and w.session.is_active()
     assert w.act_pause.isEnabled() and w.act_stop.isEnabled()
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]  # no temp file left behind
     w.training.stop()
@@ -73,7 +73,7 @@ def test_a_failed_save_after_the_run_is_a_message(qtbot, make_window, tmp_path):
     (tmp_path / "blocker").write_text("x")
     w.checkpoints.save(str(tmp_path / "blocker" / "done.pt"))
     assert w.errors and "'done.pt'" in w.errors[0][1]
-    assert w.session.current_state == "finished"
+    assert w.state.status == "finished"
 
 
 def test_closing_during_a_long_iwae_evaluation_returns_promptly(qtbot, make_window):
@@ -104,7 +104,7 @@ def test_settings_that_cannot_work_with_the_dataset_are_refused_in_the_settings_
     assert not problem.isVisible()  # a change clears it
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
-    assert w.session.current_state == "finished" and w.errors == []
+    assert w.state.status == "finished" and w.errors == []
 
 
 def test_a_damaged_value_in_the_settings_file_falls_back_alone(qtbot, make_window, settings_file):
