@@ -2,16 +2,25 @@
 
 Reference (pytorch/examples vae/main.py style): the same 784-400-20 MLP, Bernoulli (BCE on logits), Adam 1e-3,
 batch 128, ``DataLoader(TensorDataset(x), shuffle=True)``, a ``.item()`` per step. Engine: ``Trainer`` with the
-same model, fp32 and bf16 autocast. Rounds are interleaved and medians reported (this machine is shared).
+same model, fp32 and bf16 autocast, each eager (Compile: off) and compiled (Compile: auto, timed once the compiled
+graphs are ready); the conv model eager and compiled. Rounds are interleaved and medians reported (this machine
+is shared). Also printed: the CPU model and the step's matmul limits, the compile time cold (an empty Inductor
+cache), from Inductor's disk cache (a fresh process) and in the same process (a second run), and the test ELBO
+after ``--epochs-quality`` epochs of each precision and step; ``--profile`` adds torch.profiler's table of the
+compiled fp32 step.
 
-    .venv/bin/python benchmarks/engine_throughput.py [--rounds 3] [--steps 300] [--epochs-quality 3] [--device cpu]
+    .venv/bin/python benchmarks/engine_throughput.py [--rounds 3] [--steps 300] [--epochs-quality 10] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="elbo-inductor-"))  # cold, and shared
+os.environ.pop("ELBO_STUDIO_COMPILE", None)  # with the cached-compile subprocess, which inherits it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
@@ -69,14 +80,23 @@ def reference_samples_per_s(x: torch.Tensor, steps: int, device) -> float:
     return steps * 128 / (time.perf_counter() - t0)
 
 
-def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
-    """Median of the run's own per-flush throughput figures would hide warm-up; time the steps directly."""
+def _trainer(ds, epochs: int, precision: str, device: str, compile: str, arch: str = "mlp", **train) -> Trainer:
     run = Trainer(
         ds,
-        ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
-        TrainConfig(epochs=100, precision=precision, device=device, metrics_hz=10, snapshot_interval_s=1e9),
+        ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400, arch=arch),
+        TrainConfig(epochs=epochs, precision=precision, device=device, compile=compile, **train),
     )
-    t0, start_step = None, 0
+    if run.compiled is not None:  # time the compiled step only: wait until every graph is ready
+        run.compiled.graphs.thread and run.compiled.graphs.thread.join()
+        if run.compiled.graphs.error:
+            raise SystemExit(f"compiling failed: {run.compiled.graphs.error}")
+    return run
+
+
+def engine_samples_per_s(ds, steps: int, precision: str, device: str, compile: str = "off", arch: str = "mlp"):
+    """Median of the run's own per-flush throughput figures would hide warm-up; time the steps directly."""
+    run = _trainer(ds, 100, precision, device, compile, arch, metrics_hz=10, snapshot_interval_s=1e9)
+    t0, start_step, rate = None, 0, float("nan")
     for m in run.run():
         if isinstance(m, MetricsChunk):
             if t0 is None and m.step >= 20:
@@ -87,17 +107,47 @@ def engine_samples_per_s(ds, steps: int, precision: str, device: str) -> float:
     return rate
 
 
-def test_elbo_after(ds, epochs: int, precision: str, device: str) -> float:
-    run = Trainer(
-        ds,
-        ModelConfig(image_shape=ds.image_shape, latent_dim=20, hidden=400),
-        TrainConfig(epochs=epochs, precision=precision, device=device, iwae_examples=100, snapshot_interval_s=1e9),
-    )
+def test_elbo_after(ds, epochs: int, precision: str, device: str, compile: str = "off") -> float:
+    run = _trainer(ds, epochs, precision, device, compile, iwae_examples=100, snapshot_interval_s=1e9)
     last = None
     for m in run.run():
         if isinstance(m, EpochSummary):
             last = m
     return last.test_elbo
+
+
+def compile_seconds(ds, precision: str, device: str, arch: str = "mlp") -> dict:
+    """Seconds to compile each case (training step / evaluation chunk, per thread count) in this process."""
+    run = _trainer(ds, 1, precision, device, "auto", arch)
+    g = run.compiled.graphs
+    return {f"{kind}@{n}t": round(sec, 1) for (kind, n), sec in sorted(g.seconds.items())}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def profile_table(ds, device: str, precision: str = "fp32", steps: int = 50) -> str:
+    """torch.profiler over ``steps`` compiled training steps: where a step's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = _trainer(ds, 100, precision, device, "auto", metrics_hz=10, snapshot_interval_s=1e9)
+    it = run.run()
+    for m in it:  # warm up past the first steps
+        if isinstance(m, MetricsChunk) and m.step >= 30:
+            break
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = run.step
+        for m in it:
+            if run.step - start >= steps:
+                run.stop()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
 
 
 def matmul_gflops(dtype, device, reps=200) -> float:
@@ -137,38 +187,93 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--epochs-quality", type=int, default=3)
+    ap.add_argument("--conv-steps", type=int, default=100)
+    ap.add_argument("--epochs-quality", type=int, default=10)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's table of the compiled fp32 step")
+    ap.add_argument("--compile-only", action="store_true", help=argparse.SUPPRESS)  # the cached-compile subprocess
     args = ap.parse_args()
     dev = pick_device(args.device)
     ds = default_dataset()
+    if args.compile_only:
+        print(compile_seconds(ds, "fp32", args.device))
+        return
     print(
-        f"data: {ds.summary()}; device {device_label(dev)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+        f"data: {ds.summary()}; device {device_label(dev)}; CPU {cpu_model()}, {os.cpu_count()} CPUs; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; load {os.getloadavg()[0]:.1f}"
     )
+    limits = {n: matmul_gflops(dt, dev) for dt, n in [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]}
+    print("limits: the step's GEMMs alone, " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limits.items()))
+
+    # compile time: cold (an empty Inductor cache), cached (a fresh process, the same cache), in-process (registry)
+    t0 = time.perf_counter()
+    cold = compile_seconds(ds, "fp32", args.device)
+    print(f"compile fp32 MLP, cold cache: {cold} ({time.perf_counter() - t0:.1f} s wall)", flush=True)
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--compile-only", "--device", args.device], capture_output=True, text=True
+    )
+    print(
+        f"compile fp32 MLP, a fresh process with the disk cache: {out.stdout.strip() or out.stderr[-300:]} "
+        f"(process {time.perf_counter() - t0:.1f} s, data loading included)"
+    )
+    t0 = time.perf_counter()
+    compile_seconds(ds, "fp32", args.device)
+    print(f"a second run in the same process: ready after {time.perf_counter() - t0:.2f} s (nothing recompiled)")
+    for p in ("bf16",):
+        print(f"compile {p} MLP: {compile_seconds(ds, p, args.device)}", flush=True)
+    print(f"compile fp32 conv: {compile_seconds(ds, 'fp32', args.device, 'conv')}", flush=True)
+
     x = torch.from_numpy(as_float01(ds.x_train))  # the reference loop trains on floats, as a plain script would
     precisions = ["fp32", "bf16"] + (["fp16"] if dev.type == "cuda" else [])
-    res = {k: [] for k in ["reference"] + precisions}
+    cases = {"reference": lambda: reference_samples_per_s(x, args.steps, dev)}
+    for p in precisions:
+        for c in ("off", "auto"):
+            cases[f"{p} {'compiled' if c == 'auto' else 'eager'}"] = lambda p=p, c=c: engine_samples_per_s(
+                ds, args.steps, p, args.device, c
+            )
+    for c in ("off", "auto"):
+        cases[f"conv fp32 {'compiled' if c == 'auto' else 'eager'}"] = lambda c=c: engine_samples_per_s(
+            ds, args.conv_steps, "fp32", args.device, c, "conv"
+        )
+    res = {k: [] for k in cases}
     for r in range(args.rounds):
-        res["reference"].append(reference_samples_per_s(x, args.steps, dev))
-        for p in precisions:
-            res[p].append(engine_samples_per_s(ds, args.steps, p, args.device))
+        for k, f in cases.items():
+            res[k].append(f())
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in res.items()), flush=True)
     med = {k: statistics.median(v) for k, v in res.items()}
     fps = flops_per_sample()
-    print(f"\nsamples/s (median of {args.rounds} rounds, {args.steps} steps each, batch 128):")
+    print(f"\nsamples/s (median of {args.rounds} rounds, {args.steps} steps each (conv {args.conv_steps}), batch 128):")
     for k, v in med.items():
-        ratio = "" if k == "reference" else f"  {v / med['reference']:.2f}x reference"
-        print(f"  {k:10s} {v:10,.0f}  {v * fps / 1e9:7.1f} GFLOP/s{ratio}")
-    for dt, name in [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]:
-        print(f"  plain matmul of the step's GEMMs, {name}: {matmul_gflops(dt, dev):7.1f} GFLOP/s")
+        extra = ""
+        if not k.startswith(("reference", "conv")):
+            lim = limits[k.split()[0]] if k.split()[0] in limits else float("nan")
+            extra = (
+                f"  {v / med['reference']:.2f}x reference, {100 * v * fps / 1e9 / lim:.0f}% of the {k.split()[0]} limit"
+            )
+        gf = "" if k.startswith("conv") else f"  {v * fps / 1e9:7.1f} GFLOP/s"
+        print(f"  {k:22s} {v:10,.0f}{gf}{extra}")
+    for p in precisions + ["conv fp32"]:
+        print(f"  compiled / eager, {p}: {med[f'{p} compiled'] / med[f'{p} eager']:.2f}x")
     if args.epochs_quality:
-        q = {p: test_elbo_after(ds, args.epochs_quality, p, args.device) for p in precisions}
+        q = {}
+        for name, p, c in (
+            ("fp32 eager", "fp32", "off"),
+            ("fp32 compiled", "fp32", "auto"),
+            ("bf16 compiled", "bf16", "auto"),
+        ):
+            q[name] = test_elbo_after(ds, args.epochs_quality, p, args.device, c)
+            print(f"  test ELBO after {args.epochs_quality} epochs, {name}: {q[name]:.3f}", flush=True)
+        ref = q["fp32 eager"]
         print(
             f"\ntest ELBO after {args.epochs_quality} epochs (nats per example): "
-            + ", ".join(f"{p} {v:.3f}" for p, v in q.items())
-            + "".join(f"; |{p} - fp32| = {abs(q[p] - q['fp32']):.3f}" for p in precisions[1:])
+            + ", ".join(f"{k} {v:.3f} ({v - ref:+.3f} vs fp32 eager)" for k, v in q.items())
         )
+    if args.profile:
+        print("\ntorch.profiler, 50 compiled fp32 training steps (CPU, self time):")
+        print(profile_table(ds, args.device))
+    print(f"load at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

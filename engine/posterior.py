@@ -56,7 +56,6 @@ import numpy as np
 import torch
 
 from .chunking import decode_rows
-from .snapshot import model_from_snapshot
 from .objectives import kl_per_dim, log_std_normal
 
 MASS_LEVELS = (0.5, 0.9, 0.99)  # contour levels: the regions of highest density holding these posterior masses
@@ -429,8 +428,3 @@ def log_px_quadrature(
     area = float(np.prod((hi - lo) / (grid_size - 1)))
     log_px = _logsumexp(lj) + math.log(area)
     return float(log_px), _mass_inside(widest, lo, hi, log_px)
-
-
-def posterior_grid_from_snapshot(snapshot, x, grid_size: int = 101, extent=None, **kw) -> PosteriorGrid:
-    """``posterior_grid`` on a CPU copy of the model held by a WeightsSnapshot (safe on any thread)."""
-    return posterior_grid(model_from_snapshot(snapshot), x, grid_size, extent, **kw)

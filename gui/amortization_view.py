@@ -204,12 +204,6 @@ class AmortizationView(QGroupBox):
         self.selection = []
         self._update_selected_button()
 
-    def set_selection(self, indices) -> None:
-        """Replace the selection (e.g. from a lasso in the latent plot)."""
-        self.selection = [int(i) for i in dict.fromkeys(np.asarray(indices, dtype=np.int64).ravel().tolist())]
-        del self.selection[:-MAX_SELECTION]
-        self._update_selected_button()
-
     def add_to_selection(self, index: int) -> None:
         """The example on show joins the selection (most recent last)."""
         if index in self.selection:

@@ -40,16 +40,14 @@ class DatasetLoader(QObject):
         )
 
     def open_default(self, resolution: int | None = None, channels: int | None = None, progress=None) -> bool:
-        from engine.data import adjust_images, default_dataset
-
-        def job():
-            ds = default_dataset()
-            if progress is not None:
-                progress.check()  # Cancel while it was read
-            return adjust_images(ds, resolution, channels)
-
         self._next = (self.open_default, ())
-        return self.load(job, "the default dataset", None)
+        return self.load(lambda: read_default(resolution, channels, progress), "the default dataset", None)
+
+    def adopt_default(self, ds) -> None:
+        """The default dataset, read before the window existed (gui/startup.py): shown as if this loader had read
+        it, so that a new image size or colour reloads it."""
+        self._next = (self.open_default, ())
+        self._on_result(ds, None)
 
     def reload(self, resolution: int | None, channels: int | None, progress=None) -> bool:
         """Load the current dataset again with a new image size or colour; False when no loader made it."""
@@ -106,3 +104,13 @@ class DatasetLoader(QObject):
         self.worker.wait(3000)  # a decode in progress stops within a chunk
         self.worker = None
         return True
+
+
+def read_default(resolution: int | None = None, channels: int | None = None, progress=None):
+    """The default dataset at the chosen image size and colour (a worker's job)."""
+    from engine.data import adjust_images, default_dataset
+
+    ds = default_dataset()
+    if progress is not None:
+        progress.check()  # Cancel while it was read
+    return adjust_images(ds, resolution, channels)

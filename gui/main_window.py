@@ -31,6 +31,7 @@ from gui.panels.explorer import ExplorerPanel
 from gui.panels.gallery import GalleryPanel
 from gui.panels.generated import GeneratedPanel
 from gui.panels.inference import InferencePanel
+from gui.panels import latent as latent_panel
 from gui.panels.inside import InsidePanel
 from gui.panels.runs import RunsPanel
 from gui.inside_actions import InsideActions, dropped_file
@@ -42,6 +43,7 @@ from gui.training_worker import TrainingWorker
 from gui.state import StudioState
 from gui.status_bar import StatusBarView
 from gui.run_actions import RunActions
+from gui.startup import default_settings
 from gui.workers import apply_thread_policy
 
 APP_NAME = "ELBO Studio"
@@ -56,14 +58,10 @@ DRAW_SHARE = 0.06
 DECODE_INTERVAL_MS = 16
 
 
-def default_settings() -> QSettings:
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "ELBO Studio", "elbo-studio")
-
-
 class MainWindow(QMainWindow, dialogs.DialogsMixin):
     dataset_changed = Signal(object)
 
-    def __init__(self, settings: QSettings | None = None, dataset=None, load_default: bool = True):
+    def __init__(self, settings: QSettings | None = None, dataset=None, load_default: bool = True, preloaded=None):
         super().__init__()
         style.configure_pyqtgraph()
         apply_thread_policy("gui")  # before any torch call on this thread
@@ -110,7 +108,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
         self.redraws = RedrawScheduler(
             [
-                RedrawJob("scatter", self._draw_scatter, 1.0),
+                RedrawJob("scatter", self._draw_scatter, latent_panel.MIN_INTERVAL_S),
                 RedrawJob("curves", self.curves.refresh, 1.5),
                 RedrawJob("gallery", self._draw_gallery, 10.0),
             ],
@@ -131,6 +129,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.update_actions()
         if dataset is not None:
             self.set_dataset(dataset)
+        elif preloaded is not None:  # the default dataset, read while the start-up window was on screen
+            self.loader.adopt_default(preloaded)
         elif load_default:
             self.loader.open_default(*self._load_options())
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
+from typing import TYPE_CHECKING
+
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 # Tableau 10: distinguishable, colour-blind-tolerable class colours (matplotlib's default cycle).
 CLASS_COLORS = (
@@ -41,6 +45,8 @@ def class_color(i: int) -> QColor:
 
 
 def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg  # here, not at the top: the start-up window (gui/startup.py) is drawn before it loads
+
     global _configured
     if _configured:
         return
@@ -107,6 +113,8 @@ def plain_axes(plot_item) -> None:
 
 
 def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = False) -> pg.PlotWidget:
+    import pyqtgraph as pg
+
     """A PlotWidget with a title and labelled axes (units); menus kept, mouse zoom on.
 
     No grid by default: pyqtgraph draws grid lines with the axes, so a gridded plot repaints both axes whenever a

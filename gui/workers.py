@@ -25,7 +25,7 @@ from engine.threads import use_helper_threads
 def apply_thread_policy(role: str = "background") -> None:
     """The calling thread's CPU-thread policy (engine/threads.py): the training run chooses its own count with
     its thread governor; the GUI thread and every other job run torch single-threaded."""
-    if role != "training":
+    if role not in ("training", "files"):  # "files": reads files and runs no torch (start-up's dataset read)
         use_helper_threads()
 
 

@@ -221,10 +221,6 @@ class TruncNormalQ(Surrogate):
         """log of the kept mass, log P(N(μ, σ²) ≥ 0) = log Φ(μ/σ)."""
         return torch.special.log_ndtr(-self._a())
 
-    def untruncated_mass_below_zero(self) -> float:
-        """How much mass the plain N(μ, σ²) would put on z < 0 (where p(z) = 0): Φ(−μ/σ)."""
-        return float(torch.special.ndtr(self._a()))
-
     def _log_prob(self, z):
         mu, sigma = self._p("mu"), self._p("sigma")
         inside = _log_std_normal_pdf((z - mu) / sigma) - torch.log(sigma) - self._log_z()

@@ -126,6 +126,7 @@ def test_unknown_estimator_is_refused():
 
 
 # ------------------------------------------------------------------------------------------------------- fit
+@pytest.mark.slow  # 800 steps per family
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
 def test_score_function_fit_with_baseline_reaches_the_family_best(family):
     start = family.starting_point(DEFAULT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QSlider, QSpinBox, QTabWidget
 
@@ -35,6 +36,7 @@ def shown(lab, key: str, col: str) -> str:
     return lab.findChild(QLabel, f"explorer_grad_{key}_{col}").text()
 
 
+@pytest.mark.slow  # a study / two fits through the window
 def test_lab_estimates_the_gradient_three_ways_against_the_exact_one(qtbot, make_window):
     w = make_window()
     lab = w.explorer.gradient_lab
@@ -112,6 +114,7 @@ def test_closing_the_window_while_estimating_stops_the_study(qtbot, make_window)
     assert not lab.is_estimating()
 
 
+@pytest.mark.slow  # a study / two fits through the window
 def test_fit_runs_with_the_estimator_chosen_beside_it(qtbot, make_window):
     w = make_window()
     w.show_page(w.explorer)

@@ -138,3 +138,15 @@ def test_pca_view_keeps_its_axes_and_fits_a_narrow_panel(panel, qtbot):
     qtbot.wait(50)
     inner = panel.plot.sceneBoundingRect()
     assert inner.right() <= panel.plot_widget.viewport().width() + 0.5  # the plot fits inside its widget
+
+
+def test_only_visible_points_are_drawn_one_per_pixel():
+    from gui.panels.latent import visible_points
+
+    xy = np.array([[0.5, 0.5], [0.52, 0.51], [0.5, 0.9], [2.0, 0.5], [-0.1, 0.2], [0.9, 0.1]])
+    # a view of [0, 1] × [0, 1] at 0.1 plot units a pixel: the second point shares the first's pixel, the
+    # fourth and fifth lie outside
+    np.testing.assert_array_equal(visible_points(xy, (0.0, 1.0, 0.0, 1.0), (0.1, 0.1)), [0, 2, 5])
+    # finer pixels tell the first two apart
+    np.testing.assert_array_equal(visible_points(xy, (0.0, 1.0, 0.0, 1.0), (0.01, 0.01)), [0, 1, 2, 5])
+    assert len(visible_points(np.zeros((0, 2)), (0.0, 1.0, 0.0, 1.0), (0.1, 0.1))) == 0
