@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.dataset import as_float01
 from engine.amortization import AmortizationCancelled, AmortizationProgress, AmortizationResult, amortization_study
-from engine.snapshot import model_from_snapshot
+from engine.snapshot import snapshot_model
 from gui.state import StudioState
 from gui.workers import Worker
 
@@ -250,7 +250,7 @@ class AmortizationView(QGroupBox):
         cancel, token = threading.Event(), self.state.identity()
 
         def job():  # worker thread
-            return amortization_study(model_from_snapshot(snap).given(y), x, indices=idx, cancel=cancel, **kw)
+            return amortization_study(snapshot_model(snap).model.given(y), x, indices=idx, cancel=cancel, **kw)
 
         self._study_cancel = cancel
         self._study = Worker(

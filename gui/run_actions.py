@@ -12,8 +12,8 @@ from engine.preflight import check_run, few_steps_hint
 from engine.config import ConfigError
 from engine.files import quote
 from engine.messages import RunStatus
+from engine.snapshot import latent_snapshot, snapshot_model
 from gui.panels.settings import LABELS
-from engine.snapshot import SnapshotModel, latent_snapshot
 from gui.workers import Worker
 
 
@@ -207,7 +207,7 @@ class RunActions(QObject):
         token = st.identity()
         self.cancel_encoding()
         self._encoder = Worker(
-            lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
+            lambda: latent_snapshot(snapshot_model(snap), ds, n, snap.step),
             on_result=lambda lat: (st.latent is None or st.latent.step <= lat.step) and st.set_latent(lat, token),
             parent=self,
             name="latentEncoder",

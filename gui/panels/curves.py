@@ -374,8 +374,10 @@ class CurvesPanel(QGroupBox):
         self.test_kl.setData(xs, col("test_kl"))
         self.elbo.extra = [(xs, col("test_elbo")), (xs, col("test_iwae"))]
         self.recon.extra = [(xs, col("test_recon"))]
-        self.test_mi.setData(xs, col("test_mi"))
-        self.kl.extra = [(xs, col("test_kl")), (xs, col("test_mi"))]
+        mi = col("test_mi")
+        known = np.isfinite(mi)  # a checkpoint saved before the MI was measured has none
+        self.test_mi.setData(xs[known], mi[known])
+        self.kl.extra = [(xs, col("test_kl")), (xs[known], mi[known])]
         if not ep:
             return
         s = ep[-1]
@@ -383,8 +385,13 @@ class CurvesPanel(QGroupBox):
         self.caption.setText(
             f"<b>Epoch {s.epoch + 1}</b> (test set): ELBO <b>{s.test_elbo:.2f}</b> · "
             f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
-            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} = I(x;z) {s.test_mi:.2f} + KL(q(z) ‖ p(z)) "
-            f"{s.test_marginal_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
+            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f}"
+            + (
+                f" = I(x;z) {s.test_mi:.2f} + KL(q(z) ‖ p(z)) {s.test_marginal_kl:.2f}"
+                if np.isfinite(s.test_mi)
+                else ""
+            )
+            + f" · {s.bits_per_dim:.3f} bits/dim · "
             f"{s.active_units}/{len(s.kl_per_dim)} active units"
             + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else "")
         )

@@ -12,7 +12,6 @@ come back as plain frozen dataclasses; a result for a model or dataset that has 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
@@ -25,8 +24,8 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPush
 
 from engine.data.dataset import as_float01
 from engine.messages import WeightsSnapshot
-from engine.posterior import PosteriorGrid, encoder_reconstruction, posterior_grid
-from engine.snapshot import model_from_snapshot
+from engine.posterior import PosteriorGrid, posterior_grid
+from engine.snapshot import snapshot_model
 from gui.amortization_view import AmortizationView
 from gui.imaging import to_qimage
 from gui.posterior_overlay import PosteriorOverlay
@@ -67,22 +66,6 @@ class PosteriorView:
     seconds: float
 
 
-class _ModelCache:
-    """One CPU model per snapshot, built on whichever worker needs it first (thread-safe)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._snap: WeightsSnapshot | None = None
-        self._model = None
-
-    def get(self, snap: WeightsSnapshot):
-        with self._lock:
-            if snap is not self._snap:
-                self._model = model_from_snapshot(snap)
-                self._snap = snap
-            return self._model
-
-
 class InferencePanel(QWidget):
     """True posterior vs q(z|x) for the selected example, and the amortization-gap study. ``shutdown()`` (or
     closing the widget) stops the workers."""
@@ -95,7 +78,6 @@ class InferencePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("inferencePanel")
         self.state = state
-        self._models = _ModelCache()
         self.current_index: int | None = None
         self.view: PosteriorView | None = None
         self._post: Worker | None = None
@@ -311,15 +293,16 @@ class InferencePanel(QWidget):
 
     def _start_posterior(self, index: int, snap: WeightsSnapshot) -> None:
         x = np.asarray(self.state.test_image(index), np.float32).copy()
-        models, token = self._models, self.state.identity()
+        token = self.state.identity()
         label = self.state.example_label(index)  # a conditional model's q(z|x, y) and p(x|z, y) take the example's
 
         def job() -> PosteriorView:  # worker thread
             t0 = time.perf_counter()
-            model = models.get(snap).given(label)
-            d = model.cfg.latent_dim
-            grid = posterior_grid(model, x, POSTERIOR_GRID_SIZE) if d == 2 else None
-            return PosteriorView(index, snap.step, grid, encoder_reconstruction(model, x), d, time.perf_counter() - t0)
+            cpu = snapshot_model(snap)
+            d = cpu.latent_dim
+            grid = posterior_grid(cpu.model.given(label), x, POSTERIOR_GRID_SIZE) if d == 2 else None
+            recon = cpu.reconstruct(x[None], label)[0]
+            return PosteriorView(index, snap.step, grid, recon, d, time.perf_counter() - t0)
 
         d = self.state.latent_dim
         self.status.setText("Computing the posterior on a grid…" if d == 2 else "Computing the reconstruction…")
