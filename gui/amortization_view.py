@@ -308,7 +308,7 @@ class AmortizationView(QGroupBox):
         self.progress.setValue(1000)
         self.progress.setFormat(f"Done in {r.seconds:.1f} s")
         self.summary.setText(
-            f"<b>{r.n} examples</b> (means, nats): encoder ELBO <b>{r.mean_encoder_elbo:.3f}</b> · optimised "
+            f"<b>{r.n} example{'s' * (r.n != 1)}</b> (means, nats): encoder ELBO <b>{r.mean_encoder_elbo:.3f}</b> · optimised "
             f"<b>{r.mean_optimised_elbo:.3f}</b> · IWAE log p(x) <b>{r.mean_log_px:.3f}</b> (K = {r.iwae_k})<br>"
             f"amortization gap <b>{r.mean_amortization_gap:.3f}</b> · approximation gap "
             f"<b>{r.mean_approximation_gap:.3f}</b> · total inference gap <b>{r.mean_inference_gap:.3f}</b>"

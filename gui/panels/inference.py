@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+from gui import style
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
@@ -89,6 +90,7 @@ class InferencePanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "z₁", **{"font-size": "9pt"})
         self.plot.setLabel("left", "z₂", **{"font-size": "9pt"})
+        style.plain_axes(self.plot)
         self.context = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 90), pxMode=True)
         self.plot.addItem(self.context)
         self.overlay = PosteriorOverlay(self.plot)
@@ -122,11 +124,21 @@ class InferencePanel(QWidget):
         self.recon = QLabel()
         self.recon.setObjectName("inferenceRecon")
         self.recon.setToolTip("Its reconstruction E[x | z = μ(x)] at the encoder's mean")
-        for w in (self.image, self.recon):
+        self.thumb_captions = []
+        for w, caption in ((self.image, "test image x"), (self.recon, "reconstruction")):
             w.setFixedSize(84, 84)
             w.setAlignment(Qt.AlignmentFlag.AlignCenter)
             w.setStyleSheet("border: 1px solid #c8ccd0; background: #ffffff;")
-            imgs.addWidget(w)
+            col = QVBoxLayout()
+            col.setSpacing(1)
+            col.addWidget(w)
+            label = QLabel(caption)
+            label.setObjectName(f"{w.objectName()}Caption")
+            label.setProperty("role", "hint")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            col.addWidget(label)
+            self.thumb_captions.append(label)
+            imgs.addLayout(col)
         imgs.addStretch(1)
         pl.addLayout(imgs)
 
@@ -148,6 +160,7 @@ class InferencePanel(QWidget):
             val.setObjectName(f"value_{key}")
             val.setToolTip(tip)
             val.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            val.setWordWrap(key == "grid")  # the one long value: wrapped rather than cut at 1024 px
             form.addRow(name, val)
             self.values[key] = val
         pl.addLayout(form)
@@ -179,6 +192,10 @@ class InferencePanel(QWidget):
         self.status.setWordWrap(True)
         pl.addWidget(self.status)
         pl.addStretch(1)
+        # wrapped texts take two lines in a narrow window: their minimum says so, or the layout (which sizes by
+        # the one-line minimum) squeezes the values above and cuts their letters (1024×700)
+        for label in (self.title, legend, self.status, self.values["grid"]):
+            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing() + 2)
         top.addWidget(post, 2)
         upper = QWidget()
         upper.setLayout(top)
@@ -343,7 +360,7 @@ class InferencePanel(QWidget):
         self.values["recon"].setText(f"{g.recon:.3f} nats")
         self.values["kl_prior"].setText(f"{g.kl_prior:.3f} nats")
         self.values["grid"].setText(
-            f"{g.grid_size}×{g.grid_size}, mass in window {g.mass_in_window:.6f}, {g.seconds * 1000:.0f} ms"
+            f"{g.grid_size}×{g.grid_size} · mass {g.mass_in_window:.6f} · {g.seconds * 1000:,.0f} ms"
         )
         warn = ""
         if g.mass_in_window < 0.999 or g.edge_mass > 1e-3:
