@@ -228,7 +228,10 @@ def _check_archive(name: str, f) -> None:
         with zipfile.ZipFile(f) as z:
             infos = z.infolist()
     except zipfile.BadZipFile:
-        return  # torch.load explains what is wrong with it
+        f.seek(0)
+        if f.read(2) != b"PK":  # torch.save writes a zip archive: anything else is some other kind of file
+            raise CheckpointError(f"{name}: not an ELBO Studio checkpoint (not a PyTorch archive)") from None
+        return  # a damaged archive: torch.load explains what is wrong with it
     total = sum(i.file_size for i in infos)
     if any(i.compress_type != zipfile.ZIP_STORED for i in infos):
         raise CheckpointError(f"{name}: holds compressed members, which PyTorch never writes: refused")

@@ -14,8 +14,19 @@ import time
 from pathlib import Path
 
 from .checkpoint import MAX_COUNT, CheckpointError, load_checkpoint
-from .config import ARCHS, COMPILE_MODES, DEVICES, LIKELIHOODS, PRECISIONS, ConfigError, ModelConfig, TrainConfig
+from .config import (
+    ARCHS,
+    COMPILE_MODES,
+    DEVICES,
+    LIKELIHOODS,
+    PRECISIONS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    check_model_ranges,
+)
 from .files import WriteError, atomic_write, quote
+from .limits import range_text
 from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, RunStatus, StateChanged, WorkerError
 from .mutual_information import collapse_warning
 from .outputs import find_clash, name_problem
@@ -45,24 +56,69 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="grey or RGB images; auto: grey when every image is grey",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--latent-dim", type=int, default=m.latent_dim)
-    p.add_argument("--hidden", type=int, default=m.hidden, help="width of the hidden layer")
-    p.add_argument("--arch", choices=ARCHS, default=m.arch)
-    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"passes over the training set ({range_text('epochs')})"
+    )
+    p.add_argument(
+        "--latent-dim",
+        type=int,
+        default=m.latent_dim,
+        help=f"dimension d of the latent code z ({range_text('latent_dim')})",
+    )
+    p.add_argument("--hidden", type=int, default=m.hidden, help=f"width of the hidden layer ({range_text('hidden')})")
+    p.add_argument(
+        "--arch", choices=ARCHS, default=m.arch, help="encoder/decoder networks: MLP or stride-2 convolutions"
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default=m.likelihood,
+        help="observation model p(x|z): Bernoulli, Gaussian with a learned σ, or the continuous Bernoulli",
+    )
     p.add_argument(
         "--conditional",
         action="store_true",
         help="condition on the dataset's labels: q(z|x, y) and p(x|z, y), a conditional VAE",
     )
-    p.add_argument("--beta", type=float, default=d.beta, help="KL weight (1 = the ELBO)")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear KL warm-up length")
-    p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim not penalised")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--device", choices=DEVICES + ("cuda:0", "cuda:1"), default=d.device)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--beta", type=float, default=d.beta, help=f"KL weight (1 = the ELBO; {range_text('beta')})")
+    p.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=d.warmup_epochs,
+        help=f"linear KL warm-up length in epochs (0 = off; {range_text('warmup_epochs')})",
+    )
+    p.add_argument(
+        "--free-bits",
+        type=float,
+        default=d.free_bits,
+        help=f"nats per latent dim not penalised (0 = off; {range_text('free_bits')})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"examples per Adam step, the global batch under torchrun ({range_text('batch_size')})",
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam's learning rate, in {range_text('lr')}")
+    p.add_argument(
+        "--device",
+        type=_device_arg,
+        default=d.device,
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where to train: auto picks CUDA, then MPS, then the CPU; a device this machine lacks is refused",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="fp32, bf16 autocast (CPU with AMX, CUDA) or fp16 autocast (CUDA only)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seeds the weights, the batch order and the noise ({range_text('seed')})",
+    )
     p.add_argument(
         "--threads",
         type=_threads_arg,
@@ -78,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'auto' (default): torch.compile the training step in the background and switch to it when it is "
         "ready (the reason is printed if it cannot be); 'off': the eager step only",
     )
-    p.add_argument("--iwae-k", type=int, default=d.iwae_k, help="importance samples for the log p(x) estimate")
+    p.add_argument(
+        "--iwae-k",
+        type=int,
+        default=d.iwae_k,
+        help=f"importance samples for the log p(x) estimate ({range_text('iwae_k')})",
+    )
     p.add_argument(
         "--checkpoint",
         metavar="OUT",
@@ -87,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint (curves continue too)")
     p.add_argument("--metrics-csv", metavar="OUT", help="write per-step metrics (and per-epoch test metrics) here")
     return p
+
+
+def _device_arg(text: str) -> str:
+    """One of DEVICES or cuda:N; whether this machine has it is checked when the run is built."""
+    if text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)} or cuda:N, got {text!r}")
 
 
 def _threads_arg(text: str) -> int:
@@ -328,6 +396,7 @@ def main(argv: list[str]) -> int:
 def _train(args: argparse.Namespace, given: dict, dist) -> int:
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
+    from .preflight import few_steps_hint
     from .trainer import Trainer
 
     writer = dist is None or dist.is_main
@@ -339,6 +408,24 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
     problem = check_outputs(args)
     if problem:
         return fail(problem)
+    try:  # every setting's range before the data is read (a bad --lr must not wait for a decoded image folder)
+        tcfg = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            beta=args.beta,
+            warmup_epochs=args.warmup_epochs,
+            free_bits=args.free_bits,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            iwae_k=args.iwae_k,
+            threads=args.threads,
+            compile=args.compile,
+        )
+        check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
+    except ConfigError as e:
+        return fail(f"invalid settings: {e}")
     if writer and not args.checkpoint:
         print("note: no --checkpoint given: the trained model is discarded when the run ends", flush=True)
     try:
@@ -402,6 +489,8 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         + (f"; {dist.world} processes, global batch {tcfg.batch_size}" if dist else "")
         + (f"; conditional VAE on {mcfg.n_classes} classes" if mcfg.conditional else "")
     )
+    if writer and (hint := few_steps_hint(len(data.x_train), tcfg.batch_size, tcfg.epochs)):
+        print(f"note: {hint}", file=sys.stderr)
     t0 = time.monotonic()
     status = 0
     with StopOnSignal(run) as stopper:

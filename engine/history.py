@@ -26,7 +26,7 @@ class MetricHistory:
     def add_chunk(self, chunk: MetricsChunk) -> bool:
         """Append a chunk's rows; a chunk with any NaN/Inf value (a diverging step) is left out whole, so every
         copy of a run's history holds the same rows. True when rows were added."""
-        if not len(chunk.steps) or not all(np.isfinite(getattr(chunk, k)).all() for k in STEP_FIELDS[1:]):
+        if not len(chunk.steps) or not chunk.finite():
             return False
         for k in STEP_FIELDS:
             self._parts[k].append(getattr(chunk, k))
@@ -87,9 +87,10 @@ class MetricHistory:
         return h
 
     def to_csv(self) -> str:
-        """One row per training step; the test columns are filled on the last step of each epoch."""
+        """One row per training step, counted from 1 as the window and the checkpoint count them (row n: the n-th
+        step done); the test columns are filled on the last step of each epoch."""
         a = self._arrays()
-        by_step = {s.step - 1: s for s in self.epochs}
+        by_step = {s.step: s for s in self.epochs}
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         test_cols = (
@@ -105,8 +106,9 @@ class MetricHistory:
         )
         w.writerow(("step", "train_elbo", "train_recon", "train_kl", "epoch") + test_cols)
         for i, step in enumerate(a["steps"]):
-            s = by_step.get(int(step))
-            row = [int(step), f"{a['elbo'][i]:.6f}", f"{a['recon'][i]:.6f}", f"{a['kl'][i]:.6f}"]
+            done = int(step) + 1  # the history stores each step's 0-based index
+            s = by_step.get(done)
+            row = [done, f"{a['elbo'][i]:.6f}", f"{a['recon'][i]:.6f}", f"{a['kl'][i]:.6f}"]
             row += [s.epoch + 1] + [_fmt(getattr(s, c)) for c in test_cols] if s else [""] * (1 + len(test_cols))
             w.writerow(row)
         return out.getvalue()

@@ -391,17 +391,6 @@ def posterior_grid(
 
 
 @torch.no_grad()
-def encoder_reconstruction(model: LatentModel, x) -> np.ndarray:
-    """E[x | z = μ(x)] for one image x (C, H, W): float32 numpy (C, H, W) in [0, 1] (the decoder's output when the
-    model has no ``mean_image``)."""
-    x1 = as_image_batch(x, model_device(model))
-    mu, _ = model.encode(x1)
-    mean_image = getattr(model, "mean_image", None)
-    out = mean_image(mu) if mean_image is not None else model.decode(mu)
-    return out[0].float().cpu().numpy().copy()
-
-
-@torch.no_grad()
 def log_px_quadrature(
     model: LatentModel,
     x,

@@ -4,6 +4,7 @@ The window runs them before Start and shows the message in the settings panel; T
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -73,3 +74,25 @@ def check_run(
     check_labels(model_cfg, label_classes)
     check_architecture(model_cfg)
     check_training_fits(model_cfg, train_cfg, n_train, n_test, device_data, device=device)
+
+
+FEW_STEPS = 300  # Adam steps in all below which a small dataset's decoder has barely left the mean image
+
+
+def few_steps_hint(n_train: int, batch_size: int, epochs: int) -> str | None:
+    """A sentence when a run would take too few steps to learn much (a small dataset at a large batch: 300 images
+    at batch 128 are 3 steps an epoch, and 15 epochs stay flat grey), with a smaller batch or more epochs that
+    would reach FEW_STEPS; None otherwise."""
+    per_epoch = math.ceil(n_train / batch_size) if n_train and batch_size else 0
+    total = per_epoch * epochs
+    if not per_epoch or total >= FEW_STEPS:
+        return None
+    batch = 2 ** int(math.log2(max(1.0, n_train * epochs / FEW_STEPS)))
+    more = math.ceil(FEW_STEPS / per_epoch)
+    fix = (
+        f"a batch size of {batch} or less, or about {more:,} epochs" if batch < batch_size else f"about {more:,} epochs"
+    )
+    return (
+        f"Only {per_epoch} step{'s' * (per_epoch != 1)} per epoch ({n_train:,} training images at batch "
+        f"{batch_size:,}), {total:,} in all: too few for the model to learn much (the images stay grey). Try {fix}."
+    )

@@ -5,6 +5,8 @@ everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets 
 
 * ``decoder_snapshot(model, step)`` / ``snapshot_from_state(config, state, step)``: the copy, from a live model or
   from a checkpoint (a loaded checkpoint decodes like a live run).
+* ``snapshot_model(snapshot)``: the one ``SnapshotModel`` of a snapshot, built once and shared by every thread
+  (the GUI's decodes, the posterior, the amortization study, the scatter of a loaded checkpoint).
 * ``SnapshotModel(snapshot)``: ``decode(z)``, ``encode(x)`` -> (μ, log σ²), ``reconstruct(x)`` = E[x | z = μ(x)];
   ``.model`` is the CPU VAE itself (eval mode) for the posterior grid and the amortization study. Each takes the
   labels ``y`` a conditional model needs (one class for all rows, or one per row); others ignore them.
@@ -16,6 +18,8 @@ everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets 
   checkpoint, a new dataset under a finished model), identical in layout to the trainer's."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -94,6 +98,24 @@ class SnapshotModel:
         """E[x | z = μ(x)]: the decoder's mean image at the posterior mean, (n, C, H, W) in [0, 1]."""
         mu, _ = self.encode(x, y)
         return self.decode(mu, y)
+
+
+_BUILT: list[tuple[WeightsSnapshot, SnapshotModel]] = []  # the newest snapshots' models, newest last
+_BUILT_KEEP = 2  # the GUI's current snapshot and the one a background job may still be using
+_BUILT_LOCK = threading.Lock()
+
+
+def snapshot_model(snapshot: WeightsSnapshot) -> SnapshotModel:
+    """The CPU model of ``snapshot``, built on whichever thread asks first and shared afterwards (its forward
+    passes change nothing, so threads may use it at once)."""
+    with _BUILT_LOCK:
+        for snap, model in _BUILT:
+            if snap is snapshot:
+                return model
+        model = SnapshotModel(snapshot)
+        _BUILT.append((snapshot, model))
+        del _BUILT[:-_BUILT_KEEP]
+        return model
 
 
 def _rows(y, start: int, n: int):

@@ -125,6 +125,7 @@ class Trainer:
         self._stop_agreed = False  # under torchrun: every rank has seen a stop request (see _flush_due)
         self._wake = threading.Event()
         self._save_requests: list[str] = []
+        self._retuned: TrainConfig | None = None  # settings for the steps after the next resume (retune)
         self._lock = threading.Lock()
         self.state = RunStatus.IDLE
 
@@ -139,6 +140,29 @@ class Trainer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+    def retune(self, lr: float | None = None, precision: str | None = None) -> TrainConfig:
+        """New learning rate and/or precision for the steps after the next resume (e.g. after a divergence): checked
+        here (ConfigError), applied by the training thread when it leaves its pause. Returns the settings then in
+        force; the checkpoint records them."""
+        changes = {k: v for k, v in (("lr", lr), ("precision", precision)) if v is not None}
+        cfg = self.cfg.replace(**changes)  # ConfigError names a value out of range
+        autocast_dtype(cfg.precision, self.device)  # ConfigError: fp16 without CUDA
+        with self._lock:
+            self._retuned = cfg
+        return cfg
+
+    def _apply_retune(self) -> None:  # the training thread, while paused
+        with self._lock:
+            cfg, self._retuned = self._retuned, None
+        if cfg is None:
+            return
+        if cfg.precision != self.cfg.precision:
+            self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+            self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr
+        self.cfg = cfg
 
     def rearm(self) -> None:
         """Allow another ``run()`` after a stop: it continues from the current step (Stop is final otherwise, so a
@@ -310,7 +334,7 @@ class Trainer:
                 if self._flush_due(now - t_flush >= flush_every):
                     chunk = self._flush(buf, flushed, self.batch, samples / max(now - t_flush, 1e-9))
                     flushed, samples, t_flush = self.batch, 0, now
-                    if not np.isfinite(chunk.elbo).all():
+                    if not chunk.finite():
                         yield from self._diverge(good)
                         continue
                     yield chunk
@@ -322,7 +346,7 @@ class Trainer:
                         t_snap = time.monotonic()
                         snap_every = self._snapshot_period(t_snap - now)
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
-            if len(chunk.steps) and not np.isfinite(chunk.elbo).all():
+            if len(chunk.steps) and not chunk.finite():
                 yield from self._diverge(good)
             elif len(chunk.steps):
                 yield chunk
@@ -350,7 +374,9 @@ class Trainer:
             yield summary
             yield from self._snapshots()
         self.state = RunStatus.FINISHED
-        yield StateChanged(RunStatus.FINISHED, f"Finished {cfg.epochs} epochs.", self.step, self.epoch)
+        yield StateChanged(
+            RunStatus.FINISHED, f"Finished {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}.", self.step, self.epoch
+        )
 
     def _flush_due(self, by_clock: bool) -> bool:
         """Single process: by the wall clock. Under torchrun every rank must decide alike, so by the step count,
@@ -376,7 +402,9 @@ class Trainer:
         yield StateChanged(
             RunStatus.DIVERGED,
             "The loss became NaN/Inf: training paused and the last good weights "
-            "restored. Lower the learning rate or use fp32, then resume.",
+            f"restored. Lower the learning rate (now {self.cfg.lr:g})"
+            + (" or use fp32" if self.cfg.precision != "fp32" else "")
+            + ", then resume.",
             self.step,
             self.epoch,
         )
@@ -384,13 +412,15 @@ class Trainer:
 
     def _stopped(self, when: str) -> Iterator:
         self.state = RunStatus.STOPPED
+        yield decoder_snapshot(self.model, self.step)  # what is shown is what would be saved
         yield StateChanged(RunStatus.STOPPED, f"Stopped by the user{when}.", self.step, self.epoch)
 
     def _paused(self, state: RunStatus, text: str | None) -> Iterator:
         self.state = state
+        self._pause.set()  # before anything is yielded: a resume that comes while a message is out is not lost
+        yield decoder_snapshot(self.model, self.step)  # what a save now writes (diverged: the good weights)
         if text is not None:
             yield StateChanged(state, text, self.step, self.epoch)
-        self._pause.set()
         while self._pause.is_set() and not self._stop.is_set():
             self._wake.wait(0.05)
             self._wake.clear()
@@ -399,6 +429,7 @@ class Trainer:
         if self.governor is not None:
             self.governor.interrupt()
         if not self._stop.is_set():
+            self._apply_retune()
             self.state = RunStatus.RUNNING
             yield StateChanged(RunStatus.RUNNING, "Resumed.", self.step, self.epoch)
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.dataset import as_float01
 from engine.amortization import AmortizationCancelled, AmortizationProgress, AmortizationResult, amortization_study
-from engine.snapshot import model_from_snapshot
+from engine.snapshot import snapshot_model
 from gui.state import StudioState
 from gui.workers import Worker
 
@@ -250,7 +250,7 @@ class AmortizationView(QGroupBox):
         cancel, token = threading.Event(), self.state.identity()
 
         def job():  # worker thread
-            return amortization_study(model_from_snapshot(snap).given(y), x, indices=idx, cancel=cancel, **kw)
+            return amortization_study(snapshot_model(snap).model.given(y), x, indices=idx, cancel=cancel, **kw)
 
         self._study_cancel = cancel
         self._study = Worker(
@@ -308,7 +308,7 @@ class AmortizationView(QGroupBox):
         self.progress.setValue(1000)
         self.progress.setFormat(f"Done in {r.seconds:.1f} s")
         self.summary.setText(
-            f"<b>{r.n} examples</b> (means, nats): encoder ELBO <b>{r.mean_encoder_elbo:.3f}</b> · optimised "
+            f"<b>{r.n} example{'s' * (r.n != 1)}</b> (means, nats): encoder ELBO <b>{r.mean_encoder_elbo:.3f}</b> · optimised "
             f"<b>{r.mean_optimised_elbo:.3f}</b> · IWAE log p(x) <b>{r.mean_log_px:.3f}</b> (K = {r.iwae_k})<br>"
             f"amortization gap <b>{r.mean_amortization_gap:.3f}</b> · approximation gap "
             f"<b>{r.mean_approximation_gap:.3f}</b> · total inference gap <b>{r.mean_inference_gap:.3f}</b>"

@@ -12,7 +12,7 @@ from engine.checkpoint import CheckpointError, load_checkpoint, write_checkpoint
 from engine.files import WriteError, display_name, quote
 from engine.history import MetricHistory
 from engine.messages import RunStatus
-from engine.snapshot import SnapshotModel, latent_snapshot, snapshot_from_state
+from engine.snapshot import latent_snapshot, snapshot_model, snapshot_from_state
 from gui.workers import Worker
 
 CHECKPOINT_FILTER = "ELBO Studio checkpoints (*.pt);;All files (*)"
@@ -118,7 +118,7 @@ class CheckpointActions(QObject):
             snap = snapshot_from_state(ck.model_config, ck.model_state, ck.step)
             lat = None
             if ds is not None and misfit(ck.model_config, ds) is None:
-                lat = latent_snapshot(SnapshotModel(snap), ds, n, ck.step, ck.epoch)
+                lat = latent_snapshot(snapshot_model(snap), ds, n, ck.step, ck.epoch)
             return ck, snap, lat
 
         self.w.status.message(f"Loading {display_name(path)}…")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -108,13 +110,19 @@ class DialogsMixin:
         return path or None
 
     def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
-        """A file to write, or None. A name that is the open dataset (or one of its files) or the loaded checkpoint
-        file is asked about first (engine/outputs.py compares files, not strings): No gives None."""
+        """A file to write, or None. A name typed without an extension gets the filter's (vae → vae.pt); only a
+        folder that can be written to becomes the next dialog's start. A name that is the open dataset (or one of
+        its files) or the loaded checkpoint file is asked about first (engine/outputs.py compares files, not
+        strings): No gives None."""
         start = Path(str(self.settings.value("ui/last_file_dir", str(Path.home())))) / suggested
         path = self.pick_save_file(title, str(start), file_filter)
         if not path:
             return None
-        self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
+        ext = re.search(r"\(\*(\.\w+)", file_filter)
+        if ext and not Path(path).suffix:
+            path += ext.group(1)
+        if os.access(Path(path).parent, os.W_OK | os.X_OK):
+            self.settings.setValue("ui/last_file_dir", str(Path(path).parent))
         ds, ck = self.state.dataset, self.state.checkpoint
         inputs = {"the open dataset": ds.source if ds is not None else None, "the loaded checkpoint": ck and ck.path}
         clash = find_clash({"the file": path}, inputs)

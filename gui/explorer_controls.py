@@ -234,7 +234,9 @@ class ExplorerControls(QWidget):
         for s in self.param_sliders:
             qv.addWidget(s)
         n_row = QHBoxLayout()
-        n_row.addWidget(QLabel("MC samples N"))
+        n_label = QLabel("MC samples N")
+        n_label.setMinimumWidth(n_label.sizeHint().width())  # whole at 1024×700
+        n_row.addWidget(n_label)
         n_row.setSpacing(4)
         n_row.addWidget(self.n_box, 1)
         n_row.addWidget(self.resample_button)
@@ -248,7 +250,9 @@ class ExplorerControls(QWidget):
         steps_row.addWidget(self.steps_box, 1)
         steps_row.addWidget(QLabel("×"))
         steps_row.addWidget(self.batch_box, 1)
-        fit_form.addRow("steps × samples", steps_row)
+        steps_label = QLabel("steps × n")  # short: whole in the 1024-px window's narrow column
+        steps_label.setToolTip("Fit steps × Monte Carlo samples n per step")
+        fit_form.addRow(steps_label, steps_row)
         fit_form.addRow("gradient", self.estimator_combo)
         fv.addLayout(fit_form)
         buttons = QHBoxLayout()

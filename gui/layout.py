@@ -118,12 +118,16 @@ def build_actions(w) -> None:
 
 
 def _toolbar(w) -> None:
+    w.act_sidebar = _sidebar_action(w)
     tb = QToolBar("Main")
     tb.setObjectName("mainToolBar")
     tb.setMovable(False)
     tb.setIconSize(QSize(18, 18))
     tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    for a in (w.act_open, None, w.act_start, w.act_pause, w.act_stop, None, w.act_load_ckpt, w.act_save_ckpt):
+    for a in (
+        w.act_sidebar, None, w.act_open, None, w.act_start, w.act_pause, w.act_stop, None, w.act_load_ckpt,
+        w.act_save_ckpt,
+    ):  # fmt: skip
         if a is None:
             tb.addSeparator()
         else:
@@ -135,16 +139,35 @@ def _toolbar(w) -> None:
         (w.act_stop, "stopButton"),
         (w.act_load_ckpt, "loadCheckpointButton"),
         (w.act_save_ckpt, "saveCheckpointButton"),
+        (w.act_sidebar, "settingsColumnButton"),
     ):
         b = tb.widgetForAction(a)
         b.setObjectName(name)
         b.setAccessibleName(a.text())
+    tb.widgetForAction(w.act_sidebar).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)  # 1024 px of room
     tb.toggleViewAction().setObjectName("actionToggleToolbar")
     w.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
     w.toolbar = tb
     w.start_button = tb.widgetForAction(w.act_start)
     w.pause_button = tb.widgetForAction(w.act_pause)
     w.stop_button = tb.widgetForAction(w.act_stop)
+
+
+def _sidebar_action(w) -> QAction:
+    """Show or hide the dataset and settings column (more room for the plots on a small screen); remembered."""
+    a = QAction("Settings column", w)
+    a.setObjectName("actionToggleSettings")
+    a.setCheckable(True)
+    a.setShortcut(QKeySequence("Ctrl+B"))
+    a.setToolTip("Show or hide the dataset and settings column (Ctrl+B)")
+    a.setIcon(w.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogDetailedView))
+
+    def toggled(on: bool) -> None:
+        w.sidebar.setVisible(on)
+        w.settings.setValue("ui/sidebar", on)
+
+    a.toggled.connect(toggled)
+    return a
 
 
 def _menus(w) -> None:
@@ -175,6 +198,8 @@ def _menus(w) -> None:
     t = menu("&Train", "menuTrain")
     for a in (w.act_start, w.act_pause, w.act_stop):
         t.addAction(a)
+    v = menu("&View", "menuView")
+    v.addAction(w.act_sidebar)
     h = menu("&Help", "menuHelp")
     h.addAction(w.act_about)
 
@@ -236,7 +261,7 @@ def build_window(w) -> None:
     _toolbar(w)
     _menus(w)
     top = _splitter(
-        "topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2), [520, 430, 250]
+        "topSplitter", Qt.Orientation.Horizontal, (w.latent, w.gallery, w.generated), (5, 4, 2), [500, 410, 290]
     )
     right = _splitter("rightSplitter", Qt.Orientation.Vertical, (top, w.curves), (3, 2), [520, 330])
     training = QWidget()
@@ -246,6 +271,9 @@ def build_window(w) -> None:
     tl.setSpacing(6)
     w.sidebar = _sidebar(w)
     tl.addWidget(w.sidebar)
+    shown = str(w.settings.value("ui/sidebar", "true")).lower() != "false"
+    w.act_sidebar.setChecked(shown)
+    w.sidebar.setVisible(shown)
     tl.addWidget(right, 1)
     w.splitters = [top, right, w.inference.splitter]
 

@@ -295,7 +295,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.recent_menu.setEnabled(not active and not loading)
         self.act_load_ckpt.setEnabled(not active and not self.checkpoints.busy())
         self.act_save_ckpt.setEnabled(self.checkpoints.can_save())
-        self.settings_panel.set_editable(not active)
+        self.settings_panel.set_editable(not active, retunable=paused)
         self.exports.update(self.export_actions)
 
     # -- drawing ----------------------------------------------------------------------------------------------
@@ -342,7 +342,12 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
     # -- clicks -----------------------------------------------------------------------------------------------
     def _on_latent_clicked(self, x: float, y: float) -> None:
         if self.state.snapshot is None:
-            self.generated.clear("No model yet: press Start, or load a checkpoint.")
+            starting = self.state.status in ("starting", "running")
+            self.generated.clear(
+                "The model's first weights arrive in a moment: click again then."
+                if starting
+                else "No model yet: press Start, or load a checkpoint."
+            )
             return
         self.state.pick(self.latent.to_latent(x, y))
         index = self._example_at(x, y)
@@ -353,7 +358,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         if index is not None:
             d = self.state.latent_dim
             more = "" if d == 2 else f" (the grid posterior needs d = 2; this model has d = {d})"
-            self.status.message(f"Test example #{index} selected: see the “Posterior & gap” tab{more}.", 6000)
+            self.status.message(f"Example #{index} selected: see “Posterior & gap”{more}.", 6000)
 
     def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
         """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject
 
-from engine.preflight import check_run
+from engine.preflight import check_run, few_steps_hint
 from engine.config import ConfigError
 from engine.files import quote
 from engine.messages import RunStatus
-from engine.snapshot import SnapshotModel, latent_snapshot
+from engine.snapshot import latent_snapshot, snapshot_model
+from gui.panels.settings import LABELS
 from gui.workers import Worker
 
 
@@ -36,6 +37,14 @@ class RunActions(QObject):
         s.error.connect(self._on_worker_error)
         s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
         s.finished.connect(self.state.run_ended)
+        window.settings_panel.changed.connect(self.update_note)
+        self.state.dataset_changed.connect(lambda _ds: self.update_note())
+
+    def update_note(self) -> None:
+        """The settings panel's advice for the current dataset and settings (too few steps to learn much)."""
+        ds, tcfg = self.state.dataset, self.w.settings_panel.train_config()
+        n = 0 if ds is None else len(ds.x_train)
+        self.w.settings_panel.show_note(few_steps_hint(n, tcfg.batch_size, tcfg.epochs))
 
     # -- what Start would continue -----------------------------------------------------------------------------
     def trained_model(self):
@@ -54,11 +63,22 @@ class RunActions(QObject):
 
     @staticmethod
     def why_not_continue(ck, mcfg, tcfg, ds) -> str | None:
-        """Why ``ck`` cannot continue with these settings and data (None: it can)."""
-        if ck.model_config != mcfg:
-            return "The model settings differ from the ones it was trained with (change them back to continue)."
+        """Why ``ck`` cannot continue with these settings and data (None: it can): another dataset first (the image
+        size and the classes come from it), then the settings that differ, by name."""
         if ck.dataset.get("fingerprint") != ds.fingerprint():
-            return f"It was trained on other data ({ck.dataset.get('name', '?')})."
+            return (
+                f"It was trained on another dataset ({ck.dataset.get('name', '?')}), not {ds.name}: open that "
+                "dataset to continue it."
+            )
+        if ck.model_config != mcfg:
+            a, b = ck.model_config, mcfg
+            names = {**LABELS, "n_classes": "Classes (Condition on label)", "image_shape": "Image size"}
+            diff = [
+                f"{names.get(f, f)} {getattr(a, f)} in the checkpoint, {getattr(b, f)} here"
+                for f in a.to_dict()
+                if getattr(a, f) != getattr(b, f)
+            ]
+            return f"Its model settings differ ({'; '.join(diff)}): change them back to continue."
         if ck.epoch >= tcfg.epochs:
             return f"It has done its {ck.epoch} epochs: raise Epochs above {ck.epoch} to continue it."
         return None
@@ -71,6 +91,10 @@ class RunActions(QObject):
         ds = self.state.dataset
         if ds is None:
             w.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
+            return
+        if (why := w.settings_panel.refusal()) is not None:
+            w.settings_panel.show_problem(f"Cannot start: {why}.")
+            w.status.message("Cannot start with these settings: see the settings panel.", 8000)
             return
         try:
             mcfg = w.settings_panel.model_config(ds.image_shape, ds.n_classes)
@@ -107,7 +131,19 @@ class RunActions(QObject):
         if st is RunStatus.RUNNING:
             self.session.pause()
         elif st.halted:
-            self.session.resume()
+            if (why := self.w.settings_panel.refusal()) is not None:
+                self.w.settings_panel.show_problem(f"Cannot resume: {why}.")
+                return
+            before = self.session.train_config
+            tcfg = self.w.settings_panel.train_config()
+            try:
+                self.session.resume(tcfg)
+            except ConfigError as e:
+                self.w.settings_panel.show_problem(f"Cannot resume: {e}.")
+                return
+            self.w.settings_panel.show_problem(None)
+            if before is not None and (before.lr, before.precision) != (tcfg.lr, tcfg.precision):
+                self.w.status.message(f"Resuming with learning rate {tcfg.lr:g}, {tcfg.precision}.", 8000)
 
     def stop(self) -> None:
         if self.session.is_active():
@@ -136,7 +172,16 @@ class RunActions(QObject):
         if msg.text:
             self.w.status.message(msg.text, 8000)
         if msg.state is RunStatus.DIVERGED:
-            self.w.show_error("Training diverged", msg.text)
+            self.w.show_error(
+                "Training diverged",
+                f"{msg.text} The learning rate and the precision can be changed in Settings now; Resume uses them.",
+            )
+        if msg.state in (RunStatus.STOPPED, RunStatus.PAUSED, RunStatus.DIVERGED):
+            # the run sent the weights a save would write just before: the scatter follows them (the rest of the
+            # views redraw from the new weights on their own)
+            lat, snap = self.state.latent, self.state.snapshot
+            if snap is not None and (lat is None or lat.step != snap.step):
+                self.encode_latents()
         if self.state.status.at_rest:
             self.w.draw_all()
 
@@ -154,14 +199,16 @@ class RunActions(QObject):
         newly opened dataset), computed off the GUI thread; dropped if the model or dataset changes meanwhile."""
         st = self.state
         snap, ds = st.snapshot, st.dataset
-        if snap is None or ds is None or not st.model_fits_dataset() or self.session.is_active():
+        if snap is None or ds is None or not st.model_fits_dataset():
             return
+        if self.state.status in (RunStatus.STARTING, RunStatus.RUNNING):
+            return  # the run sends its own scatter
         n = self.w.settings_panel.train_config().latent_examples
         token = st.identity()
         self.cancel_encoding()
         self._encoder = Worker(
-            lambda: latent_snapshot(SnapshotModel(snap), ds, n, snap.step),
-            on_result=lambda lat: st.set_latent(lat, token),
+            lambda: latent_snapshot(snapshot_model(snap), ds, n, snap.step),
+            on_result=lambda lat: (st.latent is None or st.latent.step <= lat.step) and st.set_latent(lat, token),
             parent=self,
             name="latentEncoder",
         )

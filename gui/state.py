@@ -20,7 +20,7 @@ from engine.data.dataset import as_float01
 from engine.preflight import label_misfit
 from engine.history import MetricHistory
 from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk, RunStatus, WeightsSnapshot
-from engine.snapshot import SnapshotModel
+from engine.snapshot import SnapshotModel, snapshot_model
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,6 @@ class StudioState(QObject):
         self.picked: np.ndarray | None = None  # the latent point the user picked (d,), float32: decoded on show
         self._dataset_id = 0
         self._model_id = 0
-        self._model_cache: tuple[WeightsSnapshot, SnapshotModel] | None = None
 
     # -- identity ------------------------------------------------------------------------------------------
     def identity(self) -> Identity:
@@ -129,7 +128,6 @@ class StudioState(QObject):
         self.source = source
         self.checkpoint = checkpoint
         self.snapshot = None
-        self._model_cache = None
         self.latent = None
         self.example = None
         self.picked = None
@@ -203,13 +201,8 @@ class StudioState(QObject):
 
     # -- derived -------------------------------------------------------------------------------------------
     def model(self) -> SnapshotModel | None:
-        """A CPU copy of the newest weights (one per snapshot), for decoding on the GUI thread."""
-        snap = self.snapshot
-        if snap is None:
-            return None
-        if self._model_cache is None or self._model_cache[0] is not snap:
-            self._model_cache = (snap, SnapshotModel(snap))
-        return self._model_cache[1]
+        """A CPU copy of the newest weights (one per snapshot, engine.snapshot.snapshot_model)."""
+        return None if self.snapshot is None else snapshot_model(self.snapshot)
 
     def class_name(self, label: int) -> str:
         names = self.dataset.class_names if self.dataset is not None else None

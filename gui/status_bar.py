@@ -42,8 +42,8 @@ class StatusBarView:
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
         self.progress.setAccessibleName("Training progress")
-        self.progress.setMinimumWidth(160)
-        self.progress.setMaximumWidth(240)
+        self.progress.setMinimumWidth(190)  # "epoch 10/10 · step 4,690/4,690" whole
+        self.progress.setMaximumWidth(230)  # and a 1024-px window's messages their room
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")
@@ -149,4 +149,4 @@ class StatusBarView:
     def checkpoint_loaded(self, ck) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.progress.setFormat(f"checkpoint · epoch {ck.epoch} · step {ck.step:,}")
+        self.progress.setFormat(f"epoch {ck.epoch} · step {ck.step:,}")  # the state label says "Checkpoint loaded"

@@ -106,6 +106,12 @@ def axis_font() -> QFont:
     return f
 
 
+def plain_axes(plot_item) -> None:
+    """Tick numbers as they are: no SI-prefix rescaling that turns an axis label into "z₁ (x0.001)"."""
+    for ax in ("bottom", "left"):
+        plot_item.getAxis(ax).enableAutoSIPrefix(False)
+
+
 def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = False) -> pg.PlotWidget:
     import pyqtgraph as pg
 
@@ -123,6 +129,8 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
     p.setLabel("left", y_label, **{"font-size": "9pt"})
     for ax in ("bottom", "left"):
         p.getAxis(ax).setTickFont(axis_font())
+    plain_axes(p)
+    p.getAxis("left").setTickDensity(0.4)  # fewer, readable ticks on a short plot (1024×700)
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)

@@ -115,9 +115,14 @@ class TrainingWorker(QObject):
         if self._run is not None:
             self._run.pause()
 
-    def resume(self) -> None:
-        if self._run is not None:
-            self._run.resume()
+    def resume(self, train_cfg: TrainConfig | None = None) -> None:
+        """Resume a paused or diverged run; with ``train_cfg``, its learning rate and precision apply from the next
+        step (ConfigError, and no resume, when the device cannot take that precision)."""
+        if self._run is None:
+            return
+        if train_cfg is not None and (train_cfg.lr, train_cfg.precision) != (self._run.cfg.lr, self._run.cfg.precision):
+            self.train_config = self._run.retune(train_cfg.lr, train_cfg.precision)
+        self._run.resume()
 
     def stop(self) -> None:
         with self._lock:

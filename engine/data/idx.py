@@ -150,6 +150,9 @@ def find_idx_files(path: Path) -> tuple[str, dict[tuple[str, str], Path]]:
     return prefixes[0], {k[1:]: p for k, p in found.items()}
 
 
+KNOWN_NAMES = {"fashion-mnist": "Fashion-MNIST", "fashion": "Fashion-MNIST", "mnist": "MNIST", "emnist": "EMNIST"}
+
+
 def load_idx(path, *, name: str | None = None, class_names: tuple[str, ...] | None = None) -> Dataset:
     """Load an IDX dataset from one of its files or its folder.
 
@@ -180,4 +183,5 @@ def load_idx(path, *, name: str | None = None, class_names: tuple[str, ...] | No
         class_names = FASHION_MNIST_CLASSES
     x_tr, y_tr = splits.pop("train", None) or splits.pop("test")
     x_te, y_te = splits.get("test", (None, None))  # none: make_dataset holds 10% out
-    return make_dataset(path, name or base, x_tr, y_tr, x_te, y_te, class_names)
+    name = name or KNOWN_NAMES.get(base.lower().replace("_", "-"), base)  # the name the default dataset has
+    return make_dataset(path, name, x_tr, y_tr, x_te, y_te, class_names)

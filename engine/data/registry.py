@@ -37,6 +37,44 @@ def _looks_idx(head: bytes) -> bool:
     return len(head) >= 4 and head[:2] == b"\0\0" and 0x08 <= head[2] <= 0x0E and 1 <= head[3] <= 4
 
 
+def _holds_images(folder: Path, depth: int) -> bool:
+    """An image file within ``depth`` levels of ``folder`` (class folders, or train/ and test/ of class folders)."""
+    try:
+        with os.scandir(folder) as it:
+            subdirs = []
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file():
+                    return True
+                if e.is_dir():
+                    subdirs.append(Path(e.path))
+    except OSError:
+        return False
+    return depth > 1 and any(_holds_images(d, depth - 1) for d in subdirs)
+
+
+def _folder_format(path: Path, entries: list[Path]) -> str:
+    """A folder with images in it or in class sub-folders is an image folder (a CSV beside them, such as a
+    metadata.csv, is not the data); a CSV is the data only when it is the only data there."""
+    if any(_holds_images(p, 2) if p.is_dir() else p.name.lower().endswith(IMAGE_SUFFIXES) for p in entries):
+        return "images"
+    if any(p.is_file() and p.name.lower().endswith(CSV_SUFFIXES) for p in entries):
+        return "csv"  # one CSV, or a train/test pair (its loader says when the choice is unclear)
+    return "images"  # the image loader says what is missing
+
+
+def _files_beside_images(path: Path) -> str | None:
+    """The note for an image folder that also holds CSV files (not read): what was found and what was used."""
+    if not path.is_dir():
+        return None
+    csvs = sorted(p.name for p in path.iterdir() if p.is_file() and p.name.lower().endswith(CSV_SUFFIXES))
+    if not csvs:
+        return None
+    shown = ", ".join(csvs[:2]) + (f" and {len(csvs) - 2} more" if len(csvs) > 2 else "")
+    return f"read as an image folder; {shown} beside the images not read"
+
+
 def missing_reason(path: Path) -> str:
     """Why ``path`` cannot be opened, in words: a symbolic link loop is named as such, not as a missing file."""
     try:
@@ -62,10 +100,7 @@ def detect_format(path: Path) -> str:
             raise fail(path, "empty folder")
         if any(IDX_NAME.match(p.name) for p in entries):
             return "idx"
-        lows = [p.name.lower() for p in entries]
-        if any(n.endswith(CSV_SUFFIXES) for n in lows) and not any(n.endswith(IMAGE_SUFFIXES) for n in lows):
-            return "csv"
-        return "images"
+        return _folder_format(path, entries)
     with open_input(path) as f:  # a FIFO or a device is refused here, without blocking
         try:
             head = f.read(8)
@@ -140,7 +175,9 @@ def load_dataset(
     resolution = check_resolution(resolution)
     kind = detect_format(path)
     if kind == "images":
-        return load_image_folder(path, resolution, channels, progress)
+        ds = load_image_folder(path, resolution, channels, progress)
+        beside = _files_beside_images(path)
+        return ds if beside is None else replace(ds, note="; ".join(filter(None, (ds.note, beside))))
     ds = LOADERS[kind](path)
     if progress is not None:
         progress.check()

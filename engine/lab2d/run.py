@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import points as pts_mod
-from .mixture import GaussianMixture, MixtureParams
+from .mixture import GaussianMixture, MixtureParams, ellipse
 from .vae import PointVaeConfig, PointVaeTrainer, decoder_sigma, log_density, manifold, posterior, sample
 
 FRAME_HZ = 25.0  # ticks a second while running: each ends with a frame
@@ -43,6 +43,7 @@ class LabFrame:
     mixture_log_lik: float  # exact, nats per point
     labels: np.ndarray  # (N,) int: each point's most responsible component
     mixture_samples: np.ndarray  # (S, 2)
+    mixture_ellipses: np.ndarray  # (K, 65, 2): each component's 2σ contour
     vae_samples: np.ndarray  # (S, 2)
     manifold: np.ndarray  # (lines, L, 2): μθ(z) along lines of the latent grid (one line for d = 1)
     q_mean: np.ndarray  # (N, d) posterior means of every point
@@ -140,6 +141,7 @@ class LabRun:
         last_map = time.monotonic()
         job: _MapJob | None = None
         tick_start = time.monotonic()
+        overhead = 0.0  # seconds the last running tick spent on its frame and map
         while not self._stop.is_set():
             changed = self._apply_pending()
             with self._lock:
@@ -157,8 +159,9 @@ class LabRun:
                 continue
             if paused:
                 self.vae.step()
-            else:  # minibatches until the tick's time is up (the frame and map work of the last tick counted)
-                end = tick_start + 1.0 / FRAME_HZ
+            else:  # minibatches until the tick's time is up, and for at least as long as the last frame and map
+                # took: training keeps half of this thread however slow the machine (a busy one makes ticks rarer)
+                end = max(tick_start + 1.0 / FRAME_HZ, time.monotonic() + overhead)
                 while True:
                     self.vae.step()
                     if self._pending_points is not None or self._pending_live:
@@ -178,6 +181,7 @@ class LabRun:
             if job is not None and job.advance(DENSITY_ROWS):
                 yield job.maps
                 job = None
+            overhead = time.monotonic() - tick_start
 
     def _map_job(self) -> "_MapJob":
         return _MapJob(self, copy.deepcopy(self.vae.model))
@@ -214,6 +218,9 @@ class LabRun:
             mixture_log_lik=self.mixture.log_likelihood,
             labels=self.mixture.resp.argmax(1).astype(np.int32),
             mixture_samples=self.mixture.params.sample(N_SAMPLES, np.random.default_rng(seed)),
+            mixture_ellipses=np.stack(
+                [ellipse(m, c, 2.0) for m, c in zip(self.mixture.params.means, self.mixture.params.covs)]
+            ),
             vae_samples=sample(model, N_SAMPLES, seed=seed),
             manifold=manifold(model),
             q_mean=q_mean,

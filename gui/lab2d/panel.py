@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMe
 
 from engine.data.dataset import DatasetError
 from engine.lab2d import points as P
-from engine.lab2d.mixture import ellipse
 from engine.lab2d.run import DensityMaps, LabConfig, LabFrame, LabRun
 from gui.lab2d.controls import Lab2DControls
 from gui.lab2d.views import CurvesView, DataView, LatentView
@@ -312,6 +311,8 @@ class Lab2DPanel(QWidget):
 
     # -- drawing ---------------------------------------------------------------------------------------------------
     def _draw(self) -> None:
+        if not self.isVisible():
+            return  # another tab is on show: what arrived is drawn when this one is shown again
         if self._frame_dirty and self.frame is not None:
             self._frame_dirty = False
             self._draw_frame(self.frame)
@@ -329,8 +330,7 @@ class Lab2DPanel(QWidget):
         current = f.data_version == self.data_version
         self.mixture_view.set_points(self.points, f.labels if current else None)
         self.mixture_view.set_samples(f.mixture_samples)
-        p = f.mixture
-        self.mixture_view.set_lines([ellipse(p.means[k], p.covs[k], 2.0) for k in range(len(p.weights))])
+        self.mixture_view.set_lines(list(f.mixture_ellipses))
         self.vae_view.set_samples(f.vae_samples)
         self.vae_view.set_lines(list(f.manifold))
         if current and len(f.q_mean):

@@ -24,6 +24,15 @@ from gui.view_range import needs_refit, padded
 EMA = 0.95  # smoothing of the per-step curves (debiased exponential moving average, like TensorBoard's slider)
 NATS = "nats per example"
 IDLE_CAPTION = "Press Start (Ctrl+Return) to train; per-epoch test figures appear here."
+# before the first epoch's test figures, by run status (gui/state.py); any other status: IDLE_CAPTION
+WAITING_CAPTION = {
+    "starting": "Starting: the step curves begin in a moment; per-epoch test figures appear after each epoch.",
+    "running": "Training: per-epoch test figures (ELBO, IWAE bound, recon, KL) appear after each epoch.",
+    "paused": "Paused before the first epoch ended: Resume (Ctrl+P) to reach its test figures.",
+    "diverged": "Diverged before the first epoch ended: lower the learning rate, then Resume.",
+    "stopped": "Stopped before the first epoch ended: no per-epoch test figures for this model.",
+    "loaded": "This checkpoint has no per-epoch test figures: it was saved within its first epoch.",
+}
 
 
 class _Smoothed:
@@ -274,6 +283,7 @@ class CurvesPanel(QGroupBox):
         state.history_reset.connect(self._on_history_reset)
         state.history_grew.connect(self._on_history_grew)
         state.model_changed.connect(lambda: self.set_total_steps(None))
+        state.status_changed.connect(lambda _s: self._show_waiting())
         self._on_history_reset()
 
     # -- data in -------------------------------------------------------------------------------------------
@@ -300,7 +310,13 @@ class CurvesPanel(QGroupBox):
         pi.getAxis("bottom").setTicks(None)
         pi.setXRange(0, 1, padding=0)
         self.collapse_warning.hide()
-        self.caption.setText(IDLE_CAPTION)
+        self._show_waiting()
+
+    def _show_waiting(self) -> None:
+        """Before the first epoch's figures, the caption says what the run is doing (never "press Start" while it
+        trains)."""
+        if not self.history.epochs:
+            self.caption.setText(WAITING_CAPTION.get(self.state.status, IDLE_CAPTION))
 
     def _on_history_grew(self) -> None:
         self._pending = {"elbo", "recon", "kl"}
@@ -358,8 +374,10 @@ class CurvesPanel(QGroupBox):
         self.test_kl.setData(xs, col("test_kl"))
         self.elbo.extra = [(xs, col("test_elbo")), (xs, col("test_iwae"))]
         self.recon.extra = [(xs, col("test_recon"))]
-        self.test_mi.setData(xs, col("test_mi"))
-        self.kl.extra = [(xs, col("test_kl")), (xs, col("test_mi"))]
+        mi = col("test_mi")
+        known = np.isfinite(mi)  # a checkpoint saved before the MI was measured has none
+        self.test_mi.setData(xs[known], mi[known])
+        self.kl.extra = [(xs, col("test_kl")), (xs[known], mi[known])]
         if not ep:
             return
         s = ep[-1]
@@ -367,8 +385,13 @@ class CurvesPanel(QGroupBox):
         self.caption.setText(
             f"<b>Epoch {s.epoch + 1}</b> (test set): ELBO <b>{s.test_elbo:.2f}</b> · "
             f"IWAE log p(x) ≥ <b>{s.test_iwae:.2f}</b> (K={s.iwae_k}) · gap IWAE − ELBO <b>{gap:.2f}</b> nats · "
-            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f} = I(x;z) {s.test_mi:.2f} + KL(q(z) ‖ p(z)) "
-            f"{s.test_marginal_kl:.2f} · {s.bits_per_dim:.3f} bits/dim · "
+            f"recon {s.test_recon:.2f} · KL {s.test_kl:.2f}"
+            + (
+                f" = I(x;z) {s.test_mi:.2f} + KL(q(z) ‖ p(z)) {s.test_marginal_kl:.2f}"
+                if np.isfinite(s.test_mi)
+                else ""
+            )
+            + f" · {s.bits_per_dim:.3f} bits/dim · "
             f"{s.active_units}/{len(s.kl_per_dim)} active units"
             + (" · <i>positive: a density on [0, 1] can exceed 1</i>" if s.test_elbo > 0 else "")
         )

@@ -19,6 +19,8 @@ from gui.image_view import ImageView
 N_RECON = 16  # test images shown with their reconstructions (two rows of 8, each above its reconstruction)
 PRIOR_GRID = 8  # 8×8 prior samples
 KINDS = ("manifold", "recon", "prior")
+NO_MODEL_HINT = "Appears with the first model snapshot (press Start or load a checkpoint)."
+TRAINING_HINT = "Appears with the first trained weights, a second or two after the start."
 
 
 def manifold_points(rect: tuple[float, float, float, float], n: int) -> np.ndarray:
@@ -58,12 +60,15 @@ class GalleryPanel(QGroupBox):
         self.tabs.setDocumentMode(True)
         # all three tabs readable at the window's smallest size (1024 px wide): narrower tabs, no scroll arrows
         self.tabs.setUsesScrollButtons(False)
-        self.tabs.setStyleSheet("QTabBar::tab { padding: 4px 4px; }")
-        hint = "Appears with the first model snapshot (press Start or load a checkpoint)."
+        # the chosen tab stands out: bold, with a coloured bar under it
+        self.tabs.setStyleSheet(
+            "QTabBar::tab { padding: 4px 4px; color: #57606a; border-bottom: 2px solid transparent; }"
+            "QTabBar::tab:selected { color: #1f2328; font-weight: 600; border-bottom: 2px solid #0969da; }"
+        )
         self.pages = {
-            "manifold": _Tab("manifoldImage", hint),
-            "recon": _Tab("reconImage", hint),
-            "prior": _Tab("priorImage", hint),
+            "manifold": _Tab("manifoldImage", NO_MODEL_HINT),
+            "recon": _Tab("reconImage", NO_MODEL_HINT),
+            "prior": _Tab("priorImage", NO_MODEL_HINT),
         }
         self.tabs.addTab(self.pages["manifold"], "Manifold")
         self.tabs.addTab(self.pages["recon"], "Recon")
@@ -87,6 +92,8 @@ class GalleryPanel(QGroupBox):
         state.dataset_changed.connect(lambda _d: self._clear_pages("recon"))
         state.model_changed.connect(lambda: self._clear_pages(*KINDS))
         state.label_changed.connect(lambda _c: self._mark_dirty("manifold", "prior"))  # a conditional model's class
+        for signal in (state.status_changed, state.snapshot_changed, state.model_changed):
+            signal.connect(lambda *_: self._update_placeholders())
 
     @property
     def model(self) -> SnapshotModel | None:
@@ -95,6 +102,22 @@ class GalleryPanel(QGroupBox):
     @property
     def dataset(self):
         return self.state.dataset
+
+    def _untrained(self) -> bool:
+        """A new model's first weights (step 0: grey noise) while it starts to train: not worth a picture."""
+        snap = self.state.snapshot
+        return snap is not None and snap.step == 0 and self.state.status in ("starting", "running")
+
+    def _update_placeholders(self) -> None:
+        """What an empty grid says follows the run status: never "press Start" while a model trains or is loaded."""
+        if self.state.snapshot is not None and not self._untrained():
+            hint = f"Drawing the model at step {self.state.snapshot.step:,}…"
+        elif self.state.status in ("starting", "running") or self._untrained():
+            hint = TRAINING_HINT
+        else:
+            hint = NO_MODEL_HINT
+        for page in self.pages.values():
+            page.view.set_placeholder(hint)
 
     def _mark_dirty(self, *kinds: str) -> None:
         for k in kinds:
@@ -125,7 +148,7 @@ class GalleryPanel(QGroupBox):
     def refresh(self) -> bool:
         """Compute and show the visible grid if its inputs changed. True when it drew."""
         kind = self.current_kind()
-        if not self.dirty[kind] or self.model is None:
+        if not self.dirty[kind] or self.model is None or self._untrained():
             return False
         self.dirty[kind] = False
         img, caption = getattr(self, f"_make_{kind}")()

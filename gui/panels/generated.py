@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from gui.image_view import ImageView
 from gui.imaging import mosaic
@@ -35,8 +35,9 @@ class GeneratedPanel(QGroupBox):
 
         self.class_row = QWidget()
         self.class_row.setObjectName("classRow")
-        row = QHBoxLayout(self.class_row)
+        row = QVBoxLayout(self.class_row)  # the label above the box: the whole width for a class name
         row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(1)
         self.class_combo = QComboBox()
         self.class_combo.setObjectName("classSelector")
         self.class_combo.setAccessibleName("Class")
@@ -52,10 +53,10 @@ class GeneratedPanel(QGroupBox):
         label.setBuddy(self.class_combo)
         label.setToolTip(tip)
         row.addWidget(label)
-        row.addWidget(self.class_combo, 1)
+        row.addWidget(self.class_combo)
         lay.addWidget(self.class_row)
 
-        self.view = ImageView(HINT, name="generatedImage", min_side=120)
+        self.view = ImageView(HINT, name="generatedImage", min_side=96)
         self.view.setToolTip("E[x | z]: the decoder's mean image at the picked latent point")
         self.coords = QLabel("z = —")
         self.coords.setObjectName("generatedCoords")
@@ -67,6 +68,7 @@ class GeneratedPanel(QGroupBox):
         self.every_caption = QLabel("Same z, every class")
         self.every_caption.setObjectName("everyClassCaption")
         self.every_caption.setProperty("role", "hint")
+        self.every_caption.setWordWrap(True)  # the panel stays narrow enough for a 1024-px window
         self.every_caption.setToolTip(
             "E[x | z, y] at the picked z for each class y: z keeps the style, y sets the class. Click one to choose "
             "its class."
@@ -74,6 +76,11 @@ class GeneratedPanel(QGroupBox):
         self.every_view = ImageView("Pick a point to see it in every class.", name="everyClassImage", min_side=60)
         self.every_view.setToolTip(self.every_caption.toolTip())
         self.every_view.clicked.connect(self._on_every_clicked)
+        # wrapped in a narrow panel: their minimum heights say so, or the layout (which sizes by one line) lays
+        # them over the image (1024×700)
+        line = self.coords.fontMetrics().lineSpacing()
+        self.coords.setMinimumHeight(3 * line + 2)
+        self.every_caption.setMinimumHeight(2 * line + 2)
         lay.addWidget(self.every_caption)
         lay.addWidget(self.every_view, 1)
 

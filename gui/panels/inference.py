@@ -12,20 +12,20 @@ come back as plain frozen dataclasses; a result for a model or dataset that has 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+from gui import style
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from engine.data.dataset import as_float01
 from engine.messages import WeightsSnapshot
-from engine.posterior import PosteriorGrid, encoder_reconstruction, posterior_grid
-from engine.snapshot import model_from_snapshot
+from engine.posterior import PosteriorGrid, posterior_grid
+from engine.snapshot import snapshot_model
 from gui.amortization_view import AmortizationView
 from gui.imaging import to_qimage
 from gui.posterior_overlay import PosteriorOverlay
@@ -66,22 +66,6 @@ class PosteriorView:
     seconds: float
 
 
-class _ModelCache:
-    """One CPU model per snapshot, built on whichever worker needs it first (thread-safe)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._snap: WeightsSnapshot | None = None
-        self._model = None
-
-    def get(self, snap: WeightsSnapshot):
-        with self._lock:
-            if snap is not self._snap:
-                self._model = model_from_snapshot(snap)
-                self._snap = snap
-            return self._model
-
-
 class InferencePanel(QWidget):
     """True posterior vs q(z|x) for the selected example, and the amortization-gap study. ``shutdown()`` (or
     closing the widget) stops the workers."""
@@ -94,7 +78,6 @@ class InferencePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("inferencePanel")
         self.state = state
-        self._models = _ModelCache()
         self.current_index: int | None = None
         self.view: PosteriorView | None = None
         self._post: Worker | None = None
@@ -107,6 +90,7 @@ class InferencePanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "z₁", **{"font-size": "9pt"})
         self.plot.setLabel("left", "z₂", **{"font-size": "9pt"})
+        style.plain_axes(self.plot)
         self.context = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 90), pxMode=True)
         self.plot.addItem(self.context)
         self.overlay = PosteriorOverlay(self.plot)
@@ -140,11 +124,21 @@ class InferencePanel(QWidget):
         self.recon = QLabel()
         self.recon.setObjectName("inferenceRecon")
         self.recon.setToolTip("Its reconstruction E[x | z = μ(x)] at the encoder's mean")
-        for w in (self.image, self.recon):
+        self.thumb_captions = []
+        for w, caption in ((self.image, "test image x"), (self.recon, "reconstruction")):
             w.setFixedSize(84, 84)
             w.setAlignment(Qt.AlignmentFlag.AlignCenter)
             w.setStyleSheet("border: 1px solid #c8ccd0; background: #ffffff;")
-            imgs.addWidget(w)
+            col = QVBoxLayout()
+            col.setSpacing(1)
+            col.addWidget(w)
+            label = QLabel(caption)
+            label.setObjectName(f"{w.objectName()}Caption")
+            label.setProperty("role", "hint")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            col.addWidget(label)
+            self.thumb_captions.append(label)
+            imgs.addLayout(col)
         imgs.addStretch(1)
         pl.addLayout(imgs)
 
@@ -166,6 +160,7 @@ class InferencePanel(QWidget):
             val.setObjectName(f"value_{key}")
             val.setToolTip(tip)
             val.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            val.setWordWrap(key == "grid")  # the one long value: wrapped rather than cut at 1024 px
             form.addRow(name, val)
             self.values[key] = val
         pl.addLayout(form)
@@ -197,6 +192,10 @@ class InferencePanel(QWidget):
         self.status.setWordWrap(True)
         pl.addWidget(self.status)
         pl.addStretch(1)
+        # wrapped texts take two lines in a narrow window: their minimum says so, or the layout (which sizes by
+        # the one-line minimum) squeezes the values above and cuts their letters (1024×700)
+        for label in (self.title, legend, self.status, self.values["grid"]):
+            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing() + 2)
         top.addWidget(post, 2)
         upper = QWidget()
         upper.setLayout(top)
@@ -294,15 +293,16 @@ class InferencePanel(QWidget):
 
     def _start_posterior(self, index: int, snap: WeightsSnapshot) -> None:
         x = np.asarray(self.state.test_image(index), np.float32).copy()
-        models, token = self._models, self.state.identity()
+        token = self.state.identity()
         label = self.state.example_label(index)  # a conditional model's q(z|x, y) and p(x|z, y) take the example's
 
         def job() -> PosteriorView:  # worker thread
             t0 = time.perf_counter()
-            model = models.get(snap).given(label)
-            d = model.cfg.latent_dim
-            grid = posterior_grid(model, x, POSTERIOR_GRID_SIZE) if d == 2 else None
-            return PosteriorView(index, snap.step, grid, encoder_reconstruction(model, x), d, time.perf_counter() - t0)
+            cpu = snapshot_model(snap)
+            d = cpu.latent_dim
+            grid = posterior_grid(cpu.model.given(label), x, POSTERIOR_GRID_SIZE) if d == 2 else None
+            recon = cpu.reconstruct(x[None], label)[0]
+            return PosteriorView(index, snap.step, grid, recon, d, time.perf_counter() - t0)
 
         d = self.state.latent_dim
         self.status.setText("Computing the posterior on a grid…" if d == 2 else "Computing the reconstruction…")
@@ -360,7 +360,7 @@ class InferencePanel(QWidget):
         self.values["recon"].setText(f"{g.recon:.3f} nats")
         self.values["kl_prior"].setText(f"{g.kl_prior:.3f} nats")
         self.values["grid"].setText(
-            f"{g.grid_size}×{g.grid_size}, mass in window {g.mass_in_window:.6f}, {g.seconds * 1000:.0f} ms"
+            f"{g.grid_size}×{g.grid_size} · mass {g.mass_in_window:.6f} · {g.seconds * 1000:,.0f} ms"
         )
         warn = ""
         if g.mass_in_window < 0.999 or g.edge_mass > 1e-3:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 
 from engine.messages import LatentSnapshot
@@ -96,7 +96,9 @@ class LatentPanel(QGroupBox):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
+        style.plain_axes(self.plot)
         self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
+        self._titles: tuple[str, ...] = ()  # the scatter's title, longest form first (_fit_title)
         title, fit_text = self.plot.titleLabel, self.plot.titleLabel.updateMin
 
         def title_min():  # pyqtgraph sets a title's minimum width to its text's: a long one widened the plot past
@@ -263,6 +265,7 @@ class LatentPanel(QGroupBox):
 
     def clear(self) -> None:
         """No points (another dataset or model): the title and the marker go with them."""
+        self._titles = ()
         self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         self.snapshot = self.shown = None
         self.follow = True
@@ -313,17 +316,35 @@ class LatentPanel(QGroupBox):
         for it, g in zip(self.items, groups):
             shown = g[visible_points(xy[g], (x0, x1, y0, y1), px)]
             it.setData(x=xy[shown, 0], y=xy[shown, 1])
+        step = f"step {snap.step:,}"
         if d > 2:
             e = self.plane.explained
-            title = (
-                f"μ(x), {len(xy):,} test images · step {snap.step:,} · PCA of d={d}: "
-                f"{e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var."
+            pca = f"PCA of d={d}: {e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var."
+            self._titles = (
+                f"μ(x), {len(xy):,} test images · {step} · {pca}",
+                f"μ(x) · {step} · PCA: {e[0] * 100:.0f}% + {e[1] * 100:.0f}% of var.",
+                f"{step} · PCA",
             )
         else:
-            title = f"μ(x), {len(xy):,} test images · step {snap.step:,}"
-        self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)
+            self._titles = (f"μ(x), {len(xy):,} test images · {step}", f"μ(x) · {step}", step)
+        self._fit_title()
         self.shown = snap
         self._place_marker()  # the plane moved with the new points: the picked point with it
+
+    def _fit_title(self) -> None:
+        """The longest form of the scatter's title that fits the plot whole (a 1024-px window has ~250 px)."""
+        if not self._titles:
+            return
+        font = QFont()
+        font.setPointSizeF(9)
+        metrics = QFontMetrics(font)
+        room = self.plot_widget.width() - 2 * self.plot.getAxis("left").width() - 8
+        title = next((t for t in self._titles if metrics.horizontalAdvance(t) <= room), self._titles[-1])
+        self.plot.setTitle(title, size="9pt", color=style.PLOT_FG)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._fit_title()
 
     # -- picking ---------------------------------------------------------------------------------------------
     def to_latent(self, x: float, y: float) -> np.ndarray:

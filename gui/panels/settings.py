@@ -23,17 +23,55 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import ConfigError, ModelConfig, TrainConfig
+from engine.config import CONDITIONAL_BETA, ConfigError, ModelConfig, TrainConfig
+from engine.limits import RANGES, bounds, range_text
 from engine.threads import usable_cores
 
 
-class LogSpinBox(QDoubleSpinBox):
+WIDE = 2**31 - 1  # a field's widget range: any typed number stands; the limits table judges it (engine/limits.py)
+INVALID_STYLE = "border: 1px solid #cf222e;"
+
+
+class _Limited:
+    """Arrows stay within the limits table's range; a typed value outside it stays as typed, for the panel to flag.
+    Sized for the values of that range, not for the widget's wide one."""
+
+    limits: tuple[float, float] = (0, 0)
+
+    def _narrowed(self, hint):
+        fm = self.fontMetrics()
+        wide = max(fm.horizontalAdvance(self.textFromValue(v)) for v in (self.minimum(), self.maximum()))
+        need = max(fm.horizontalAdvance(self.textFromValue(v)) for v in self.limits)
+        hint.setWidth(hint.width() - max(0, wide - need))
+        return hint
+
+    def sizeHint(self):  # noqa: N802 - Qt name
+        return self._narrowed(super().sizeHint())
+
+    def minimumSizeHint(self):  # noqa: N802
+        return self._narrowed(super().minimumSizeHint())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt name
+        lo, hi = self.limits
+        self.setValue(min(max(self.value() + steps * self.singleStep(), lo), hi))
+
+
+class RangeSpinBox(_Limited, QSpinBox):
+    pass
+
+
+class RangeDoubleSpinBox(_Limited, QDoubleSpinBox):
+    pass
+
+
+class LogSpinBox(_Limited, QDoubleSpinBox):
     """A positive number edited on a log scale: the arrows multiply or divide by about 2 (1, 2, 5, 10, ...)."""
 
     def __init__(self, lo: float, hi: float, parent=None):
         super().__init__(parent)
         self.setDecimals(8)
-        self.setRange(lo, hi)
+        self.setRange(0.0, WIDE)  # any typed value stands, so that one out of [lo, hi] is shown as such
+        self.limits = (lo, hi)  # where the arrows stay
 
     def textFromValue(self, v: float) -> str:  # noqa: N802 - Qt name
         return f"{v:.3g}"
@@ -57,7 +95,8 @@ class LogSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
 
     def stepBy(self, steps: int) -> None:  # noqa: N802
-        v = self.value()
+        lo, hi = self.limits
+        v = min(max(self.value(), lo if lo > 0 else 1e-6), hi)
         for _ in range(abs(steps)):
             e = math.floor(math.log10(v) + 1e-9)
             m = v / 10**e
@@ -67,7 +106,7 @@ class LogSpinBox(QDoubleSpinBox):
             else:
                 m = next((x for x in reversed((0.5, 1, 2, 5)) if x < m - 1e-9), 0.5)
             v = m * 10**e
-        self.setValue(min(max(v, self.minimum()), self.maximum()))
+        self.setValue(min(max(v, lo if lo > 0 else 1e-6), hi))
 
 
 TIPS = {
@@ -127,6 +166,7 @@ LABELS = {
     "iwae_k": "IWAE samples K",
 }
 
+RETUNABLE = ("lr", "precision")  # may change while a run is paused or diverged: applied when it resumes
 MODEL_KEYS = ("arch", "latent_dim", "hidden", "likelihood", "conditional")
 NO_LABELS_TIP = "This dataset has no labels (or only one class): there is nothing to condition on."
 TRAIN_KEYS = (
@@ -171,6 +211,9 @@ class SettingsPanel(QGroupBox):
         self._editable = True
         self._train = self._load(TrainConfig, "train")
         self.widgets: dict[str, QWidget] = {}
+        self.invalid: dict[str, str] = {}  # field -> why its typed value is refused (out of range)
+        self._advice: str | None = None  # advice from outside (show_note)
+        self._beta_note: str | None = None  # why β is CONDITIONAL_BETA
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 12, 8, 8)
         form = QFormLayout()
@@ -181,33 +224,41 @@ class SettingsPanel(QGroupBox):
 
         def combo(key, items):
             w = QComboBox()
+            # sized for about 16 characters, not for the longest entry, so the column fits a 1024-px window
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(16)
             for value, label in items:
                 w.addItem(label, value)
             w.currentIndexChanged.connect(lambda _i, k=key: self._on_changed(k))
             return w
 
-        def spin(key, lo, hi, step=1):
-            w = QSpinBox()
-            w.setRange(lo, hi)
+        def spin(key, step=1, lo=None, hi=None):
+            w = RangeSpinBox()
+            w.setRange(-WIDE, WIDE)
+            w.limits = (lo, hi) if lo is not None else bounds(key)
+            w.setKeyboardTracking(False)
             w.setSingleStep(step)
             w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
             return w
 
-        def dspin(key, lo, hi, decimals, step):
-            w = QDoubleSpinBox()
-            w.setRange(lo, hi)
+        def dspin(key, decimals, step):
+            w = RangeDoubleSpinBox()
+            w.setRange(-WIDE, WIDE)
+            w.limits = bounds(key)
+            w.setKeyboardTracking(False)
             w.setDecimals(decimals)
             w.setSingleStep(step)
             w.valueChanged.connect(lambda _v, k=key: self._on_changed(k))
             return w
 
         self.devices = list(devices)
-        lr = LogSpinBox(1e-6, 1.0)
+        lr = LogSpinBox(*bounds("lr"))
+        lr.setKeyboardTracking(False)  # judged when typed in full (Enter, Tab): "1e9" never passes as "1"
         lr.valueChanged.connect(lambda _v: self._on_changed("lr"))
         self.widgets = {
             "arch": combo("arch", [("mlp", "MLP"), ("conv", "Convolutional")]),
-            "latent_dim": spin("latent_dim", 1, 256),
-            "hidden": spin("hidden", 8, 8192, 50),
+            "latent_dim": spin("latent_dim"),
+            "hidden": spin("hidden", 50, 8, 8192),
             "likelihood": combo(
                 "likelihood",
                 [
@@ -217,20 +268,20 @@ class SettingsPanel(QGroupBox):
                 ],
             ),
             "conditional": QCheckBox("cVAE"),
-            "beta": dspin("beta", 0.0, 1000.0, 2, 0.1),
-            "warmup_epochs": dspin("warmup_epochs", 0.0, 10000.0, 1, 1.0),
-            "free_bits": dspin("free_bits", 0.0, 100.0, 2, 0.1),
-            "batch_size": spin("batch_size", 1, 65536, 32),
+            "beta": dspin("beta", 2, 0.1),
+            "warmup_epochs": dspin("warmup_epochs", 1, 1.0),
+            "free_bits": dspin("free_bits", 2, 0.1),
+            "batch_size": spin("batch_size", 32),
             "lr": lr,
-            "epochs": spin("epochs", 1, 100000),
+            "epochs": spin("epochs"),
             "device": combo("device", self.devices),
             "precision": combo("precision", [("fp32", "fp32"), ("bf16", "bf16 autocast"), ("fp16", "fp16 autocast")]),
             "threads": combo(
                 "threads", [(0, "Auto (adapts to the load)")] + [(n, str(n)) for n in range(1, usable_cores() + 1)]
             ),
-            "compile": combo("compile", [("auto", "Auto (switch when compiled)"), ("off", "Off")]),
-            "seed": spin("seed", 0, 2**31 - 1),
-            "iwae_k": spin("iwae_k", 1, 100000, 10),
+            "compile": combo("compile", [("auto", "Auto (when ready)"), ("off", "Off")]),
+            "seed": spin("seed"),
+            "iwae_k": spin("iwae_k", 10),
         }
         self.widgets["conditional"].toggled.connect(lambda _on: self._on_changed("conditional"))
         heading_model = QLabel("Model")
@@ -244,9 +295,10 @@ class SettingsPanel(QGroupBox):
             w = self.widgets[key]
             w.setObjectName(f"setting_{key}")
             w.setAccessibleName(LABELS[key])
-            w.setToolTip(TIPS[key])
+            tip = TIPS[key] + (f" Range: {range_text(key)}." if key in RANGES and key != "threads" else "")
+            w.setToolTip(tip)
             label = QLabel(LABELS[key])
-            label.setToolTip(TIPS[key])
+            label.setToolTip(tip)
             label.setBuddy(w)
             form.addRow(label, w)
         self.problem = QLabel()
@@ -255,8 +307,44 @@ class SettingsPanel(QGroupBox):
         self.problem.setStyleSheet("color: #cf222e;")
         self.problem.hide()
         outer.addWidget(self.problem)
+        self.note = QLabel()  # advice that refuses nothing (e.g. too few steps per epoch to learn much)
+        self.note.setObjectName("settingsNote")
+        self.note.setWordWrap(True)
+        self.note.setProperty("role", "warning")
+        self.note.hide()
+        outer.addWidget(self.note)
         self._apply_to_widgets()
         self._update_conditional()
+
+    def show_note(self, text: str | None) -> None:
+        """Advice from outside (e.g. too few steps per epoch); shown with the panel's own (the β a ticked
+        "Condition on label" suggests)."""
+        self._advice = text
+        shown = " ".join(t for t in (self._beta_note, text) if t)
+        self.note.setText(shown)
+        self.note.setVisible(bool(shown))
+
+    def _suggest_beta(self, conditional: bool) -> None:
+        """Ticking "Condition on label" with β at its plain default suggests CONDITIONAL_BETA (and unticking with β
+        still there takes it back), so that prior draws decode to their class; the note says so."""
+        plain, suggested = TrainConfig().beta, CONDITIONAL_BETA
+        if self._train.beta == (plain if conditional else suggested):
+            self._train = self._train.replace(beta=suggested if conditional else plain)
+            box = self.widgets["beta"]
+            box.blockSignals(True)
+            box.setValue(self._train.beta)
+            box.blockSignals(False)
+        self._beta_note = (
+            f"β = {suggested:g} for a conditional VAE: prior draws then decode to their class (β = 1 is the true "
+            "ELBO, but leaves parts of the prior that no class's q(z|x, y) reaches)."
+            if conditional and self._train.beta == suggested
+            else None
+        )
+        self.show_note(self._advice)
+
+    def refusal(self) -> str | None:
+        """Why nothing may start or resume now: the first field holding a value out of its range (None: none)."""
+        return next(iter(self.invalid.values()), None)
 
     def show_problem(self, text: str | None) -> None:
         """Why these settings cannot start a run on the current dataset (None: no problem)."""
@@ -293,6 +381,9 @@ class SettingsPanel(QGroupBox):
 
     # -- widget <-> config -----------------------------------------------------------------------------------
     def _apply_to_widgets(self) -> None:
+        for key in self.invalid:  # the values shown now are the settings' own
+            self.widgets[key].setStyleSheet("")
+        self.invalid.clear()
         for key, w in self.widgets.items():
             if key == "conditional":
                 w.blockSignals(True)
@@ -327,15 +418,21 @@ class SettingsPanel(QGroupBox):
         try:
             if key == "conditional":
                 self._conditional = bool(value)
+                self._suggest_beta(self._conditional)
             elif key in MODEL_KEYS:
                 self._model = self._model.replace(**{key: value})
             else:
                 self._train = self._train.replace(**{key: _device_value(value) if key == "device" else value})
-        except ConfigError:
+        except ConfigError as e:  # shown where it was typed, not clamped; Start refuses while it stands
+            self.invalid[key] = f"{LABELS[key]}: {e}"
+            self.widgets[key].setStyleSheet(INVALID_STYLE)
+            self.show_problem(self.invalid[key])
             return
+        if self.invalid.pop(key, None) is not None:
+            self.widgets[key].setStyleSheet("")
         if key == "device":
             self._settings.setValue("ui/device_choice", value)
-        self.show_problem(None)
+        self.show_problem(next(iter(self.invalid.values()), None))
         self._store()
         self.changed.emit()
 
@@ -368,10 +465,11 @@ class SettingsPanel(QGroupBox):
     def set_train_config(self, train_cfg: TrainConfig) -> None:
         self.set_configs(None, train_cfg)
 
-    def set_editable(self, editable: bool) -> None:
+    def set_editable(self, editable: bool, retunable: bool = False) -> None:
+        """All fields editable, or none; ``retunable`` (a paused or diverged run) keeps those a resume applies."""
         self._editable = editable
-        for w in self.widgets.values():
-            w.setEnabled(editable)
+        for key, w in self.widgets.items():
+            w.setEnabled(editable or (retunable and key in RETUNABLE))
         self._update_conditional()
 
     def _update_conditional(self) -> None:

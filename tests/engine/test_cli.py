@@ -57,7 +57,7 @@ def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     epoch_lines = [line for line in r.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2 and "test ELBO" in epoch_lines[0] and "IWAE K=5" in epoch_lines[0]
     rows = list(csv.DictReader(met.open()))
-    assert len(rows) == 12 and rows[0]["step"] == "0"  # 2 epochs × ⌈300/50⌉ steps
+    assert len(rows) == 12 and rows[0]["step"] == "1"  # 2 epochs × ⌈300/50⌉ steps, counted from 1
     assert rows[5]["test_elbo"] and not rows[4]["test_elbo"]  # test metrics on the last step of each epoch
     c = load_checkpoint(ck)
     assert c.step == 12 and c.model_config.hidden == 32

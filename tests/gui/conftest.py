@@ -156,7 +156,7 @@ def make_window(qtbot, settings_file, tiny):
 
 def wait_finished(qtbot, w, timeout=30_000):
     qtbot.waitUntil(
-        lambda: not w.session.is_active() and w.state.status in ("finished", "stopped", "error"),
+        lambda: not w.session.is_active() and not w.state.status.active,  # ended (or its model closed)
         timeout=timeout,
     )
     qtbot.wait(50)  # queued messages

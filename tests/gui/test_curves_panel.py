@@ -80,3 +80,25 @@ def test_a_long_climb_from_thousands_of_nats_below_is_not_flattened(panel):
     panel.refresh()
     (_, _), (y0, y1) = panel.elbo.vb.viewRange()
     assert y1 > 1400 and y0 > 0  # the last 90% of the run fills the plot
+
+
+def test_mi_beside_the_kl_only_for_epochs_that_measured_it(panel):
+    from engine.messages import EpochSummary
+
+    z = np.zeros(2)
+
+    def epoch(i, mi):
+        return EpochSummary(
+            i, 10 * (i + 1), -90.0, -90.0, -85.0, 5.0, -89.0, -90.0, 5, 1.0, z, 2, z + 1, 1.0, mi, 5.0 - mi
+        )
+
+    st = panel.state
+    st.add_epoch(epoch(0, float("nan")))  # e.g. from a checkpoint saved before the MI was measured
+    panel.refresh()
+    assert len(panel.test_mi.getData()[0] if panel.test_mi.getData()[0] is not None else []) == 0
+    assert "I(x;z)" not in panel.caption.text()
+    st.add_epoch(epoch(1, 3.25))
+    panel.refresh()
+    xs, ys = panel.test_mi.getData()
+    assert list(xs) == [20.0] and list(ys) == [3.25]
+    assert "KL 5.00 = I(x;z) 3.25 + KL(q(z) ‖ p(z)) 1.75" in panel.caption.text()

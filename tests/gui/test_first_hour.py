@@ -1,0 +1,332 @@
+"""A new user's first hour, driven through the real window: a divergence they can recover from, views that show
+what Save would write after Pause and Stop, placeholders that follow the run status, an image folder with a CSV
+beside it, messages that name the real reason, out-of-range settings shown as such, and small datasets that say
+why their images stay grey."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+
+from engine.checkpoint import load_checkpoint
+from engine.limits import range_text
+from gui.main_window import DatasetFileDialog
+from tests.engine.test_folder_with_csv import image_folder_with_metadata
+
+from .conftest import SMALL_TRAIN, make_tiny, wait_finished
+from .test_main_window import click_latent, train_to_end
+
+LONG = SMALL_TRAIN.replace(epochs=100_000)
+
+
+def type_into(qtbot, w, key: str, text: str) -> None:
+    """Select a settings field's text and type ``text`` into it, as a user would."""
+    box = w.settings_panel.widgets[key]
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), text)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+
+
+# ------------------------------------------------------------------------------------------------ 1. divergence
+def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_weights(qtbot, make_window):
+    # lr 10 diverges within ten steps on this data, before the first refresh of the last good weights
+    w = make_window(train=SMALL_TRAIN.replace(lr=10.0, epochs=5))
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.status == "diverged", timeout=20_000)
+    title, text = w.errors[-1]
+    assert title == "Training diverged" and "learning rate (now 10)" in text and "Settings" in text
+    lr, precision = w.settings_panel.widgets["lr"], w.settings_panel.widgets["precision"]
+    assert lr.isEnabled() and precision.isEnabled()  # the two a resume applies...
+    assert not w.settings_panel.widgets["latent_dim"].isEnabled()  # ... and not the model's shape
+    at = w.session.run.step
+    good = w.state.snapshot  # the weights restored after the divergence, sent before the pause
+    assert good is not None and all(np.isfinite(v).all() for v in good.weights.values())
+    type_into(qtbot, w, "lr", "0.002")
+    assert w.settings_panel.train_config().lr == 0.002
+    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    try:
+        wait_finished(qtbot, w, timeout=60_000)
+    except Exception:
+        r = w.session.run
+        raise AssertionError(
+            (
+                w.state.status,
+                w.errors,
+                r.step,
+                r.cfg.lr,
+                r.state,
+                r._pause.is_set(),
+                r.optimizer.param_groups[0]["lr"],
+            )
+        )
+    run = w.session.run
+    assert w.state.status == "finished" and len(w.errors) == 1
+    assert run.cfg.lr == 0.002 and all(g["lr"] == 0.002 for g in run.optimizer.param_groups)
+    assert run.step == run.total_steps and run.step > at
+    elbo = run.history.column("elbo")
+    assert np.isfinite(elbo).all() and run.history.epochs
+    assert elbo[-5:].mean() > elbo[at : at + 5].mean()  # it learns again, from the restored weights
+
+
+# ------------------------------------------------------------------------------------------------ 2. stale views
+def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, make_window, tmp_path):
+    # snapshots every 100 s: without the one sent on Pause and Stop, the views would stay at the first steps
+    w = make_window(train=LONG.replace(snapshot_interval_s=100.0))
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: w.session.run is not None and w.session.run.step > 40, timeout=20_000)
+    x0, x1, y0, y1 = w.latent.view_rect()
+    click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
+    qtbot.waitUntil(lambda: w.state.picked is not None and w.generated.image is not None, timeout=5000)
+    for button, state in ((w.pause_button, "paused"), (w.stop_button, "stopped")):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda s=state: w.state.status == s, timeout=10_000)
+        step = w.session.run.step
+        assert step > 40
+        qtbot.waitUntil(lambda s=step: w.state.latent is not None and w.state.latent.step == s, timeout=10_000)
+        assert w.state.snapshot.step == step
+        assert f"decoder at step {step:,}<" in w.generated.coords.text()
+        qtbot.waitUntil(lambda s=step: f"step {s:,}" in w.gallery.pages["manifold"].caption.text(), timeout=5000)
+        if state == "paused":
+            qtbot.wait(200)
+            assert w.session.run.step == step  # paused: nothing moved on meanwhile
+    wait_finished(qtbot, w)
+    path = str(tmp_path / "stopped.pt")
+    w.ask_save_path = lambda *a: path
+    w.act_save_ckpt.trigger()
+    assert load_checkpoint(path).step == w.state.snapshot.step == w.state.latent.step
+
+
+# ------------------------------------------------------------------------------------------------ 3. placeholders
+def test_placeholders_follow_the_run_status(qtbot, make_window):
+    w = make_window(train=LONG)
+    assert "Press Start" in w.curves.caption.text()
+    assert "press Start" in w.gallery.pages["manifold"].view.placeholder
+    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    seen, manifold = set(), []
+    while w.session.run is None or w.session.run.step < 60:  # the run's first seconds
+        seen.add(w.curves.caption.text())
+        seen.update(p.view.placeholder for p in w.gallery.pages.values())
+        manifold.append(w.gallery.pages["manifold"].caption.text())
+        qtbot.wait(10)
+        assert w.state.status in ("idle", "starting", "running"), w.errors
+    assert not any("press start" in t.lower() for t in seen), seen
+    assert any(t.startswith(("Training", "Starting")) for t in seen), seen
+    assert not any(c.endswith("step 0") for c in manifold), set(manifold)  # never the untrained grey noise
+    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=10_000)
+    assert w.curves.caption.text().startswith("Paused") or "Epoch" in w.curves.caption.text()
+    qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=10_000)
+    assert not w.gallery.pages["manifold"].caption.text().endswith("step 0")
+    qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, w)
+
+
+# ------------------------------------------------------------------------------------------------ 4. folder + CSV
+def test_an_image_folder_with_a_metadata_csv_opens_as_images(qtbot, make_window, tmp_path, monkeypatch):
+    w = make_window()
+    root = image_folder_with_metadata(tmp_path / "shapes", per_class=10)
+    monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(root)))
+    w.act_open.trigger()
+    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(root), timeout=20_000)
+    assert w.errors == []
+    assert list(w.dataset.class_names) == ["circle", "square"]
+    assert "metadata.csv" in w.statusBar().currentMessage() and "not read" in w.statusBar().currentMessage()
+
+
+# ------------------------------------------------------------------------------------------------ 6. messages
+def test_a_checkpoint_of_another_dataset_names_the_dataset_not_the_settings(qtbot, make_window, tmp_path):
+    w = make_window()
+    train_to_end(qtbot, w)
+    path = str(tmp_path / "tiny.pt")
+    w.ask_save_path = lambda *a: path
+    w.act_save_ckpt.trigger()
+    other = make_tiny(seed=9)  # the same image size and classes, other images
+    w2 = make_window(
+        dataset=other, configure=False, settings=QSettings(str(tmp_path / "o.ini"), QSettings.Format.IniFormat)
+    )
+    w2.ask_open_path = lambda *a: path
+    w2.act_load_ckpt.trigger()
+    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
+    # right after loading, no grid says "press Start or load a checkpoint"
+    assert not any("press Start" in p.view.placeholder for p in w2.gallery.pages.values())
+    w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=5))
+    qtbot.mouseClick(w2.start_button, Qt.MouseButton.LeftButton)
+    _, why = w2.start_asks[-1]
+    assert "another dataset" in why and w.dataset.name in why and "settings" not in why, why
+    wait_finished(qtbot, w2)
+    # the settings that really differ are named
+    ck = load_checkpoint(path)
+    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.dataset)
+    assert "Latent dimension 2 in the checkpoint, 5 here" in text, text
+
+
+def test_a_text_file_loaded_as_a_checkpoint_is_not_an_elbo_studio_checkpoint(qtbot, make_window, tmp_path):
+    w = make_window()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, these are my notes\n")
+    w.ask_open_path = lambda *a: str(notes)
+    w.act_load_ckpt.trigger()
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
+    assert "'notes.txt': not an ELBO Studio checkpoint" in w.errors[-1][1], w.errors
+
+
+# ------------------------------------------------------------------------------------------------ 7. limits
+def test_out_of_range_settings_are_shown_as_typed_and_refused_not_clamped(qtbot, make_window):
+    w = make_window()
+    panel = w.settings_panel
+    for key, typed, words in (
+        ("latent_dim", "0", "Latent dimension"),
+        ("lr", "1e9", "Learning rate"),
+        ("batch_size", "999999", "Batch size"),
+    ):
+        before = panel.train_config(), panel.model_config((1, 12, 12))
+        type_into(qtbot, w, key, typed)
+        box = panel.widgets[key]
+        assert float(box.value()) == float(typed)  # the typed value stays on show
+        assert panel.problem.isVisibleTo(panel) and panel.problem.text().startswith(words), panel.problem.text()
+        assert typed.replace("1e9", "1e+09").replace("999999", "999,999") in panel.problem.text()
+        assert "border" in box.styleSheet()
+        assert (panel.train_config(), panel.model_config((1, 12, 12))) == before  # nothing silently changed
+        qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+        assert w.session.run is None and panel.problem.text().startswith(f"Cannot start: {words}")
+        assert range_text(key) in box.toolTip()  # the same table as the CLI and the README
+        type_into(qtbot, w, key, {"latent_dim": "3", "lr": "0.002", "batch_size": "32"}[key])
+        assert not panel.problem.isVisibleTo(panel) and box.styleSheet() == ""
+    assert panel.model_config((1, 12, 12)).latent_dim == 3 and panel.train_config().batch_size == 32
+    assert panel.widgets["latent_dim"].maximum() > 1024 and panel.widgets["lr"].maximum() > 10  # typed, not clamped
+
+
+# ------------------------------------------------------------------------------------------------ 8. small data
+def test_a_small_dataset_says_its_epochs_are_only_a_few_steps(qtbot, make_window):
+    small = make_tiny(n_train=270, n_test=30)
+    w = make_window(dataset=small, train=SMALL_TRAIN.replace(batch_size=128, epochs=15))
+    note = w.settings_panel.note
+    assert note.isVisibleTo(w.settings_panel)
+    assert "Only 3 steps per epoch" in note.text() and "batch size of 8" in note.text() and "100 epochs" in note.text()
+    type_into(qtbot, w, "batch_size", "8")
+    assert not note.isVisibleTo(w.settings_panel)
+    w3 = make_window(train=SMALL_TRAIN)  # 600 images at batch 64 for 2 epochs: 20 steps, said too
+    assert "10 steps per epoch" in w3.settings_panel.note.text()
+    w3.settings_panel.set_train_config(SMALL_TRAIN.replace(epochs=30))
+    assert not w3.settings_panel.note.isVisibleTo(w3.settings_panel)
+
+
+# ------------------------------------------------------------------------------------------------ 9. 1024×700
+LONG_NAMES = ("T-shirt/top", "Ankle boot", "Sneaker")
+
+
+def test_at_1024_by_700_every_title_and_number_fits_its_widget(qtbot, make_window, tiny):
+    import dataclasses
+
+    from gui.fit_check import clipped_texts
+
+    named = dataclasses.replace(tiny, class_names=LONG_NAMES)
+    w = make_window(dataset=named)
+    w.settings_panel.widgets["conditional"].setChecked(True)
+    train_to_end(qtbot, w)
+    x0, x1, y0, y1 = w.latent.view_rect()
+    click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
+    w.state.set_label(1)  # "Ankle boot"
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024 and w.height() == 700, timeout=5000)
+    assert w.minimumSizeHint().width() <= 1024 and w.minimumSizeHint().height() <= 700
+    w.draw_all()
+    qtbot.wait(300)
+    # the titles and numbers the issue saw clipped, one by one
+    title = w.latent.plot.titleLabel
+    assert title.item.boundingRect().width() <= w.latent.plot_widget.width(), title.text
+    combo = w.generated.class_combo
+    assert combo.fontMetrics().horizontalAdvance(combo.currentText()) <= combo.width() - 28, combo.width()
+    w.status.message("Checkpoint saved: /home/user/runs/fmnist.pt (step 4,690)")
+    assert not (bad := clipped_texts(w)), bad
+    w.show_page(w.inference)
+    w.state.select_example(0)
+    qtbot.waitUntil(lambda: w.inference.values["log_px"].text() != "—", timeout=20_000)
+    qtbot.wait(100)
+    assert not (bad := clipped_texts(w)), bad
+    for key, label in w.inference.values.items():
+        assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width() or label.wordWrap(), key
+        assert label.fontMetrics().height() <= label.height(), key  # letter tails kept
+    w.show_page(w.explorer)
+    for i in range(w.explorer.controls.family_combo.count()):  # Normal or Log-Normal must not grow the window
+        w.explorer.controls.family_combo.setCurrentIndex(i)
+        qtbot.wait(100)
+        assert (w.width(), w.height()) == (1024, 700), w.explorer.controls.family_combo.currentText()
+        assert not (bad := clipped_texts(w)), bad
+
+
+def test_the_settings_column_folds_away_for_the_plots(qtbot, make_window):
+    w = make_window()
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024, timeout=5000)
+    before = w.latent.plot_widget.width()
+    w.act_sidebar.trigger()
+    qtbot.waitUntil(lambda: not w.sidebar.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: w.latent.plot_widget.width() > before + 100, timeout=2000)
+    assert w.settings.value("ui/sidebar") in (False, "false")
+    w.act_sidebar.trigger()
+    qtbot.waitUntil(lambda: w.sidebar.isVisible(), timeout=2000)
+
+
+# ------------------------------------------------------------------------------------------------ 10. smaller
+def test_plain_axes_labelled_thumbnails_and_singular_counts(qtbot, make_window):
+    w = make_window(train=SMALL_TRAIN.replace(epochs=1))
+    plots = [w.latent.plot, w.inference.plot, w.curves.elbo.widget.getPlotItem()]
+    for plot in plots:
+        for side in ("bottom", "left"):
+            assert plot.getAxis(side).autoSIPrefix is False  # never "z₁ (x0.001)"
+    w.latent.plot.setXRange(0, 0.002)
+    qtbot.wait(50)
+    assert "x0.001" not in w.latent.plot.getAxis("bottom").labelString()
+    assert [c.text() for c in w.inference.thumb_captions] == ["test image x", "reconstruction"]
+    texts = []
+    w.session.state.connect(lambda msg: texts.append(msg.text))
+    train_to_end(qtbot, w)
+    assert "Finished 1 epoch." in texts, texts
+
+
+def test_a_save_dialog_adds_the_extension_and_forgets_an_unwritable_folder(qtbot, make_window, tmp_path, monkeypatch):
+    import os
+
+    from PySide6.QtWidgets import QFileDialog
+
+    w = make_window()
+    from gui import dialogs
+
+    answer = {"path": str(tmp_path / "vae")}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (answer["path"], "")))
+    got = dialogs.DialogsMixin.ask_save_path(w, "Save checkpoint", "ELBO Studio checkpoints (*.pt)", "vae.pt")
+    assert got == str(tmp_path / "vae.pt")
+    assert w.settings.value("ui/last_file_dir") == str(tmp_path)
+    answer["path"] = str(tmp_path / "gone" / "grid.png")  # a folder that is not there cannot be written
+    assert dialogs.DialogsMixin.ask_save_path(w, "Export", "PNG images (*.png)", "g.png") == answer["path"]
+    assert w.settings.value("ui/last_file_dir") == str(tmp_path)  # the next dialog starts where writing worked
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        answer["path"] = str(locked / "grid.png")
+        if not os.access(locked, os.W_OK):  # (root may write anywhere)
+            dialogs.DialogsMixin.ask_save_path(w, "Export", "PNG images (*.png)", "g.png")
+            assert w.settings.value("ui/last_file_dir") == str(tmp_path)
+    finally:
+        os.chmod(locked, 0o700)
+
+
+# ------------------------------------------------------------------------------------------------ 11. conditional
+def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_check(qtbot, make_window):
+    from engine.config import CONDITIONAL_BETA
+
+    w = make_window(train=SMALL_TRAIN.replace(epochs=30))  # enough steps: no other advice
+    panel, box, beta = w.settings_panel, w.settings_panel.widgets["conditional"], w.settings_panel.widgets["beta"]
+    assert panel.train_config().beta == 1.0 and not panel.note.isVisibleTo(panel)
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # the box may sit below the column's fold
+    assert box.isChecked() and beta.value() == CONDITIONAL_BETA == panel.train_config().beta
+    assert panel.note.isVisibleTo(panel) and f"β = {CONDITIONAL_BETA:g}" in panel.note.text()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert beta.value() == 1.0 and not panel.note.isVisibleTo(panel)
+    type_into(qtbot, w, "beta", "2")  # a β of the user's own is left alone
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert panel.train_config().beta == 2.0 and not panel.note.isVisibleTo(panel)
