@@ -49,7 +49,7 @@ def main(out: str, epochs: int = 1, ckpt: str | None = None) -> int:
         wait(app, lambda: w.state.checkpoint is not None and w.state.latent is not None, 600)
     else:
         w.start_training()
-        wait(app, lambda: w.session.current_state == "finished" and not w.session.is_active(), 3600)
+        wait(app, lambda: w.state.status == "finished" and not w.session.is_active(), 3600)
         if ckpt:
             w.session.run.save(ckpt)
     wait(app, lambda: False, 1.0)
