@@ -203,8 +203,7 @@ def main():
         f"{torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}; load {os.getloadavg()[0]:.1f}"
     )
-    limits = {n: matmul_gflops(dt, dev) for dt, n in [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]}
-    print("limits: the step's GEMMs alone, " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limits.items()))
+    kinds = [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]
 
     # compile time: cold (an empty Inductor cache), cached (a fresh process, the same cache), in-process (registry)
     t0 = time.perf_counter()
@@ -238,11 +237,19 @@ def main():
             ds, args.conv_steps, "fp32", args.device, c, "conv"
         )
     res = {k: [] for k in cases}
+    lims = {n: [] for _, n in kinds}  # the step's GEMMs alone, measured in every round like the rest
     for r in range(args.rounds):
+        for dt, n in kinds:
+            lims[n].append(matmul_gflops(dt, dev))
         for k, f in cases.items():
             res[k].append(f())
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in res.items()), flush=True)
     med = {k: statistics.median(v) for k, v in res.items()}
+    limits = {n: statistics.median(v) for n, v in lims.items()}
+    print(
+        "limits (median of the rounds): the step's GEMMs alone, "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limits.items())
+    )
     fps = flops_per_sample()
     print(f"\nsamples/s (median of {args.rounds} rounds, {args.steps} steps each (conv {args.conv_steps}), batch 128):")
     for k, v in med.items():

@@ -26,7 +26,7 @@ class MetricHistory:
     def add_chunk(self, chunk: MetricsChunk) -> bool:
         """Append a chunk's rows; a chunk with any NaN/Inf value (a diverging step) is left out whole, so every
         copy of a run's history holds the same rows. True when rows were added."""
-        if not len(chunk.steps) or not all(np.isfinite(getattr(chunk, k)).all() for k in STEP_FIELDS[1:]):
+        if not len(chunk.steps) or not chunk.finite():
             return False
         for k in STEP_FIELDS:
             self._parts[k].append(getattr(chunk, k))

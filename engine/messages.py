@@ -27,6 +27,11 @@ class MetricsChunk:
     beta: float  # current KL weight (after warm-up)
     threads: int = 0  # CPU threads the training steps use now (engine/threads.py); 0 on a GPU
 
+    def finite(self) -> bool:
+        """Every row's ELBO and its two terms are finite: the rule for a diverged chunk (the trainer restores
+        the last good weights) and for a chunk a history keeps (rows with NaN/Inf are left out whole)."""
+        return all(bool(np.isfinite(v).all()) for v in (self.elbo, self.recon, self.kl))
+
 
 @dataclass(frozen=True)
 class EpochSummary:

@@ -46,6 +46,17 @@ def label_misfit(model_cfg: ModelConfig, label_classes: int) -> str | None:
     return None
 
 
+def model_misfit(model_cfg: ModelConfig, image_shape, label_classes: int) -> str | None:
+    """Why a model cannot take a dataset's examples, or None: the one rule of the window, the CLI and a run.
+    Images of another shape, or labels a conditional model has no inputs for (``label_classes``: the dataset's
+    class count, 0 when unlabelled)."""
+    model, data = tuple(model_cfg.image_shape), tuple(image_shape)
+    if model != data:
+        fmt = "×".join
+        return f"the model takes {fmt(map(str, model))} images, this dataset's are {fmt(map(str, data))}"
+    return label_misfit(model_cfg, label_classes)
+
+
 def check_labels(model_cfg: ModelConfig, label_classes: int) -> None:
     if (why := label_misfit(model_cfg, label_classes)) is not None:
         raise ConfigError(why)
@@ -65,13 +76,10 @@ def check_run(
     ``device_data``: bytes of the dataset copied to the training device (0: used in place in host memory);
     ``device``: a CUDA device's free memory is the budget there; otherwise the host budget. ``label_classes``: the dataset's class count (0: unlabelled), which a
     conditional model's labels must fit."""
-    if tuple(model_cfg.image_shape) != tuple(image_shape):
-        raise ConfigError(
-            f"the model expects images of shape {tuple(model_cfg.image_shape)}, the dataset has {tuple(image_shape)}"
-        )
+    if (why := model_misfit(model_cfg, image_shape, label_classes)) is not None:
+        raise ConfigError(why)
     if n_train < 1 or n_test < 1:
         raise ConfigError("the dataset needs at least one training and one test image")
-    check_labels(model_cfg, label_classes)
     check_architecture(model_cfg)
     check_training_fits(model_cfg, train_cfg, n_train, n_test, device_data, device=device)
 

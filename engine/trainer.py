@@ -334,7 +334,7 @@ class Trainer:
                 if self._flush_due(now - t_flush >= flush_every):
                     chunk = self._flush(buf, flushed, self.batch, samples / max(now - t_flush, 1e-9))
                     flushed, samples, t_flush = self.batch, 0, now
-                    if not np.isfinite(chunk.elbo).all():
+                    if not chunk.finite():
                         yield from self._diverge(good)
                         continue
                     yield chunk
@@ -346,7 +346,7 @@ class Trainer:
                         t_snap = time.monotonic()
                         snap_every = self._snapshot_period(t_snap - now)
             chunk = self._flush(buf, flushed, spe, samples / max(time.monotonic() - t_flush, 1e-9))
-            if len(chunk.steps) and not np.isfinite(chunk.elbo).all():
+            if len(chunk.steps) and not chunk.finite():
                 yield from self._diverge(good)
             elif len(chunk.steps):
                 yield chunk

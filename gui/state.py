@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.config import ModelConfig
 from engine.data.dataset import as_float01
-from engine.preflight import label_misfit
+from engine.preflight import model_misfit
 from engine.history import MetricHistory
 from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk, RunStatus, WeightsSnapshot
 from engine.snapshot import SnapshotModel, snapshot_model
@@ -98,14 +98,9 @@ class StudioState(QObject):
             return None
         if isinstance(model_config, dict):
             model_config = ModelConfig.from_dict(model_config)
-        fmt = lambda s: "×".join(map(str, s))  # noqa: E731
-        model, data = tuple(model_config.image_shape), tuple(ds.image_shape)
-        if model != data:
-            why = f"The model takes {fmt(model)} images, this dataset's are {fmt(data)}"
-        elif model_config.conditional and (why := label_misfit(model_config, ds.n_classes)) is not None:
-            why = why[:1].upper() + why[1:]
-        else:
+        if (why := model_misfit(model_config, ds.image_shape, ds.n_classes)) is None:
             return None
+        why = why[:1].upper() + why[1:]
         return f"{why}: open the dataset it was trained on, or train a model on this one."
 
     # -- changes -------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ def test_the_contract_checker_sees_a_violation(tmp_path, monkeypatch):
 ABOVE_LOADERS = ("engine.model", "engine.run_memory", "engine.preflight", "engine.trainer", "engine.checkpoint")
 
 
+@pytest.mark.slow
 def test_the_loaders_never_import_the_model():
     """engine/data and what it builds on (files, memory) sit below the model: the model's memory estimate lives in
     engine/run_memory.py, above them. Checked in the source (imports inside functions too) and when loaded."""

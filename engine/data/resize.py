@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 RESOLUTIONS = (28, 32, 64, 128)  # the square sizes a user picks from
 DEFAULT_MAX_SIDE = 64  # a folder whose most common size is larger is brought to 64×64
@@ -44,6 +42,9 @@ def resize_array(x: np.ndarray, th: int, tw: int, chunk: int = 256) -> np.ndarra
     n, c, h, w = x.shape
     if (h, w) == (th, tw):
         return x
+    import torch  # here: reading a dataset at its own size needs no torch (the window reads one while torch loads)
+    import torch.nn.functional as F
+
     scale = max(th / h, tw / w)
     sh, sw = max(th, round(h * scale)), max(tw, round(w * scale))
     top, left = (sh - th) // 2, (sw - tw) // 2

@@ -5,7 +5,7 @@ click maps back through that plane from the mean. A left click or drag emits ``l
 coordinates; the marker shows the state's picked latent point (``StudioState.picked``) wherever the plane puts it.
 The wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
 
-Snapshots arrive about twice a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S``, plots at most
+Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S``, plots at most
 ``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here), and of those only what can be
 seen: points outside the view are left out, and of a class's points that fall on the same screen pixel one is
 drawn (``visible_points``). The items are made once per dataset and only their data changes."""

@@ -91,6 +91,7 @@ def test_bad_encoder_has_a_large_amortization_gap(trained, bad_encoder):
     assert abs(rb.mean_optimised_elbo - rg.mean_optimised_elbo) < 0.5
 
 
+@pytest.mark.slow
 def test_model_is_not_modified(trained):
     model, xs = trained
     model = copy.deepcopy(model)

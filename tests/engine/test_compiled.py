@@ -81,6 +81,7 @@ def test_compiled_and_eager_steps_give_the_same_loss(compiling, one_thread, arch
     torch.testing.assert_close(log_var, t.log_var, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_switches_to_the_compiled_step_without_losing_a_step_and_a_second_run_starts_compiled(compiling):
     ds = make_blobs(n_train=200, n_test=64)  # 200 = 3 full batches of 64 and a short one (eager) per epoch
     run = _run(ds, epochs=3)

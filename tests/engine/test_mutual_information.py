@@ -48,6 +48,7 @@ def _quadrature_mi(mu: torch.Tensor, lv: torch.Tensor, points: int = 401) -> flo
     return float((logq.exp() * (logq - log_agg)).sum() * cell / len(mu))
 
 
+@pytest.mark.slow
 def test_matches_a_quadrature_of_the_definition_on_a_small_model(blobs):
     mu, lv = _posteriors(blobs)
     truth = _quadrature_mi(mu, lv)
@@ -128,6 +129,7 @@ def test_each_epoch_reports_mi_in_the_summary_history_and_csv(blobs):
     assert math.isnan(old.epochs[-1].test_mi) and old.epochs[-1].test_elbo == summaries[-1].test_elbo
 
 
+@pytest.mark.slow
 def test_cli_epoch_line_and_csv_carry_the_mi_and_a_collapsing_run_is_warned(tmp_path):
     from tests.engine.test_cli import _npz, _train
 

@@ -191,7 +191,7 @@ def test_bf16_autocast_trains(blobs):
 
 
 def test_mismatched_image_shape_is_refused(blobs):
-    with pytest.raises(ConfigError, match="shape"):
+    with pytest.raises(ConfigError, match="the model takes 1×28×28 images, this dataset.s are 1×8×8"):
         Trainer(blobs, ModelConfig(image_shape=(1, 28, 28)), TrainConfig())
 
 

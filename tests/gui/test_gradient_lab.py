@@ -78,6 +78,7 @@ def test_lab_estimates_the_gradient_three_ways_against_the_exact_one(qtbot, make
     assert lab.study.stats[ex.SCORE].mean[0] != study.stats[ex.SCORE].mean[0]
 
 
+@pytest.mark.slow
 def test_lab_follows_the_family_and_the_sliders(qtbot, make_window):
     w = make_window()
     lab = open_lab(qtbot, w)
