@@ -458,6 +458,9 @@ class SettingsPanel(QGroupBox):
             self._conditional = model_cfg.conditional
         if train_cfg is not None:
             self._train = train_cfg
+        if self._beta_note and not (self._conditional and self._train.beta == CONDITIONAL_BETA):
+            self._beta_note = None  # the β on show is no longer the suggested one
+            self.show_note(self._advice)
         self._apply_to_widgets()
         self._store()
         self.changed.emit()

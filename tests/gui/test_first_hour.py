@@ -330,3 +330,9 @@ def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_chec
     type_into(qtbot, w, "beta", "2")  # a β of the user's own is left alone
     qtbot.keyClick(box, Qt.Key.Key_Space)
     assert panel.train_config().beta == 2.0 and not panel.note.isVisibleTo(panel)
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # off: β stays the user's 2
+    type_into(qtbot, w, "beta", "1")
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert panel.train_config().beta == CONDITIONAL_BETA and panel.note.isVisibleTo(panel)
+    panel.set_configs(None, panel.train_config().replace(beta=1.0))  # a checkpoint's own β
+    assert not panel.note.isVisibleTo(panel)  # the note speaks of the β on show only
