@@ -20,7 +20,10 @@ from tests.engine.test_posterior import train_small_vae
 
 
 def dataset_of(xs, ys=None, names=None):
-    return SimpleNamespace(x_test=xs, y_test=ys, class_names=names, name="test data", image_shape=xs.shape[1:])
+    n_classes = 0 if ys is None else int(np.max(ys)) + 1
+    return SimpleNamespace(
+        x_test=xs, y_test=ys, class_names=names, name="test data", image_shape=xs.shape[1:], n_classes=n_classes
+    )
 
 
 def make_state(snap=None, xs=None, ys=None, names=None) -> StudioState:

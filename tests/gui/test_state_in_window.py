@@ -27,7 +27,9 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     train_to_end(qtbot, w)
     click_latent(qtbot, w, *(float(v) for v in w.latent.points[0]))  # decodes, selects example
     qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=5000)
-    assert w.generated.image is not None and w.state.example is not None and _plotted(w) == 200
+    assert w.generated.image is not None and w.state.example is not None
+    # all 200 codes are placed; points that share a screen pixel with one of their class are drawn once
+    assert len(w.latent.points) == 200 and 180 <= _plotted(w) <= 200
     assert w.state.picked is not None and w.latent.marker_pos is not None
     asked = []
     w.ask_close_model = lambda described, name: asked.append((described, name)) or "discard"
