@@ -45,7 +45,11 @@ def main() -> int:
         if mode == "stop" and rank == 1 and isinstance(msg, MetricsChunk) and msg.step >= 20:
             run.stop()
     torch.save(
-        {"step": run.step, "state": run.state.value, "params": {k: v.clone() for k, v in run.model.state_dict().items()}},
+        {
+            "step": run.step,
+            "state": run.state.value,
+            "params": {k: v.clone() for k, v in run.model.state_dict().items()},
+        },
         out / f"rank{rank}.pt",
     )
     del run
