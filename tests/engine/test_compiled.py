@@ -48,7 +48,8 @@ def _wait(run) -> None:
 )
 def test_compiled_and_eager_steps_give_the_same_loss(compiling, one_thread, arch, likelihood):
     ds = make_blobs(n_train=256, n_test=64)
-    run = _run(ds, arch, likelihood)
+    run = _run(ds, arch, likelihood, compile="off")
+    run.compiled = compiled.build_step(run)  # the conv model is compiled here although auto leaves it eager on a CPU
     _wait(run)
     x = to_float(torch.from_numpy(ds.x_train[:64]))
     eps = torch.randn((64, 2), generator=torch.Generator().manual_seed(3))
@@ -115,6 +116,13 @@ def test_compiling_that_raises_falls_back_to_the_eager_step_and_says_why_once(co
     assert run.compiled.switched_at is None
     summaries = [m for m in msgs if isinstance(m, EpochSummary)]
     assert len(summaries) == 2 and np.isfinite(summaries[-1].test_elbo)
+
+
+def test_auto_leaves_the_conv_model_eager_on_a_cpu_and_says_why(compiling):
+    run = _run(make_blobs(n_train=128, n_test=64), "conv", "gaussian")
+    assert run.compiled is None and "conv model steps eagerly" in run.compile_note
+    status = [m for m in run.run() if isinstance(m, CompileStatus)]
+    assert [m.state for m in status] == ["eager"] and "conv model steps eagerly" in status[0].text
 
 
 def test_compile_off_steps_eagerly_and_says_so(monkeypatch):
