@@ -1,6 +1,7 @@
 """ELBO Studio engine: torch + numpy only, never Qt (tests/test_import_contracts.py enforces it).
 
-How data flows through it (the window, gui/, and the CLI, cli.py, drive the same functions):
+How data flows through it (the window, gui/, and the CLI, cli.py with its pre-work checks in cli_checks.py,
+drive the same functions):
 
     file/folder ──data/ (registry picks the loader; idx, npz, csv, images, builtin)──▶ Dataset (uint8 N×C×H×W)
         │                                  memory.py: the host's budget, checked from headers before reading
@@ -8,7 +9,8 @@ How data flows through it (the window, gui/, and the CLI, cli.py, drive the same
     settings: config.py (ModelConfig, TrainConfig) ──preflight.py, run_memory.py──▶ refused before anything is built
         │
         ▼
-    trainer.py (Trainer.run(): a generator of messages.py dataclasses, numpy only)
+    trainer.py (Trainer.run(): a generator of messages.py dataclasses, numpy only; evaluation.py: an epoch's test
+    figures and the latent snapshot)
         uses  model.py (VAE) · likelihoods.py · objectives.py (ELBO, IWAE) · devices.py · placement.py, batches.py
               (images on the device, a batch → float there) · chunking.py (evaluation pass sizes) · threads.py
               (CPU-thread governor) · compiled.py (torch.compile step) · distributed.py (torchrun ranks)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine import evaluation as evaluation_mod
 from engine import trainer as trainer_mod
 from engine.config import ConfigError, ModelConfig, TrainConfig
 from engine.messages import (
@@ -204,14 +205,14 @@ def test_model_shapes_for_odd_image_sizes():
 
 
 def test_stop_during_the_epoch_end_evaluation_is_prompt(blobs, monkeypatch):
-    real = trainer_mod.iwae_bound
+    real = evaluation_mod.iwae_bound
     run = _run(blobs, epochs=3, iwae_k=5, iwae_examples=200)
 
     def slow_iwae(*a, **k):  # a long IWAE pass, and the user presses Stop during it
         run.stop()
         return real(*a, **k)
 
-    monkeypatch.setattr(trainer_mod, "iwae_bound", slow_iwae)
+    monkeypatch.setattr(evaluation_mod, "iwae_bound", slow_iwae)
     msgs = list(run.run())
     assert msgs[-1].state == "stopped" and "evaluation" in msgs[-1].text
     assert not any(isinstance(m, EpochSummary) for m in msgs)
