@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QProgressBar, QToolButton, QWidget
 
 from engine.checkpoint import load_checkpoint
@@ -27,6 +27,9 @@ def click_latent(qtbot, w, x, y, button=Qt.MouseButton.LeftButton):
     pos = lp.plot_widget.mapFromScene(lp.scene_pos_of(x, y))
     qtbot.mouseMove(lp.plot_widget.viewport(), pos)
     qtbot.mouseClick(lp.plot_widget.viewport(), button, pos=pos)
+    # a pick within a frame of the last decode is decoded when that frame's timer ends: wait for it
+    timer = w.findChild(QTimer, "decodeTimer")
+    qtbot.waitUntil(lambda: not timer.isActive(), timeout=5000)
 
 
 def drag_latent(qtbot, w, a_xy, b_xy, steps=8):
