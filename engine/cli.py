@@ -328,20 +328,7 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
     if problem:
         return fail(problem)
     try:  # every setting's range before the data is read (a bad --lr must not wait for a decoded image folder)
-        tcfg = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            beta=args.beta,
-            warmup_epochs=args.warmup_epochs,
-            free_bits=args.free_bits,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            iwae_k=args.iwae_k,
-            threads=args.threads,
-            compile=args.compile,
-        )
+        tcfg = train_config(args)
         check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
     except ConfigError as e:
         return fail(f"invalid settings: {e}")
@@ -357,7 +344,6 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
             if writer:
                 print(f"note: {problem}")
         channels = {"auto": None, "grey": 1, "rgb": 3}[args.color]
-        tcfg = train_config(args)
         if args.data and (problem := check_from_headers(args, ck, tcfg, channels)):
             return fail(problem)
         t_load = time.monotonic()

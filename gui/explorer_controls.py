@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from engine import explorer as ex
 from gui.explorer_numbers import fmt_param
 from gui.gradient_lab import estimator_combo
+from gui.widgets import button
 
 SLIDER_STEPS = 1000
 LEFT_WIDTH = 300  # the controls column, px
@@ -100,13 +100,6 @@ def _spin(name: str, lo: float, hi: float, step: float, value: float, decimals: 
     return box
 
 
-def _button(text: str, name: str, tip: str) -> QPushButton:
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setToolTip(tip)
-    return b
-
-
 class ExplorerControls(QWidget):
     """The left column of the VI explorer. Signals say what the user did; values are read with the getters."""
 
@@ -168,7 +161,7 @@ class ExplorerControls(QWidget):
             "N: samples z ~ q for the Monte Carlo ELBO estimate shown on the right (mean of log p(z, D) − log q(z))."
         )
         self.n_box.valueChanged.connect(lambda *_: self.samples_changed.emit())
-        self.resample_button = _button(
+        self.resample_button = button(
             "Resample", "explorer_resample", "Draw a fresh set of N samples for the Monte Carlo ELBO (new seed)."
         )
         self.resample_button.clicked.connect(lambda *_: self.resample_clicked.emit())
@@ -190,17 +183,17 @@ class ExplorerControls(QWidget):
         self.batch_box.setToolTip("Fit: reparameterised samples per gradient step (the Monte Carlo batch).")
         self.estimator_combo = estimator_combo()
 
-        self.fit_button = _button(
+        self.fit_button = button(
             "Fit",
             "explorer_fit",
             "Stochastic gradient ascent on the Monte Carlo ELBO with the reparameterisation trick, "
             "starting from the current q. Animates q, the path on the ELBO landscape and the ELBO-vs-step curve.",
         )
         self.fit_button.clicked.connect(lambda *_: self.fit_clicked.emit())
-        self.stop_button = _button("Stop", "explorer_stop", "Stop the running fit where it is.")
+        self.stop_button = button("Stop", "explorer_stop", "Stop the running fit where it is.")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(lambda *_: self.stop_clicked.emit())
-        self.best_button = _button(
+        self.best_button = button(
             "Best",
             "explorer_best",
             "Jump to the family's optimum: the parameters with the largest exact ELBO, found by Newton's method "

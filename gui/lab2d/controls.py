@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 from engine.lab2d import points as P
 from engine.lab2d.mixture import MAX_COMPONENTS
 from engine.lab2d.vae import PointVaeConfig
+from gui.widgets import button
 
 WIDTH = 250
 
@@ -37,13 +37,6 @@ def _spin(lo, hi, value, tip, name, step=None, decimals=None):
     box.setObjectName(name)
     box.setKeyboardTracking(False)
     return box
-
-
-def _button(text, name, tip):
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setToolTip(tip)
-    return b
 
 
 class Lab2DControls(QWidget):
@@ -108,8 +101,8 @@ class Lab2DControls(QWidget):
         )
         f.addRow("Brush", self.brush)
         row = QHBoxLayout()
-        self.open_csv = _button("Open CSV…", "lab2dOpenCsv", "Points from a CSV file with two numeric columns (x, y)")
-        self.clear = _button("Clear", "lab2dClear", "Remove every point, then draw your own")
+        self.open_csv = button("Open CSV…", "lab2dOpenCsv", "Points from a CSV file with two numeric columns (x, y)")
+        self.clear = button("Clear", "lab2dClear", "Remove every point, then draw your own")
         row.addWidget(self.open_csv)
         row.addWidget(self.clear)
         f.addRow(row)
@@ -164,10 +157,10 @@ class Lab2DControls(QWidget):
 
     def _buttons(self) -> QGridLayout:
         grid = QGridLayout()
-        self.start = _button("Start", "lab2dStart", "Train both models: one EM step and a few VAE batches per tick")
-        self.pause = _button("Pause", "lab2dPause", "Pause both models")
-        self.step = _button("Step", "lab2dStep", "One EM step and one VAE batch")
-        self.reset = _button("Reset", "lab2dReset", "New models from the seed; the curves start over")
+        self.start = button("Start", "lab2dStart", "Train both models: one EM step and a few VAE batches per tick")
+        self.pause = button("Pause", "lab2dPause", "Pause both models")
+        self.step = button("Step", "lab2dStep", "One EM step and one VAE batch")
+        self.reset = button("Reset", "lab2dReset", "New models from the seed; the curves start over")
         grid.addWidget(self.start, 0, 0)
         grid.addWidget(self.pause, 0, 1)
         grid.addWidget(self.step, 1, 0)

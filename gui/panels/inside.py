@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -27,6 +26,7 @@ from engine.inspect.traversal import Traversal, traversal
 from engine.inspect.user_image import EncodedImage, ImageRefused, encode_array, encode_image
 from engine.data.dataset import as_float01
 from gui.image_view import ImageView
+from gui.widgets import button
 
 NO_MODEL = "Train or load a model to look inside it."
 GREY = 0.75  # inactive rows are drawn faded towards this grey
@@ -48,13 +48,6 @@ def _spin(name: str, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
     s.setValue(value)
     s.setToolTip(tip)
     return s
-
-
-def _button(text: str, name: str, tip: str) -> QPushButton:
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setToolTip(tip)
-    return b
 
 
 class InsidePanel(QWidget):
@@ -79,8 +72,8 @@ class InsidePanel(QWidget):
         row = QHBoxLayout()
         self.steps = _spin("traversalSteps", 3, 15, 7, "Images per row: z_i from −3 to +3 prior standard deviations")
         self.rows = _spin("traversalRows", 1, 32, 10, "Rows: the latent dimensions of largest KL")
-        self.trav_png = _button("PNG…", "traversalPng", "Save the grid as a PNG")
-        self.trav_gif = _button("GIF…", "traversalGif", "Save the traversal as an animated GIF (one frame a column)")
+        self.trav_png = button("PNG…", "traversalPng", "Save the grid as a PNG")
+        self.trav_gif = button("GIF…", "traversalGif", "Save the traversal as an animated GIF (one frame a column)")
         for w in (QLabel("Steps"), self.steps, QLabel("Rows"), self.rows):
             row.addWidget(w)
         row.addStretch(1)
@@ -107,9 +100,9 @@ class InsidePanel(QWidget):
             "linear: the straight line; spherical: along the great circle (stays near the prior's shell)"
         )
         self.interp_steps = _spin("interpolationSteps", 2, 25, 9, "Images along the path, both ends included")
-        self.interp_png = _button("PNG…", "interpolationPng", "Save the path's images as a PNG strip")
-        self.interp_gif = _button("GIF…", "interpolationGif", "Save the path as an animated GIF")
-        self.interp_clear = _button("Clear", "interpolationClear", "Forget both ends")
+        self.interp_png = button("PNG…", "interpolationPng", "Save the path's images as a PNG strip")
+        self.interp_gif = button("GIF…", "interpolationGif", "Save the path as an animated GIF")
+        self.interp_clear = button("Clear", "interpolationClear", "Forget both ends")
         for w in (self.method, self.interp_steps, self.interp_png, self.interp_gif, self.interp_clear):
             row.addWidget(w)
         il.addLayout(row)
