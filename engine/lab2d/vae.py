@@ -21,10 +21,14 @@ from ..likelihoods import Gaussian
 from ..objectives import elbo_terms, iwae_bound
 
 
+MAX_LAYERS = 6
+
+
 @dataclass(frozen=True)
 class PointVaeConfig:
     latent_dim: int = 2  # d: 1 (a curve) or 2 (a warped sheet)
-    hidden: int = 32  # units in each of the two hidden layers of the encoder and of the decoder
+    hidden: int = 32  # units in each hidden layer of the encoder and of the decoder
+    layers: int = 2  # hidden layers of the encoder and of the decoder (a deeper decoder draws steeper bridges)
     learned_sigma: bool = True  # σ of p(x|z) learned (one per coordinate) or fixed at ``sigma``
     sigma: float = 0.1  # the fixed σ, or the learned σ's starting value
     beta: float = 1.0  # weight of the KL in the loss (1: the true ELBO)
@@ -38,6 +42,8 @@ class PointVaeConfig:
             raise ValueError(f"latent dimension {self.latent_dim}: 1 or 2")
         if not 4 <= self.hidden <= 1024:
             raise ValueError(f"hidden width {self.hidden}: between 4 and 1,024")
+        if not 1 <= self.layers <= MAX_LAYERS:
+            raise ValueError(f"hidden layers {self.layers}: between 1 and {MAX_LAYERS}")
         if not (math.isfinite(self.sigma) and Gaussian.sigma_min < self.sigma <= 10):
             raise ValueError(f"σ {self.sigma}: above {Gaussian.sigma_min} and at most 10")
         if not (math.isfinite(self.beta) and 0 <= self.beta <= 100):
@@ -62,10 +68,11 @@ class PointGaussian(Gaussian):
         return out.float()
 
 
-def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
-    )
+def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
+    mods: list[nn.Module] = [nn.Linear(n_in, hidden), nn.ReLU()]
+    for _ in range(layers - 1):
+        mods += [nn.Linear(hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*mods, nn.Linear(hidden, n_out))
 
 
 class PointVAE(nn.Module):
@@ -73,8 +80,8 @@ class PointVAE(nn.Module):
         super().__init__()
         cfg.check()
         self.latent_dim = cfg.latent_dim
-        self.encoder = _mlp(2, cfg.hidden, 2 * cfg.latent_dim)
-        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, 2)
+        self.encoder = _mlp(2, cfg.hidden, cfg.layers, 2 * cfg.latent_dim)
+        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, cfg.layers, 2)
         self.likelihood = PointGaussian(cfg.sigma, cfg.learned_sigma)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from engine.lab2d import points as P
 from engine.lab2d.mixture import MAX_COMPONENTS
-from engine.lab2d.vae import PointVaeConfig
+from engine.lab2d.vae import MAX_LAYERS, PointVaeConfig
 from gui.widgets import button
 
 WIDTH = 250
@@ -139,6 +139,13 @@ class Lab2DControls(QWidget):
         self.hidden = _spin(
             4, 1024, d.hidden, "Units per hidden layer of encoder and decoder (restarts)", "lab2dHidden", 8
         )
+        self.layers = _spin(
+            1,
+            MAX_LAYERS,
+            d.layers,
+            "Hidden layers of encoder and decoder: deeper, steeper bridges (restarts)",
+            "lab2dLayers",
+        )
         self.beta = _spin(
             0.0, 100.0, d.beta, "Weight of the KL term (1: the ELBO); applies at once", "lab2dBeta", 0.1, 2
         )
@@ -150,6 +157,7 @@ class Lab2DControls(QWidget):
         f.addRow("VAE d", self.latent_dim)
         f.addRow("σ", srow)
         f.addRow("Hidden", self.hidden)
+        f.addRow("Layers", self.layers)
         f.addRow("β", self.beta)
         f.addRow("lr", self.lr)
         f.addRow("IWAE K", self.iwae_k)
@@ -171,6 +179,7 @@ class Lab2DControls(QWidget):
         return PointVaeConfig(
             latent_dim=int(self.latent_dim.currentData()),
             hidden=self.hidden.value(),
+            layers=self.layers.value(),
             learned_sigma=bool(self.sigma_mode.currentData()),
             sigma=self.sigma.value(),
             beta=self.beta.value(),

@@ -99,7 +99,7 @@ class Lab2DPanel(QWidget):
             box.valueChanged.connect(lambda _v: self.regenerate())
         c.clear.clicked.connect(lambda: self.set_points(np.zeros((0, 2)), "drawn points"))
         c.open_csv.clicked.connect(self.open_csv_dialog)
-        for box in (c.components, c.hidden, c.sigma):
+        for box in (c.components, c.hidden, c.layers, c.sigma):
             box.valueChanged.connect(lambda _v: self.reset())
         for combo in (c.latent_dim, c.sigma_mode):
             combo.currentIndexChanged.connect(lambda _i: self.reset())

@@ -142,6 +142,7 @@ def test_drawing_while_training_feeds_the_models_and_d1_draws_a_curve(make_windo
     w, lab = _lab(make_window, qtbot)
     c = lab.controls
     c.latent_dim.setCurrentIndex(c.latent_dim.findData(1))
+    c.layers.setValue(3)
     c.components.setValue(3)
     qtbot.mouseClick(c.clear, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(c.start, Qt.MouseButton.LeftButton)
@@ -150,6 +151,7 @@ def test_drawing_while_training_feeds_the_models_and_d1_draws_a_curve(make_windo
     lab.set_points(np.concatenate([P.brush(ctr, 0.3, 100, rng) for ctr in ((-1.5, 0), (0, 1), (1.5, 0))]), "blobs")
     qtbot.mouseClick(c.start, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: lab.frame is not None and lab.frame.tick >= 2, timeout=30_000)
+    assert lab.run.vae.cfg.layers == 3 and len(lab.run.vae.model.decoder) == 2 * 3 + 1  # three hidden layers
     view = lab.vae_view
     qtbot.mousePress(view.widget.viewport(), Qt.MouseButton.LeftButton, pos=_pixel(view, 0.0, -1.0))
     qtbot.mouseRelease(view.widget.viewport(), Qt.MouseButton.LeftButton, pos=_pixel(view, 0.0, -1.0))
