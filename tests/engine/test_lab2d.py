@@ -239,18 +239,31 @@ def test_run_starts_paused_and_steps_one_batch_and_one_em_step():
     assert all(isinstance(x, (LabFrame, DensityMaps)) for x in it)  # ends
 
 
+@pytest.fixture
+def one_thread():
+    """Batches of 256 points through 64-unit layers are too small to share between threads: on a busy machine two
+    threads make 24,000 steps take minutes instead of tens of seconds."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 40 s on an idle 2-core machine; several times that on a shared one
-def test_a_trained_vae_puts_most_samples_on_the_eight_modes_and_leaves_bridges():
-    """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2): a VAE with d = 1 trained for 4,000
-    batches puts most of 5,000 samples within 3σ of a mode, every mode hit; the rest lie on the bridges its
-    continuous decoder draws between modes, where the mixture (a discrete z) puts almost nothing."""
+@pytest.mark.timeout(900)  # about 40 s on a 2-core machine shared with another job
+def test_a_trained_vae_puts_most_samples_on_the_eight_modes_and_leaves_bridges(one_thread):
+    """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2): a VAE with d = 1, 4 hidden layers of
+    64 (the lab's Layers and Hidden settings) and the lab's batch of 256, trained on the ELBO (β = 1) for 24,000
+    batches with the learning rate lowered twice (as a user would in the lr box), puts ≥ 90% of 5,000 samples within
+    3σ of a mode, every mode hit (0.90–0.91 over seeds 0–2); the rest lie on the bridges its continuous decoder
+    draws between modes, where the mixture (a discrete z) puts almost nothing (0.99)."""
     torch.manual_seed(0)
     pts = P.make_points("eight_gaussians", 2000, seed=0)
-    tr = PointVaeTrainer(pts, PointVaeConfig(latent_dim=1, hidden=64, lr=1e-2, batch_size=512))
-    for i in range(4000):
-        if i == 2800:
-            tr.set_live(lr=2e-3)
+    tr = PointVaeTrainer(pts, PointVaeConfig(latent_dim=1, hidden=64, layers=4, lr=1e-2, batch_size=256))
+    lowered = {16_800: 2e-3, 21_600: 5e-4}
+    for i in range(24_000):
+        if i in lowered:
+            tr.set_live(lr=lowered[i])
         tr.step()
     modes, sigma = P.eight_means(), P.DEFAULT_NOISE["eight_gaussians"]
 
@@ -260,7 +273,7 @@ def test_a_trained_vae_puts_most_samples_on_the_eight_modes_and_leaves_bridges()
         return near.mean(), np.bincount(d.argmin(1)[near], minlength=8)
 
     share, hits = on_modes(sample(tr.model, 5000, seed=1))
-    assert share >= 0.7 and hits.min() > 0.05 * 5000 / 8, (share, hits)
+    assert share >= 0.9 and hits.min() > 0.05 * 5000 / 8, (share, hits)
     g = GaussianMixture(pts, 8, seed=0)
     for _ in range(100):
         g.em_step()
