@@ -386,8 +386,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def _decode_picked(self) -> None:
         """The picked latent point decoded with the current weights and class, into the Generated panel."""
-        z, model = self.state.picked, self.state.model()
-        if z is None or model is None or len(z) != model.latent_dim:
+        z = self.state.picked
+        model = None if z is None else self.state.model()  # no pick: no model built from the new weights
+        if model is None or len(z) != model.latent_dim:
             return
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None

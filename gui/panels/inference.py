@@ -28,6 +28,7 @@ from engine.posterior import PosteriorGrid, posterior_grid
 from engine.snapshot import snapshot_model
 from gui.amortization_view import AmortizationView
 from gui.imaging import to_qimage
+from gui.point_cloud import PointCloud
 from gui.posterior_overlay import PosteriorOverlay
 from gui.state import StudioState
 from gui.workers import Worker
@@ -91,7 +92,7 @@ class InferencePanel(QWidget):
         self.plot.setLabel("bottom", "z₁", **{"font-size": "9pt"})
         self.plot.setLabel("left", "z₂", **{"font-size": "9pt"})
         style.plain_axes(self.plot)
-        self.context = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 90), pxMode=True)
+        self.context = PointCloud(size=4, brush=pg.mkBrush(150, 150, 150, 90))  # redrawn with every snapshot
         self.plot.addItem(self.context)
         self.overlay = PosteriorOverlay(self.plot)
         self._build()

@@ -145,7 +145,7 @@ class InsidePanel(QWidget):
         self.interp_png.clicked.connect(lambda: self.export_asked.emit("interpolation", "png"))
         self.interp_gif.clicked.connect(lambda: self.export_asked.emit("interpolation", "gif"))
         state.model_changed.connect(self._on_model_changed)
-        state.snapshot_changed.connect(lambda _s: self.refresh())
+        state.snapshot_changed.connect(lambda _s: self._redecode())
         state.picked_changed.connect(lambda _z: self.refresh())
         state.label_changed.connect(lambda _c: self.refresh())
         state.history_grew.connect(self._on_history_grew)
@@ -192,7 +192,15 @@ class InsidePanel(QWidget):
 
     def _on_history_grew(self) -> None:
         if len(self.state.history.epochs) != self._epochs_seen:  # a new epoch: new KL per dimension
+            self._redecode()
+
+    def _redecode(self) -> None:
+        """Newer weights or a new epoch: decode again now if the page is on show, else when it next is. The path
+        on the latent plot does not depend on them, so a hidden page sends nothing."""
+        if self.isVisible():
             self.refresh()
+        else:
+            self._dirty = True
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)

@@ -18,21 +18,18 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QGraphicsItem, QGroupBox, QLabel, QVBoxLayout
 
 from engine.messages import LatentSnapshot
 from engine.projection import PCAPlane, latent_to_plane, plane_to_latent, sigma_ellipse
 from gui import style
+from gui.point_cloud import PointCloud
 from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000
 EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
 FADED = 0.12  # opacity of the other classes' points while a conditional model's class is chosen
 MIN_INTERVAL_S = 0.45  # at most ~2 scatter redraws a second (a 2k-point redraw is ~12 ms of the GUI thread here)
-
-
-def _pass_click(ev) -> None:
-    ev.ignore()  # let the ViewBox underneath take it
 
 
 def _html(text: str) -> str:
@@ -96,6 +93,9 @@ class LatentPanel(QGroupBox):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
+            # Axes, ticks and grid are painted from a cached pixmap unless the view moved: otherwise they took
+            # two thirds of each scatter redraw's paint.
+            self.plot.getAxis(ax).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         style.plain_axes(self.plot)
         self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         self._titles: tuple[str, ...] = ()  # the scatter's title, longest form first (_fit_title)
@@ -113,22 +113,21 @@ class LatentPanel(QGroupBox):
         self.legend.setObjectName("latentLegend")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.marker_halo = pg.ScatterPlotItem(symbol="+", size=20, pen=pg.mkPen("w", width=6), brush=None)
-        self.marker = pg.ScatterPlotItem(symbol="+", size=18, pen=pg.mkPen(style.MARKER, width=2.5), brush=None)
+        self.marker_halo = PointCloud(symbol="+", size=20, pen=pg.mkPen("w", width=6))
+        self.marker = PointCloud(symbol="+", size=18, pen=pg.mkPen(style.MARKER, width=2.5))
         for m in (self.marker_halo, self.marker):
-            m.mouseClickEvent = _pass_click
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
         # what other views put on the plane, kept in latent coordinates and projected at each redraw
         self.path_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2, style=Qt.PenStyle.DashLine))
-        self.path_ends = pg.ScatterPlotItem(symbol="o", size=10, pen=pg.mkPen("w", width=1.5), brush=style.MARKER)
+        self.path_ends = PointCloud(symbol="o", size=10, pen=pg.mkPen("w", width=1.5), brush=style.MARKER)
         self.ellipse_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2))
         for item in (self.path_item, self.path_ends, self.ellipse_item):
             item.setZValue(9)
             self.plot.addItem(item, ignoreBounds=True)
-        self.path_ends.mouseClickEvent = _pass_click
         self.path_z: np.ndarray | None = None  # (n, d) the interpolation path shown
         self.ellipse_q: tuple[np.ndarray, np.ndarray] | None = None  # (μ, log σ²) of an encoded image's q(z|x)
+        self._overlays = (False, False)  # whether the path and the ellipse items hold anything
         self.hint = QLabel("Click/drag: decode · Shift+click: path ends · wheel: zoom · Shift-drag: pan · “A”: fit")
         self.hint.setToolTip(
             "Click or drag to decode a point; a click on a test example also selects it for the "
@@ -142,7 +141,7 @@ class LatentPanel(QGroupBox):
         lay.addWidget(self.legend)
         lay.addWidget(self.hint)
 
-        self.items: list[pg.ScatterPlotItem] = []
+        self.items: list[PointCloud] = []
         self.class_names: tuple[str, ...] = ()
         self.plane: PCAPlane | None = None
         self.latent_dim: int | None = None
@@ -217,8 +216,7 @@ class LatentPanel(QGroupBox):
             c = style.class_color(i)
             fill = QColor(c)
             fill.setAlpha(190)
-            it = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(fill), symbol="o", pxMode=True, useCache=True)
-            it.mouseClickEvent = _pass_click  # a click on a point decodes it like anywhere else
+            it = PointCloud(size=5, brush=fill)  # no mouse handlers: a click on a point decodes like anywhere else
             self.plot.addItem(it)
             self.items.append(it)
         self.highlight_class()
@@ -279,9 +277,10 @@ class LatentPanel(QGroupBox):
         self.snapshot = snap
 
     def refresh(self, force: bool = False) -> bool:
-        """Draw the newest snapshot if it is new and the last draw is old enough. True when it drew."""
+        """Draw the newest snapshot if it is new and the last draw is old enough. True when it drew. A hidden panel
+        (another page on show) draws nothing until it is shown again, unless forced."""
         snap = self.snapshot
-        if snap is None or snap is self.shown:
+        if snap is None or snap is self.shown or not (force or self.isVisible()):
             return False
         now = time.monotonic()
         if not force and now - self._last_draw < MIN_INTERVAL_S:
@@ -361,28 +360,36 @@ class LatentPanel(QGroupBox):
         return float(x), float(y)
 
     def show_path(self, z: np.ndarray | None) -> None:
-        """Draw an interpolation path (n, d) on the plane (None: remove it)."""
-        self.path_z = None if z is None else np.asarray(z, np.float32)
+        """Draw an interpolation path (n, d) on the plane (None: remove it). The same path again draws nothing."""
+        z = None if z is None else np.asarray(z, np.float32)
+        if _same(z, self.path_z):
+            return
+        self.path_z = z
         self._place_overlays()
 
     def show_ellipse(self, q: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Draw q(z|x) = N(μ, diag σ²) of an encoded image as its 1σ ellipse on the plane (None: remove it)."""
+        if q is None and self.ellipse_q is None:
+            return
         self.ellipse_q = q
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        if self.path_z is None or not len(self.path_z):
-            self.path_item.setData(x=[], y=[])
-            self.path_ends.setData(x=[], y=[])
-        else:
+        """Project the path and the ellipse onto the current plane; an overlay that is and stays empty is left
+        alone (clearing an item repaints the whole plot)."""
+        if self.path_z is not None and len(self.path_z):
             xy = latent_to_plane(self.plane, self.path_z)
             self.path_item.setData(x=xy[:, 0], y=xy[:, 1])
             self.path_ends.setData(x=xy[[0, -1], 0], y=xy[[0, -1], 1])
-        if self.ellipse_q is None:
-            self.ellipse_item.setData(x=[], y=[])
-        else:
+        elif self._overlays[0]:
+            self.path_item.setData(x=[], y=[])
+            self.path_ends.setData(x=[], y=[])
+        if self.ellipse_q is not None:
             xy = sigma_ellipse(self.plane, *self.ellipse_q)
             self.ellipse_item.setData(x=xy[:, 0], y=xy[:, 1])
+        elif self._overlays[1]:
+            self.ellipse_item.setData(x=[], y=[])
+        self._overlays = (self.path_z is not None and len(self.path_z) > 0, self.ellipse_q is not None)
 
     def _place_marker(self) -> None:
         self._place_overlays()
@@ -427,6 +434,10 @@ class LatentPanel(QGroupBox):
     def scene_pos_of(self, x: float, y: float):
         """Scene position of a plot point (for tests and the benchmark's simulated clicks)."""
         return self.vb.mapViewToScene(pg.Point(x, y))
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def visible_points(xy: np.ndarray, view: tuple[float, float, float, float], pixel: tuple[float, float]) -> np.ndarray:

@@ -132,7 +132,7 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
     assert len(w.curves.test_elbo.xData) == 2 and len(w.curves.test_iwae.xData) == 2
     assert np.all(np.isfinite(w.curves.test_iwae.yData))
     assert len(w.latent.points) == 200  # every example placed; drawn: one per class and screen pixel
-    assert 180 <= sum(len(it.data) for it in w.latent.items) <= 200
+    assert 180 <= sum(len(it) for it in w.latent.items) <= 200
     assert len(w.latent.items) == 3
     assert w.progress.value() == w.progress.maximum() == 20
     assert "samples/s" in w.rate_label.text() and w.device_label.text().startswith("device ")
