@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
@@ -111,6 +110,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 RedrawJob("scatter", self._draw_scatter, latent_panel.MIN_INTERVAL_S),
                 RedrawJob("curves", self.curves.refresh, 1.5),
                 RedrawJob("gallery", self._draw_gallery, 10.0),
+                RedrawJob("generated", self._draw_generated, 1.0),
             ],
             self.draw_budget,
         )
@@ -125,6 +125,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self._decode_timer.setInterval(DECODE_INTERVAL_MS)
         self._decode_timer.timeout.connect(self._on_decode_timer)
         self._decode_due = False
+        self._decode_stale = False  # newer weights than the Generated image was decoded with, while training
         layout.restore_geometry(self)
         self.update_actions()
         if dataset is not None:
@@ -168,7 +169,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         st = self.state
         st.dataset_changed.connect(self._on_dataset_changed)
         st.model_changed.connect(self._on_model_changed)
-        st.snapshot_changed.connect(lambda _snap: self._decode_picked())  # newer weights
+        st.snapshot_changed.connect(self._on_new_weights)
         st.example_changed.connect(self._on_example_changed)
         st.label_changed.connect(lambda _c: self._decode_picked())  # a conditional model's other class
         st.picked_changed.connect(lambda _z: self._request_decode())
@@ -325,9 +326,21 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.curves.refresh()
         self.latent.refresh(force=True)
         self.latent.fit_view()  # while training the view had headroom; now a snug fit
+        self._draw_generated()
 
     def _draw_scatter(self) -> bool:
         return self.latent.refresh()
+
+    def _on_new_weights(self, _snap) -> None:
+        """The picked point decoded with newer weights: at once at rest, by a redraw pass while training (twice a
+        second a snapshot model and a decode would cost the trainer outside the draw budget)."""
+        if self.state.status is RunStatus.RUNNING:
+            self._decode_stale = True
+        else:
+            self._decode_picked()
+
+    def _draw_generated(self) -> bool:
+        return self._decode_stale and self._decode_picked()
 
     def _draw_gallery(self) -> bool:
         if self.state.snapshot is None or not self.gallery.isVisible():
@@ -350,7 +363,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             )
             return
         self.state.pick(self.latent.to_latent(x, y))
-        index = self._example_at(x, y)
+        index = self.latent.example_at(x, y)
         if index is not None:  # a click on a test example selects it: its true posterior on its own tab
             self.state.select_example(index)
 
@@ -359,16 +372,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             d = self.state.latent_dim
             more = "" if d == 2 else f" (the grid posterior needs d = 2; this model has d = {d})"
             self.status.message(f"Example #{index} selected: see “Posterior & gap”{more}.", 6000)
-
-    def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
-        """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""
-        pts, snap = self.latent.points, self.latent.shown
-        if pts is None or snap is None or not len(pts):
-            return None
-        pw, ph = self.latent.vb.viewPixelSize()  # plot units per pixel
-        d2 = ((pts[:, 0] - x) / max(pw, 1e-12)) ** 2 + ((pts[:, 1] - y) / max(ph, 1e-12)) ** 2
-        k = int(np.argmin(d2))
-        return int(snap.indices[k]) if d2[k] <= radius_px**2 else None
 
     def _request_decode(self) -> None:
         """Decode a newly picked point: now, or at the end of this frame when a pick was decoded in it already."""
@@ -384,16 +387,19 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self._decode_picked()
             self._decode_timer.start()
 
-    def _decode_picked(self) -> None:
-        """The picked latent point decoded with the current weights and class, into the Generated panel."""
+    def _decode_picked(self) -> bool:
+        """The picked latent point decoded with the current weights and class, into the Generated panel. True when
+        it decoded."""
+        self._decode_stale = False
         z = self.state.picked
         model = None if z is None else self.state.model()  # no pick: no model built from the new weights
         if model is None or len(z) != model.latent_dim:
-            return
+            return False
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None
         self.generated.show_image(img, z, self.latent.to_plane(z), model.step, row)
         self.exports.update(self.export_actions)
+        return True
 
     # -- closing ----------------------------------------------------------------------------------------------
     def _unsaved_model_may_close(self) -> bool:

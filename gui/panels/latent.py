@@ -1,14 +1,16 @@
-"""Latent space: posterior means μ(x) of a fixed test subset, one ScatterPlotItem per class (one brush each).
+"""Latent space: posterior means μ(x) of a fixed test subset, one PointCloud item per class (gui/point_cloud.py).
 
 For d > 2 the points are shown in the plane of their first two principal components (engine.projection), and a
 click maps back through that plane from the mean. A left click or drag emits ``latent_clicked(x, y)`` in plot
 coordinates; the marker shows the state's picked latent point (``StudioState.picked``) wherever the plane puts it.
 The wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
 
-Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S``, plots at most
-``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here), and of those only what can be
-seen: points outside the view are left out, and of a class's points that fall on the same screen pixel one is
-drawn (``visible_points``). The items are made once per dataset and only their data changes."""
+Snapshots arrive about twice a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S`` and only while the
+panel is on show, plots at most ``MAX_POINTS`` points, and of those only what can be seen: points outside the view
+are left out, and of a class's points that fall on the same screen pixel one is drawn (``visible_points``). The
+items are made once per dataset and only their data changes; the axes and grid repaint only when the view moves.
+One redraw of a 10,000-point snapshot costs the GUI thread ~2 ms to place and ~2 ms to paint here
+(benchmarks/scatter_redraw.py)."""
 
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ from engine.messages import LatentSnapshot
 from engine.projection import PCAPlane, latent_to_plane, plane_to_latent, sigma_ellipse
 from gui import style
 from gui.point_cloud import PointCloud
+from gui.scatter_subset import class_capped, visible_points
 from gui.view_range import needs_refit, padded
 
-MAX_POINTS = 5000
+MAX_POINTS = 5000  # of a snapshot's points, the most placed on the plot (every class keeps its share)
 EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
 FADED = 0.12  # opacity of the other classes' points while a conditional model's class is chosen
-MIN_INTERVAL_S = 0.45  # at most ~2 scatter redraws a second (a 2k-point redraw is ~12 ms of the GUI thread here)
+MIN_INTERVAL_S = 0.45  # at most ~2 scatter redraws a second, one per snapshot
 
 
 def _html(text: str) -> str:
@@ -147,7 +150,8 @@ class LatentPanel(QGroupBox):
         self.latent_dim: int | None = None
         self.snapshot: LatentSnapshot | None = None  # newest received
         self.shown: LatentSnapshot | None = None  # newest drawn
-        self.points: np.ndarray = np.zeros((0, 2))  # plane coordinates of the drawn points
+        self.points: np.ndarray = np.zeros((0, 2))  # plane coordinates of the points placed on the plot
+        self.examples: np.ndarray = np.zeros(0, np.int64)  # their positions in the test split
         self.marker_pos: tuple[float, float] | None = None
         self._last_draw = 0.0
         self.vb.picked.connect(self._on_picked)
@@ -269,6 +273,7 @@ class LatentPanel(QGroupBox):
         self.follow = True
         self.plane = None
         self.points = np.zeros((0, 2))
+        self.examples = np.zeros(0, np.int64)
         for it in self.items:
             it.setData(x=np.zeros(0), y=np.zeros(0))
         self.set_marker(None)
@@ -290,8 +295,10 @@ class LatentPanel(QGroupBox):
         return True
 
     def _draw(self, snap: LatentSnapshot) -> None:
-        means = snap.means[:MAX_POINTS]
-        labels = None if snap.labels is None else snap.labels[:MAX_POINTS]
+        keep = class_capped(snap.labels, len(snap.means), MAX_POINTS)
+        means = snap.means[keep]
+        labels = None if snap.labels is None else snap.labels[keep]
+        self.examples = snap.indices[keep]
         d = means.shape[1]
         self.plane = PCAPlane.fit(means, like=self.plane)  # signs follow the previous snapshot's plane
         xy = self.plane.to_plane(means)  # (n, 2)
@@ -426,6 +433,15 @@ class LatentPanel(QGroupBox):
         self.set_marker((x, y))
         self.latent_clicked.emit(x, y)
 
+    def example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
+        """The test-set index of the point placed within ``radius_px`` screen pixels of (x, y), if any."""
+        if self.shown is None or not len(self.points):
+            return None
+        pw, ph = self.vb.viewPixelSize()  # plot units per pixel
+        d2 = ((self.points[:, 0] - x) / max(pw, 1e-12)) ** 2 + ((self.points[:, 1] - y) / max(ph, 1e-12)) ** 2
+        k = int(np.argmin(d2))
+        return int(self.examples[k]) if d2[k] <= radius_px**2 else None
+
     def view_rect(self) -> tuple[float, float, float, float]:
         """(x0, x1, y0, y1) of the visible window, in plot coordinates."""
         (x0, x1), (y0, y1) = self.vb.viewRange()
@@ -438,15 +454,3 @@ class LatentPanel(QGroupBox):
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
-
-
-def visible_points(xy: np.ndarray, view: tuple[float, float, float, float], pixel: tuple[float, float]) -> np.ndarray:
-    """Indices of the points of one class worth drawing: inside the view (x0, x1, y0, y1), and one per screen
-    pixel (``pixel``: a pixel's size in plot units), the first, since a same-coloured point on the same pixel
-    cannot be seen."""
-    x0, x1, y0, y1 = view
-    inside = np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
-    pw, ph = (max(float(v), 1e-12) for v in pixel)
-    cells = np.floor((xy[inside] - (x0, y0)) / (pw, ph)).astype(np.int64)  # (n, 2) pixel of each point
-    _, first = np.unique(cells[:, 0] * (2**31) + cells[:, 1], return_index=True)
-    return inside[np.sort(first)]
