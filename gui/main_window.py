@@ -134,18 +134,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         elif load_default:
             self.loader.open_default(*self._load_options())
 
-    # -- what the tests and the benchmark read ----------------------------------------------------------------
-    dataset = property(lambda self: self.state.dataset)
-    current_decoder = property(lambda self: self.state.snapshot)
-    current_latent = property(lambda self: self.state.latent)
-    history = property(lambda self: self.state.history)
-    loaded_checkpoint = property(lambda self: self.state.checkpoint)
-    progress = property(lambda self: self.status.progress)
-    state_label = property(lambda self: self.status.state_label)
-    rate_label = property(lambda self: self.status.rate_label)
-    eta_label = property(lambda self: self.status.eta_label)
-    device_label = property(lambda self: self.status.device_label)
-
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
         return self.tabs.addTab(widget, title)

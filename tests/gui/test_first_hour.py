@@ -129,9 +129,9 @@ def test_an_image_folder_with_a_metadata_csv_opens_as_images(qtbot, make_window,
     root = image_folder_with_metadata(tmp_path / "shapes", per_class=10)
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(root)))
     w.act_open.trigger()
-    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(root), timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(root), timeout=20_000)
     assert w.errors == []
-    assert list(w.dataset.class_names) == ["circle", "square"]
+    assert list(w.state.dataset.class_names) == ["circle", "square"]
     assert "metadata.csv" in w.statusBar().currentMessage() and "not read" in w.statusBar().currentMessage()
 
 
@@ -148,17 +148,17 @@ def test_a_checkpoint_of_another_dataset_names_the_dataset_not_the_settings(qtbo
     )
     w2.ask_open_path = lambda *a: path
     w2.act_load_ckpt.trigger()
-    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     # right after loading, no grid says "press Start or load a checkpoint"
     assert not any("press Start" in p.view.placeholder for p in w2.gallery.pages.values())
     w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=5))
     qtbot.mouseClick(w2.start_button, Qt.MouseButton.LeftButton)
     _, why = w2.start_asks[-1]
-    assert "another dataset" in why and w.dataset.name in why and "settings" not in why, why
+    assert "another dataset" in why and w.state.dataset.name in why and "settings" not in why, why
     wait_finished(qtbot, w2)
     # the settings that really differ are named
     ck = load_checkpoint(path)
-    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.dataset)
+    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.state.dataset)
     assert "Latent dimension 2 in the checkpoint, 5 here" in text, text
 
 

@@ -50,11 +50,11 @@ def test_traversal_rows_by_kl_around_the_picked_point_and_mi_beside_the_kl(qtbot
     w.show_page(w.inside)
     qtbot.waitUntil(lambda: w.inside.result is not None and w.inside.isVisible(), timeout=5000)
     t = w.inside.result
-    last = w.history.epochs[-1]
+    last = w.state.history.epochs[-1]
     assert t.images.shape == (2, 7, 1, 12, 12)  # d = 2 rows, 7 steps, 12×12 grey tiles
     assert list(t.dims) == list(np.argsort(-last.kl_per_dim, kind="stable"))
     np.testing.assert_array_equal(t.centre, [0.25, -0.5])
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     z = np.repeat(t.centre[None], 7, 0)
     z[:, t.dims[0]] += np.linspace(-3, 3, 7)
     np.testing.assert_allclose(t.images[0], model.decode(z), atol=1e-6)
@@ -62,8 +62,8 @@ def test_traversal_rows_by_kl_around_the_picked_point_and_mi_beside_the_kl(qtbot
     assert "rows by KL" in w.inside.trav_caption.text()
     # the KL plot holds the MI of each epoch beside the KL, and the caption splits the KL in two
     xs, ys = w.curves.test_mi.getData()
-    assert len(ys) == len(w.history.epochs) and np.allclose(ys, [e.test_mi for e in w.history.epochs])
-    assert all(0 <= v <= np.log(len(w.dataset.x_test)) for v in ys)
+    assert len(ys) == len(w.state.history.epochs) and np.allclose(ys, [e.test_mi for e in w.state.history.epochs])
+    assert all(0 <= v <= np.log(len(w.state.dataset.x_test)) for v in ys)
     assert "I(x;z)" in w.curves.caption.text()
 
 
@@ -87,7 +87,7 @@ def test_shift_click_two_points_draws_the_path_and_decodes_its_ends(qtbot, make_
     w.show_page(w.inside)
     qtbot.waitUntil(lambda: w.inside.path is not None, timeout=5000)
     z, images = w.inside.path
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     np.testing.assert_allclose(images[0], model.decode(a[None])[0], atol=1e-6)
     np.testing.assert_allclose(images[-1], model.decode(b[None])[0], atol=1e-6)
     w.inside.method.setCurrentText("spherical")
@@ -118,7 +118,7 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     w.act_encode_image.trigger()
     qtbot.waitUntil(lambda: w.state.encoded is not None, timeout=5000)
     e = w.state.encoded
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     x = read_image(photo, (12, 12), 1)[None]  # the dataset's own rules: 12×12 grey
     np.testing.assert_array_equal(e.x, x)
     mu, log_var = model.encode(x)
@@ -178,7 +178,7 @@ def test_a_dropped_image_is_encoded_off_the_gui_thread_and_its_posterior_is_on_t
     assert panel.current_index is None and panel.view.name == "cat.png"
     assert "cat.png" in panel.title.text() and "cat.png" in panel.status.text()
     g = panel.view.grid
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     expected = posterior_grid(model.model, as_float01(e.x[0]), g.grid_size)
     np.testing.assert_allclose(g.log_px, expected.log_px, atol=1e-9)
     np.testing.assert_allclose(g.mu, e.mu, atol=1e-5)  # the encoder's q is the one drawn on the latent plot
@@ -195,7 +195,7 @@ def test_a_dropped_image_is_encoded_off_the_gui_thread_and_its_posterior_is_on_t
     qtbot.waitUntil(
         lambda: panel.view is not None and panel.view.index is None and not panel.running_workers(), timeout=20_000
     )
-    w.set_dataset(w.dataset)
+    w.set_dataset(w.state.dataset)
     assert w.state.encoded is None and panel.subject is None and panel.title.text() == HINT
     assert w.inside.encoded_input.array is None and len(w.latent.ellipse_item.getData()[0] or []) == 0
 
@@ -241,7 +241,7 @@ def test_shift_click_two_test_images_of_the_recon_grid_interpolates_between_thei
         pos = QPoint(r.x() + int((col * tw + tw // 2) * scale), r.y() + int((th // 2) * scale))
         qtbot.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, pos)
     assert len(w.inside.ends) == 2
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     mu, _ = model.encode(np.stack([w.state.test_image(int(idx[0])), w.state.test_image(int(idx[3]))]))
     np.testing.assert_allclose(np.stack(w.inside.ends), mu, atol=1e-6)
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)  # a plain click only selects the example

@@ -60,7 +60,7 @@ def test_every_thread_that_runs_a_model_follows_the_policy(qtbot, make_window, t
     w2.ask_open_path = lambda *a: path
     _as_if_the_trainer_just_set(many)
     w2.act_load_ckpt.trigger()
-    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None and w2.latent.shown is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: w2.state.checkpoint is not None and w2.latent.shown is not None, timeout=10_000)
 
     training = [n for name, n in calls if name == "trainingThread"]
     others = {}

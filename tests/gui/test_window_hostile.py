@@ -24,7 +24,7 @@ LONG = SMALL_TRAIN.replace(epochs=100_000)
 
 def _running(qtbot, w, steps=5):
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > steps, timeout=20_000)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > steps, timeout=20_000)
 
 
 def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_window, tmp_path, tiny):
@@ -34,7 +34,7 @@ def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_wi
     w.open_dataset(str(fifo))
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert w.errors[0][1] == "'pipe.npz': is a named pipe (FIFO), not a regular file"
-    assert w.dataset is tiny and not w.loader.busy()
+    assert w.state.dataset is tiny and not w.loader.busy()
     assert w.act_start.isEnabled() and w.act_open.isEnabled()
 
 
@@ -57,8 +57,8 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     title, text = w.errors[0]
     assert title == "Could not save the checkpoint" and "'run.pt'" in text and ".tmp" not in text
-    n = len(w.history)
-    qtbot.waitUntil(lambda: len(w.history) > n + 5, timeout=10_000)  # still training
+    n = len(w.state.history)
+    qtbot.waitUntil(lambda: len(w.state.history) > n + 5, timeout=10_000)  # still training
     assert w.state.status == "running" and w.session.is_active()
     assert w.act_pause.isEnabled() and w.act_stop.isEnabled()
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]  # no temp file left behind
@@ -124,7 +124,7 @@ def test_a_checkpoint_of_other_images_gives_a_sentence_in_the_posterior_panel(qt
     w = make_window()
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
-    snap = w.current_decoder
+    snap = w.state.snapshot
     other = dict(snap.model_config, image_shape=[1, 28, 28])
     # as if a checkpoint of 28×28 data was loaded (weights of that shape: the drawing timer may decode with them)
     w.state.set_snapshot(decoder_snapshot(VAE(ModelConfig.from_dict(other)), snap.step))
