@@ -8,7 +8,10 @@ import pytest
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
-from engine.data.dataset import Dataset
+from PIL import Image
+
+from engine.data.dataset import Dataset, as_float01
+from engine.posterior import posterior_grid
 from engine.snapshot import SnapshotModel, every_class, prior_samples
 from gui.panels.latent import FADED
 
@@ -33,7 +36,7 @@ def choose_class(qtbot, w, label: int) -> None:
 
 
 @pytest.mark.slow
-def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_window, tiny):
+def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_window, tiny, tmp_path):
     w = make_window(train=SMALL_TRAIN.replace(epochs=3))
     assert not w.generated.class_row.isVisible()  # no conditional model yet
     tick_conditional(qtbot, w)
@@ -100,6 +103,18 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     r = done.args[0]
     assert sorted(r.indices.tolist()) == [3, 10] and np.all(np.isfinite(r.log_px_quadrature))
     assert np.all(r.optimised_elbo >= r.encoder_elbo)
+
+    # an image of the user's is encoded for the chosen class, and its posterior on this tab is given that class
+    mine = tmp_path / "mine.png"
+    Image.fromarray(np.round(w.state.test_image(5)[0] * 255).astype(np.uint8), "L").save(mine)
+    w.ask_open_path = lambda title, kinds: str(mine)
+    w.act_encode_image.trigger()
+    qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index is None, timeout=20_000)
+    e = w.state.encoded
+    assert e.label == w.state.label == 0 and "mine.png" in w.inference.title.text()
+    assert f"p(z | x, y = {w.state.class_name(0)})" in w.inference.title.text()
+    expected = posterior_grid(model.model.given(0), as_float01(e.x[0]), w.inference.view.grid.grid_size)
+    np.testing.assert_allclose(w.inference.view.grid.log_px, expected.log_px, atol=1e-9)
 
 
 @pytest.mark.slow
