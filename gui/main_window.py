@@ -416,6 +416,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
+        self.inside_actions.shutdown()
         self.checkpoints.shutdown()
         self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
         if self.loader.cancel():

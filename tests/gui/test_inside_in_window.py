@@ -1,7 +1,8 @@
 """The "Inside the model" page through the real window: the traversal grid around the picked point (rows by KL),
-Shift+click two points on the latent plot (or two test images of the Recon grid) for an interpolation (path drawn, end images decoded), an image file
-encoded (File → Encode image…, or dropped: q ellipse on the plot, reconstruction), a dropped non-image refused in
-one line, GIF / PNG export, and I(x;z) drawn beside the KL curve."""
+Shift+click two points on the latent plot (or two test images of the Recon grid) for an interpolation (path drawn,
+end images decoded), an image file encoded off the GUI thread (File → Encode image…, or dropped: q ellipse on the
+plot, reconstruction, for d = 2 its true posterior on the "Posterior & gap" tab), a dropped non-image refused in one
+line, a second drop while one is encoding replacing it, GIF / PNG export, and I(x;z) drawn beside the KL curve."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from engine.data.dataset import as_float01
 from engine.data.images import read_image
 from engine.inspect.frames import grid_image
 from engine.inspect.interpolation import interpolate
+from engine.posterior import posterior_grid
 from engine.snapshot import SnapshotModel
+from gui.panels.inference import HINT
+from gui.workers import live_threads
 
 from .test_main_window import train_to_end
 
@@ -111,8 +116,8 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     Image.fromarray(rng.integers(0, 256, (30, 20, 3), dtype=np.uint8), "RGB").save(photo)
     w.ask_open_path = lambda title, kinds: str(photo)
     w.actions.encode_image.trigger()
-    qtbot.waitUntil(lambda: w.inside.encoded is not None, timeout=5000)
-    e = w.inside.encoded
+    qtbot.waitUntil(lambda: w.state.encoded is not None, timeout=5000)
+    e = w.state.encoded
     model = SnapshotModel(w.state.snapshot)
     x = read_image(photo, (12, 12), 1)[None]  # the dataset's own rules: 12×12 grey
     np.testing.assert_array_equal(e.x, x)
@@ -130,13 +135,97 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     notes.write_text("not an image")
     drop_file(w, notes)
     msg = w.inside.encode_message
-    assert msg.isVisible() and "notes.txt" in msg.text() and "\n" not in msg.text()
-    assert w.inside.encoded is e and w.errors == []
+    qtbot.waitUntil(lambda: msg.isVisible(), timeout=5000)
+    assert "notes.txt" in msg.text() and "\n" not in msg.text()
+    assert w.state.encoded is e and w.errors == []
     np.testing.assert_array_equal(w.latent.ellipse_item.getData()[0], ex)
     # a dropped image is encoded like the menu's
     drop_file(w, photo)
-    assert not msg.isVisible() and w.inside.encoded is not e
-    np.testing.assert_allclose(w.inside.encoded.mu, mu[0], atol=1e-6)
+    qtbot.waitUntil(lambda: w.state.encoded is not e, timeout=5000)
+    assert not msg.isVisible()
+    np.testing.assert_allclose(w.state.encoded.mu, mu[0], atol=1e-6)
+
+
+def save_png(path, image):
+    """A (1, H, W) float image in [0, 1] as a grey PNG file."""
+    Image.fromarray(np.round(image[0] * 255).astype(np.uint8), "L").save(path)
+    return path
+
+
+def test_a_dropped_image_is_encoded_off_the_gui_thread_and_its_posterior_is_on_the_posterior_tab(
+    qtbot, make_window, tmp_path
+):
+    w = make_window()
+    train_to_end(qtbot, w)
+    panel = w.inference
+    w.state.select_example(3)  # a test example on show first
+    qtbot.waitUntil(
+        lambda: panel.view is not None and panel.view.index == 3 and not panel.running_workers(), timeout=20_000
+    )
+    cat = save_png(tmp_path / "cat.png", w.state.test_image(7))
+    drop_file(w, cat)
+    encoder = w.inside_actions.encoder
+    # read, resized and encoded on a worker thread: nothing has arrived when the drop returns
+    assert encoder.worker is not None and encoder.worker.thread is not QApplication.instance().thread()
+    assert w.state.encoded is None and panel.view.index == 3
+    qtbot.waitUntil(lambda: w.state.encoded is not None and encoder.worker is None, timeout=5000)
+    e = w.state.encoded
+    assert w.latent.ellipse_item.getData()[0] is not None and len(w.latent.ellipse_item.getData()[0]) > 10
+    # the Posterior & gap tab follows: the grid is that image's, named as its file
+    qtbot.waitUntil(
+        lambda: panel.view is not None and panel.view.index is None and not panel.running_workers(), timeout=20_000
+    )
+    assert panel.current_index is None and panel.view.name == "cat.png"
+    assert "cat.png" in panel.title.text() and "cat.png" in panel.status.text()
+    g = panel.view.grid
+    model = SnapshotModel(w.state.snapshot)
+    expected = posterior_grid(model.model, as_float01(e.x[0]), g.grid_size)
+    np.testing.assert_allclose(g.log_px, expected.log_px, atol=1e-9)
+    np.testing.assert_allclose(g.mu, e.mu, atol=1e-5)  # the encoder's q is the one drawn on the latent plot
+    sd = np.exp(0.5 * e.log_var)
+    assert np.all(np.abs(g.map_point - e.mu) < 3 * sd + 2 * (g.xs[1] - g.xs[0]))  # a test image: q sits on p(z|x)
+    np.testing.assert_allclose(panel.overlay.q_mean.getData()[0], [e.mu[0]], atol=1e-5)
+    assert panel.values["kl_gap"].text() == f"{g.kl_gap:.4f} nats"
+    # selecting a test example again switches back
+    w.state.select_example(3)
+    qtbot.waitUntil(lambda: panel.view is not None and panel.view.index == 3, timeout=20_000)
+    assert "Test example #3" in panel.title.text()
+    # another dataset: the image goes, from the state, the Inside page, the latent plot and the Posterior tab
+    drop_file(w, cat)
+    qtbot.waitUntil(
+        lambda: panel.view is not None and panel.view.index is None and not panel.running_workers(), timeout=20_000
+    )
+    w.set_dataset(w.state.dataset)
+    assert w.state.encoded is None and panel.subject is None and panel.title.text() == HINT
+    assert w.inside.encoded_input.array is None and len(w.latent.ellipse_item.getData()[0] or []) == 0
+
+
+def test_a_second_drop_while_one_is_encoding_replaces_it_and_a_bad_file_changes_nothing(qtbot, make_window, tmp_path):
+    w = make_window()
+    train_to_end(qtbot, w)
+    first = save_png(tmp_path / "first.png", w.state.test_image(1))
+    second = save_png(tmp_path / "second.png", w.state.test_image(2))
+    arrived = []
+    w.state.encoded_changed.connect(arrived.append)
+    drop_file(w, first)
+    drop_file(w, second)  # while the first is still being encoded (its result cannot have arrived yet)
+    encoder = w.inside_actions.encoder
+    assert encoder.waiting == str(second)
+    qtbot.waitUntil(lambda: w.state.encoded is not None and encoder.worker is None, timeout=5000)
+    assert [e.path for e in arrived] == [str(second)]  # the first's result was dropped, the newest encoded
+    qtbot.waitUntil(lambda: w.inference.view is not None and not w.inference.running_workers(), timeout=20_000)
+    e, view = w.state.encoded, w.inference.view
+    ellipse = w.latent.ellipse_item.getData()[0].copy()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    drop_file(w, broken)
+    msg = w.inside.encode_message
+    qtbot.waitUntil(lambda: msg.isVisible() and encoder.worker is None, timeout=5000)
+    assert "broken.png" in msg.text() and "\n" not in msg.text() and w.errors == []
+    assert w.state.encoded is e and arrived[-1] is e and w.inference.view is view
+    assert w.inference.view.name == "second.png"
+    np.testing.assert_array_equal(w.latent.ellipse_item.getData()[0], ellipse)
+    assert not live_threads()
 
 
 def test_shift_click_two_test_images_of_the_recon_grid_interpolates_between_their_codes(qtbot, make_window):
