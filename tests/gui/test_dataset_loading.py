@@ -43,8 +43,8 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     assert w.state.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
     assert not panel.busy.isVisibleTo(panel) and not panel.cancel_button.isVisibleTo(panel)
     assert "cancelled" in w.statusBar().currentMessage() and w.errors == []
-    assert w.act_start.isEnabled()
-    assert w.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.recent_menu.actions())
+    assert w.actions.start.isEnabled()
+    assert w.ui.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.ui.recent_menu.actions())
 
 
 @pytest.mark.slow
@@ -96,7 +96,7 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
             snapshot_interval_s=0.2,
         ),
     )
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     assert w.errors == [] and w.state.status == "finished"
     w.gallery.tabs.setCurrentIndex(1)  # reconstructions: test images (stored uint8) beside the model's output

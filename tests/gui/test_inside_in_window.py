@@ -115,7 +115,7 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     photo = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (30, 20, 3), dtype=np.uint8), "RGB").save(photo)
     w.ask_open_path = lambda title, kinds: str(photo)
-    w.act_encode_image.trigger()
+    w.actions.encode_image.trigger()
     qtbot.waitUntil(lambda: w.state.encoded is not None, timeout=5000)
     e = w.state.encoded
     model = SnapshotModel(w.state.snapshot)
@@ -129,7 +129,7 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     assert len(ex) > 10
     centre = np.array([ex.mean(), ey.mean()])
     np.testing.assert_allclose(centre, mu[0], atol=0.05 * np.exp(0.5 * log_var[0]).max() + 1e-3)
-    assert w.tabs.currentWidget() is w.inside  # the page is shown
+    assert w.ui.tabs.currentWidget() is w.inside  # the page is shown
     # a dropped text file: one line naming it, the encoded image and everything else unchanged
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")

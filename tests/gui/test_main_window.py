@@ -57,7 +57,7 @@ def drag_latent(qtbot, w, a_xy, b_xy, steps=8):
 
 
 def train_to_end(qtbot, w):
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     qtbot.waitUntil(lambda: w.latent.shown is not None, timeout=5000)
 
@@ -81,7 +81,7 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
         y_test=other.y_test,
     )
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(path)))
-    w.act_open.trigger()
+    w.actions.open.trigger()
     assert w.dataset_panel.busy.isVisibleTo(w.dataset_panel)  # the busy indicator while loading
     qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(path), timeout=10_000)
     assert not w.dataset_panel.busy.isVisibleTo(w.dataset_panel)
@@ -89,9 +89,9 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
     assert "300" in text and "100" in text and "1×10×10" in text and "4 classes" in text
     assert w.dataset_panel.preview.array is not None
     assert w.errors == []
-    recent = [a.data() for a in w.recent_menu.actions() if a.data()]
+    recent = [a.data() for a in w.ui.recent_menu.actions() if a.data()]
     assert recent == [str(path)]
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -100,13 +100,13 @@ def test_bad_file_shows_loader_message_and_keeps_dataset(qtbot, make_window, tmp
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip archive")
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(bad)))
-    w.act_open.trigger()
+    w.actions.open.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     title, text = w.errors[0]
     assert "broken.npz" in text and "\n" not in text
     assert w.state.dataset is tiny
     assert w.dataset_panel.title.text() == tiny.name
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
 
 
 def test_recent_dataset_reopens(qtbot, make_window, tmp_path):
@@ -117,7 +117,7 @@ def test_recent_dataset_reopens(qtbot, make_window, tmp_path):
     w.open_dataset(str(path))
     qtbot.waitUntil(lambda: w.state.dataset.source == str(path), timeout=10_000)
     w.set_dataset(make_tiny())
-    action = next(a for a in w.recent_menu.actions() if a.data() == str(path))
+    action = next(a for a in w.ui.recent_menu.actions() if a.data() == str(path))
     action.trigger()
     qtbot.waitUntil(lambda: w.state.dataset.source == str(path), timeout=10_000)
 
@@ -143,30 +143,30 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
         assert p.plot.getAxis("left").labelText == "nats per example"
         assert p.plot.getAxis("bottom").labelText == "step"
     assert w.latent.plot.getAxis("bottom").labelText == "z₁"
-    assert w.act_start.isEnabled() and not w.act_stop.isEnabled()
+    assert w.actions.start.isEnabled() and not w.actions.stop.isEnabled()
     assert w.errors == []
 
 
 def test_pause_resume_stop(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > 5, timeout=20_000)
     assert not w.settings_panel.widgets["latent_dim"].isEnabled()
-    assert w.pause_button.text() == "Pause"
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    assert w.ui.pause_button.text() == "Pause"
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
-    assert w.pause_button.text() == "Resume" and w.status.state_label.text() == "Paused"
+    assert w.ui.pause_button.text() == "Resume" and w.status.state_label.text() == "Paused"
     qtbot.wait(100)
     n = w.session.run.step
     qtbot.wait(300)
     assert w.session.run.step == n  # no step while paused
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running" and w.session.run.step > n, timeout=5000)
-    assert w.pause_button.text() == "Pause"
-    qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
+    assert w.ui.pause_button.text() == "Pause"
+    qtbot.mouseClick(w.ui.stop_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w, timeout=5000)
     assert w.state.status == "stopped"
-    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.act_start.isEnabled()
+    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -192,7 +192,7 @@ def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     qtbot.waitUntil(lambda: not w.session.is_active())
     assert "28" in w.errors[0][1]
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
     train_to_end(qtbot, w)  # and it still trains
     assert w.state.status == "finished"
 
@@ -215,7 +215,7 @@ def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
     assert w.latent.marker_pos == (x, y)
     assert w.generated.view.qimage.width() == 12
     assert "z = (" in w.generated.coords.text()
-    assert w.act_export_generated.isEnabled()
+    assert w.actions.export_generated.isEnabled()
 
 
 @pytest.mark.slow
@@ -255,7 +255,7 @@ def test_a_drag_decodes_at_most_once_a_frame_and_ends_on_its_last_point(qtbot, m
 
 def test_click_while_training_and_paused(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.6 * (x1 - x0), y0 + 0.3 * (y1 - y0))
@@ -318,7 +318,7 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     train_to_end(qtbot, w)
     path = str(tmp_path / "run.pt")
     w.ask_save_path = lambda *a: path
-    w.act_save_ckpt.trigger()
+    w.actions.save_checkpoint.trigger()
     assert load_checkpoint(path).step == 30
     steps = w.curves.steps.copy()
     elbo = w.curves.history.column("elbo").copy()
@@ -327,7 +327,7 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
     assert w2.settings_panel.model_config((1, 12, 12)).latent_dim == 2  # defaults before loading
     w2.ask_open_path = lambda *a: path
-    w2.act_load_ckpt.trigger()
+    w2.actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     qtbot.waitUntil(lambda: w2.latent.shown is not None, timeout=5000)
     assert w2.errors == []
@@ -352,7 +352,7 @@ def test_bad_checkpoint_gives_dialog(qtbot, make_window, tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"not a checkpoint at all")
     w.ask_open_path = lambda *a: str(bad)
-    w.act_load_ckpt.trigger()
+    w.actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert "junk.pt" in w.errors[0][1]
     assert w.state.checkpoint is None and w.state.dataset is not None
@@ -371,7 +371,7 @@ def test_exports(qtbot, make_window, tmp_path):
         return out[suggested]
 
     w.ask_save_path = ask
-    for a in (w.act_export_generated, w.act_export_grid, w.act_export_csv, w.act_export_tsv):
+    for a in (w.actions.export_generated, w.actions.export_grid, w.actions.export_metrics, w.actions.export_latents):
         assert a.isEnabled(), a.objectName()
         a.trigger()
     with Image.open(out["generated.png"]) as im:
@@ -424,7 +424,7 @@ def test_settings_tooltips_and_devices(make_window):
 @pytest.mark.parametrize("answer", ["discard", "save"])
 def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, answer):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > 5, timeout=20_000)
     asked = []
     w.ask_save_before_close = lambda: asked.append(1) or answer
@@ -441,7 +441,7 @@ def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, a
 
 def test_close_cancel_keeps_training(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running", timeout=20_000)
     w.ask_save_before_close = lambda: "cancel"
     assert not w.close()
@@ -503,19 +503,19 @@ def test_every_control_has_an_object_name(make_window):
             if a.menu() is not None:
                 yield from walk(a.menu())
 
-    for a in list(walk(w.menuBar())) + w.toolbar.actions():
+    for a in list(walk(w.menuBar())) + w.ui.toolbar.actions():
         if not a.isSeparator():
             assert a.objectName(), a.text()
-    assert w.act_start.shortcut().toString() == "Ctrl+Return"
-    assert w.act_open.shortcut().toString() == "Ctrl+O"
+    assert w.actions.start.shortcut().toString() == "Ctrl+Return"
+    assert w.actions.open.shortcut().toString() == "Ctrl+O"
 
 
 def test_add_tab(make_window):
     w = make_window()
-    before = w.tabs.count()
+    before = w.ui.tabs.count()
     page = QLabel("another page")
-    i = w.add_tab(page, "Another")
-    assert w.tabs.tabText(i) == "Another" and w.tabs.count() == before + 1
+    i = w.ui.add_tab(page, "Another")
+    assert w.ui.tabs.tabText(i) == "Another" and w.ui.tabs.count() == before + 1
 
 
 def test_window_opens_default_dataset(qtbot, settings_file):
@@ -523,7 +523,7 @@ def test_window_opens_default_dataset(qtbot, settings_file):
     w.show_error = lambda *a: pytest.fail(f"unexpected error dialog {a}")
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.state.dataset is not None, timeout=60_000)
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
 
 
 def test_dataset_dialog_accepts_a_folder(qtbot, tmp_path):
