@@ -1,8 +1,9 @@
 """Wiring of the "Inside the model" and "Runs" pages to the rest of the window: Shift+clicks on the latent plot
-(or on two test images of the Recon grid: their μ(x)) become the interpolation's ends, the path and an encoded image's q(z|x) are drawn on the latent plot, File → Encode
-image… and an image file dropped on the window are encoded, the page's PNG / GIF exports ask where to write; each
-model that replaces another hands the old one's curves to the run list, and "Add checkpoint…" reads a checkpoint's
-curves off the GUI thread."""
+(or on two test images of the Recon grid: their μ(x)) become the interpolation's ends, the path and the state's
+encoded image's q(z|x) are drawn on the latent plot, File → Encode image… and an image file dropped on the window
+are encoded off the GUI thread (gui/image_encoder.py), the page's PNG / GIF exports ask where to write; each model
+that replaces another hands the old one's curves to the run list, and "Add checkpoint…" reads a checkpoint's curves
+off the GUI thread."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from engine.checkpoint import CheckpointError
 from engine.files import WriteError, display_name
 from engine.runs import record_of_checkpoint
+from gui.image_encoder import ImageEncoder
 from gui.workers import Worker
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
@@ -25,13 +27,17 @@ class InsideActions:
         page, latent = window.inside, window.latent
         latent.path_end_clicked.connect(self._on_path_end)
         page.path_changed.connect(latent.show_path)
-        page.encoded_changed.connect(latent.show_ellipse)
+        for changed in (window.state.encoded_changed, window.state.encoded_updated):
+            changed.connect(lambda e: latent.show_ellipse(None if e is None else (e.mu, e.log_var)))
         page.export_asked.connect(self.export_dialog)
         window.gallery.example_clicked.connect(self._on_example_clicked)
         runs = window.runs
         window.state.model_changed.connect(lambda: runs.on_new_model(window.settings_panel.train_config()))
         runs.add_asked.connect(self.add_run_dialog)
         self.run_loader: Worker | None = None
+        self.encoder = ImageEncoder(window.state, window)
+        self.encoder.refused.connect(page.show_refusal)
+        self.encoder.encoded.connect(self._on_encoded)
 
     def add_run_dialog(self) -> None:
         path = self.w.ask_open_path("Add a checkpoint's curves", "Checkpoints (*.ckpt *.pt);;All files (*)")
@@ -77,13 +83,19 @@ class InsideActions:
         if path:
             self.encode(path)
 
-    def encode(self, path: str) -> bool:
-        """Encode an image file with the current model and show the page; a refused file gets one line there."""
-        ok = self.w.inside.encode_file(path)
+    def encode(self, path: str) -> None:
+        """Show the page and encode an image file on a worker (the newest file wins); a refused file gets one line
+        there."""
         self.w.show_page(self.w.inside)
-        if ok:
-            self.w.status.message(f"Encoded {display_name(path)}: its q(z|x) is drawn on the latent plot.", 6000)
-        return ok
+        self.w.status.message(f"Encoding {display_name(path)}…", 6000)
+        self.encoder.encode(path)
+
+    def _on_encoded(self, e) -> None:
+        where = " and its true posterior is on the “Posterior & gap” tab" if len(e.mu) == 2 else ""
+        self.w.status.message(f"Encoded {display_name(e.path)}: its q(z|x) is drawn on the latent plot{where}.", 6000)
+
+    def shutdown(self) -> None:
+        self.encoder.shutdown()
 
     def export_dialog(self, what: str, fmt: str) -> None:
         kind = "GIF animations (*.gif)" if fmt == "gif" else "PNG images (*.png)"

@@ -98,10 +98,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.loader = DatasetLoader(self)
         self.inside_actions = InsideActions(self)
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
-        layout.build_actions(self)
-        layout.build_window(self)
-        self.add_tab(self.lab2d, "2-D Lab")
-        self.recent = RecentDatasets(self.recent_menu, self.settings, self.open_dataset, self.act_clear_recent)
+        self.actions = layout.build_actions(self)
+        self.ui = layout.build_window(self, self.actions)
+        self.ui.add_tab(self.lab2d, "2-D Lab")
+        self.recent = RecentDatasets(self.ui.recent_menu, self.settings, self.open_dataset, self.actions.clear_recent)
         self._connect()
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
@@ -126,7 +126,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self._decode_timer.timeout.connect(self._on_decode_timer)
         self._decode_due = False
         self._decode_stale = False  # newer weights than the Generated image was decoded with, while training
-        layout.restore_geometry(self)
+        layout.restore_geometry(self, self.ui.splitters)
         self.update_actions()
         if dataset is not None:
             self.set_dataset(dataset)
@@ -134,22 +134,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self.loader.adopt_default(preloaded)
         elif load_default:
             self.loader.open_default(*self._load_options())
-
-    # -- what the tests and the benchmark read ----------------------------------------------------------------
-    dataset = property(lambda self: self.state.dataset)
-    current_decoder = property(lambda self: self.state.snapshot)
-    current_latent = property(lambda self: self.state.latent)
-    history = property(lambda self: self.state.history)
-    loaded_checkpoint = property(lambda self: self.state.checkpoint)
-    progress = property(lambda self: self.status.progress)
-    state_label = property(lambda self: self.status.state_label)
-    rate_label = property(lambda self: self.status.rate_label)
-    eta_label = property(lambda self: self.status.eta_label)
-    device_label = property(lambda self: self.status.device_label)
-
-    def add_tab(self, widget: QWidget, title: str) -> int:
-        """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
-        return self.tabs.addTab(widget, title)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
         if dropped_file(event.mimeData()):
@@ -163,7 +147,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def show_page(self, widget: QWidget) -> None:
         """Bring the page holding ``widget`` (e.g. ``self.inference``, ``self.explorer``) to the front."""
-        layout.show_page(self, widget)
+        self.ui.show_page(widget)
 
     def _connect(self) -> None:
         st = self.state
@@ -281,23 +265,24 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         active = self.session.is_active()
         st = self.state.status
         loading = self.loader.busy()
-        self.act_start.setEnabled(not active and self.state.dataset is not None and not loading)
-        self.act_pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
+        a = self.actions
+        a.start.setEnabled(not active and self.state.dataset is not None and not loading)
+        a.pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
         paused = st.halted and active
-        self.act_pause.setText("Resume" if paused else "Pause")
-        self.act_pause.setIcon(
+        a.pause.setText("Resume" if paused else "Pause")
+        a.pause.setIcon(
             self.style().standardIcon(
                 QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause
             )
         )
-        self.pause_button.setAccessibleName(self.act_pause.text())
-        self.act_stop.setEnabled(active)
-        self.act_open.setEnabled(not active and not loading)
-        self.recent_menu.setEnabled(not active and not loading)
-        self.act_load_ckpt.setEnabled(not active and not self.checkpoints.busy())
-        self.act_save_ckpt.setEnabled(self.checkpoints.can_save())
+        self.ui.pause_button.setAccessibleName(a.pause.text())
+        a.stop.setEnabled(active)
+        a.open.setEnabled(not active and not loading)
+        self.ui.recent_menu.setEnabled(not active and not loading)
+        a.load_checkpoint.setEnabled(not active and not self.checkpoints.busy())
+        a.save_checkpoint.setEnabled(self.checkpoints.can_save())
         self.settings_panel.set_editable(not active, retunable=paused)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
 
     # -- drawing ----------------------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -319,7 +304,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 self.status.show_chunk(c)
             else:
                 self.status.show_progress(c.step, c.epoch, c.total_steps, c.steps_per_epoch)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
 
     def draw_all(self) -> None:
         """Draw everything now (training paused or ended, a checkpoint loaded)."""
@@ -398,7 +383,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None
         self.generated.show_image(img, z, self.latent.to_plane(z), model.step, row)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
         return True
 
     # -- closing ----------------------------------------------------------------------------------------------
@@ -438,6 +423,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.lab2d.shutdown()
         self.inference.shutdown()
         self.training.cancel_encoding()
+        self.inside_actions.shutdown()
         self.checkpoints.shutdown()
         self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
         if self.loader.cancel():
@@ -456,7 +442,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 "Could not save the checkpoint",
                 f"{display_name(save_path)}: the training thread did not stop in time to save it.",
             )
-        layout.save_geometry(self)
+        layout.save_geometry(self, self.ui.splitters)
         self.settings.sync()
         for box in list(self.dialogs):
             box.close()

@@ -27,6 +27,7 @@ from engine.projection import PCAPlane, latent_to_plane, plane_to_latent, sigma_
 from gui import style
 from gui.point_cloud import PointCloud
 from gui.scatter_subset import class_capped, visible_points
+from gui.state import StudioState
 from gui.view_range import needs_refit, padded
 
 MAX_POINTS = 5000  # of a snapshot's points, the most placed on the plot (every class keeps its share)
@@ -80,7 +81,7 @@ class LatentPanel(QGroupBox):
     path_end_clicked = Signal(object)  # Shift+click: the latent point (d,) of an interpolation's end
     view_changed = Signal()  # the visible window moved (zoom, pan, auto-range)
 
-    def __init__(self, state=None, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Latent space", parent)
         self.setObjectName("latentPanel")
         lay = QVBoxLayout(self)
@@ -164,13 +165,12 @@ class LatentPanel(QGroupBox):
         self._fitting = False
         self.vb.disableAutoRange()
         self.vb.sigStateChanged.connect(self._on_vb_state)
-        if state is not None:  # a gui.state.StudioState: the dataset's classes, the model's dimension, the scatter
-            self.state = state
-            state.dataset_changed.connect(self._on_dataset_changed)
-            state.model_changed.connect(self._on_model_changed)
-            state.latent_changed.connect(self._on_latent_changed)
-            state.label_changed.connect(lambda _c: self.highlight_class())
-            state.picked_changed.connect(lambda _z: self._place_marker())
+        self.state = state  # the dataset's classes, the model's dimension, the scatter, the picked point
+        state.dataset_changed.connect(self._on_dataset_changed)
+        state.model_changed.connect(self._on_model_changed)
+        state.latent_changed.connect(self._on_latent_changed)
+        state.label_changed.connect(lambda _c: self.highlight_class())
+        state.picked_changed.connect(lambda _z: self._place_marker())
 
     def _on_dataset_changed(self, ds) -> None:
         self.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
@@ -185,7 +185,7 @@ class LatentPanel(QGroupBox):
         """A conditional model: the chosen class's points in front and in full colour, the others faint (their
         codes were inferred with their own labels, so they show where q(z|x, y) puts that class). Otherwise every
         class alike."""
-        label = self.state.generation_label() if getattr(self, "state", None) is not None else None
+        label = self.state.generation_label()
         for i, it in enumerate(self.items):
             chosen = label is None or len(self.items) == 1 or i == label
             it.setOpacity(1.0 if chosen else FADED)
@@ -400,7 +400,7 @@ class LatentPanel(QGroupBox):
 
     def _place_marker(self) -> None:
         self._place_overlays()
-        z = self.state.picked if getattr(self, "state", None) is not None else None
+        z = self.state.picked
         if z is None:
             self.set_marker(None)
         elif self.marker_pos is None or not np.array_equal(self.to_latent(*self.marker_pos), z):

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine.messages import LatentSnapshot
 from gui.panels.latent import LatentPanel
+from gui.state import StudioState
 
 
 def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
@@ -22,7 +23,7 @@ def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
 
 @pytest.fixture
 def panel(qtbot):
-    p = LatentPanel()
+    p = LatentPanel(StudioState())
     qtbot.addWidget(p)
     p.set_classes(("a", "b", "c"), labelled=True)
     p.resize(600, 500)
