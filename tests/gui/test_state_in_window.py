@@ -19,7 +19,7 @@ from .test_main_window import LONG, click_latent, train_to_end
 
 
 def _plotted(w) -> int:
-    return sum(len(it.data) for it in w.latent.items)
+    return sum(len(it) for it in w.latent.items)
 
 
 def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window):
