@@ -71,6 +71,21 @@ class CheckpointActions(QObject):
             return True
         return choice == "discard"
 
+    def may_close(self) -> bool:
+        """Closing the window with a finished, stopped or continued model whose training no checkpoint file holds:
+        asks Save / Discard / Cancel. True when the window may close (saved first if asked to, and the save
+        worked)."""
+        described = self.unsaved()
+        if described is None:
+            return True
+        choice = self.dialogs.ask_save_model_before_close(described)
+        if choice == "save":
+            path = self.dialogs.ask_save_path(
+                "Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt"
+            )
+            return bool(path) and self.save(path)
+        return choice == "discard"
+
     # -- save --------------------------------------------------------------------------------------------------
     def save_dialog(self) -> None:
         path = self.dialogs.ask_save_path("Save checkpoint", CHECKPOINT_FILTER, "vae.pt")

@@ -389,18 +389,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.exports.update(self.actions.exports)
 
     # -- closing ----------------------------------------------------------------------------------------------
-    def _unsaved_model_may_close(self) -> bool:
-        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
-        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
-        described = self.checkpoints.unsaved()
-        if described is None:
-            return True
-        choice = self.ask_save_model_before_close(described)
-        if choice == "save":
-            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
-            return bool(path) and self.checkpoints.save(path)
-        return choice == "discard"
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -415,7 +403,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
-        elif not self._unsaved_model_may_close():
+        elif not self.checkpoints.may_close():
             event.ignore()
             return
         self.training.shutdown()  # nothing starts any more
