@@ -67,8 +67,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_NAME)
         self.settings = settings if settings is not None else default_settings()
-        self.closing = False
-        self.dialogs: list[QMessageBox] = []
+        self.open_boxes: list[QMessageBox] = []  # error boxes on show (DialogsMixin.show_error), closed with it
         self.state = StudioState(self)
         self.session = TrainingWorker(self)
         self._status_at = 0.0  # when the status bar last showed progress
@@ -92,11 +91,18 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.runs = RunsPanel(st)
         self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
         self.status = StatusBarView(self.statusBar(), st)
-        self.training = RunActions(self)
-        self.checkpoints = CheckpointActions(self)
-        self.exports = Exports(self)
+        # the window's actions get what they act on; the window itself only as the dialogs (gui/dialogs.py)
+        sp, session, status = self.settings_panel, self.session, self.status
+        self.training = RunActions(st, session, sp, status, dialogs=self, parent=self)
+        self.checkpoints = CheckpointActions(
+            st, session, self.training, sp, status, dialogs=self, settings=self.settings, parent=self
+        )
+        self.exports = Exports(st, self.generated, self.gallery, status, dialogs=self, parent=self)
         self.loader = DatasetLoader(self)
-        self.inside_actions = InsideActions(self)
+        self.inside_actions = InsideActions(
+            st, page=self.inside, runs=self.runs, latent=self.latent, gallery=self.gallery, settings_panel=sp,
+            status=status, dialogs=self, show_page=self.show_page, parent=self,
+        )  # fmt: skip
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
         self.actions = layout.build_actions(self)
         self.ui = layout.build_window(self, self.actions)
@@ -167,6 +173,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         for sig in (st.model_changed, self.session.finished, self.loader.started, self.loader.finished):
             sig.connect(lambda *_: self.update_actions())
         self.checkpoints.busy_changed.connect(self.update_actions)
+        self.training.at_rest.connect(self.draw_all)
+        self.checkpoints.loaded.connect(self.draw_all)
+        self.session.started.connect(lambda msg: self.curves.set_total_steps(msg.total_steps))
         self.loader.started.connect(self._on_loading)
         self.loader.loaded.connect(self._on_dataset_loaded)
         self.loader.failed.connect(self._on_dataset_failed)
@@ -387,18 +396,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         return True
 
     # -- closing ----------------------------------------------------------------------------------------------
-    def _unsaved_model_may_close(self) -> bool:
-        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
-        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
-        described = self.checkpoints.unsaved()
-        if described is None:
-            return True
-        choice = self.ask_save_model_before_close(described)
-        if choice == "save":
-            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
-            return bool(path) and self.checkpoints.save(path)
-        return choice == "discard"
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -413,16 +410,15 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
-        elif not self._unsaved_model_may_close():
+        elif not self.checkpoints.may_close():
             event.ignore()
             return
-        self.closing = True
+        self.training.shutdown()  # nothing starts any more
         self.timer.stop()
         self._decode_timer.stop()
         self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
         self.lab2d.shutdown()
         self.inference.shutdown()
-        self.training.cancel_encoding()
         self.inside_actions.shutdown()
         self.checkpoints.shutdown()
         self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
@@ -444,7 +440,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             )
         layout.save_geometry(self, self.ui.splitters)
         self.settings.sync()
-        for box in list(self.dialogs):
+        for box in list(self.open_boxes):
             box.close()
         self.statusBar().clearMessage()  # a timed status message keeps a QTimer running: stop it with the window
         super().closeEvent(event)
