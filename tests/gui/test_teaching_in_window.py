@@ -12,7 +12,7 @@ from .test_main_window import click_latent, train_to_end
 
 def test_explorer_is_a_tab_of_the_window_and_its_sliders_move_the_numbers(qtbot, make_window):
     w = make_window()
-    titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    titles = [w.ui.tabs.tabText(i) for i in range(w.ui.tabs.count())]
     assert "VI explorer" in titles and "Posterior && gap" in titles
     w.show_page(w.explorer)
     before = w.explorer.numbers
@@ -31,7 +31,7 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     x, y = (float(v) for v in w.latent.points[k])
     index = int(w.latent.shown.indices[k])
     click_latent(qtbot, w, x, y)
-    assert w.state.example == index and w.tabs.currentIndex() == 0  # selected; the Training page stays on show
+    assert w.state.example == index and w.ui.tabs.currentIndex() == 0  # selected; the Training page stays on show
     w.show_page(w.inference)
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.current_index is not None, timeout=15000)
     assert w.inference.current_index == index
