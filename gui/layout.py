@@ -351,7 +351,7 @@ def build_window(w, actions: Actions) -> WindowLayout:
     tabs.setTabToolTip(i, "Latent traversals, interpolation between two points, and your own image encoded")
     i = tabs.addTab(w.runs, "Runs")
     tabs.setTabToolTip(i, "Earlier runs of this window and checkpoints side by side: curves and rate–distortion")
-    i = tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
+    i = tabs.addTab(w.explorer_page, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(tabs)
     return WindowLayout(
