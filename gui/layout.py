@@ -153,7 +153,7 @@ def build_actions(w) -> Actions:
             "actionEncodeImage",
             "Encode image…",
             w.inside_actions.encode_dialog,
-            ["Ctrl+E"],
+            ["Ctrl+I"],
             "Encode an image file of yours with the model: q(z|x) on the latent plot, its reconstruction beside it",
         ),
         about=_action(w, "actionAbout", "About ELBO Studio", w.show_about),
