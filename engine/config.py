@@ -149,7 +149,7 @@ class TrainConfig:
     mi_samples: int = 500  # draws z ~ q(z|x) (one per example, spread over the test set) for the I(x; z) estimate;
     # its cost is mi_samples × eval_examples Gaussian densities per epoch
     metrics_hz: float = 10.0  # how often per-step metrics are copied to the host and emitted
-    snapshot_interval_s: float = 1.0  # latent scatter + decoder snapshot period (seconds)
+    snapshot_interval_s: float = 0.5  # latent scatter + decoder snapshot period (seconds): the scatter's redraw rate
     compile: str = "auto"  # "auto": torch.compile the step in the background and switch to it (engine/compiled.py)
 
     def __post_init__(self):

@@ -57,7 +57,7 @@ class EpochSummary:
 
 @dataclass(frozen=True)
 class LatentSnapshot:
-    """Posterior means of a fixed test subset (about once a second)."""
+    """Posterior means of a fixed test subset (about twice a second)."""
 
     step: int
     epoch: int

@@ -26,8 +26,13 @@ class PCAPlane:
         if d == 2:  # the plane is the latent space itself: no rotation, so axes stay z₁, z₂
             var = z.var(0)
             return cls(np.zeros(2), np.eye(2), var / max(var.sum(), 1e-12))
-        _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
-        var = s**2
+        # The eigenvectors of the (d, d) scatter matrix rather than an SVD of the (n, d) points: the same axes, and
+        # numpy's SVD runs ~40x slower once torch is loaded in the process (130 ms for 5,000 × 20 on this machine,
+        # against 0.2 ms here), which made every redraw of a d > 2 scatter that long.
+        c = z - mean
+        lam, vecs = np.linalg.eigh(c.T @ c)  # ascending
+        var = np.clip(lam[::-1], 0.0, None)
+        vt = vecs[:, ::-1].T
         comps = vt[:2] * np.sign(vt[:2, :1] + 1e-30)  # fixed sign so the picture does not flip between fits
         if like is not None and like.components.shape == comps.shape:
             comps = comps * np.where(np.sum(comps * like.components, axis=1, keepdims=True) < 0, -1.0, 1.0)

@@ -1,6 +1,6 @@
 """One frozen copy of the weights that other threads may use (DESIGN.md boundary 4).
 
-The worker thread copies the live model into a ``WeightsSnapshot`` (plain numpy) about once a second;
+The worker thread copies the live model into a ``WeightsSnapshot`` (plain numpy) about twice a second;
 everything else, on any thread, builds a CPU ``SnapshotModel`` from it and gets fresh numpy arrays back:
 
 * ``decoder_snapshot(model, step)`` / ``snapshot_from_state(config, state, step)``: the copy, from a live model or

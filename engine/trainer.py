@@ -7,7 +7,7 @@ two steps.
 Synchronisation: the step itself never copies anything to the host. Each step writes its batch's
 (ELBO, recon, KL) into a preallocated device tensor; ``_flush`` copies the rows written since the last flush in
 one ``.cpu()`` about ``metrics_hz`` times a second. Snapshots (latent scatter, decoder weights) are one more copy
-about once a second. Those are the only sync points, each marked ``# SYNC``."""
+about twice a second. Those are the only sync points, each marked ``# SYNC``."""
 
 from __future__ import annotations
 
@@ -471,7 +471,7 @@ class Trainer(RunEvaluation):
 
     def _snapshots(self) -> Iterator:
         yield self.latent_snapshot()
-        yield decoder_snapshot(self.model, self.step)  # SYNC: decoder weights to the host, ~1 Hz
+        yield decoder_snapshot(self.model, self.step)  # SYNC: decoder weights to the host, ~2 Hz
 
 
 def _threads_label(gov: ThreadGovernor | None) -> str:

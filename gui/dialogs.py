@@ -1,10 +1,13 @@
-"""The window's questions and messages, one method each, so that tests can replace any of them."""
+"""The window's questions and messages, one method each, so that tests can replace any of them. The window's
+actions (gui/run_actions.py, checkpoints.py, exports.py, inside_actions.py) take it as their ``dialogs``: the
+``Dialogs`` protocol below is what they may ask of it."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
@@ -14,8 +17,19 @@ from engine.outputs import find_clash
 from gui.dataset_dialog import DatasetFileDialog
 
 
+class Dialogs(Protocol):
+    """The questions and messages the window's actions use (DialogsMixin implements them; tests replace them)."""
+
+    def show_error(self, title: str, text: str, detail: str = "") -> None: ...
+    def ask_start_choice(self, described: str, cannot_continue: str | None) -> str: ...
+    def ask_replace_model(self, described: str, file_name: str) -> str: ...
+    def ask_save_model_before_close(self, described: str) -> str: ...
+    def ask_open_path(self, title: str, file_filter: str) -> str | None: ...
+    def ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None: ...
+
+
 class DialogsMixin:
-    """Mixed into MainWindow (which provides ``settings`` and ``dialogs``)."""
+    """Mixed into MainWindow (which provides ``settings``, ``state`` and ``open_boxes``, the error boxes on show)."""
 
     def show_error(self, title: str, text: str, detail: str = "") -> None:
         """A non-blocking error box (the window keeps running)."""
@@ -24,8 +38,8 @@ class DialogsMixin:
         if detail:
             box.setDetailedText(detail)
         box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.finished.connect(lambda _r, b=box: self.dialogs.remove(b) if b in self.dialogs else None)
-        self.dialogs.append(box)
+        box.finished.connect(lambda _r, b=box: self.open_boxes.remove(b) if b in self.open_boxes else None)
+        self.open_boxes.append(box)
         box.open()
 
     def ask_start_choice(self, described: str, cannot_continue: str | None) -> str:

@@ -13,8 +13,8 @@ the thread burns is paid for, whoever asked for it; background redraws run only 
 What the user asks for (a click, a zoom) is never throttled: it only delays the next background redraw.
 
 ``RedrawScheduler`` spends what the budget allows on the job most overdue relative to its period, and while
-training never redraws a job more often than its period: the scatter about once a second, all curves together
-every second or two, the image grids every ten seconds. Paused, stopped or idle, everything redraws at once.
+training never redraws a job more often than its period: the scatter up to twice a second (once per snapshot),
+all curves together every second or two, the Generated image once a second, the image grids every ten seconds. Paused, stopped or idle, everything redraws at once.
 
 Pure Python, no Qt: the window calls ``RedrawScheduler.tick()`` from its timer, on the GUI thread."""
 

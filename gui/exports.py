@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from engine.files import WriteError, atomic_write, display_name, quote
+from gui.dialogs import Dialogs
 from gui.imaging import save_png
 
 WHY_NOT = {
@@ -20,17 +21,18 @@ WHY_NOT = {
 
 
 class Exports(QObject):
-    def __init__(self, window):
-        super().__init__(window)
-        self.w = window
-        self.state = window.state
+    """Writes the image on show in ``generated`` or ``gallery`` and ``state``'s metrics and latent codes; asks where
+    and reports failures through ``dialogs``, success on ``status``."""
+
+    def __init__(self, state, generated, gallery, status, dialogs: Dialogs, parent=None):
+        super().__init__(parent)
+        self.state, self.generated, self.gallery, self.status, self.dialogs = state, generated, gallery, status, dialogs
         self.tips = {}  # action -> its tooltip when enabled
 
     def available(self) -> dict[str, bool]:
-        w = self.w
         return {
-            "generated": w.generated.image is not None,
-            "grid": w.gallery.current_image() is not None,
+            "generated": self.generated.image is not None,
+            "grid": self.gallery.current_image() is not None,
             "metrics": len(self.state.history) > 0,
             "latents": self.state.latent is not None,
         }
@@ -47,25 +49,27 @@ class Exports(QObject):
 
     # -- the dialogs -------------------------------------------------------------------------------------------
     def generated_dialog(self) -> None:
-        img = self.w.generated.image
+        img = self.generated.image
         if img is None:
             return
-        path = self.w.ask_save_path("Export generated image", "PNG images (*.png)", "generated.png")
+        path = self.dialogs.ask_save_path("Export generated image", "PNG images (*.png)", "generated.png")
         if path:
             self._export(lambda: save_png(path, img), path)
 
     def grid_dialog(self) -> None:
-        img = self.w.gallery.current_image()
+        img = self.gallery.current_image()
         if img is None:
             return
-        path = self.w.ask_save_path("Export image grid", "PNG images (*.png)", f"{self.w.gallery.current_kind()}.png")
+        path = self.dialogs.ask_save_path(
+            "Export image grid", "PNG images (*.png)", f"{self.gallery.current_kind()}.png"
+        )
         if path:
             self._export(lambda: save_png(path, img), path)
 
     def metrics_dialog(self) -> None:
         if not len(self.state.history):
             return
-        path = self.w.ask_save_path("Export metrics", "CSV files (*.csv)", "metrics.csv")
+        path = self.dialogs.ask_save_path("Export metrics", "CSV files (*.csv)", "metrics.csv")
         if path:
             text = self.state.history.to_csv()
             self._export(lambda: atomic_write(path, lambda f: f.write(text.encode("utf-8"))), path)
@@ -73,7 +77,9 @@ class Exports(QObject):
     def latents_dialog(self) -> None:
         if self.state.latent is None:
             return
-        path = self.w.ask_save_path("Export latent codes (TensorBoard projector)", "TSV files (*.tsv)", "latents.tsv")
+        path = self.dialogs.ask_save_path(
+            "Export latent codes (TensorBoard projector)", "TSV files (*.tsv)", "latents.tsv"
+        )
         if path:
             self._export(lambda: self.export_latents(path), path)
 
@@ -96,8 +102,8 @@ class Exports(QObject):
         try:
             fn()
         except OSError as e:
-            self.w.show_error(
+            self.dialogs.show_error(
                 "Export failed", str(e) if isinstance(e, WriteError) else f"{display_name(path)}: {e.strerror or e}"
             )
             return
-        self.w.status.message(f"Exported {quote(path)}", 6000)
+        self.status.message(f"Exported {quote(path)}", 6000)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle, QWidget
 
@@ -38,6 +37,7 @@ from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.lab2d.panel import Lab2DPanel
+from gui.lazy_page import LazyPage
 from gui.recent import RecentDatasets
 from gui.training_worker import TrainingWorker
 from gui.state import StudioState
@@ -68,8 +68,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_NAME)
         self.settings = settings if settings is not None else default_settings()
-        self.closing = False
-        self.dialogs: list[QMessageBox] = []
+        self.open_boxes: list[QMessageBox] = []  # error boxes on show (DialogsMixin.show_error), closed with it
         self.state = StudioState(self)
         self.session = TrainingWorker(self)
         self._status_at = 0.0  # when the status bar last showed progress
@@ -87,22 +86,30 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent = LatentPanel(st)
         self.generated = GeneratedPanel(st)
         self.gallery = GalleryPanel(st)
-        self.explorer = ExplorerPanel()
+        # built when their tab is first opened (gui/lazy_page.py)
+        self.explorer_page = LazyPage(ExplorerPanel)
         self.inference = InferencePanel(st)
         self.inside = InsidePanel(st)
         self.runs = RunsPanel(st)
-        self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
+        self.lab2d_page = LazyPage(lambda: Lab2DPanel(show_error=lambda title, text: self.show_error(title, text)))
         self.status = StatusBarView(self.statusBar(), st)
-        self.training = RunActions(self)
-        self.checkpoints = CheckpointActions(self)
-        self.exports = Exports(self)
+        # the window's actions get what they act on; the window itself only as the dialogs (gui/dialogs.py)
+        sp, session, status = self.settings_panel, self.session, self.status
+        self.training = RunActions(st, session, sp, status, dialogs=self, parent=self)
+        self.checkpoints = CheckpointActions(
+            st, session, self.training, sp, status, dialogs=self, settings=self.settings, parent=self
+        )
+        self.exports = Exports(st, self.generated, self.gallery, status, dialogs=self, parent=self)
         self.loader = DatasetLoader(self)
-        self.inside_actions = InsideActions(self)
+        self.inside_actions = InsideActions(
+            st, page=self.inside, runs=self.runs, latent=self.latent, gallery=self.gallery, settings_panel=sp,
+            status=status, dialogs=self, show_page=self.show_page, parent=self,
+        )  # fmt: skip
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
-        layout.build_actions(self)
-        layout.build_window(self)
-        self.add_tab(self.lab2d, "2-D Lab")
-        self.recent = RecentDatasets(self.recent_menu, self.settings, self.open_dataset, self.act_clear_recent)
+        self.actions = layout.build_actions(self)
+        self.ui = layout.build_window(self, self.actions)
+        self.ui.add_tab(self.lab2d_page, "2-D Lab")
+        self.recent = RecentDatasets(self.ui.recent_menu, self.settings, self.open_dataset, self.actions.clear_recent)
         self._connect()
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
@@ -111,6 +118,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 RedrawJob("scatter", self._draw_scatter, latent_panel.MIN_INTERVAL_S),
                 RedrawJob("curves", self.curves.refresh, 1.5),
                 RedrawJob("gallery", self._draw_gallery, 10.0),
+                RedrawJob("generated", self._draw_generated, 1.0),
             ],
             self.draw_budget,
         )
@@ -125,7 +133,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self._decode_timer.setInterval(DECODE_INTERVAL_MS)
         self._decode_timer.timeout.connect(self._on_decode_timer)
         self._decode_due = False
-        layout.restore_geometry(self)
+        self._decode_stale = False  # newer weights than the Generated image was decoded with, while training
+        layout.restore_geometry(self, self.ui.splitters)
         self.update_actions()
         if dataset is not None:
             self.set_dataset(dataset)
@@ -134,21 +143,15 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         elif load_default:
             self.loader.open_default(*self._load_options())
 
-    # -- what the tests and the benchmark read ----------------------------------------------------------------
-    dataset = property(lambda self: self.state.dataset)
-    current_decoder = property(lambda self: self.state.snapshot)
-    current_latent = property(lambda self: self.state.latent)
-    history = property(lambda self: self.state.history)
-    loaded_checkpoint = property(lambda self: self.state.checkpoint)
-    progress = property(lambda self: self.status.progress)
-    state_label = property(lambda self: self.status.state_label)
-    rate_label = property(lambda self: self.status.rate_label)
-    eta_label = property(lambda self: self.status.eta_label)
-    device_label = property(lambda self: self.status.device_label)
+    @property
+    def explorer(self) -> ExplorerPanel:
+        """The VI explorer page's panel, built on first use."""
+        return self.explorer_page.content()
 
-    def add_tab(self, widget: QWidget, title: str) -> int:
-        """Add a page beside "Training" (e.g. the VI explorer); returns its index."""
-        return self.tabs.addTab(widget, title)
+    @property
+    def lab2d(self) -> Lab2DPanel:
+        """The 2-D Lab page's panel, built on first use."""
+        return self.lab2d_page.content()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
         if dropped_file(event.mimeData()):
@@ -162,13 +165,13 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
 
     def show_page(self, widget: QWidget) -> None:
         """Bring the page holding ``widget`` (e.g. ``self.inference``, ``self.explorer``) to the front."""
-        layout.show_page(self, widget)
+        self.ui.show_page(widget)
 
     def _connect(self) -> None:
         st = self.state
         st.dataset_changed.connect(self._on_dataset_changed)
         st.model_changed.connect(self._on_model_changed)
-        st.snapshot_changed.connect(lambda _snap: self._decode_picked())  # newer weights
+        st.snapshot_changed.connect(self._on_new_weights)
         st.example_changed.connect(self._on_example_changed)
         st.label_changed.connect(lambda _c: self._decode_picked())  # a conditional model's other class
         st.picked_changed.connect(lambda _z: self._request_decode())
@@ -182,6 +185,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         for sig in (st.model_changed, self.session.finished, self.loader.started, self.loader.finished):
             sig.connect(lambda *_: self.update_actions())
         self.checkpoints.busy_changed.connect(self.update_actions)
+        self.training.at_rest.connect(self.draw_all)
+        self.checkpoints.loaded.connect(self.draw_all)
+        self.session.started.connect(lambda msg: self.curves.set_total_steps(msg.total_steps))
         self.loader.started.connect(self._on_loading)
         self.loader.loaded.connect(self._on_dataset_loaded)
         self.loader.failed.connect(self._on_dataset_failed)
@@ -280,23 +286,24 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         active = self.session.is_active()
         st = self.state.status
         loading = self.loader.busy()
-        self.act_start.setEnabled(not active and self.state.dataset is not None and not loading)
-        self.act_pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
+        a = self.actions
+        a.start.setEnabled(not active and self.state.dataset is not None and not loading)
+        a.pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
         paused = st.halted and active
-        self.act_pause.setText("Resume" if paused else "Pause")
-        self.act_pause.setIcon(
+        a.pause.setText("Resume" if paused else "Pause")
+        a.pause.setIcon(
             self.style().standardIcon(
                 QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause
             )
         )
-        self.pause_button.setAccessibleName(self.act_pause.text())
-        self.act_stop.setEnabled(active)
-        self.act_open.setEnabled(not active and not loading)
-        self.recent_menu.setEnabled(not active and not loading)
-        self.act_load_ckpt.setEnabled(not active and not self.checkpoints.busy())
-        self.act_save_ckpt.setEnabled(self.checkpoints.can_save())
+        self.ui.pause_button.setAccessibleName(a.pause.text())
+        a.stop.setEnabled(active)
+        a.open.setEnabled(not active and not loading)
+        self.ui.recent_menu.setEnabled(not active and not loading)
+        a.load_checkpoint.setEnabled(not active and not self.checkpoints.busy())
+        a.save_checkpoint.setEnabled(self.checkpoints.can_save())
         self.settings_panel.set_editable(not active, retunable=paused)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
 
     # -- drawing ----------------------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -318,16 +325,28 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 self.status.show_chunk(c)
             else:
                 self.status.show_progress(c.step, c.epoch, c.total_steps, c.steps_per_epoch)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
 
     def draw_all(self) -> None:
         """Draw everything now (training paused or ended, a checkpoint loaded)."""
         self.curves.refresh()
         self.latent.refresh(force=True)
         self.latent.fit_view()  # while training the view had headroom; now a snug fit
+        self._draw_generated()
 
     def _draw_scatter(self) -> bool:
         return self.latent.refresh()
+
+    def _on_new_weights(self, _snap) -> None:
+        """The picked point decoded with newer weights: at once at rest, by a redraw pass while training (twice a
+        second a snapshot model and a decode would cost the trainer outside the draw budget)."""
+        if self.state.status is RunStatus.RUNNING:
+            self._decode_stale = True
+        else:
+            self._decode_picked()
+
+    def _draw_generated(self) -> bool:
+        return self._decode_stale and self._decode_picked()
 
     def _draw_gallery(self) -> bool:
         if self.state.snapshot is None or not self.gallery.isVisible():
@@ -350,7 +369,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             )
             return
         self.state.pick(self.latent.to_latent(x, y))
-        index = self._example_at(x, y)
+        index = self.latent.example_at(x, y)
         if index is not None:  # a click on a test example selects it: its true posterior on its own tab
             self.state.select_example(index)
 
@@ -359,16 +378,6 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             d = self.state.latent_dim
             more = "" if d == 2 else f" (the grid posterior needs d = 2; this model has d = {d})"
             self.status.message(f"Example #{index} selected: see “Posterior & gap”{more}.", 6000)
-
-    def _example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
-        """The test-set index of the scatter point within ``radius_px`` screen pixels of (x, y), if any."""
-        pts, snap = self.latent.points, self.latent.shown
-        if pts is None or snap is None or not len(pts):
-            return None
-        pw, ph = self.latent.vb.viewPixelSize()  # plot units per pixel
-        d2 = ((pts[:, 0] - x) / max(pw, 1e-12)) ** 2 + ((pts[:, 1] - y) / max(ph, 1e-12)) ** 2
-        k = int(np.argmin(d2))
-        return int(snap.indices[k]) if d2[k] <= radius_px**2 else None
 
     def _request_decode(self) -> None:
         """Decode a newly picked point: now, or at the end of this frame when a pick was decoded in it already."""
@@ -384,29 +393,21 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self._decode_picked()
             self._decode_timer.start()
 
-    def _decode_picked(self) -> None:
-        """The picked latent point decoded with the current weights and class, into the Generated panel."""
-        z, model = self.state.picked, self.state.model()
-        if z is None or model is None or len(z) != model.latent_dim:
-            return
+    def _decode_picked(self) -> bool:
+        """The picked latent point decoded with the current weights and class, into the Generated panel. True when
+        it decoded."""
+        self._decode_stale = False
+        z = self.state.picked
+        model = None if z is None else self.state.model()  # no pick: no model built from the new weights
+        if model is None or len(z) != model.latent_dim:
+            return False
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None
         self.generated.show_image(img, z, self.latent.to_plane(z), model.step, row)
-        self.exports.update(self.export_actions)
+        self.exports.update(self.actions.exports)
+        return True
 
     # -- closing ----------------------------------------------------------------------------------------------
-    def _unsaved_model_may_close(self) -> bool:
-        """A finished, stopped or continued model whose training no checkpoint file holds: asks Save / Discard /
-        Cancel. True when the window may close (saved first if asked to, and the save worked)."""
-        described = self.checkpoints.unsaved()
-        if described is None:
-            return True
-        choice = self.ask_save_model_before_close(described)
-        if choice == "save":
-            path = self.ask_save_path("Save checkpoint before closing", "ELBO Studio checkpoints (*.pt)", "vae.pt")
-            return bool(path) and self.checkpoints.save(path)
-        return choice == "discard"
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         save_path = None
         if self.session.is_active():
@@ -421,16 +422,18 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 if not save_path:
                     event.ignore()
                     return
-        elif not self._unsaved_model_may_close():
+        elif not self.checkpoints.may_close():
             event.ignore()
             return
-        self.closing = True
+        self.training.shutdown()  # nothing starts any more
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
-        self.lab2d.shutdown()
+        if self.explorer_page.is_built:
+            self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
+        if self.lab2d_page.is_built:
+            self.lab2d.shutdown()
         self.inference.shutdown()
-        self.training.cancel_encoding()
+        self.inside_actions.shutdown()
         self.checkpoints.shutdown()
         self.dataset_panel.cancel_load()  # a folder being decoded stops within a chunk
         if self.loader.cancel():
@@ -449,9 +452,9 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 "Could not save the checkpoint",
                 f"{display_name(save_path)}: the training thread did not stop in time to save it.",
             )
-        layout.save_geometry(self)
+        layout.save_geometry(self, self.ui.splitters)
         self.settings.sync()
-        for box in list(self.dialogs):
+        for box in list(self.open_boxes):
             box.close()
         self.statusBar().clearMessage()  # a timed status message keeps a QTimer running: stop it with the window
         super().closeEvent(event)

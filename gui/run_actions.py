@@ -6,45 +6,50 @@ that question."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from engine.preflight import check_run, few_steps_hint
 from engine.config import ConfigError
 from engine.files import quote
 from engine.messages import RunStatus
 from engine.snapshot import latent_snapshot, snapshot_model
+from gui.dialogs import Dialogs
 from gui.panels.settings import LABELS
 from gui.workers import Worker
 
 
 class RunActions(QObject):
-    def __init__(self, window):
-        super().__init__(window)
-        self.w = window
-        self.state = window.state
-        self.session = window.session
+    """Start / Pause / Stop of ``session`` (gui/training_worker.py) with ``settings``' configs; its messages go to
+    ``state`` and ``status``; errors and the Start question go through ``dialogs`` (gui/dialogs.py)."""
+
+    at_rest = Signal()  # the run paused, stopped, finished or failed: every view may redraw at once
+
+    def __init__(self, state, session, settings, status, dialogs: Dialogs, parent: QObject | None = None):
+        super().__init__(parent)
+        self.state, self.session, self.settings, self.status, self.dialogs = state, session, settings, status, dialogs
+        self.closed = False  # the window closed: nothing starts any more
         self.evaluating = False  # the worker is in its end-of-epoch evaluation (no background redraws then)
         self.last_chunk = None  # newest MetricsChunk not yet shown in the status bar
         self._encoder: Worker | None = None
         s = self.session
-        s.started.connect(self._on_run_started)
-        s.compiled.connect(self.w.status.show_step_kind)
+        s.started.connect(status.run_started)
+        s.compiled.connect(status.show_step_kind)
         s.metrics.connect(self._on_metrics)
         s.epoch.connect(self._on_epoch)
         s.latent.connect(self.state.set_latent)
         s.decoder.connect(self.state.set_snapshot)
         s.state.connect(self._on_state)
         s.error.connect(self._on_worker_error)
-        s.saved.connect(lambda m: self.w.status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
+        s.saved.connect(lambda m: status.message(f"Checkpoint saved: {quote(m.path)} (step {m.step:,})", 8000))
         s.finished.connect(self.state.run_ended)
-        window.settings_panel.changed.connect(self.update_note)
+        settings.changed.connect(self.update_note)
         self.state.dataset_changed.connect(lambda _ds: self.update_note())
 
     def update_note(self) -> None:
         """The settings panel's advice for the current dataset and settings (too few steps to learn much)."""
-        ds, tcfg = self.state.dataset, self.w.settings_panel.train_config()
+        ds, tcfg = self.state.dataset, self.settings.train_config()
         n = 0 if ds is None else len(ds.x_train)
-        self.w.settings_panel.show_note(few_steps_hint(n, tcfg.batch_size, tcfg.epochs))
+        self.settings.show_note(few_steps_hint(n, tcfg.batch_size, tcfg.epochs))
 
     # -- what Start would continue -----------------------------------------------------------------------------
     def trained_model(self):
@@ -85,31 +90,31 @@ class RunActions(QObject):
 
     # -- control -----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        w = self.w
-        if self.session.is_active() or w.closing:
+        sp = self.settings
+        if self.session.is_active() or self.closed:
             return
         ds = self.state.dataset
         if ds is None:
-            w.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
+            self.dialogs.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
             return
-        if (why := w.settings_panel.refusal()) is not None:
-            w.settings_panel.show_problem(f"Cannot start: {why}.")
-            w.status.message("Cannot start with these settings: see the settings panel.", 8000)
+        if (why := sp.refusal()) is not None:
+            sp.show_problem(f"Cannot start: {why}.")
+            self.status.message("Cannot start with these settings: see the settings panel.", 8000)
             return
         try:
-            mcfg = w.settings_panel.model_config(ds.image_shape, ds.n_classes)
-            tcfg = w.settings_panel.train_config()
+            mcfg = sp.model_config(ds.image_shape, ds.n_classes)
+            tcfg = sp.train_config()
             check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test), label_classes=ds.n_classes)
         except ConfigError as e:  # shown where the settings are; nothing starts
             text = str(e)
-            w.settings_panel.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")
-            w.status.message("Cannot start with these settings: see the settings panel.", 8000)
+            sp.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")
+            self.status.message("Cannot start with these settings: see the settings panel.", 8000)
             return
-        w.settings_panel.show_problem(None)
+        sp.show_problem(None)
         ck, described = self.trained_model()
         choice = "new"
         if ck is not None:
-            choice = w.ask_start_choice(described, self.why_not_continue(ck, mcfg, tcfg, ds))
+            choice = self.dialogs.ask_start_choice(described, self.why_not_continue(ck, mcfg, tcfg, ds))
             if choice == "cancel":
                 return
         self.cancel_encoding()
@@ -123,44 +128,40 @@ class RunActions(QObject):
             note = "Starting a new model…"
         self.last_chunk = None
         self.state.set_status(RunStatus.STARTING)
-        w.status.run_starting(tcfg.batch_size)
-        w.status.message(note, 6000)
+        self.status.run_starting(tcfg.batch_size)
+        self.status.message(note, 6000)
 
     def toggle_pause(self) -> None:
         st = self.state.status
         if st is RunStatus.RUNNING:
             self.session.pause()
         elif st.halted:
-            if (why := self.w.settings_panel.refusal()) is not None:
-                self.w.settings_panel.show_problem(f"Cannot resume: {why}.")
+            if (why := self.settings.refusal()) is not None:
+                self.settings.show_problem(f"Cannot resume: {why}.")
                 return
             before = self.session.train_config
-            tcfg = self.w.settings_panel.train_config()
+            tcfg = self.settings.train_config()
             try:
                 self.session.resume(tcfg)
             except ConfigError as e:
-                self.w.settings_panel.show_problem(f"Cannot resume: {e}.")
+                self.settings.show_problem(f"Cannot resume: {e}.")
                 return
-            self.w.settings_panel.show_problem(None)
+            self.settings.show_problem(None)
             if before is not None and (before.lr, before.precision) != (tcfg.lr, tcfg.precision):
-                self.w.status.message(f"Resuming with learning rate {tcfg.lr:g}, {tcfg.precision}.", 8000)
+                self.status.message(f"Resuming with learning rate {tcfg.lr:g}, {tcfg.precision}.", 8000)
 
     def stop(self) -> None:
         if self.session.is_active():
             self.session.stop()
-            self.w.status.stopping()
+            self.status.stopping()
 
     # -- session messages --------------------------------------------------------------------------------------
-    def _on_run_started(self, msg) -> None:
-        self.w.curves.set_total_steps(msg.total_steps)
-        self.w.status.run_started(msg)
-
     def _on_metrics(self, chunk) -> None:
         # the epoch's last step: the worker now evaluates on the test set until its EpochSummary arrives
         self.evaluating = chunk.steps_per_epoch > 0 and chunk.step > 0 and chunk.step % chunk.steps_per_epoch == 0
         self.state.add_chunk(chunk)
         self.last_chunk = chunk
-        self.w.status.add_rate(chunk.samples_per_s)
+        self.status.add_rate(chunk.samples_per_s)
 
     def _on_epoch(self, summary) -> None:
         self.evaluating = False
@@ -170,9 +171,9 @@ class RunActions(QObject):
         self.evaluating = False
         self.state.set_status(msg.state)
         if msg.text:
-            self.w.status.message(msg.text, 8000)
+            self.status.message(msg.text, 8000)
         if msg.state is RunStatus.DIVERGED:
-            self.w.show_error(
+            self.dialogs.show_error(
                 "Training diverged",
                 f"{msg.text} The learning rate and the precision can be changed in Settings now; Resume uses them.",
             )
@@ -183,15 +184,15 @@ class RunActions(QObject):
             if snap is not None and (lat is None or lat.step != snap.step):
                 self.encode_latents()
         if self.state.status.at_rest:
-            self.w.draw_all()
+            self.at_rest.emit()
 
     def _on_worker_error(self, msg) -> None:
         if not msg.fatal:  # the run goes on (a checkpoint that could not be saved)
-            self.w.status.message(msg.text, 10000)
-            self.w.show_error("Could not save the checkpoint", msg.text)
+            self.status.message(msg.text, 10000)
+            self.dialogs.show_error("Could not save the checkpoint", msg.text)
             return
         self.state.set_status(RunStatus.ERROR)
-        self.w.show_error("Training error", msg.text, msg.detail)
+        self.dialogs.show_error("Training error", msg.text, msg.detail)
 
     # -- the scatter of a model that is not training -----------------------------------------------------------
     def encode_latents(self) -> None:
@@ -203,7 +204,7 @@ class RunActions(QObject):
             return
         if self.state.status in (RunStatus.STARTING, RunStatus.RUNNING):
             return  # the run sends its own scatter
-        n = self.w.settings_panel.train_config().latent_examples
+        n = self.settings.train_config().latent_examples
         token = st.identity()
         self.cancel_encoding()
         self._encoder = Worker(
@@ -217,6 +218,11 @@ class RunActions(QObject):
     def _on_encoder_done(self) -> None:
         if self._encoder is not None and not self._encoder.is_running():
             self._encoder = None
+
+    def shutdown(self) -> None:
+        """The window closes: nothing starts any more, and a scatter being encoded is dropped."""
+        self.closed = True
+        self.cancel_encoding()
 
     def cancel_encoding(self) -> None:
         if self._encoder is not None:

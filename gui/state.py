@@ -1,7 +1,8 @@
 """The session state model: what the window is about, owned in one place (DESIGN.md, "One source of truth").
 
 ``StudioState`` holds the dataset, the model identity (its config and a run id), the run status, the selected
-test example, the picked latent point, and what is derived from them: the newest weights snapshot, the latent scatter, the metric history.
+test example, the picked latent point, the user's encoded image, and what is derived from them: the newest weights
+snapshot, the latent scatter, the metric history.
 Panels take it in ``__init__``, read from it and subscribe to its signals; they keep no copy of what it owns.
 
 Identity: ``identity()`` is a token that changes whenever the dataset or the model is replaced. A background job
@@ -19,6 +20,7 @@ from engine.config import ModelConfig
 from engine.data.dataset import as_float01
 from engine.preflight import model_misfit
 from engine.history import MetricHistory
+from engine.inspect.user_image import EncodedImage
 from engine.messages import EpochSummary, LatentSnapshot, MetricsChunk, RunStatus, WeightsSnapshot
 from engine.snapshot import SnapshotModel, snapshot_model
 
@@ -42,6 +44,8 @@ class StudioState(QObject):
     example_changed = Signal(object)  # the selected test example's index, or None
     label_changed = Signal(int)  # the class a conditional model generates (gallery, generated image, scatter)
     picked_changed = Signal(object)  # the picked latent point z (d,) float32, or None
+    encoded_changed = Signal(object)  # another image of the user's was encoded (EncodedImage), or None: it is gone
+    encoded_updated = Signal(object)  # the same image's q(z|x) and reconstruction with newer weights (EncodedImage)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -57,6 +61,7 @@ class StudioState(QObject):
         self.example: int | None = None
         self.label = 0  # the class a conditional model decodes for; meaningless for an unconditional one
         self.picked: np.ndarray | None = None  # the latent point the user picked (d,), float32: decoded on show
+        self.encoded: EncodedImage | None = None  # an image file of the user's as the model takes it, and its q(z|x)
         self._dataset_id = 0
         self._model_id = 0
 
@@ -111,13 +116,16 @@ class StudioState(QObject):
         self.latent = None
         self.example = None
         self.picked = None
+        self.encoded = None
         self.dataset_changed.emit(ds)
         self.latent_changed.emit(None)
         self.example_changed.emit(None)
         self.picked_changed.emit(None)
+        self.encoded_changed.emit(None)
 
     def new_model(self, model_config, source: str, history: MetricHistory | None = None, checkpoint=None) -> None:
-        """Another model (a new run, a loaded checkpoint): weights, scatter, selection and curves start over."""
+        """Another model (a new run, a loaded checkpoint): weights, scatter, selection, the encoded image and curves
+        start over."""
         self._model_id += 1
         self.model_config = model_config
         self.source = source
@@ -126,6 +134,7 @@ class StudioState(QObject):
         self.latent = None
         self.example = None
         self.picked = None
+        self.encoded = None
         self.label = 0
         self.history = history if history is not None else MetricHistory()
         self.model_changed.emit()
@@ -133,6 +142,7 @@ class StudioState(QObject):
         self.latent_changed.emit(None)
         self.example_changed.emit(None)
         self.picked_changed.emit(None)
+        self.encoded_changed.emit(None)
 
     def continue_model(self, source: str = "run") -> None:
         """The same model trains on (Continue): its curves and derived views stay; newer weights will follow."""
@@ -186,6 +196,21 @@ class StudioState(QObject):
         self.picked = z
         self.picked_changed.emit(z)
         return True
+
+    def set_encoded(self, encoded: EncodedImage | None, token: Identity | None = None) -> bool:
+        """Another image of the user's, encoded by the current model (None: forget it); False (and nothing changes)
+        for one encoded by a model, or read for a dataset, that is gone."""
+        if token is not None and not self.is_current(token):
+            return False
+        self.encoded = encoded
+        self.encoded_changed.emit(encoded)
+        return True
+
+    def update_encoded(self, encoded: EncodedImage) -> None:
+        """The same image encoded again with newer weights (or for another class): its q and reconstruction."""
+        if self.encoded is not None:
+            self.encoded = encoded
+            self.encoded_updated.emit(encoded)
 
     def set_label(self, label: int) -> None:
         """The class a conditional model generates; ignored when out of its range."""

@@ -42,7 +42,7 @@ def main(out: str, epochs: int = 1, ckpt: str | None = None) -> int:
     w.show()
     panel = w.settings_panel
     panel.set_configs(panel.model_config((1, 28, 28)), panel.train_config().replace(epochs=epochs))
-    if w.dataset.n_classes >= 2:
+    if w.state.dataset.n_classes >= 2:
         panel.widgets["conditional"].setChecked(True)
     if ckpt and os.path.exists(ckpt):
         w.checkpoints.load(ckpt)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QProgre
 from engine.data import RESOLUTIONS, LoadProgress
 from engine.data.dataset import as_float01
 from gui.imaging import mosaic
+from gui.state import StudioState
 from gui.image_view import ImageView
 
 PREVIEW = 32  # sample images in the preview grid
@@ -30,7 +31,7 @@ class _ProgressRelay(QObject):
 class DatasetPanel(QGroupBox):
     load_options_changed = Signal()  # the image size or colour choice changed (the window reloads)
 
-    def __init__(self, state=None, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Dataset", parent)
         self.setObjectName("datasetPanel")
         self.dataset = None
@@ -93,8 +94,7 @@ class DatasetPanel(QGroupBox):
         lay.addLayout(options)
         lay.addWidget(self.summary)
         lay.addWidget(self.preview)
-        if state is not None:  # a gui.state.StudioState
-            state.dataset_changed.connect(self.set_dataset)
+        state.dataset_changed.connect(self.set_dataset)
 
     def resolution(self) -> int | None:
         return self.resolution_box.currentData()

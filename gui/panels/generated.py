@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from gui.image_view import ImageView
 from gui.imaging import mosaic
+from gui.state import StudioState
 
 HINT = "Click or drag in the latent plot to decode a point."
 ROW_COLUMNS = 5  # "same z, every class" tiles per row (10 classes: two rows of 5)
@@ -25,7 +26,7 @@ def _fmt_vec(z: np.ndarray, limit: int = 6) -> str:
 
 
 class GeneratedPanel(QGroupBox):
-    def __init__(self, state=None, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Generated", parent)
         self.setObjectName("generatedPanel")
         self.state = state
@@ -86,14 +87,13 @@ class GeneratedPanel(QGroupBox):
 
         self._every_tile: tuple[int, int, int] | None = None  # (tile height + pad, tile width + pad, classes)
         self.class_combo.currentIndexChanged.connect(self._on_combo)
-        if state is not None:  # a gui.state.StudioState: the image belongs to one model
-            state.model_changed.connect(self._on_model_changed)
-            state.dataset_changed.connect(lambda _d: self._fill_classes())
-            state.label_changed.connect(self._on_label_changed)
+        state.model_changed.connect(self._on_model_changed)  # the image belongs to one model
+        state.dataset_changed.connect(lambda _d: self._fill_classes())
+        state.label_changed.connect(self._on_label_changed)
         self._fill_classes()
         for i in range(10):  # Alt+1 … Alt+9, Alt+0: classes 0 … 9
             key = QShortcut(QKeySequence(f"Alt+{(i + 1) % 10}"), self)
-            key.activated.connect(lambda c=i: self.state is not None and self.state.set_label(c))
+            key.activated.connect(lambda c=i: self.state.set_label(c))
 
     @property
     def image(self) -> np.ndarray | None:
@@ -108,7 +108,7 @@ class GeneratedPanel(QGroupBox):
     # -- the class selector -----------------------------------------------------------------------------------
     def _fill_classes(self) -> None:
         """One entry per class of a conditional model (named from the dataset); hidden for other models."""
-        k = self.state.n_classes if self.state is not None else 0
+        k = self.state.n_classes
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
         for c in range(k):
@@ -124,7 +124,7 @@ class GeneratedPanel(QGroupBox):
         self._fill_classes()
 
     def _on_combo(self, index: int) -> None:
-        if self.state is not None and index >= 0:
+        if index >= 0:
             self.state.set_label(self.class_combo.itemData(index))
 
     def _on_label_changed(self, label: int) -> None:
@@ -137,12 +137,12 @@ class GeneratedPanel(QGroupBox):
     def row_classes(self) -> range:
         """The classes the "same z, every class" row shows: all of them, or the block of ROW_CLASSES that holds
         the chosen class."""
-        k = self.state.n_classes if self.state is not None else 0
+        k = self.state.n_classes
         start = (self.state.label // ROW_CLASSES) * ROW_CLASSES if k > ROW_CLASSES else 0
         return range(start, min(k, start + ROW_CLASSES))
 
     def _on_every_clicked(self, col: int, row: int) -> None:
-        if self._every_tile is None or self.state is None:
+        if self._every_tile is None:
             return
         th, tw, first, n = self._every_tile
         c = (row // th) * ROW_COLUMNS + col // tw
@@ -164,7 +164,7 @@ class GeneratedPanel(QGroupBox):
         text = f"z = {_fmt_vec(z)}"
         if plane_xy is not None and len(np.asarray(z).ravel()) > 2:
             text = f"PC = ({plane_xy[0]:+.2f}, {plane_xy[1]:+.2f}) → " + text
-        if self.state is not None and self.state.n_classes:
+        if self.state.n_classes:
             text += f", y = {self.state.class_name(self.state.label)}"
         self.coords.setText(f"{text}<br><span style='color:#6a737d'>decoder at step {step:,}</span>")
         if every_class is None:

@@ -1,7 +1,9 @@
-"""The "Posterior & gap" page: the true posterior p(z|x) of a selected test example against the encoder's
-q(z|x), and the amortization gap (seed 000: "a separate q_i for every data point" against one network).
+"""The "Posterior & gap" page: the true posterior p(z|x) of a selected test example (or of the user's encoded
+image) against the encoder's q(z|x), and the amortization gap (seed 000: "a separate q_i for every data point"
+against one network).
 
-The page renders from the session state (gui/state.py): the selected example, the dataset's test images and the
+The page renders from the session state (gui/state.py): the selected example, the dataset's test images, the
+user's encoded image (shown when one is encoded for a 2-D model, until a test example is selected again) and the
 current model's newest snapshot. It draws in a latent plot of its own (contours of p(z|x) holding 50/90/99% of the
 mass, q's 1σ/2σ ellipses, the scatter's points in grey for context), shows the numbers (log p(x) by quadrature,
 ELBO, KL(q ‖ p(z|x)) as their difference and by direct quadrature), and runs the amortization study
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,6 +31,7 @@ from engine.posterior import PosteriorGrid, posterior_grid
 from engine.snapshot import snapshot_model
 from gui.amortization_view import AmortizationView
 from gui.imaging import to_qimage
+from gui.point_cloud import PointCloud
 from gui.posterior_overlay import PosteriorOverlay
 from gui.state import StudioState
 from gui.workers import Worker
@@ -55,10 +59,21 @@ TIP_KL_QUAD = (
 
 
 @dataclass(frozen=True)
-class PosteriorView:
-    """What the posterior job returns for one example (plain numpy/scalars)."""
+class Subject:
+    """What the page shows the posterior of: test example ``index``, or the user's encoded image (index None)."""
 
-    index: int
+    name: str  # "Example #12", or the image file's name
+    index: int | None
+    x: np.ndarray  # (C, H, W) float32 in [0, 1]
+    label: int | None  # the class a conditional model's q(z|x, y) and p(x|z, y) are given
+
+
+@dataclass(frozen=True)
+class PosteriorView:
+    """What the posterior job returns for one example or image (plain numpy/scalars)."""
+
+    name: str
+    index: int | None  # the test example, or None for the user's image
     step: int  # training step of the snapshot it was computed with
     grid: PosteriorGrid | None  # None when the latent space is not 2-D
     recon: np.ndarray  # (C, H, W) E[x | z = μ(x)] in [0, 1]
@@ -78,10 +93,11 @@ class InferencePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("inferencePanel")
         self.state = state
-        self.current_index: int | None = None
+        self.subject: Subject | None = None  # what is on show
+        self._shown = 0  # counts the subjects put on show: a result for an earlier one is dropped
         self.view: PosteriorView | None = None
-        self._post: Worker | None = None
-        self._pending: int | None = None
+        self.posterior_worker: Worker | None = None
+        self._pending: tuple[Subject, int] | None = None  # the newest subject asked for while a job ran
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("posteriorPlot")
         self.plot_widget.setAccessibleName("True posterior and q(z|x) in the latent plane")
@@ -91,7 +107,7 @@ class InferencePanel(QWidget):
         self.plot.setLabel("bottom", "z₁", **{"font-size": "9pt"})
         self.plot.setLabel("left", "z₂", **{"font-size": "9pt"})
         style.plain_axes(self.plot)
-        self.context = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 90), pxMode=True)
+        self.context = PointCloud(size=4, brush=pg.mkBrush(150, 150, 150, 90))  # redrawn with every snapshot
         self.plot.addItem(self.context)
         self.overlay = PosteriorOverlay(self.plot)
         self._build()
@@ -99,6 +115,7 @@ class InferencePanel(QWidget):
         state.dataset_changed.connect(lambda _ds: self._reset())
         state.model_changed.connect(self._reset)
         state.example_changed.connect(self._on_example_changed)
+        state.encoded_changed.connect(self._on_encoded_changed)
         state.latent_changed.connect(self._on_latent_changed)
         state.status_changed.connect(self._on_status_changed)
 
@@ -220,7 +237,7 @@ class InferencePanel(QWidget):
         """Another dataset or another model: nothing shown so far belongs to it any more."""
         self._pending = None
         self.study.reset()
-        self.current_index = None
+        self.subject = None
         self.view = None
         self.clear_posterior()
         self.context.setData(x=[], y=[])
@@ -232,10 +249,19 @@ class InferencePanel(QWidget):
             )
         else:
             self.status.setText("")
+        self._show_nothing()
+        self._on_latent_changed(self.state.latent)
+
+    def _show_nothing(self) -> None:
         self.title.setText(HINT)
         self.image.clear()
         self.recon.clear()
-        self._on_latent_changed(self.state.latent)
+        self.thumb_captions[0].setText("test image x")
+
+    @property
+    def current_index(self) -> int | None:
+        """The test example on show (None: the user's image, or nothing)."""
+        return None if self.subject is None else self.subject.index
 
     def _on_latent_changed(self, lat) -> None:
         if lat is None or lat.means.shape[1] != 2:
@@ -252,10 +278,25 @@ class InferencePanel(QWidget):
         if index is not None:
             self.show_example(index)
 
+    def _on_encoded_changed(self, encoded) -> None:
+        if encoded is not None and len(encoded.mu) == 2:
+            if self.subject is not None and self.subject.index is None:
+                self.subject = None  # another image: what the page shows of the one before goes
+            self.show_encoded()
+        elif encoded is None and self.subject is not None and self.subject.index is None:
+            self._pending = None  # the image on show is gone (another model or dataset)
+            self.subject, self.view = None, None
+            self.clear_posterior()
+            self._show_nothing()
+
     def refresh(self) -> None:
-        """Recompute the example on show with the newest snapshot."""
-        if self.current_index is not None:
-            self.show_example(self.current_index)
+        """Recompute the example or image on show with the newest snapshot."""
+        if self.subject is None:
+            return
+        if self.subject.index is None:
+            self.show_encoded()
+        else:
+            self.show_example(self.subject.index)
 
     # -- the posterior ---------------------------------------------------------------------------------------
     def show_example(self, index: int) -> None:
@@ -264,18 +305,32 @@ class InferencePanel(QWidget):
         if ds is None or not (0 <= int(index) < len(ds.x_test)):
             return
         index = int(index)
-        if index != self.current_index:
-            self.view = None  # the previous example's numbers, contours and reconstruction go at once
+        self.study.add_to_selection(index)
+        cls = "" if ds.y_test is None else f" ({self.state.class_name(int(ds.y_test[index]))})"
+        subject = Subject(f"Example #{index}", index, self.state.test_image(index), self.state.example_label(index))
+        self._show(subject, f"Test example #{index}{cls}", "test image x")
+
+    def show_encoded(self) -> None:
+        """Show the user's encoded image (the state's): its posterior grid, named as its file."""
+        e = self.state.encoded
+        if e is None:
+            return
+        name = Path(e.path).name or "your image"
+        self._show(Subject(name, None, as_float01(e.x[0]), e.label), f"{name} (your image)", "your image x")
+
+    def _show(self, subject: Subject, title: str, caption: str) -> None:
+        if self.subject is None or subject.index != self.subject.index:
+            self._shown += 1
+            self.view = None  # the previous subject's numbers, contours and reconstruction go at once
             self.clear_posterior()
             self.recon.clear()
-        self.current_index = index
-        self.study.add_to_selection(index)
-        label = "" if ds.y_test is None else f" ({self.state.class_name(int(ds.y_test[index]))})"
-        if (y := self.state.example_label(index)) is not None:  # a conditional model: every figure here is given y
-            label += f": p(z | x, y = {self.state.class_name(y)}) and q(z | x, y)"
-        self.title.setText(f"Test example #{index}{label}")
+        self.subject = subject
+        if subject.label is not None:  # a conditional model: every figure here is given y
+            title += f": p(z | x, y = {self.state.class_name(subject.label)}) and q(z | x, y)"
+        self.title.setText(title)
+        self.thumb_captions[0].setText(caption)
         self.image.setPixmap(
-            QPixmap.fromImage(to_qimage(as_float01(ds.x_test[index]))).scaled(
+            QPixmap.fromImage(to_qimage(subject.x)).scaled(
                 80, 80, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
             )
         )
@@ -283,18 +338,19 @@ class InferencePanel(QWidget):
         if snap is None:
             self.status.setText("No model yet: train or load a checkpoint first.")
             return
-        if (mismatch := self.state.misfit(snap.model_config)) is not None:
+        # a test example needs a model that takes the dataset's examples; the user's image was read for the model
+        if subject.index is not None and (mismatch := self.state.misfit(snap.model_config)) is not None:
             self.status.setText(mismatch)
             return
-        if self._post is not None and self._post.is_running():
-            self._pending = index  # the newest click wins; computed when the current one is done
+        if self.posterior_worker is not None and self.posterior_worker.is_running():
+            self._pending = (subject, self._shown)  # the newest click wins; computed when the current one is done
             return
-        self._start_posterior(index, snap)
+        self._start_posterior(subject, self._shown, snap)
 
-    def _start_posterior(self, index: int, snap: WeightsSnapshot) -> None:
-        x = np.asarray(self.state.test_image(index), np.float32).copy()
+    def _start_posterior(self, subject: Subject, shown: int, snap: WeightsSnapshot) -> None:
+        x = np.array(subject.x, np.float32)
         token = self.state.identity()
-        label = self.state.example_label(index)  # a conditional model's q(z|x, y) and p(x|z, y) take the example's
+        label = subject.label
 
         def job() -> PosteriorView:  # worker thread
             t0 = time.perf_counter()
@@ -302,27 +358,27 @@ class InferencePanel(QWidget):
             d = cpu.latent_dim
             grid = posterior_grid(cpu.model.given(label), x, POSTERIOR_GRID_SIZE) if d == 2 else None
             recon = cpu.reconstruct(x[None], label)[0]
-            return PosteriorView(index, snap.step, grid, recon, d, time.perf_counter() - t0)
+            return PosteriorView(subject.name, subject.index, snap.step, grid, recon, d, time.perf_counter() - t0)
 
         d = self.state.latent_dim
         self.status.setText("Computing the posterior on a grid…" if d == 2 else "Computing the reconstruction…")
-        self._post = Worker(
+        self.posterior_worker = Worker(
             job,
-            on_result=lambda v: self._on_posterior_done(v, token),
+            on_result=lambda v: self._on_posterior_done(v, token, shown),
             on_error=lambda e, tb: self._on_posterior_failed(f"{type(e).__name__}: {e}\n{tb}"),
             parent=self,
             name="posteriorGridThread",
         )
-        self._post.done.connect(self._on_posterior_worker_done)
+        self.posterior_worker.done.connect(self._on_posterior_worker_done)
 
     def _on_posterior_worker_done(self) -> None:
-        if self._post is not None and not self._post.is_running():
-            self._post = None
+        if self.posterior_worker is not None and not self.posterior_worker.is_running():
+            self.posterior_worker = None
         if self._pending is not None:
-            index, self._pending = self._pending, None
+            (subject, shown), self._pending = self._pending, None
             snap = self.state.snapshot
-            if snap is not None and self.state.dataset is not None:
-                self._start_posterior(index, snap)
+            if snap is not None and (subject.index is None or self.state.dataset is not None):
+                self._start_posterior(subject, shown, snap)
 
     def _on_posterior_failed(self, text: str) -> None:
         line = text.splitlines()[0] if text else "error"
@@ -330,8 +386,8 @@ class InferencePanel(QWidget):
         self.status.setToolTip(text)
         self.error.emit(line)
 
-    def _on_posterior_done(self, view: PosteriorView, token) -> None:
-        if view.index != self.current_index or not self.state.is_current(token):
+    def _on_posterior_done(self, view: PosteriorView, token, shown: int) -> None:
+        if shown != self._shown or not self.state.is_current(token):
             return  # an older click, or another dataset or model
         self.view = view
         self.recon.setPixmap(
@@ -366,7 +422,7 @@ class InferencePanel(QWidget):
         if g.mass_in_window < 0.999 or g.edge_mass > 1e-3:
             warn = " Part of the posterior may lie outside the grid window."
         self.status.setText(
-            f"Example #{view.index}, model at step {view.step:,}: computed in {view.seconds * 1000:.0f} ms.{warn}"
+            f"{view.name}, model at step {view.step:,}: computed in {view.seconds * 1000:.0f} ms.{warn}"
         )
         self.status.setToolTip("")
         self.overlay.update(g)
@@ -397,14 +453,14 @@ class InferencePanel(QWidget):
 
     # -- shutdown --------------------------------------------------------------------------------------------
     def running_workers(self) -> list[Worker]:
-        return [w for w in (self._post, self.study.worker()) if w is not None and w.is_running()]
+        return [w for w in (self.posterior_worker, self.study.worker()) if w is not None and w.is_running()]
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Cancel the study, wait for both workers; True if none is left running."""
         self._pending = None
         ok = self.study.shutdown(timeout_ms)
-        if self._post is not None:
-            ok = self._post.wait(timeout_ms) and ok
+        if self.posterior_worker is not None:
+            ok = self.posterior_worker.wait(timeout_ms) and ok
         return ok
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name

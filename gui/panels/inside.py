@@ -1,7 +1,8 @@
 """The "Inside the model" page: a latent traversal around the picked point, an interpolation between two points
 (Shift+click them on the latent plot), and an image file of the user's encoded (File → Encode image…, or drop it
-on the window). Everything is decoded from the state's cached CPU model of the newest weights (engine/inspect);
-what the page owns (the path's ends, the encoded image) is cleared when the model changes."""
+on the window; read and encoded on a worker by gui/inside_actions.py). Everything is decoded from the state's cached
+CPU model of the newest weights (engine/inspect). The page owns the path's ends (cleared when the model changes);
+the encoded image is the state's (``StudioState.encoded``), shown here and encoded again with newer weights."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
 from engine.inspect.frames import grid_image, write_gif, write_png
 from engine.inspect.interpolation import METHODS, interpolate, interpolation
 from engine.inspect.traversal import Traversal, traversal
-from engine.inspect.user_image import EncodedImage, ImageRefused, encode_array, encode_image
+from engine.inspect.user_image import encode_array
 from engine.data.dataset import as_float01
 from gui.image_view import ImageView
 from gui.widgets import button
@@ -52,7 +53,6 @@ def _spin(name: str, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
 
 class InsidePanel(QWidget):
     path_changed = Signal(object)  # (n, d) latent points of the interpolation path (the ends so far), or None
-    encoded_changed = Signal(object)  # (μ, log σ²) of the encoded image's q(z|x), or None
     export_asked = Signal(str, str)  # (what: "traversal" | "interpolation", format: "png" | "gif")
 
     def __init__(self, state, parent=None):
@@ -62,7 +62,6 @@ class InsidePanel(QWidget):
         self.ends: list[np.ndarray] = []  # the interpolation's ends picked so far (0, 1 or 2), latent points (d,)
         self.path: tuple[np.ndarray, np.ndarray] | None = None  # (codes (n, d), images (n, C, H, W))
         self.result: Traversal | None = None
-        self.encoded: EncodedImage | None = None
         self._dirty = True
         self._epochs_seen = -1
 
@@ -145,11 +144,13 @@ class InsidePanel(QWidget):
         self.interp_png.clicked.connect(lambda: self.export_asked.emit("interpolation", "png"))
         self.interp_gif.clicked.connect(lambda: self.export_asked.emit("interpolation", "gif"))
         state.model_changed.connect(self._on_model_changed)
-        state.snapshot_changed.connect(lambda _s: self.refresh())
+        state.snapshot_changed.connect(lambda _s: self._redecode())
         state.picked_changed.connect(lambda _z: self.refresh())
         state.label_changed.connect(lambda _c: self.refresh())
         state.history_grew.connect(self._on_history_grew)
         state.history_reset.connect(self.refresh)
+        state.encoded_changed.connect(self._on_encoded_changed)
+        state.encoded_updated.connect(self._show_encoded)
         self._update_buttons()
 
     # -- what the page owns -----------------------------------------------------------------------------------
@@ -164,35 +165,28 @@ class InsidePanel(QWidget):
         self.ends, self.path = [], None
         self.refresh()
 
-    def encode_file(self, path: str) -> bool:
-        """Encode an image file; a file the model cannot take gets one line here and nothing else changes."""
-        model = self.state.model()
-        try:
-            if model is None:
-                raise ImageRefused("Train or load a model first: there is no model to encode the image with.")
-            encoded = encode_image(model, path, self.state.generation_label())
-        except ImageRefused as e:
-            self.encode_message.setText(str(e))
-            self.encode_message.show()
-            return False
-        self.encode_message.hide()
-        self.encoded = encoded
-        self._show_encoded()
-        return True
+    def show_refusal(self, line: str) -> None:
+        """A file the model cannot take: one line here; the image shown (the state's) stays."""
+        self.encode_message.setText(line)
+        self.encode_message.show()
 
     # -- redrawing --------------------------------------------------------------------------------------------
     def _on_model_changed(self) -> None:
-        self.ends, self.path, self.encoded, self.result = [], None, None, None
+        self.ends, self.path, self.result = [], None, None
         self.encode_message.hide()
-        self.encoded_input.set_image(None)
-        self.encoded_recon.set_image(None)
-        self.encoded_caption.setText("")
-        self.encoded_changed.emit(None)
         self.refresh()
 
     def _on_history_grew(self) -> None:
         if len(self.state.history.epochs) != self._epochs_seen:  # a new epoch: new KL per dimension
+            self._redecode()
+
+    def _redecode(self) -> None:
+        """Newer weights or a new epoch: decode again now if the page is on show, else when it next is. The path
+        on the latent plot does not depend on them, so a hidden page sends nothing."""
+        if self.isVisible():
             self.refresh()
+        else:
+            self._dirty = True
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
@@ -209,9 +203,8 @@ class InsidePanel(QWidget):
         model = self.state.model()
         self._draw_traversal(model)
         self._draw_path(model)
-        if self.encoded is not None and model is not None:
-            self.encoded = encode_array(model, self.encoded.x, self.encoded.path, self.state.generation_label())
-            self._show_encoded()
+        if (e := self.state.encoded) is not None and model is not None:
+            self.state.update_encoded(encode_array(model, e.x, e.path, self.state.generation_label()))
         self._update_buttons()
 
     def _update_path_signal(self) -> None:
@@ -265,8 +258,17 @@ class InsidePanel(QWidget):
         a, b = (", ".join(f"{v:+.2f}" for v in e[:4]) for e in self.ends)
         self.interp_caption.setText(f"{method}: ({a}) → ({b}), {len(z)} steps")
 
-    def _show_encoded(self) -> None:
-        e = self.encoded
+    def _on_encoded_changed(self, e) -> None:
+        self.encode_message.hide()  # a refusal line belongs to the image before
+        self._show_encoded(e)
+
+    def _show_encoded(self, e) -> None:
+        """The state's encoded image (None: gone, with the model or the dataset it was read for)."""
+        if e is None:
+            self.encoded_input.set_image(None)
+            self.encoded_recon.set_image(None)
+            self.encoded_caption.setText("")
+            return
         self.encoded_input.set_image(as_float01(e.x[0]))
         self.encoded_recon.set_image(e.reconstruction)
         sd = np.exp(0.5 * e.log_var)
@@ -275,7 +277,6 @@ class InsidePanel(QWidget):
         self.encoded_caption.setText(
             f"{Path(e.path).name} (left, as the model takes it) → reconstruction (right) · q(z|x): mean ({mu}), s.d. ({sds})"
         )
-        self.encoded_changed.emit((e.mu, e.log_var))
 
     def _update_buttons(self) -> None:
         for b in (self.trav_png, self.trav_gif):

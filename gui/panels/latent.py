@@ -1,14 +1,16 @@
-"""Latent space: posterior means μ(x) of a fixed test subset, one ScatterPlotItem per class (one brush each).
+"""Latent space: posterior means μ(x) of a fixed test subset, one PointCloud item per class (gui/point_cloud.py).
 
 For d > 2 the points are shown in the plane of their first two principal components (engine.projection), and a
 click maps back through that plane from the mean. A left click or drag emits ``latent_clicked(x, y)`` in plot
 coordinates; the marker shows the state's picked latent point (``StudioState.picked``) wherever the plane puts it.
 The wheel zooms, middle- or Shift-drag pans, right-drag zooms per axis.
 
-Snapshots arrive about once a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S``, plots at most
-``MAX_POINTS`` points (DESIGN.md: a 10k-point scatter repaint costs ~55 ms here), and of those only what can be
-seen: points outside the view are left out, and of a class's points that fall on the same screen pixel one is
-drawn (``visible_points``). The items are made once per dataset and only their data changes."""
+Snapshots arrive about twice a second; ``refresh()`` redraws at most every ``MIN_INTERVAL_S`` and only while the
+panel is on show, plots at most ``MAX_POINTS`` points, and of those only what can be seen: points outside the view
+are left out, and of a class's points that fall on the same screen pixel one is drawn (``visible_points``). The
+items are made once per dataset and only their data changes; the axes and grid repaint only when the view moves.
+One redraw of a 10,000-point snapshot costs the GUI thread ~2 ms to place and ~2 ms to paint here
+(benchmarks/scatter_redraw.py)."""
 
 from __future__ import annotations
 
@@ -18,21 +20,20 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QGraphicsItem, QGroupBox, QLabel, QVBoxLayout
 
 from engine.messages import LatentSnapshot
 from engine.projection import PCAPlane, latent_to_plane, plane_to_latent, sigma_ellipse
 from gui import style
+from gui.point_cloud import PointCloud
+from gui.scatter_subset import class_capped, visible_points
+from gui.state import StudioState
 from gui.view_range import needs_refit, padded
 
-MAX_POINTS = 5000
+MAX_POINTS = 5000  # of a snapshot's points, the most placed on the plot (every class keeps its share)
 EMPTY_TITLE = "Posterior means μ(x) of test images"  # the title with points is shorter: it must fit 240 px
 FADED = 0.12  # opacity of the other classes' points while a conditional model's class is chosen
-MIN_INTERVAL_S = 0.45  # at most ~2 scatter redraws a second (a 2k-point redraw is ~12 ms of the GUI thread here)
-
-
-def _pass_click(ev) -> None:
-    ev.ignore()  # let the ViewBox underneath take it
+MIN_INTERVAL_S = 0.45  # at most ~2 scatter redraws a second, one per snapshot
 
 
 def _html(text: str) -> str:
@@ -80,7 +81,7 @@ class LatentPanel(QGroupBox):
     path_end_clicked = Signal(object)  # Shift+click: the latent point (d,) of an interpolation's end
     view_changed = Signal()  # the visible window moved (zoom, pan, auto-range)
 
-    def __init__(self, state=None, parent=None):
+    def __init__(self, state: StudioState, parent=None):
         super().__init__("Latent space", parent)
         self.setObjectName("latentPanel")
         lay = QVBoxLayout(self)
@@ -96,6 +97,9 @@ class LatentPanel(QGroupBox):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for ax in ("bottom", "left"):
             self.plot.getAxis(ax).setTickFont(style.axis_font())
+            # Axes, ticks and grid are painted from a cached pixmap unless the view moved: otherwise they took
+            # two thirds of each scatter redraw's paint.
+            self.plot.getAxis(ax).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         style.plain_axes(self.plot)
         self.plot.setTitle(EMPTY_TITLE, size="10pt", color=style.PLOT_FG)
         self._titles: tuple[str, ...] = ()  # the scatter's title, longest form first (_fit_title)
@@ -113,22 +117,21 @@ class LatentPanel(QGroupBox):
         self.legend.setObjectName("latentLegend")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.marker_halo = pg.ScatterPlotItem(symbol="+", size=20, pen=pg.mkPen("w", width=6), brush=None)
-        self.marker = pg.ScatterPlotItem(symbol="+", size=18, pen=pg.mkPen(style.MARKER, width=2.5), brush=None)
+        self.marker_halo = PointCloud(symbol="+", size=20, pen=pg.mkPen("w", width=6))
+        self.marker = PointCloud(symbol="+", size=18, pen=pg.mkPen(style.MARKER, width=2.5))
         for m in (self.marker_halo, self.marker):
-            m.mouseClickEvent = _pass_click
             m.setZValue(10)
             self.plot.addItem(m, ignoreBounds=True)
         # what other views put on the plane, kept in latent coordinates and projected at each redraw
         self.path_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2, style=Qt.PenStyle.DashLine))
-        self.path_ends = pg.ScatterPlotItem(symbol="o", size=10, pen=pg.mkPen("w", width=1.5), brush=style.MARKER)
+        self.path_ends = PointCloud(symbol="o", size=10, pen=pg.mkPen("w", width=1.5), brush=style.MARKER)
         self.ellipse_item = pg.PlotDataItem(pen=pg.mkPen(style.MARKER, width=2))
         for item in (self.path_item, self.path_ends, self.ellipse_item):
             item.setZValue(9)
             self.plot.addItem(item, ignoreBounds=True)
-        self.path_ends.mouseClickEvent = _pass_click
         self.path_z: np.ndarray | None = None  # (n, d) the interpolation path shown
         self.ellipse_q: tuple[np.ndarray, np.ndarray] | None = None  # (μ, log σ²) of an encoded image's q(z|x)
+        self._overlays = (False, False)  # whether the path and the ellipse items hold anything
         self.hint = QLabel("Click/drag: decode · Shift+click: path ends · wheel: zoom · Shift-drag: pan · “A”: fit")
         self.hint.setToolTip(
             "Click or drag to decode a point; a click on a test example also selects it for the "
@@ -142,13 +145,14 @@ class LatentPanel(QGroupBox):
         lay.addWidget(self.legend)
         lay.addWidget(self.hint)
 
-        self.items: list[pg.ScatterPlotItem] = []
+        self.items: list[PointCloud] = []
         self.class_names: tuple[str, ...] = ()
         self.plane: PCAPlane | None = None
         self.latent_dim: int | None = None
         self.snapshot: LatentSnapshot | None = None  # newest received
         self.shown: LatentSnapshot | None = None  # newest drawn
-        self.points: np.ndarray = np.zeros((0, 2))  # plane coordinates of the drawn points
+        self.points: np.ndarray = np.zeros((0, 2))  # plane coordinates of the points placed on the plot
+        self.examples: np.ndarray = np.zeros(0, np.int64)  # their positions in the test split
         self.marker_pos: tuple[float, float] | None = None
         self._last_draw = 0.0
         self.vb.picked.connect(self._on_picked)
@@ -161,13 +165,12 @@ class LatentPanel(QGroupBox):
         self._fitting = False
         self.vb.disableAutoRange()
         self.vb.sigStateChanged.connect(self._on_vb_state)
-        if state is not None:  # a gui.state.StudioState: the dataset's classes, the model's dimension, the scatter
-            self.state = state
-            state.dataset_changed.connect(self._on_dataset_changed)
-            state.model_changed.connect(self._on_model_changed)
-            state.latent_changed.connect(self._on_latent_changed)
-            state.label_changed.connect(lambda _c: self.highlight_class())
-            state.picked_changed.connect(lambda _z: self._place_marker())
+        self.state = state  # the dataset's classes, the model's dimension, the scatter, the picked point
+        state.dataset_changed.connect(self._on_dataset_changed)
+        state.model_changed.connect(self._on_model_changed)
+        state.latent_changed.connect(self._on_latent_changed)
+        state.label_changed.connect(lambda _c: self.highlight_class())
+        state.picked_changed.connect(lambda _z: self._place_marker())
 
     def _on_dataset_changed(self, ds) -> None:
         self.set_classes(ds.class_names or tuple(str(i) for i in range(ds.n_classes)), ds.y_test is not None)
@@ -182,7 +185,7 @@ class LatentPanel(QGroupBox):
         """A conditional model: the chosen class's points in front and in full colour, the others faint (their
         codes were inferred with their own labels, so they show where q(z|x, y) puts that class). Otherwise every
         class alike."""
-        label = self.state.generation_label() if getattr(self, "state", None) is not None else None
+        label = self.state.generation_label()
         for i, it in enumerate(self.items):
             chosen = label is None or len(self.items) == 1 or i == label
             it.setOpacity(1.0 if chosen else FADED)
@@ -217,8 +220,7 @@ class LatentPanel(QGroupBox):
             c = style.class_color(i)
             fill = QColor(c)
             fill.setAlpha(190)
-            it = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(fill), symbol="o", pxMode=True, useCache=True)
-            it.mouseClickEvent = _pass_click  # a click on a point decodes it like anywhere else
+            it = PointCloud(size=5, brush=fill)  # no mouse handlers: a click on a point decodes like anywhere else
             self.plot.addItem(it)
             self.items.append(it)
         self.highlight_class()
@@ -271,6 +273,7 @@ class LatentPanel(QGroupBox):
         self.follow = True
         self.plane = None
         self.points = np.zeros((0, 2))
+        self.examples = np.zeros(0, np.int64)
         for it in self.items:
             it.setData(x=np.zeros(0), y=np.zeros(0))
         self.set_marker(None)
@@ -279,9 +282,10 @@ class LatentPanel(QGroupBox):
         self.snapshot = snap
 
     def refresh(self, force: bool = False) -> bool:
-        """Draw the newest snapshot if it is new and the last draw is old enough. True when it drew."""
+        """Draw the newest snapshot if it is new and the last draw is old enough. True when it drew. A hidden panel
+        (another page on show) draws nothing until it is shown again, unless forced."""
         snap = self.snapshot
-        if snap is None or snap is self.shown:
+        if snap is None or snap is self.shown or not (force or self.isVisible()):
             return False
         now = time.monotonic()
         if not force and now - self._last_draw < MIN_INTERVAL_S:
@@ -291,8 +295,10 @@ class LatentPanel(QGroupBox):
         return True
 
     def _draw(self, snap: LatentSnapshot) -> None:
-        means = snap.means[:MAX_POINTS]
-        labels = None if snap.labels is None else snap.labels[:MAX_POINTS]
+        keep = class_capped(snap.labels, len(snap.means), MAX_POINTS)
+        means = snap.means[keep]
+        labels = None if snap.labels is None else snap.labels[keep]
+        self.examples = snap.indices[keep]
         d = means.shape[1]
         self.plane = PCAPlane.fit(means, like=self.plane)  # signs follow the previous snapshot's plane
         xy = self.plane.to_plane(means)  # (n, 2)
@@ -361,32 +367,40 @@ class LatentPanel(QGroupBox):
         return float(x), float(y)
 
     def show_path(self, z: np.ndarray | None) -> None:
-        """Draw an interpolation path (n, d) on the plane (None: remove it)."""
-        self.path_z = None if z is None else np.asarray(z, np.float32)
+        """Draw an interpolation path (n, d) on the plane (None: remove it). The same path again draws nothing."""
+        z = None if z is None else np.asarray(z, np.float32)
+        if _same(z, self.path_z):
+            return
+        self.path_z = z
         self._place_overlays()
 
     def show_ellipse(self, q: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Draw q(z|x) = N(μ, diag σ²) of an encoded image as its 1σ ellipse on the plane (None: remove it)."""
+        if q is None and self.ellipse_q is None:
+            return
         self.ellipse_q = q
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        if self.path_z is None or not len(self.path_z):
-            self.path_item.setData(x=[], y=[])
-            self.path_ends.setData(x=[], y=[])
-        else:
+        """Project the path and the ellipse onto the current plane; an overlay that is and stays empty is left
+        alone (clearing an item repaints the whole plot)."""
+        if self.path_z is not None and len(self.path_z):
             xy = latent_to_plane(self.plane, self.path_z)
             self.path_item.setData(x=xy[:, 0], y=xy[:, 1])
             self.path_ends.setData(x=xy[[0, -1], 0], y=xy[[0, -1], 1])
-        if self.ellipse_q is None:
-            self.ellipse_item.setData(x=[], y=[])
-        else:
+        elif self._overlays[0]:
+            self.path_item.setData(x=[], y=[])
+            self.path_ends.setData(x=[], y=[])
+        if self.ellipse_q is not None:
             xy = sigma_ellipse(self.plane, *self.ellipse_q)
             self.ellipse_item.setData(x=xy[:, 0], y=xy[:, 1])
+        elif self._overlays[1]:
+            self.ellipse_item.setData(x=[], y=[])
+        self._overlays = (self.path_z is not None and len(self.path_z) > 0, self.ellipse_q is not None)
 
     def _place_marker(self) -> None:
         self._place_overlays()
-        z = self.state.picked if getattr(self, "state", None) is not None else None
+        z = self.state.picked
         if z is None:
             self.set_marker(None)
         elif self.marker_pos is None or not np.array_equal(self.to_latent(*self.marker_pos), z):
@@ -419,6 +433,15 @@ class LatentPanel(QGroupBox):
         self.set_marker((x, y))
         self.latent_clicked.emit(x, y)
 
+    def example_at(self, x: float, y: float, radius_px: float = 6.0) -> int | None:
+        """The test-set index of the point placed within ``radius_px`` screen pixels of (x, y), if any."""
+        if self.shown is None or not len(self.points):
+            return None
+        pw, ph = self.vb.viewPixelSize()  # plot units per pixel
+        d2 = ((self.points[:, 0] - x) / max(pw, 1e-12)) ** 2 + ((self.points[:, 1] - y) / max(ph, 1e-12)) ** 2
+        k = int(np.argmin(d2))
+        return int(self.examples[k]) if d2[k] <= radius_px**2 else None
+
     def view_rect(self) -> tuple[float, float, float, float]:
         """(x0, x1, y0, y1) of the visible window, in plot coordinates."""
         (x0, x1), (y0, y1) = self.vb.viewRange()
@@ -429,13 +452,5 @@ class LatentPanel(QGroupBox):
         return self.vb.mapViewToScene(pg.Point(x, y))
 
 
-def visible_points(xy: np.ndarray, view: tuple[float, float, float, float], pixel: tuple[float, float]) -> np.ndarray:
-    """Indices of the points of one class worth drawing: inside the view (x0, x1, y0, y1), and one per screen
-    pixel (``pixel``: a pixel's size in plot units), the first, since a same-coloured point on the same pixel
-    cannot be seen."""
-    x0, x1, y0, y1 = view
-    inside = np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
-    pw, ph = (max(float(v), 1e-12) for v in pixel)
-    cells = np.floor((xy[inside] - (x0, y0)) / (pw, ph)).astype(np.int64)  # (n, 2) pixel of each point
-    _, first = np.unique(cells[:, 0] * (2**31) + cells[:, 1], return_index=True)
-    return inside[np.sort(first)]
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))

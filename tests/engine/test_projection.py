@@ -51,3 +51,14 @@ def test_sigma_ellipse_is_q_ellipse_in_2d_and_the_projected_covariance_on_a_plan
     pts = sigma_ellipse(plane, mu4, lv4, k=2.0) - plane.to_plane(mu4[None])
     cov = plane.components @ np.diag(np.exp(lv4)) @ plane.components.T
     np.testing.assert_allclose(np.einsum("ni,ij,nj->n", pts, np.linalg.inv(cov), pts), 4.0, atol=1e-9)
+
+
+def test_plane_is_the_two_largest_principal_axes_with_their_variance_shares():
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))  # a random rotation: the true axes are its columns
+    sd = np.array([3.0, 2.0, 1.0, 0.5, 0.25])
+    z = (rng.normal(size=(20_000, 5)) * sd) @ q.T + 4.0
+    plane = PCAPlane.fit(z)
+    np.testing.assert_allclose(np.abs(plane.components @ q[:, :2]), np.eye(2), atol=0.02)
+    np.testing.assert_allclose(plane.explained, sd[:2] ** 2 / np.sum(sd**2), atol=0.01)
+    np.testing.assert_allclose(plane.mean, z.mean(0))

@@ -27,7 +27,7 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     kinds, steps = [], []
     w.session.compiled.connect(kinds.append)
     w.session.metrics.connect(lambda c: steps.append(c.steps))
-    w.act_start.trigger()
+    w.actions.start.trigger()
     qtbot.waitUntil(lambda: w.status.step_label.text() == "eager · compiling…", timeout=20_000)
     qtbot.waitUntil(lambda: sum(map(len, steps)) >= 30, timeout=60_000)  # training goes on while compiling
     assert not gate.is_set() and [k.state for k in kinds] == ["compiling"]
@@ -37,7 +37,7 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     assert kinds[-1].state == "compiled" and f"from step {switched:,}" in kinds[-1].text
     assert "compiled step from step" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: sum(map(len, steps)) >= switched + 30, timeout=60_000)  # and trains on, compiled
-    w.act_stop.trigger()
+    w.actions.stop.trigger()
     wait_finished(qtbot, w)
     done = np.concatenate(steps)
     np.testing.assert_array_equal(done, np.arange(len(done)))  # every step once, in order, across the switch

@@ -8,7 +8,10 @@ import pytest
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
-from engine.data.dataset import Dataset
+from PIL import Image
+
+from engine.data.dataset import Dataset, as_float01
+from engine.posterior import posterior_grid
 from engine.snapshot import SnapshotModel, every_class, prior_samples
 from gui.panels.latent import FADED
 
@@ -33,14 +36,14 @@ def choose_class(qtbot, w, label: int) -> None:
 
 
 @pytest.mark.slow
-def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_window, tiny):
+def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_window, tiny, tmp_path):
     w = make_window(train=SMALL_TRAIN.replace(epochs=3))
     assert not w.generated.class_row.isVisible()  # no conditional model yet
     tick_conditional(qtbot, w)
     train_to_end(qtbot, w)
     cfg = w.state.model_config
     assert cfg.n_classes == tiny.n_classes == 3
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     assert model.n_classes == 3
 
     combo = w.generated.class_combo
@@ -101,6 +104,18 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     assert sorted(r.indices.tolist()) == [3, 10] and np.all(np.isfinite(r.log_px_quadrature))
     assert np.all(r.optimised_elbo >= r.encoder_elbo)
 
+    # an image of the user's is encoded for the chosen class, and its posterior on this tab is given that class
+    mine = tmp_path / "mine.png"
+    Image.fromarray(np.round(w.state.test_image(5)[0] * 255).astype(np.uint8), "L").save(mine)
+    w.ask_open_path = lambda title, kinds: str(mine)
+    w.actions.encode_image.trigger()
+    qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index is None, timeout=20_000)
+    e = w.state.encoded
+    assert e.label == w.state.label == 0 and "mine.png" in w.inference.title.text()
+    assert f"p(z | x, y = {w.state.class_name(0)})" in w.inference.title.text()
+    expected = posterior_grid(model.model.given(0), as_float01(e.x[0]), w.inference.view.grid.grid_size)
+    np.testing.assert_allclose(w.inference.view.grid.log_px, expected.log_px, atol=1e-9)
+
 
 @pytest.mark.slow
 def test_conditional_checkpoint_and_a_second_unconditional_run(qtbot, make_window, tmp_path):
@@ -126,14 +141,14 @@ def test_conditional_checkpoint_and_a_second_unconditional_run(qtbot, make_windo
     # loading the conditional checkpoint brings it all back, settings included
     w.ask_open_path = lambda *a: path
     w.checkpoints.load_dialog()
-    qtbot.waitUntil(lambda: w.loaded_checkpoint is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.checkpoint is not None, timeout=10_000)
     assert w.state.model_config.n_classes == 3
     assert w.settings_panel.widgets["conditional"].isChecked()
     assert w.generated.class_row.isVisible() and w.generated.class_combo.count() == 3
     qtbot.waitUntil(lambda: w.latent.shown is not None, timeout=5000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     np.testing.assert_array_equal(w.generated.image, model.decode(w.state.picked[None], 0)[0])
     assert w.generated.every_class_image is not None
 
@@ -160,7 +175,7 @@ def test_a_conditional_model_refuses_a_dataset_without_labels(qtbot, make_window
     w.ask_close_model = lambda described, name: asked.append(name) or "discard"
     w.set_dataset(Dataset("no labels", "test", tiny.x_train, tiny.x_test))
     assert asked == ["no labels"]
-    assert w.state.model_config is None and w.current_decoder is None
+    assert w.state.model_config is None and w.state.snapshot is None
     wait_finished(qtbot, w)
 
 
@@ -190,7 +205,7 @@ def test_many_classes_show_the_block_holding_the_chosen_one(qtbot, make_window):
     assert w.generated.every_caption.text() == "Same z, classes 0–19 of 25"
     w.state.set_label(22)
     assert w.generated.every_caption.text() == "Same z, classes 20–24 of 25"
-    model = SnapshotModel(w.current_decoder)
+    model = SnapshotModel(w.state.snapshot)
     want = every_class(model, w.state.picked, range(20, 25))
     np.testing.assert_allclose(w.generated.every_class_image[:, :12, :12], want[0], atol=1e-6)
     view = w.generated.every_view
@@ -222,14 +237,14 @@ def test_a_conditional_checkpoint_opened_over_unlabelled_data_says_why_and_still
     bare = make_window(dataset=Dataset("no labels", "test", tiny.x_train, tiny.x_test))
     bare.ask_open_path = lambda *a: path
     bare.checkpoints.load_dialog()
-    qtbot.waitUntil(lambda: bare.loaded_checkpoint is not None, timeout=10_000)
-    assert bare.state.model_config.n_classes == 3 and bare.current_latent is None  # nothing encoded without labels
+    qtbot.waitUntil(lambda: bare.state.checkpoint is not None, timeout=10_000)
+    assert bare.state.model_config.n_classes == 3 and bare.state.latent is None  # nothing encoded without labels
     bare.gallery.tabs.setCurrentIndex(1)
     qtbot.waitUntil(lambda: not bare.gallery.dirty["recon"], timeout=5000)
     assert "no labels" in bare.gallery.pages["recon"].caption.text()
     bare.inference.show_example(0)
     assert "no labels" in bare.inference.status.text()
     click_latent(qtbot, bare, 0.0, 0.0)
-    model = SnapshotModel(bare.current_decoder)
+    model = SnapshotModel(bare.state.snapshot)
     np.testing.assert_array_equal(bare.generated.image, model.decode(bare.state.picked[None], 0)[0])
     assert not bare.errors  # (an exception while drawing fails the test by itself: pytest-qt)

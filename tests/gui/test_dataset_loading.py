@@ -40,11 +40,11 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     assert 0 <= panel.busy.value() < 300  # a determinate bar, part way
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.loader.busy(), timeout=10_000)
-    assert w.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
+    assert w.state.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
     assert not panel.busy.isVisibleTo(panel) and not panel.cancel_button.isVisibleTo(panel)
     assert "cancelled" in w.statusBar().currentMessage() and w.errors == []
-    assert w.act_start.isEnabled()
-    assert w.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.recent_menu.actions())
+    assert w.actions.start.isEnabled()
+    assert w.ui.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.ui.recent_menu.actions())
 
 
 @pytest.mark.slow
@@ -55,14 +55,14 @@ def test_a_mixed_size_folder_loads_with_the_chosen_size_and_says_what_was_done(
     w = make_window()
     panel = w.dataset_panel
     w.open_dataset(str(folder))
-    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(folder), timeout=10_000)
-    assert w.dataset.image_shape == (3, 20, 24)  # the most common size (ties: the first seen)
+    qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(folder), timeout=10_000)
+    assert w.state.dataset.image_shape == (3, 20, 24)  # the most common size (ties: the first seen)
     assert "30 images of 3 sizes → 20×24 RGB" in panel.summary.text()
     panel.resolution_box.setCurrentIndex(panel.resolution_box.findData(32))  # reloads the folder at 32×32
-    qtbot.waitUntil(lambda: w.dataset.image_shape == (3, 32, 32), timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.dataset.image_shape == (3, 32, 32), timeout=10_000)
     assert "→ 32×32 RGB" in panel.summary.text() and w.errors == []
     panel.colour_box.setCurrentIndex(panel.colour_box.findData(1))
-    qtbot.waitUntil(lambda: w.dataset.image_shape == (1, 32, 32), timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.dataset.image_shape == (1, 32, 32), timeout=10_000)
     s = QSettings(settings_file, QSettings.Format.IniFormat)
     assert (s.value("data/resolution", type=int), s.value("data/channels", type=int)) == (32, 1)
     w2 = make_window(settings=s)
@@ -80,8 +80,8 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
     w = make_window(configure=False)
     w.dataset_panel.set_load_options(28, None)
     w.open_dataset(str(folder))
-    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(folder), timeout=10_000)
-    assert w.dataset.image_shape == (3, 28, 28) and w.dataset.x_train.dtype == np.uint8
+    qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(folder), timeout=10_000)
+    assert w.state.dataset.image_shape == (3, 28, 28) and w.state.dataset.x_train.dtype == np.uint8
     preview = w.dataset_panel.preview.array
     assert preview is not None and preview.max() <= 1.0 and preview.dtype == np.float32  # floats in [0, 1]
     w.settings_panel.set_configs(
@@ -96,7 +96,7 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
             snapshot_interval_s=0.2,
         ),
     )
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     assert w.errors == [] and w.state.status == "finished"
     w.gallery.tabs.setCurrentIndex(1)  # reconstructions: test images (stored uint8) beside the model's output
@@ -105,4 +105,4 @@ def test_a_conv_run_on_a_uint8_colour_folder_draws_every_view(qtbot, make_window
     assert tiles.shape[0] == 3 and 0.0 <= tiles.min() and tiles.max() <= 1.0
     w.inference.show_example(0)  # the true posterior of a stored-uint8 test image
     qtbot.waitUntil(lambda: w.inference.view is not None and not w.inference.running_workers(), timeout=60_000)
-    assert w.dataset.x_test.dtype == np.uint8 and w.inference.view.index == 0 and w.errors == []
+    assert w.state.dataset.x_test.dtype == np.uint8 and w.inference.view.index == 0 and w.errors == []

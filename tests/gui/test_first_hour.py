@@ -32,7 +32,7 @@ def type_into(qtbot, w, key: str, text: str) -> None:
 def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_weights(qtbot, make_window):
     # lr 10 diverges within ten steps on this data, before the first refresh of the last good weights
     w = make_window(train=SMALL_TRAIN.replace(lr=10.0, epochs=5))
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "diverged", timeout=20_000)
     title, text = w.errors[-1]
     assert title == "Training diverged" and "learning rate (now 10)" in text and "Settings" in text
@@ -44,7 +44,7 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
     assert good is not None and all(np.isfinite(v).all() for v in good.weights.values())
     type_into(qtbot, w, "lr", "0.002")
     assert w.settings_panel.train_config().lr == 0.002
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     try:
         wait_finished(qtbot, w, timeout=60_000)
     except Exception:
@@ -73,13 +73,13 @@ def test_a_diverged_run_takes_a_lower_learning_rate_and_goes_on_from_the_good_we
 def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, make_window, tmp_path):
     # snapshots every 100 s: without the one sent on Pause and Stop, the views would stay at the first steps
     w = make_window(train=LONG.replace(snapshot_interval_s=100.0))
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
     qtbot.waitUntil(lambda: w.session.run is not None and w.session.run.step > 40, timeout=20_000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, (x0 + x1) / 2, (y0 + y1) / 2)
     qtbot.waitUntil(lambda: w.state.picked is not None and w.generated.image is not None, timeout=5000)
-    for button, state in ((w.pause_button, "paused"), (w.stop_button, "stopped")):
+    for button, state in ((w.ui.pause_button, "paused"), (w.ui.stop_button, "stopped")):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda s=state: w.state.status == s, timeout=10_000)
         step = w.session.run.step
@@ -94,7 +94,7 @@ def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, ma
     wait_finished(qtbot, w)
     path = str(tmp_path / "stopped.pt")
     w.ask_save_path = lambda *a: path
-    w.act_save_ckpt.trigger()
+    w.actions.save_checkpoint.trigger()
     assert load_checkpoint(path).step == w.state.snapshot.step == w.state.latent.step
 
 
@@ -103,7 +103,7 @@ def test_placeholders_follow_the_run_status(qtbot, make_window):
     w = make_window(train=LONG)
     assert "Press Start" in w.curves.caption.text()
     assert "press Start" in w.gallery.pages["manifold"].view.placeholder
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     seen, manifold = set(), []
     while w.session.run is None or w.session.run.step < 60:  # the run's first seconds
         seen.add(w.curves.caption.text())
@@ -114,12 +114,12 @@ def test_placeholders_follow_the_run_status(qtbot, make_window):
     assert not any("press start" in t.lower() for t in seen), seen
     assert any(t.startswith(("Training", "Starting")) for t in seen), seen
     assert not any(c.endswith("step 0") for c in manifold), set(manifold)  # never the untrained grey noise
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=10_000)
     assert w.curves.caption.text().startswith("Paused") or "Epoch" in w.curves.caption.text()
     qtbot.waitUntil(lambda: w.gallery.images["manifold"] is not None, timeout=10_000)
     assert not w.gallery.pages["manifold"].caption.text().endswith("step 0")
-    qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.stop_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
 
 
@@ -128,10 +128,10 @@ def test_an_image_folder_with_a_metadata_csv_opens_as_images(qtbot, make_window,
     w = make_window()
     root = image_folder_with_metadata(tmp_path / "shapes", per_class=10)
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(root)))
-    w.act_open.trigger()
-    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(root), timeout=20_000)
+    w.actions.open.trigger()
+    qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(root), timeout=20_000)
     assert w.errors == []
-    assert list(w.dataset.class_names) == ["circle", "square"]
+    assert list(w.state.dataset.class_names) == ["circle", "square"]
     assert "metadata.csv" in w.statusBar().currentMessage() and "not read" in w.statusBar().currentMessage()
 
 
@@ -141,24 +141,24 @@ def test_a_checkpoint_of_another_dataset_names_the_dataset_not_the_settings(qtbo
     train_to_end(qtbot, w)
     path = str(tmp_path / "tiny.pt")
     w.ask_save_path = lambda *a: path
-    w.act_save_ckpt.trigger()
+    w.actions.save_checkpoint.trigger()
     other = make_tiny(seed=9)  # the same image size and classes, other images
     w2 = make_window(
         dataset=other, configure=False, settings=QSettings(str(tmp_path / "o.ini"), QSettings.Format.IniFormat)
     )
     w2.ask_open_path = lambda *a: path
-    w2.act_load_ckpt.trigger()
-    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
+    w2.actions.load_checkpoint.trigger()
+    qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     # right after loading, no grid says "press Start or load a checkpoint"
     assert not any("press Start" in p.view.placeholder for p in w2.gallery.pages.values())
     w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=5))
-    qtbot.mouseClick(w2.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w2.ui.start_button, Qt.MouseButton.LeftButton)
     _, why = w2.start_asks[-1]
-    assert "another dataset" in why and w.dataset.name in why and "settings" not in why, why
+    assert "another dataset" in why and w.state.dataset.name in why and "settings" not in why, why
     wait_finished(qtbot, w2)
     # the settings that really differ are named
     ck = load_checkpoint(path)
-    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.dataset)
+    text = w2.training.why_not_continue(ck, ck.model_config.replace(latent_dim=5), ck.train_config, w.state.dataset)
     assert "Latent dimension 2 in the checkpoint, 5 here" in text, text
 
 
@@ -167,7 +167,7 @@ def test_a_text_file_loaded_as_a_checkpoint_is_not_an_elbo_studio_checkpoint(qtb
     notes = tmp_path / "notes.txt"
     notes.write_text("hello, these are my notes\n")
     w.ask_open_path = lambda *a: str(notes)
-    w.act_load_ckpt.trigger()
+    w.actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert "'notes.txt': not an ELBO Studio checkpoint" in w.errors[-1][1], w.errors
 
@@ -189,7 +189,7 @@ def test_out_of_range_settings_are_shown_as_typed_and_refused_not_clamped(qtbot,
         assert typed.replace("1e9", "1e+09").replace("999999", "999,999") in panel.problem.text()
         assert "border" in box.styleSheet()
         assert (panel.train_config(), panel.model_config((1, 12, 12))) == before  # nothing silently changed
-        qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
         assert w.session.run is None and panel.problem.text().startswith(f"Cannot start: {words}")
         assert range_text(key) in box.toolTip()  # the same table as the CLI and the README
         type_into(qtbot, w, key, {"latent_dim": "3", "lr": "0.002", "batch_size": "32"}[key])
@@ -262,12 +262,12 @@ def test_the_settings_column_folds_away_for_the_plots(qtbot, make_window):
     w.resize(1024, 700)
     qtbot.waitUntil(lambda: w.width() == 1024, timeout=5000)
     before = w.latent.plot_widget.width()
-    w.act_sidebar.trigger()
-    qtbot.waitUntil(lambda: not w.sidebar.isVisible(), timeout=2000)
+    w.actions.sidebar.trigger()
+    qtbot.waitUntil(lambda: not w.ui.sidebar.isVisible(), timeout=2000)
     qtbot.waitUntil(lambda: w.latent.plot_widget.width() > before + 100, timeout=2000)
     assert w.settings.value("ui/sidebar") in (False, "false")
-    w.act_sidebar.trigger()
-    qtbot.waitUntil(lambda: w.sidebar.isVisible(), timeout=2000)
+    w.actions.sidebar.trigger()
+    qtbot.waitUntil(lambda: w.ui.sidebar.isVisible(), timeout=2000)
 
 
 # ------------------------------------------------------------------------------------------------ 10. smaller
@@ -336,3 +336,22 @@ def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_chec
     assert panel.train_config().beta == CONDITIONAL_BETA and panel.note.isVisibleTo(panel)
     panel.set_configs(None, panel.train_config().replace(beta=1.0))  # a checkpoint's own β
     assert not panel.note.isVisibleTo(panel)  # the note speaks of the β on show only
+
+
+def test_no_two_actions_share_a_shortcut_and_the_lazy_pages_build_when_opened(qtbot, make_window):
+    """A key bound twice does nothing in Qt (an ambiguous shortcut); the VI explorer and the 2-D Lab are built when
+    their tab is first shown."""
+    from PySide6.QtGui import QAction
+
+    w = make_window()
+    seen: dict[str, str] = {}
+    for a in w.findChildren(QAction):
+        for key in a.shortcuts():
+            text = key.toString()
+            assert text not in seen, f"{text}: {seen.get(text)} and {a.objectName()}"
+            seen[text] = a.objectName()
+    assert "Ctrl+I" in seen and "Ctrl+E" in seen
+    assert not w.explorer_page.is_built and not w.lab2d_page.is_built
+    w.ui.tabs.setCurrentWidget(w.explorer_page)
+    qtbot.waitUntil(lambda: w.explorer_page.is_built and w.explorer.isVisible())
+    assert not w.lab2d_page.is_built

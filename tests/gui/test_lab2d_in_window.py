@@ -163,7 +163,7 @@ def test_drawing_while_training_feeds_the_models_and_d1_draws_a_curve(make_windo
     assert np.isnan(x).sum() == 1  # d = 1: one curve μθ(z)
     assert lab.latent.vb.state["aspectLocked"] is False and len(lab.latent.prior.getData()[0]) == 200
     # another tab on show: the models keep training, the hidden views wait; shown again, they catch up
-    w.tabs.setCurrentIndex(0)
+    w.ui.tabs.setCurrentIndex(0)
     qtbot.waitUntil(lambda: not lab.isVisible())
     drawn, tick = lab.redraws, lab.frame.tick
     qtbot.waitUntil(lambda: lab.frame.tick >= tick + 3, timeout=30_000)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine.messages import LatentSnapshot
 from gui.panels.latent import LatentPanel
+from gui.state import StudioState
 
 
 def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
@@ -22,7 +23,7 @@ def snap(step: int, means: np.ndarray, classes: int = 3) -> LatentSnapshot:
 
 @pytest.fixture
 def panel(qtbot):
-    p = LatentPanel()
+    p = LatentPanel(StudioState())
     qtbot.addWidget(p)
     p.set_classes(("a", "b", "c"), labelled=True)
     p.resize(600, 500)
@@ -141,7 +142,7 @@ def test_pca_view_keeps_its_axes_and_fits_a_narrow_panel(panel, qtbot):
 
 
 def test_only_visible_points_are_drawn_one_per_pixel():
-    from gui.panels.latent import visible_points
+    from gui.scatter_subset import visible_points
 
     xy = np.array([[0.5, 0.5], [0.52, 0.51], [0.5, 0.9], [2.0, 0.5], [-0.1, 0.2], [0.9, 0.1]])
     # a view of [0, 1] × [0, 1] at 0.1 plot units a pixel: the second point shares the first's pixel, the
@@ -150,3 +151,28 @@ def test_only_visible_points_are_drawn_one_per_pixel():
     # finer pixels tell the first two apart
     np.testing.assert_array_equal(visible_points(xy, (0.0, 1.0, 0.0, 1.0), (0.01, 0.01)), [0, 1, 2, 5])
     assert len(visible_points(np.zeros((0, 2)), (0.0, 1.0, 0.0, 1.0), (0.1, 0.1))) == 0
+
+
+def test_class_cap_keeps_each_class_share_and_every_class():
+    from gui.scatter_subset import class_capped
+
+    labels = np.array([0] * 90 + [1] * 9 + [2])  # class 2 is one point, the last
+    keep = class_capped(labels, 100, 50)
+    assert np.all(np.diff(keep) > 0)  # in order
+    assert [int((labels[keep] == k).sum()) for k in range(3)] == [45, 4, 1]
+    np.testing.assert_array_equal(class_capped(labels, 100, 100), np.arange(100))  # under the cap: all
+    np.testing.assert_array_equal(class_capped(None, 100, 30), np.arange(30))  # no labels: the first
+
+
+def test_view_all_fits_the_drawn_points(panel):
+    """pyqtgraph's own auto-range ("View all") reads the class items' data bounds."""
+    rng = np.random.default_rng(5)
+    show(panel, snap(1, rng.normal(0, 1, (300, 2))))
+    far = rng.normal(0, 1, (300, 2)) * 0.1 + (40.0, -25.0)
+    show(panel, snap(2, np.concatenate([far, far + 1.0])))
+    panel.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # away from the points
+    panel.vb.autoRange(padding=0)
+    x0, x1, y0, y1 = panel.view_rect()
+    pts = panel.points
+    assert x0 <= pts[:, 0].min() and pts[:, 0].max() <= x1 and y0 <= pts[:, 1].min() and pts[:, 1].max() <= y1
+    assert x1 - x0 < 2 * np.ptp(pts[:, 0]) + 1.0  # around the points, not the old view

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 
 import numpy as np
@@ -57,14 +58,14 @@ def drag_latent(qtbot, w, a_xy, b_xy, steps=8):
 
 
 def train_to_end(qtbot, w):
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     qtbot.waitUntil(lambda: w.latent.shown is not None, timeout=5000)
 
 
 def expected_image(w, x, y):
     z = w.latent.to_latent(x, y)
-    return SnapshotModel(w.current_decoder).decode(z[None])[0], z
+    return SnapshotModel(w.state.snapshot).decode(z[None])[0], z
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -81,17 +82,17 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
         y_test=other.y_test,
     )
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(path)))
-    w.act_open.trigger()
+    w.actions.open.trigger()
     assert w.dataset_panel.busy.isVisibleTo(w.dataset_panel)  # the busy indicator while loading
-    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source == str(path), timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(path), timeout=10_000)
     assert not w.dataset_panel.busy.isVisibleTo(w.dataset_panel)
     text = w.dataset_panel.summary.text()
     assert "300" in text and "100" in text and "1×10×10" in text and "4 classes" in text
     assert w.dataset_panel.preview.array is not None
     assert w.errors == []
-    recent = [a.data() for a in w.recent_menu.actions() if a.data()]
+    recent = [a.data() for a in w.ui.recent_menu.actions() if a.data()]
     assert recent == [str(path)]
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -100,13 +101,13 @@ def test_bad_file_shows_loader_message_and_keeps_dataset(qtbot, make_window, tmp
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip archive")
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(bad)))
-    w.act_open.trigger()
+    w.actions.open.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     title, text = w.errors[0]
     assert "broken.npz" in text and "\n" not in text
-    assert w.dataset is tiny
+    assert w.state.dataset is tiny
     assert w.dataset_panel.title.text() == tiny.name
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
 
 
 def test_recent_dataset_reopens(qtbot, make_window, tmp_path):
@@ -115,11 +116,11 @@ def test_recent_dataset_reopens(qtbot, make_window, tmp_path):
     path = tmp_path / "small.npz"
     np.savez(path, x_train=other.x_train, y_train=other.y_train, x_test=other.x_test, y_test=other.y_test)
     w.open_dataset(str(path))
-    qtbot.waitUntil(lambda: w.dataset.source == str(path), timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.dataset.source == str(path), timeout=10_000)
     w.set_dataset(make_tiny())
-    action = next(a for a in w.recent_menu.actions() if a.data() == str(path))
+    action = next(a for a in w.ui.recent_menu.actions() if a.data() == str(path))
     action.trigger()
-    qtbot.waitUntil(lambda: w.dataset.source == str(path), timeout=10_000)
+    qtbot.waitUntil(lambda: w.state.dataset.source == str(path), timeout=10_000)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -132,41 +133,41 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
     assert len(w.curves.test_elbo.xData) == 2 and len(w.curves.test_iwae.xData) == 2
     assert np.all(np.isfinite(w.curves.test_iwae.yData))
     assert len(w.latent.points) == 200  # every example placed; drawn: one per class and screen pixel
-    assert 180 <= sum(len(it.data) for it in w.latent.items) <= 200
+    assert 180 <= sum(len(it) for it in w.latent.items) <= 200
     assert len(w.latent.items) == 3
-    assert w.progress.value() == w.progress.maximum() == 20
-    assert "samples/s" in w.rate_label.text() and w.device_label.text().startswith("device ")
-    assert w.state_label.text() == "Finished"
+    assert w.status.progress.value() == w.status.progress.maximum() == 20
+    assert "samples/s" in w.status.rate_label.text() and w.status.device_label.text().startswith("device ")
+    assert w.status.state_label.text() == "Finished"
     assert w.curves.bars.opts["height"].shape == (2,)
     assert "Epoch 2" in w.curves.caption.text() and "IWAE" in w.curves.caption.text()
     for p in (w.curves.elbo, w.curves.recon, w.curves.kl):
         assert p.plot.getAxis("left").labelText == "nats per example"
         assert p.plot.getAxis("bottom").labelText == "step"
     assert w.latent.plot.getAxis("bottom").labelText == "z₁"
-    assert w.act_start.isEnabled() and not w.act_stop.isEnabled()
+    assert w.actions.start.isEnabled() and not w.actions.stop.isEnabled()
     assert w.errors == []
 
 
 def test_pause_resume_stop(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > 5, timeout=20_000)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > 5, timeout=20_000)
     assert not w.settings_panel.widgets["latent_dim"].isEnabled()
-    assert w.pause_button.text() == "Pause"
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    assert w.ui.pause_button.text() == "Pause"
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
-    assert w.pause_button.text() == "Resume" and w.state_label.text() == "Paused"
+    assert w.ui.pause_button.text() == "Resume" and w.status.state_label.text() == "Paused"
     qtbot.wait(100)
     n = w.session.run.step
     qtbot.wait(300)
     assert w.session.run.step == n  # no step while paused
-    qtbot.mouseClick(w.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running" and w.session.run.step > n, timeout=5000)
-    assert w.pause_button.text() == "Pause"
-    qtbot.mouseClick(w.stop_button, Qt.MouseButton.LeftButton)
+    assert w.ui.pause_button.text() == "Pause"
+    qtbot.mouseClick(w.ui.stop_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w, timeout=5000)
     assert w.state.status == "stopped"
-    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.act_start.isEnabled()
+    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -188,11 +189,11 @@ def test_shortcuts_drive_training(qtbot, make_window):
 @pytest.mark.slow
 def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     w = make_window()
-    w.session.start(w.dataset, SMALL_MODEL.replace(image_shape=(1, 28, 28)), SMALL_TRAIN)  # wrong image size
+    w.session.start(w.state.dataset, SMALL_MODEL.replace(image_shape=(1, 28, 28)), SMALL_TRAIN)  # wrong image size
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     qtbot.waitUntil(lambda: not w.session.is_active())
     assert "28" in w.errors[0][1]
-    assert w.act_start.isEnabled()
+    assert w.actions.start.isEnabled()
     train_to_end(qtbot, w)  # and it still trains
     assert w.state.status == "finished"
 
@@ -215,7 +216,7 @@ def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
     assert w.latent.marker_pos == (x, y)
     assert w.generated.view.qimage.width() == 12
     assert "z = (" in w.generated.coords.text()
-    assert w.act_export_generated.isEnabled()
+    assert w.actions.export_generated.isEnabled()
 
 
 @pytest.mark.slow
@@ -247,7 +248,7 @@ def test_a_drag_decodes_at_most_once_a_frame_and_ends_on_its_last_point(qtbot, m
     assert len(shown) == 1 and np.array_equal(shown[0], points[0])  # the first at once
     qtbot.waitUntil(lambda: len(shown) == 2, timeout=2000)  # then the newest one when the frame ends
     np.testing.assert_array_equal(shown[1], points[-1])
-    want = SnapshotModel(w.current_decoder).decode(points[-1][None])[0]
+    want = SnapshotModel(w.state.snapshot).decode(points[-1][None])[0]
     np.testing.assert_array_equal(w.generated.image, want)
     qtbot.wait(100)
     assert len(shown) == 2  # nothing more to decode
@@ -255,12 +256,15 @@ def test_a_drag_decodes_at_most_once_a_frame_and_ends_on_its_last_point(qtbot, m
 
 def test_click_while_training_and_paused(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.current_decoder is not None and w.latent.shown is not None, timeout=20_000)
+    weights = {}  # every snapshot by step: while training, the image may lag the newest by a redraw pass
+    w.state.snapshot_changed.connect(lambda snap: weights.__setitem__(snap.step, snap))
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
     x0, x1, y0, y1 = w.latent.view_rect()
     click_latent(qtbot, w, x0 + 0.6 * (x1 - x0), y0 + 0.3 * (y1 - y0))
     assert w.generated.image is not None
-    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(w.state.picked[None])[0])
+    step = int(re.search(r"decoder at step ([\d,]+)", w.generated.coords.text()).group(1).replace(",", ""))
+    np.testing.assert_array_equal(w.generated.image, SnapshotModel(weights[step]).decode(w.state.picked[None])[0])
     w.session.pause()
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     x0, x1, y0, y1 = w.latent.view_rect()
@@ -283,7 +287,7 @@ def test_click_with_latent_dim_above_two_goes_through_pca(qtbot, make_window):
     z = w.latent.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
     assert z.shape == (4,)
     np.testing.assert_array_equal(w.state.picked, z)
-    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.current_decoder).decode(z[None])[0])
+    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.state.snapshot).decode(z[None])[0])
     assert "PC = (" in w.generated.coords.text()
 
 
@@ -318,17 +322,17 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     train_to_end(qtbot, w)
     path = str(tmp_path / "run.pt")
     w.ask_save_path = lambda *a: path
-    w.act_save_ckpt.trigger()
+    w.actions.save_checkpoint.trigger()
     assert load_checkpoint(path).step == 30
     steps = w.curves.steps.copy()
     elbo = w.curves.history.column("elbo").copy()
-    means = w.current_latent.means.copy()
+    means = w.state.latent.means.copy()
 
     w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
     assert w2.settings_panel.model_config((1, 12, 12)).latent_dim == 2  # defaults before loading
     w2.ask_open_path = lambda *a: path
-    w2.act_load_ckpt.trigger()
-    qtbot.waitUntil(lambda: w2.loaded_checkpoint is not None, timeout=10_000)
+    w2.actions.load_checkpoint.trigger()
+    qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     qtbot.waitUntil(lambda: w2.latent.shown is not None, timeout=5000)
     assert w2.errors == []
     np.testing.assert_array_equal(w2.curves.steps, steps)
@@ -336,14 +340,14 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     assert len(w2.curves.epochs) == 3
     assert w2.settings_panel.model_config((1, 12, 12)) == w.session.model_config
     assert w2.settings_panel.train_config().seed == 7
-    np.testing.assert_allclose(w2.current_latent.means, means, rtol=1e-5, atol=1e-5)  # same model, same points
+    np.testing.assert_allclose(w2.state.latent.means, means, rtol=1e-5, atol=1e-5)  # same model, same points
     click_latent(qtbot, w2, 0.2, 0.1)
     want, _ = expected_image(w2, *w2.latent.marker_pos)
     np.testing.assert_array_equal(w2.generated.image, want)
     # continue the loaded checkpoint: raise epochs and start
     w2.settings_panel.set_train_config(w2.settings_panel.train_config().replace(epochs=4))
     train_to_end(qtbot, w2)
-    assert w2.session.run.step == 40 and len(w2.history.epochs) == 4
+    assert w2.session.run.step == 40 and len(w2.state.history.epochs) == 4
     assert len(w2.curves.steps) == 40
 
 
@@ -352,10 +356,10 @@ def test_bad_checkpoint_gives_dialog(qtbot, make_window, tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"not a checkpoint at all")
     w.ask_open_path = lambda *a: str(bad)
-    w.act_load_ckpt.trigger()
+    w.actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert "junk.pt" in w.errors[0][1]
-    assert w.loaded_checkpoint is None and w.dataset is not None
+    assert w.state.checkpoint is None and w.state.dataset is not None
 
 
 def test_exports(qtbot, make_window, tmp_path):
@@ -371,7 +375,7 @@ def test_exports(qtbot, make_window, tmp_path):
         return out[suggested]
 
     w.ask_save_path = ask
-    for a in (w.act_export_generated, w.act_export_grid, w.act_export_csv, w.act_export_tsv):
+    for a in (w.actions.export_generated, w.actions.export_grid, w.actions.export_metrics, w.actions.export_latents):
         assert a.isEnabled(), a.objectName()
         a.trigger()
     with Image.open(out["generated.png"]) as im:
@@ -384,9 +388,9 @@ def test_exports(qtbot, make_window, tmp_path):
         assert im.size == (grid.shape[2], grid.shape[1])
     rows = list(csv.reader(io.StringIO(open(out["metrics.csv"]).read())))
     assert rows[0][:5] == ["step", "train_elbo", "train_recon", "train_kl", "epoch"]
-    assert len(rows) - 1 == len(w.history) == 20
+    assert len(rows) - 1 == len(w.state.history) == 20
     vec = open(out["latents.tsv"]).read().splitlines()
-    assert len(vec) == len(w.current_latent.means) == 200
+    assert len(vec) == len(w.state.latent.means) == 200
     assert all(len(line.split("\t")) == 2 for line in vec)
     meta = open(tmp_path / "latents_metadata.tsv").read().splitlines()
     assert meta[0] == "label\tclass" and len(meta) == 201
@@ -424,8 +428,8 @@ def test_settings_tooltips_and_devices(make_window):
 @pytest.mark.parametrize("answer", ["discard", "save"])
 def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, answer):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > 5, timeout=20_000)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > 5, timeout=20_000)
     asked = []
     w.ask_save_before_close = lambda: asked.append(1) or answer
     path = tmp_path / "on_close.pt"
@@ -441,7 +445,7 @@ def test_close_mid_training_stops_worker_quickly(qtbot, make_window, tmp_path, a
 
 def test_close_cancel_keeps_training(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state.status == "running", timeout=20_000)
     w.ask_save_before_close = lambda: "cancel"
     assert not w.close()
@@ -503,27 +507,27 @@ def test_every_control_has_an_object_name(make_window):
             if a.menu() is not None:
                 yield from walk(a.menu())
 
-    for a in list(walk(w.menuBar())) + w.toolbar.actions():
+    for a in list(walk(w.menuBar())) + w.ui.toolbar.actions():
         if not a.isSeparator():
             assert a.objectName(), a.text()
-    assert w.act_start.shortcut().toString() == "Ctrl+Return"
-    assert w.act_open.shortcut().toString() == "Ctrl+O"
+    assert w.actions.start.shortcut().toString() == "Ctrl+Return"
+    assert w.actions.open.shortcut().toString() == "Ctrl+O"
 
 
 def test_add_tab(make_window):
     w = make_window()
-    before = w.tabs.count()
+    before = w.ui.tabs.count()
     page = QLabel("another page")
-    i = w.add_tab(page, "Another")
-    assert w.tabs.tabText(i) == "Another" and w.tabs.count() == before + 1
+    i = w.ui.add_tab(page, "Another")
+    assert w.ui.tabs.tabText(i) == "Another" and w.ui.tabs.count() == before + 1
 
 
 def test_window_opens_default_dataset(qtbot, settings_file):
     w = MainWindow(settings=QSettings(settings_file, QSettings.Format.IniFormat))
     w.show_error = lambda *a: pytest.fail(f"unexpected error dialog {a}")
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.dataset is not None, timeout=60_000)
-    assert w.act_start.isEnabled()
+    qtbot.waitUntil(lambda: w.state.dataset is not None, timeout=60_000)
+    assert w.actions.start.isEnabled()
 
 
 def test_dataset_dialog_accepts_a_folder(qtbot, tmp_path):
@@ -582,12 +586,12 @@ def test_continuous_bernoulli_chosen_in_settings_trains_and_decodes_its_mean(qtb
     box.setCurrentIndex(box.findData("continuous_bernoulli"))
     train_to_end(qtbot, w)
     assert w.session.model_config.likelihood == "continuous_bernoulli"
-    assert w.history.epochs and np.isfinite(w.history.epochs[-1].test_elbo)
+    assert w.state.history.epochs and np.isfinite(w.state.history.epochs[-1].test_elbo)
     x0, x1, y0, y1 = w.latent.view_rect()
     with qtbot.waitSignal(w.latent.latent_clicked, timeout=2000) as sig:
         click_latent(qtbot, w, x0 + 0.4 * (x1 - x0), y0 + 0.5 * (y1 - y0))
     z = w.latent.to_latent(*sig.args)
-    model = model_from_snapshot(w.current_decoder)
+    model = model_from_snapshot(w.state.snapshot)
     with torch.no_grad():
         logits = model.decoder(torch.from_numpy(z[None]))
     want = torch.distributions.ContinuousBernoulli(logits=logits).mean[0].numpy()

@@ -68,12 +68,12 @@ def test_two_checkpoints_overlaid_untick_and_remove(qtbot, make_window, tmp_path
 def test_a_replaced_run_stays_in_the_list_and_a_bad_file_gets_one_line(qtbot, make_window, tmp_path):
     w = make_window(train=SMALL_TRAIN.replace(epochs=1))
     train_to_end(qtbot, w)
-    first = w.history
+    first = w.state.history
     w.settings_panel.set_configs(train_cfg=TrainConfig(**{**SMALL_TRAIN.to_dict(), "epochs": 1, "beta": 2.0}))
     w.ask_start_choice = lambda described, cannot: "new"
     train_to_end(qtbot, w)
     assert [r.name for r in w.runs.records] == ["run 1"] and w.runs.records[0].history is first
-    assert w.runs.current.name == "run 2" and w.runs.current.history is w.history
+    assert w.runs.current.name == "run 2" and w.runs.current.history is w.state.history
     assert w.runs.list.item(0).text() == "run 2 (current) · 1 epoch"  # counted as the epochs arrive
     assert len(w.runs.items) == 2  # both ticked, both drawn
     assert "(β=2)" in w.runs.legend.text() and "(β=1)" in w.runs.legend.text()

@@ -19,7 +19,7 @@ from .test_main_window import LONG, click_latent, train_to_end
 
 
 def _plotted(w) -> int:
-    return sum(len(it.data) for it in w.latent.items)
+    return sum(len(it) for it in w.latent.items)
 
 
 def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window):
@@ -41,7 +41,7 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     assert w.dataset_panel.title.text() == other.name and "4 classes" in w.dataset_panel.summary.text()
     assert w.windowTitle() == other.name
     # everything that belonged to the old model is empty
-    assert w.state.snapshot is None and w.state.model_config is None and len(w.history) == 0
+    assert w.state.snapshot is None and w.state.model_config is None and len(w.state.history) == 0
     assert _plotted(w) == 0 and len(w.latent.items) == 4
     assert w.latent.plot.titleLabel.text == EMPTY_TITLE
     assert len(w.curves.steps) == 0 and w.curves.caption.text() == IDLE_CAPTION
@@ -52,9 +52,9 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     assert all(img is None for img in w.gallery.images.values())
     assert w.inference.current_index is None and w.inference.view is None
     assert w.inference.values["log_px"].text() == "—" and "Example #" not in w.inference.status.text()
-    assert w.progress.format() == "not started" and w.device_label.text() == "device —"
-    assert not w.act_save_ckpt.isEnabled()
-    for a in w.export_actions.values():
+    assert w.status.progress.format() == "not started" and w.status.device_label.text() == "device —"
+    assert not w.actions.save_checkpoint.isEnabled()
+    for a in w.actions.exports.values():
         assert not a.isEnabled() and a.toolTip().startswith(("Nothing", "No "))
     # and a new model trains on the new data without asking
     train_to_end(qtbot, w)
@@ -82,7 +82,7 @@ def test_cancelling_the_switch_keeps_model_and_dataset(qtbot, make_window, tiny)
     train_to_end(qtbot, w)
     w.ask_close_model = lambda described, name: "cancel"
     assert not w.set_dataset(make_tiny(n_train=100, n_test=20, side=8, seed=4))
-    assert w.dataset is tiny and w.state.snapshot is not None and len(w.history) == 20
+    assert w.state.dataset is tiny and w.state.snapshot is not None and len(w.state.history) == 20
 
 
 def test_a_dataset_the_model_fits_keeps_the_model_and_redraws_its_views(qtbot, make_window):
@@ -91,10 +91,10 @@ def test_a_dataset_the_model_fits_keeps_the_model_and_redraws_its_views(qtbot, m
     snap = w.state.snapshot
     other = make_tiny(n_train=300, n_test=80, side=12, classes=3, seed=11)
     assert w.set_dataset(other)
-    assert w.state.snapshot is snap and len(w.history) == 20  # the same model, its curves
-    qtbot.waitUntil(lambda: w.current_latent is not None, timeout=10_000)  # re-encoded for the new test images
-    assert w.current_latent.indices.max() < 80
-    qtbot.waitUntil(lambda: w.latent.shown is w.current_latent, timeout=5000)
+    assert w.state.snapshot is snap and len(w.state.history) == 20  # the same model, its curves
+    qtbot.waitUntil(lambda: w.state.latent is not None, timeout=10_000)  # re-encoded for the new test images
+    assert w.state.latent.indices.max() < 80
+    qtbot.waitUntil(lambda: w.latent.shown is w.state.latent, timeout=5000)
     assert _plotted(w) == 80
 
 
@@ -104,7 +104,7 @@ def test_d8_run_then_d2_run_has_the_posterior_page(qtbot, make_window):
     w.state.select_example(3)
     qtbot.waitUntil(lambda: w.inference.view is not None, timeout=15_000)
     assert "d = 8" in w.inference.status.text() and w.inference.view.grid is None
-    assert w.tabs.currentIndex() == 0  # selecting never switches away from the Training page
+    assert w.ui.tabs.currentIndex() == 0  # selecting never switches away from the Training page
     w.settings_panel.set_configs(SMALL_MODEL, SMALL_TRAIN.replace(epochs=1))  # d = 2
     train_to_end(qtbot, w)
     described, why = w.start_asks[-1]
@@ -125,7 +125,7 @@ def test_a_result_for_a_replaced_model_is_dropped(qtbot, make_window):
     st = w.state
     token, lat = st.identity(), st.latent
     st.select_example(5)
-    worker = w.inference._post
+    worker = w.inference.posterior_worker
     assert worker is not None  # the posterior is being computed for the trained model
     st.new_model(SMALL_MODEL, "run")  # the model is replaced meanwhile ...
     st.select_example(5)  # ... and the same example selected again: only the identity tells the result is stale
@@ -138,26 +138,27 @@ def test_a_result_for_a_replaced_model_is_dropped(qtbot, make_window):
 
 def test_start_after_stop_asks_and_each_choice_does_what_it_says(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(w.history) > 5, timeout=20_000)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(w.state.history) > 5, timeout=20_000)
     w.stop_training()
     wait_finished(qtbot, w)
     steps = w.session.run.step
-    rows = len(w.history)
+    rows = len(w.state.history)
     answers = []
     w.ask_start_choice = lambda described, why: answers.append((described, why)) or choice
     # Cancel: nothing starts, nothing changes
     choice = "cancel"
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     assert answers[-1][1] is None and f"{steps:,} steps" in answers[-1][0]
-    assert not w.session.is_active() and w.session.run.step == steps and len(w.history) == rows
+    assert not w.session.is_active() and w.session.run.step == steps and len(w.state.history) == rows
     # Continue: the same model goes on from its step, with its curves
     choice = "continue"
     with qtbot.waitSignal(w.session.started, timeout=20_000) as started:
-        qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     assert started.args[0].start_step == steps
-    qtbot.waitUntil(lambda: len(w.history) > rows + 3, timeout=20_000)
-    assert w.history.steps[0] == 0 and np.all(np.diff(w.history.steps) == 1)  # one history, no gap, no restart
+    qtbot.waitUntil(lambda: len(w.state.history) > rows + 3, timeout=20_000)
+    logged = w.state.history.steps
+    assert logged[0] == 0 and np.all(np.diff(logged) == 1)  # one history, no gap, no restart
     w.stop_training()
     wait_finished(qtbot, w)
     assert w.session.run.step > steps
@@ -167,11 +168,11 @@ def test_start_after_stop_asks_and_each_choice_does_what_it_says(qtbot, make_win
     runs = []
     w.session.started.connect(runs.append)
     with qtbot.waitSignals([w.state.history_reset, w.session.started], timeout=20_000):
-        qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     assert runs[-1].start_step == 0
     assert w.state.identity().model != model_before
-    qtbot.waitUntil(lambda: len(w.history) > 0, timeout=20_000)
-    assert w.history.steps[0] == 0  # the curves start over
+    qtbot.waitUntil(lambda: len(w.state.history) > 0, timeout=20_000)
+    assert w.state.history.steps[0] == 0  # the curves start over
     w.stop_training()
     wait_finished(qtbot, w)
     assert len(answers) == 3
@@ -188,15 +189,17 @@ def test_a_finished_run_says_how_to_continue_it(qtbot, make_window):
 
 def test_paused_and_stopped_status_shows_no_speed(qtbot, make_window):
     w = make_window(train=LONG)
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "samples/s" in w.rate_label.text() and w.rate_label.text()[0].isdigit(), timeout=20_000)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: "samples/s" in w.status.rate_label.text() and w.status.rate_label.text()[0].isdigit(), timeout=20_000
+    )
     w.session.pause()
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
     qtbot.wait(300)
-    assert w.rate_label.text() == "— samples/s" and w.eta_label.text() == "ETA —"
+    assert w.status.rate_label.text() == "— samples/s" and w.status.eta_label.text() == "ETA —"
     w.stop_training()
     wait_finished(qtbot, w)
-    assert w.rate_label.text() == "— samples/s" and w.eta_label.text() == "ETA —"
+    assert w.status.rate_label.text() == "— samples/s" and w.status.eta_label.text() == "ETA —"
 
 
 def test_at_1024_by_700_no_settings_widget_is_clipped(qtbot, make_window):
@@ -208,7 +211,7 @@ def test_at_1024_by_700_no_settings_widget_is_clipped(qtbot, make_window):
     QApplication.processEvents()
     for key, widget in w.settings_panel.widgets.items():
         assert widget.width() >= widget.minimumSizeHint().width(), key
-    assert w.sidebar.width() >= w.sidebar.widget().minimumSizeHint().width()
+    assert w.ui.sidebar.width() >= w.ui.sidebar.widget().minimumSizeHint().width()
     # the curves' legend sits above the plots, never inside them
     assert w.curves.legend.isVisible()
     for p in (w.curves.elbo, w.curves.recon, w.curves.kl):
@@ -217,8 +220,8 @@ def test_at_1024_by_700_no_settings_widget_is_clipped(qtbot, make_window):
 
 def test_exports_say_why_they_are_disabled(make_window):
     w = make_window()
-    assert not w.act_export_generated.isEnabled() and "click" in w.act_export_generated.toolTip()
-    assert not w.act_export_csv.isEnabled() and "No metrics" in w.act_export_csv.toolTip()
+    assert not w.actions.export_generated.isEnabled() and "click" in w.actions.export_generated.toolTip()
+    assert not w.actions.export_metrics.isEnabled() and "No metrics" in w.actions.export_metrics.toolTip()
 
 
 def test_written_files_follow_the_umask(qtbot, make_window, tmp_path):
@@ -227,11 +230,11 @@ def test_written_files_follow_the_umask(qtbot, make_window, tmp_path):
     old = os.umask(0o022)
     try:
         w.ask_save_path = lambda *a: str(tmp_path / a[2])
-        w.act_save_ckpt.trigger()
-        w.act_export_csv.trigger()
+        w.actions.save_checkpoint.trigger()
+        w.actions.export_metrics.trigger()
         os.umask(0o077)
         w.ask_save_path = lambda *a: str(tmp_path / ("private-" + a[2]))
-        w.act_export_tsv.trigger()
+        w.actions.export_latents.trigger()
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "vae.pt").st_mode) == 0o644
@@ -255,4 +258,4 @@ def test_loading_a_checkpoint_over_a_trained_model_asks_first(qtbot, make_window
     w.ask_replace_model = lambda described, name: "discard"
     w.checkpoints.load(path)
     qtbot.waitUntil(lambda: w.state.source == "checkpoint", timeout=10_000)
-    assert w.loaded_checkpoint.step == 20 and w.state.snapshot is not snap
+    assert w.state.checkpoint.step == 20 and w.state.snapshot is not snap

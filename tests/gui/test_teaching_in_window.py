@@ -12,7 +12,7 @@ from .test_main_window import click_latent, train_to_end
 
 def test_explorer_is_a_tab_of_the_window_and_its_sliders_move_the_numbers(qtbot, make_window):
     w = make_window()
-    titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    titles = [w.ui.tabs.tabText(i) for i in range(w.ui.tabs.count())]
     assert "VI explorer" in titles and "Posterior && gap" in titles
     w.show_page(w.explorer)
     before = w.explorer.numbers
@@ -31,7 +31,7 @@ def test_clicking_a_scatter_point_shows_its_true_posterior(qtbot, make_window):
     x, y = (float(v) for v in w.latent.points[k])
     index = int(w.latent.shown.indices[k])
     click_latent(qtbot, w, x, y)
-    assert w.state.example == index and w.tabs.currentIndex() == 0  # selected; the Training page stays on show
+    assert w.state.example == index and w.ui.tabs.currentIndex() == 0  # selected; the Training page stays on show
     w.show_page(w.inference)
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.current_index is not None, timeout=15000)
     assert w.inference.current_index == index
@@ -51,7 +51,7 @@ def test_clicking_a_reconstruction_shows_that_examples_posterior(qtbot, make_win
     w.gallery.tabs.setCurrentIndex(1)  # Reconstructions
     qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=5000)
     view = w.gallery.pages["recon"].view
-    idx, half, th, tw = w.gallery._recon_layout
+    idx, half, th, tw = w.gallery.recon_layout
     r = view.target_rect()
     scale = r.width() / view.qimage.width()
     # the reconstruction of the third example of the first half: tile row 1, column 2

@@ -23,8 +23,8 @@ LONG = SMALL_TRAIN.replace(epochs=100_000)
 
 
 def _running(qtbot, w, steps=5):
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.history) > steps, timeout=20_000)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state.status == "running" and len(w.state.history) > steps, timeout=20_000)
 
 
 def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_window, tmp_path, tiny):
@@ -34,8 +34,8 @@ def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_wi
     w.open_dataset(str(fifo))
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert w.errors[0][1] == "'pipe.npz': is a named pipe (FIFO), not a regular file"
-    assert w.dataset is tiny and not w.loader.busy()
-    assert w.act_start.isEnabled() and w.act_open.isEnabled()
+    assert w.state.dataset is tiny and not w.loader.busy()
+    assert w.actions.start.isEnabled() and w.actions.open.isEnabled()
 
 
 @pytest.mark.parametrize("failure", ["folder_is_a_file", "disk_full"])
@@ -57,10 +57,10 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     title, text = w.errors[0]
     assert title == "Could not save the checkpoint" and "'run.pt'" in text and ".tmp" not in text
-    n = len(w.history)
-    qtbot.waitUntil(lambda: len(w.history) > n + 5, timeout=10_000)  # still training
+    n = len(w.state.history)
+    qtbot.waitUntil(lambda: len(w.state.history) > n + 5, timeout=10_000)  # still training
     assert w.state.status == "running" and w.session.is_active()
-    assert w.act_pause.isEnabled() and w.act_stop.isEnabled()
+    assert w.actions.pause.isEnabled() and w.actions.stop.isEnabled()
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]  # no temp file left behind
     w.training.stop()
     wait_finished(qtbot, w)
@@ -68,7 +68,7 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
 
 def test_a_failed_save_after_the_run_is_a_message(qtbot, make_window, tmp_path):
     w = make_window()
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     (tmp_path / "blocker").write_text("x")
     w.checkpoints.save(str(tmp_path / "blocker" / "done.pt"))
@@ -78,7 +78,7 @@ def test_a_failed_save_after_the_run_is_a_message(qtbot, make_window, tmp_path):
 
 def test_closing_during_a_long_iwae_evaluation_returns_promptly(qtbot, make_window):
     w = make_window(train=SMALL_TRAIN.replace(iwae_k=100_000, iwae_examples=200))
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.training.evaluating, timeout=20_000)  # the epoch's last step: the evaluation runs now
     time.sleep(0.3)
     thread = w.session.thread
@@ -95,14 +95,14 @@ def test_settings_that_cannot_work_with_the_dataset_are_refused_in_the_settings_
         dataset=Dataset("three", "test:three", x[:30], x[30:]),
         model=SMALL_MODEL.replace(image_shape=(1, 3, 3), hidden=65536),
     )
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     assert not w.session.is_active()
     problem = w.settings_panel.problem
     assert problem.isVisible() and "mostly the model (hidden 65536" in problem.text()
     assert w.errors == []
     w.settings_panel.widgets["hidden"].setValue(32)
     assert not problem.isVisible()  # a change clears it
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
     assert w.state.status == "finished" and w.errors == []
 
@@ -122,9 +122,9 @@ def test_a_damaged_value_in_the_settings_file_falls_back_alone(qtbot, make_windo
 
 def test_a_checkpoint_of_other_images_gives_a_sentence_in_the_posterior_panel(qtbot, make_window, tmp_path):
     w = make_window()
-    qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w)
-    snap = w.current_decoder
+    snap = w.state.snapshot
     other = dict(snap.model_config, image_shape=[1, 28, 28])
     # as if a checkpoint of 28×28 data was loaded (weights of that shape: the drawing timer may decode with them)
     w.state.set_snapshot(decoder_snapshot(VAE(ModelConfig.from_dict(other)), snap.step))
