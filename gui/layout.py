@@ -153,7 +153,7 @@ def build_actions(w) -> Actions:
             "actionEncodeImage",
             "Encode image…",
             w.inside_actions.encode_dialog,
-            ["Ctrl+E"],
+            ["Ctrl+I"],
             "Encode an image file of yours with the model: q(z|x) on the latent plot, its reconstruction beside it",
         ),
         about=_action(w, "actionAbout", "About ELBO Studio", w.show_about),
@@ -351,7 +351,7 @@ def build_window(w, actions: Actions) -> WindowLayout:
     tabs.setTabToolTip(i, "Latent traversals, interpolation between two points, and your own image encoded")
     i = tabs.addTab(w.runs, "Runs")
     tabs.setTabToolTip(i, "Earlier runs of this window and checkpoints side by side: curves and rate–distortion")
-    i = tabs.addTab(w.explorer, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
+    i = tabs.addTab(w.explorer_page, "VI explorer")  # its minimum (897×539) fits a 1024×700 window
     tabs.setTabToolTip(i, "The ELBO on a 1-D model you can see whole: z ~ Exp(α), x | z ~ N(z, σ²)")
     w.setCentralWidget(tabs)
     return WindowLayout(

@@ -37,6 +37,7 @@ from gui.inside_actions import InsideActions, dropped_file
 from gui.panels.latent import LatentPanel
 from gui.panels.settings import SettingsPanel
 from gui.lab2d.panel import Lab2DPanel
+from gui.lazy_page import LazyPage
 from gui.recent import RecentDatasets
 from gui.training_worker import TrainingWorker
 from gui.state import StudioState
@@ -85,11 +86,12 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent = LatentPanel(st)
         self.generated = GeneratedPanel(st)
         self.gallery = GalleryPanel(st)
-        self.explorer = ExplorerPanel()
+        # built when their tab is first opened (gui/lazy_page.py)
+        self.explorer_page = LazyPage(ExplorerPanel)
         self.inference = InferencePanel(st)
         self.inside = InsidePanel(st)
         self.runs = RunsPanel(st)
-        self.lab2d = Lab2DPanel(show_error=lambda title, text: self.show_error(title, text))
+        self.lab2d_page = LazyPage(lambda: Lab2DPanel(show_error=lambda title, text: self.show_error(title, text)))
         self.status = StatusBarView(self.statusBar(), st)
         # the window's actions get what they act on; the window itself only as the dialogs (gui/dialogs.py)
         sp, session, status = self.settings_panel, self.session, self.status
@@ -106,7 +108,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
         self.actions = layout.build_actions(self)
         self.ui = layout.build_window(self, self.actions)
-        self.ui.add_tab(self.lab2d, "2-D Lab")
+        self.ui.add_tab(self.lab2d_page, "2-D Lab")
         self.recent = RecentDatasets(self.ui.recent_menu, self.settings, self.open_dataset, self.actions.clear_recent)
         self._connect()
 
@@ -141,6 +143,16 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self.loader.adopt_default(preloaded)
         elif load_default:
             self.loader.open_default(*self._load_options())
+
+    @property
+    def explorer(self) -> ExplorerPanel:
+        """The VI explorer page's panel, built on first use."""
+        return self.explorer_page.content()
+
+    @property
+    def lab2d(self) -> Lab2DPanel:
+        """The 2-D Lab page's panel, built on first use."""
+        return self.lab2d_page.content()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
         if dropped_file(event.mimeData()):
@@ -418,8 +430,10 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.training.shutdown()  # nothing starts any more
         self.timer.stop()
         self._decode_timer.stop()
-        self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
-        self.lab2d.shutdown()
+        if self.explorer_page.is_built:
+            self.explorer.stop_fit("stopped: the window closed", CLOSE_WAIT_MS)
+        if self.lab2d_page.is_built:
+            self.lab2d.shutdown()
         self.inference.shutdown()
         self.inside_actions.shutdown()
         self.checkpoints.shutdown()

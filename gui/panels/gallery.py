@@ -86,7 +86,7 @@ class GalleryPanel(QGroupBox):
         self.axis_names = ("z₁", "z₂")
         self.dirty = {k: True for k in KINDS}
         self.images: dict[str, np.ndarray | None] = {k: None for k in KINDS}
-        self._recon_layout: tuple[np.ndarray, int, int, int] | None = None  # (test indices, half, tile h, tile w)
+        self.recon_layout: tuple[np.ndarray, int, int, int] | None = None  # (test indices, half, tile h, tile w)
         self.pages["recon"].view.clicked.connect(self._on_recon_clicked)
         state.snapshot_changed.connect(lambda _s: self._mark_dirty(*KINDS))
         state.dataset_changed.connect(lambda _d: self._clear_pages("recon"))
@@ -131,7 +131,7 @@ class GalleryPanel(QGroupBox):
             self.images[k] = None
             self.dirty[k] = True
         if "recon" in kinds:
-            self._recon_layout = None
+            self.recon_layout = None
 
     def current_kind(self) -> str:
         """'manifold', 'recon' or 'prior'."""
@@ -159,9 +159,9 @@ class GalleryPanel(QGroupBox):
         return True
 
     def _on_recon_clicked(self, col: int, row: int) -> None:
-        if self._recon_layout is None:
+        if self.recon_layout is None:
             return
-        idx, half, th, tw = self._recon_layout
+        idx, half, th, tw = self.recon_layout
         tile_row, tile_col = row // th, col // tw
         k = (tile_row // 2) * half + tile_col  # rows 0-1 show the first half, rows 2-3 the second
         if tile_col < half and 0 <= k < len(idx):
@@ -209,7 +209,7 @@ class GalleryPanel(QGroupBox):
             if half
             else [x]
         )
-        self._recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
+        self.recon_layout = (idx, half, x.shape[2] + 1, x.shape[3] + 1)
         cap = f"Rows 1, 3: test images · rows 2, 4: E[x | z = μ(x)] · step {self.model.step:,} · click one"
         return mosaic(tiles, half, pad=1), cap
 

@@ -96,7 +96,7 @@ class InferencePanel(QWidget):
         self.subject: Subject | None = None  # what is on show
         self._shown = 0  # counts the subjects put on show: a result for an earlier one is dropped
         self.view: PosteriorView | None = None
-        self._post: Worker | None = None
+        self.posterior_worker: Worker | None = None
         self._pending: tuple[Subject, int] | None = None  # the newest subject asked for while a job ran
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("posteriorPlot")
@@ -342,7 +342,7 @@ class InferencePanel(QWidget):
         if subject.index is not None and (mismatch := self.state.misfit(snap.model_config)) is not None:
             self.status.setText(mismatch)
             return
-        if self._post is not None and self._post.is_running():
+        if self.posterior_worker is not None and self.posterior_worker.is_running():
             self._pending = (subject, self._shown)  # the newest click wins; computed when the current one is done
             return
         self._start_posterior(subject, self._shown, snap)
@@ -362,18 +362,18 @@ class InferencePanel(QWidget):
 
         d = self.state.latent_dim
         self.status.setText("Computing the posterior on a grid…" if d == 2 else "Computing the reconstruction…")
-        self._post = Worker(
+        self.posterior_worker = Worker(
             job,
             on_result=lambda v: self._on_posterior_done(v, token, shown),
             on_error=lambda e, tb: self._on_posterior_failed(f"{type(e).__name__}: {e}\n{tb}"),
             parent=self,
             name="posteriorGridThread",
         )
-        self._post.done.connect(self._on_posterior_worker_done)
+        self.posterior_worker.done.connect(self._on_posterior_worker_done)
 
     def _on_posterior_worker_done(self) -> None:
-        if self._post is not None and not self._post.is_running():
-            self._post = None
+        if self.posterior_worker is not None and not self.posterior_worker.is_running():
+            self.posterior_worker = None
         if self._pending is not None:
             (subject, shown), self._pending = self._pending, None
             snap = self.state.snapshot
@@ -453,14 +453,14 @@ class InferencePanel(QWidget):
 
     # -- shutdown --------------------------------------------------------------------------------------------
     def running_workers(self) -> list[Worker]:
-        return [w for w in (self._post, self.study.worker()) if w is not None and w.is_running()]
+        return [w for w in (self.posterior_worker, self.study.worker()) if w is not None and w.is_running()]
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Cancel the study, wait for both workers; True if none is left running."""
         self._pending = None
         ok = self.study.shutdown(timeout_ms)
-        if self._post is not None:
-            ok = self._post.wait(timeout_ms) and ok
+        if self.posterior_worker is not None:
+            ok = self.posterior_worker.wait(timeout_ms) and ok
         return ok
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name

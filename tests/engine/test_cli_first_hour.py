@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine.cli import build_parser
 from engine.limits import RANGES, range_text
@@ -38,6 +39,7 @@ def _npz(tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- main.py itself
+@pytest.mark.slow  # starts the command in a subprocess
 def test_top_level_help_prints_usage_without_opening_a_window():
     for flag in ("--help", "-h"):
         r = _main(flag)
@@ -46,12 +48,14 @@ def test_top_level_help_prints_usage_without_opening_a_window():
         assert r.stderr == ""
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_top_level_version_is_the_projects():
     r = _main("--version")
     want = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert r.returncode == 0 and r.stdout.strip() == f"ELBO Studio {want}", (r.stdout, r.stderr)
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_an_unknown_command_is_one_line_naming_the_commands():
     r = _main("trian")
     assert r.returncode == 2
@@ -60,6 +64,7 @@ def test_an_unknown_command_is_one_line_naming_the_commands():
     assert r.stdout == ""
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_the_window_without_a_display_says_how_to_run_instead_of_aborting():
     r = _main()
     assert r.returncode == 2, (r.returncode, r.stderr[-500:])
@@ -78,6 +83,7 @@ def test_every_train_option_has_help_and_ranges_come_from_the_limits_table():
         assert range_text(dest) in helps[dest], (dest, helps[dest])
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_device_choices_name_no_gpu_that_is_not_there_and_a_missing_one_is_refused_in_one_line(tmp_path):
     text = build_parser().format_help()
     assert "cuda:0" not in text and "cuda:1" not in text and "cuda:N" in text
@@ -89,6 +95,7 @@ def test_device_choices_name_no_gpu_that_is_not_there_and_a_missing_one_is_refus
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cuda" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_a_bad_setting_is_reported_before_the_data_is_read(tmp_path):
     missing = tmp_path / "not-there"
     for flag, value, named in (
@@ -103,6 +110,7 @@ def test_a_bad_setting_is_reported_before_the_data_is_read(tmp_path):
         assert f"{hi:,g}]" in r.stderr and "not-there" not in r.stderr  # refused before the path was looked at
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_metrics_csv_counts_steps_from_one_and_the_finish_line_is_singular(tmp_path):
     data, met = _npz(tmp_path), tmp_path / "m.csv"
     r = _main(
@@ -130,6 +138,7 @@ def test_metrics_csv_counts_steps_from_one_and_the_finish_line_is_singular(tmp_p
     assert "done in" in r.stdout and "6 steps" in r.stdout
 
 
+@pytest.mark.slow  # starts the command in a subprocess
 def test_a_terminal_sees_a_progress_line_within_the_epoch(tmp_path):
     data = _npz(tmp_path)
     main_fd, sub_fd = pty.openpty()

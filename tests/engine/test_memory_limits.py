@@ -100,6 +100,7 @@ def test_a_dataset_refused_in_a_4_gib_cgroup_states_that_cap(fake, tmp_path):
     assert "more than the 2.1 GB cap" in str(e.value), e.value
 
 
+@pytest.mark.slow  # a subprocess
 def test_rlimit_as_bounds_the_budget():
     """``ulimit -v`` (RLIMIT_AS) of 4 GiB, set for real in a subprocess: what is left of it bounds the budget."""
     code = (

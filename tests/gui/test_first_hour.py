@@ -336,3 +336,22 @@ def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_chec
     assert panel.train_config().beta == CONDITIONAL_BETA and panel.note.isVisibleTo(panel)
     panel.set_configs(None, panel.train_config().replace(beta=1.0))  # a checkpoint's own β
     assert not panel.note.isVisibleTo(panel)  # the note speaks of the β on show only
+
+
+def test_no_two_actions_share_a_shortcut_and_the_lazy_pages_build_when_opened(qtbot, make_window):
+    """A key bound twice does nothing in Qt (an ambiguous shortcut); the VI explorer and the 2-D Lab are built when
+    their tab is first shown."""
+    from PySide6.QtGui import QAction
+
+    w = make_window()
+    seen: dict[str, str] = {}
+    for a in w.findChildren(QAction):
+        for key in a.shortcuts():
+            text = key.toString()
+            assert text not in seen, f"{text}: {seen.get(text)} and {a.objectName()}"
+            seen[text] = a.objectName()
+    assert "Ctrl+I" in seen and "Ctrl+E" in seen
+    assert not w.explorer_page.is_built and not w.lab2d_page.is_built
+    w.ui.tabs.setCurrentWidget(w.explorer_page)
+    qtbot.waitUntil(lambda: w.explorer_page.is_built and w.explorer.isVisible())
+    assert not w.lab2d_page.is_built

@@ -234,7 +234,7 @@ def test_shift_click_two_test_images_of_the_recon_grid_interpolates_between_thei
     w.gallery.tabs.setCurrentIndex(1)  # Reconstructions
     qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=5000)
     view = w.gallery.pages["recon"].view
-    idx, half, th, tw = w.gallery._recon_layout
+    idx, half, th, tw = w.gallery.recon_layout
     r = view.target_rect()
     scale = r.width() / view.qimage.width()
     for col in (0, 3):  # the first and the fourth test image of the first half (tile row 0)

@@ -125,7 +125,7 @@ def test_a_result_for_a_replaced_model_is_dropped(qtbot, make_window):
     st = w.state
     token, lat = st.identity(), st.latent
     st.select_example(5)
-    worker = w.inference._post
+    worker = w.inference.posterior_worker
     assert worker is not None  # the posterior is being computed for the trained model
     st.new_model(SMALL_MODEL, "run")  # the model is replaced meanwhile ...
     st.select_example(5)  # ... and the same example selected again: only the identity tells the result is stale

@@ -51,7 +51,7 @@ def test_clicking_a_reconstruction_shows_that_examples_posterior(qtbot, make_win
     w.gallery.tabs.setCurrentIndex(1)  # Reconstructions
     qtbot.waitUntil(lambda: w.gallery.images["recon"] is not None, timeout=5000)
     view = w.gallery.pages["recon"].view
-    idx, half, th, tw = w.gallery._recon_layout
+    idx, half, th, tw = w.gallery.recon_layout
     r = view.target_rect()
     scale = r.width() / view.qimage.width()
     # the reconstruction of the third example of the first half: tile row 1, column 2
