@@ -14,7 +14,8 @@ What the user asks for (a click, a zoom) is never throttled: it only delays the 
 
 ``RedrawScheduler`` spends what the budget allows on the job most overdue relative to its period, and while
 training never redraws a job more often than its period: the scatter up to twice a second (once per snapshot),
-all curves together every second or two, the Generated image once a second, the image grids every ten seconds. Paused, stopped or idle, everything redraws at once.
+all curves together every second or two, the Generated image and the Inside page once a second, the image grids every
+ten seconds. Paused, stopped or idle, everything redraws at once.
 
 Pure Python, no Qt: the window calls ``RedrawScheduler.tick()`` from its timer, on the GUI thread."""
 

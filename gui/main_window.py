@@ -119,6 +119,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 RedrawJob("curves", self.curves.refresh, 1.5),
                 RedrawJob("gallery", self._draw_gallery, 10.0),
                 RedrawJob("generated", self._draw_generated, 1.0),
+                RedrawJob("inside", self.inside.redraw, 1.0),
             ],
             self.draw_budget,
         )
@@ -333,6 +334,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         self.latent.refresh(force=True)
         self.latent.fit_view()  # while training the view had headroom; now a snug fit
         self._draw_generated()
+        self.inside.redraw()
 
     def _draw_scatter(self) -> bool:
         return self.latent.refresh()

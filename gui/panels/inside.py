@@ -25,6 +25,7 @@ from engine.inspect.frames import grid_image, write_gif, write_png
 from engine.inspect.interpolation import METHODS, interpolate, interpolation
 from engine.inspect.traversal import Traversal, traversal
 from engine.inspect.user_image import encode_array
+from engine.messages import RunStatus
 from engine.data.dataset import as_float01
 from gui.image_view import ImageView
 from gui.widgets import button
@@ -181,12 +182,21 @@ class InsidePanel(QWidget):
             self._redecode()
 
     def _redecode(self) -> None:
-        """Newer weights or a new epoch: decode again now if the page is on show, else when it next is. The path
-        on the latent plot does not depend on them, so a hidden page sends nothing."""
-        if self.isVisible():
+        """Newer weights or a new epoch: decode again now if the page is on show and the run at rest; while a run
+        trains, a redraw pass does it (``redraw``, within the window's draw budget); a hidden page waits until it
+        is shown. The path on the latent plot does not depend on them, so nothing is sent to it."""
+        if self.isVisible() and self.state.status is not RunStatus.RUNNING:
             self.refresh()
         else:
             self._dirty = True
+
+    def redraw(self) -> bool:
+        """A redraw pass (gui/draw_budget.py): decode with the newest weights if the page is on show and shows
+        older ones. True when it drew."""
+        if not (self._dirty and self.isVisible()):
+            return False
+        self.refresh()
+        return True
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)

@@ -1,6 +1,7 @@
 """The latent scatter through the window: capped and downsampled, it still shows every class and the picked
 marker; what does not change the plot (metrics, new weights with the Inside page hidden) does not repaint it; and
-while training, newer weights reach the Generated image through a redraw pass, not inside the message handler."""
+while training, newer weights reach the Generated image and the Inside page through a redraw pass, not inside the
+message handler."""
 
 from __future__ import annotations
 
@@ -116,3 +117,21 @@ def test_new_weights_reach_the_generated_image_by_a_redraw_pass_while_training(q
     w.state.set_status(RunStatus.FINISHED)  # at rest: at once
     w.state.set_snapshot(dataclasses.replace(w.state.snapshot, step=step + 9))
     assert f"decoder at step {step + 9:,}<" in caption.text()
+
+
+@pytest.mark.slow
+def test_new_weights_reach_the_inside_page_by_a_redraw_pass_while_training(qtbot, make_window):
+    w = make_window()
+    train_to_end(qtbot, w)
+    w.show_page(w.inside)
+    qtbot.waitUntil(lambda: w.inside.result is not None, timeout=5000)
+    shown = w.inside.result
+    w.state.set_status(RunStatus.RUNNING)  # as while a run trains
+    w.state.set_snapshot(dataclasses.replace(w.state.snapshot, step=w.state.snapshot.step + 3))
+    assert w.inside.result is shown  # not decoded inside the message's handler ...
+    qtbot.waitUntil(lambda: w.inside.result is not shown, timeout=5000)  # ... but by the next redraw pass
+    assert w.redraws.counts["inside"] == 1
+    w.state.set_status(RunStatus.FINISHED)
+    shown = w.inside.result
+    w.state.set_snapshot(dataclasses.replace(w.state.snapshot, step=w.state.snapshot.step + 5))
+    assert w.inside.result is not shown  # at rest: at once
