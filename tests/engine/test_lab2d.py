@@ -254,13 +254,15 @@ def one_thread():
 def test_a_trained_vae_puts_most_samples_on_the_eight_modes_and_leaves_bridges(one_thread):
     """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2): a VAE with d = 1, 4 hidden layers of
     64 (the lab's Layers and Hidden settings) and the lab's batch of 256, trained on the ELBO (β = 1) for 24,000
-    batches with the learning rate lowered twice (as a user would in the lr box), puts ≥ 90% of 5,000 samples within
-    3σ of a mode, every mode hit (0.90–0.91 over seeds 0–2); the rest lie on the bridges its continuous decoder
-    draws between modes, where the mixture (a discrete z) puts almost nothing (0.99)."""
+    batches with the learning rate lowered twice (as a user would in the lr box), puts most of 5,000 samples within
+    3σ of a mode, every mode hit; the rest lie on the bridges its continuous decoder draws between modes, where the
+    mixture (a discrete z) puts almost nothing (0.99). Starting at lr 5e-3, seeds 0–7 gave 0.875–0.903 (median
+    0.896); at 1e-2 three seeds of eight gave 0.90–0.91 but two fell apart (0.31), so the bar is 0.85 at 5e-3: a
+    trajectory that other CPU kernels round differently must not fail the suite."""
     torch.manual_seed(0)
     pts = P.make_points("eight_gaussians", 2000, seed=0)
-    tr = PointVaeTrainer(pts, PointVaeConfig(latent_dim=1, hidden=64, layers=4, lr=1e-2, batch_size=256))
-    lowered = {16_800: 2e-3, 21_600: 5e-4}
+    tr = PointVaeTrainer(pts, PointVaeConfig(latent_dim=1, hidden=64, layers=4, lr=5e-3, batch_size=256))
+    lowered = {16_800: 1e-3, 21_600: 2.5e-4}
     for i in range(24_000):
         if i in lowered:
             tr.set_live(lr=lowered[i])
@@ -273,7 +275,7 @@ def test_a_trained_vae_puts_most_samples_on_the_eight_modes_and_leaves_bridges(o
         return near.mean(), np.bincount(d.argmin(1)[near], minlength=8)
 
     share, hits = on_modes(sample(tr.model, 5000, seed=1))
-    assert share >= 0.9 and hits.min() > 0.05 * 5000 / 8, (share, hits)
+    assert share >= 0.85 and hits.min() > 0.05 * 5000 / 8, (share, hits)
     g = GaussianMixture(pts, 8, seed=0)
     for _ in range(100):
         g.em_step()
