@@ -129,7 +129,7 @@ def test_new_weights_reach_the_inside_page_by_a_redraw_pass_while_training(qtbot
     w.state.set_status(RunStatus.RUNNING)  # as while a run trains
     w.state.set_snapshot(dataclasses.replace(w.state.snapshot, step=w.state.snapshot.step + 3))
     assert w.inside.result is shown  # not decoded inside the message's handler ...
-    qtbot.waitUntil(lambda: w.inside.result is not shown, timeout=5000)  # ... but by the next redraw pass
+    qtbot.waitUntil(lambda: w.inside.result is not shown, timeout=20_000)  # ... but by a redraw pass (budgeted)
     assert w.redraws.counts["inside"] == 1
     w.state.set_status(RunStatus.FINISHED)
     shown = w.inside.result
