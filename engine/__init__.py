@@ -13,7 +13,8 @@ drive the same functions):
     figures and the latent snapshot)
         uses  model.py (VAE) · likelihoods.py · objectives.py (ELBO, IWAE) · devices.py · placement.py, batches.py
               (images on the device, a batch → float there) · chunking.py (evaluation pass sizes) · threads.py
-              (CPU-thread governor) · compiled.py (torch.compile step) · distributed.py (torchrun ranks)
+              (CPU-thread governor) · compiled.py (torch.compile step) · distributed.py (torchrun ranks;
+              launch.py reads the rank from the environment without torch)
         emits MetricsChunk, EpochSummary (+ mutual_information.py), LatentSnapshot, WeightsSnapshot, StateChanged
               (a RunStatus), RunStarted, CheckpointSaved, WorkerError
         │

@@ -15,6 +15,7 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .files import NotRegularFile, atomic_write, display_name, open_regular
 from .history import MetricHistory
+from .limits import MAX_COUNT
 from .memory import budget_bytes, budget_text, fmt_bytes
 
 FORMAT = "elbo-studio-checkpoint"
@@ -129,9 +130,6 @@ def checkpoint_of_run(run, copy: bool = True) -> Checkpoint:
         dataset=run.dataset.identity(),
         noise_rng=run.noise.get_state(),
     )
-
-
-MAX_COUNT = 10**12  # the largest step, epoch or batch counter a checkpoint may hold
 
 
 def load_checkpoint(path) -> Checkpoint:

@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 
-from .checkpoint import CheckpointError, load_checkpoint
 from .config import (
     ARCHS,
     COMPILE_MODES,
@@ -27,7 +26,6 @@ from .config import (
 from .files import WriteError, atomic_write, quote
 from .limits import range_text
 from .messages import CompileStatus, EpochSummary, MetricsChunk, RunStarted, RunStatus, StateChanged, WorkerError
-from .mutual_information import collapse_warning
 from .cli_checks import check_from_headers, check_outputs, nothing_left
 
 
@@ -289,21 +287,35 @@ def write_outputs(args, run) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .distributed import Distributed, DistributedError  # after parsing: --help stays instant
+    from .launch import DistributedError, job_place
 
     try:
-        dist = Distributed.from_environment()
+        place = job_place()
     except DistributedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # outputs and every setting's range before torch loads or the data is read: a bad flag is answered at once
+    problem = check_outputs(args)
+    if not problem:
+        try:
+            tcfg = train_config(args)
+            check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
+        except ConfigError as e:
+            problem = f"invalid settings: {e}"
+    if problem:
+        print(f"error: {f'rank {place.rank}: ' if place else ''}{problem}", file=sys.stderr)
+        return 2
     try:
-        if dist is None:
-            return _train(args, given_flags(argv), None)
+        from .distributed import Distributed
+
+        if place is None:
+            return _train(args, tcfg, given_flags(argv), None)
+        dist = Distributed(place.rank, place.world, place.local_rank, place.local_world)
         # under torchrun: rank 0 prints and writes; every rank reports its own errors
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(sys.stdout if dist.is_main else quiet):
             code = 1
             try:
-                code = _train(args, given_flags(argv), dist)
+                code = _train(args, tcfg, given_flags(argv), dist)
             finally:
                 dist.close(together=code in (0, 3, *SIGNAL_EXIT.values()))  # every rank ended at the same step
             return code
@@ -312,9 +324,11 @@ def main(argv: list[str]) -> int:
         return SIGNAL_EXIT[signal.SIGINT]
 
 
-def _train(args: argparse.Namespace, given: dict, dist) -> int:
+def _train(args: argparse.Namespace, tcfg: TrainConfig, given: dict, dist) -> int:
+    from .checkpoint import CheckpointError, load_checkpoint
     from .data import DatasetError, LoadCancelled, adjust_images, default_dataset, load_dataset
     from .distributed import DistributedError
+    from .mutual_information import collapse_warning
     from .preflight import few_steps_hint
     from .trainer import Trainer
 
@@ -324,14 +338,6 @@ def _train(args: argparse.Namespace, given: dict, dist) -> int:
         print(f"error: {f'rank {dist.rank}: ' if dist else ''}{msg}", file=sys.stderr)
         return 2
 
-    problem = check_outputs(args)
-    if problem:
-        return fail(problem)
-    try:  # every setting's range before the data is read (a bad --lr must not wait for a decoded image folder)
-        tcfg = train_config(args)
-        check_model_ranges(latent_dim=args.latent_dim, hidden=args.hidden)
-    except ConfigError as e:
-        return fail(f"invalid settings: {e}")
     if writer and not args.checkpoint:
         print("note: no --checkpoint given: the trained model is discarded when the run ends", flush=True)
     try:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .checkpoint import MAX_COUNT
 from .config import ConfigError, ModelConfig, TrainConfig
 from .files import quote
+from .limits import MAX_COUNT
 from .outputs import find_clash, name_problem
 
 

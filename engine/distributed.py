@@ -23,46 +23,25 @@ What a rank does (engine/trainer.py asks this module):
 from __future__ import annotations
 
 import gc
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from .launch import DistributedError, JobPlace, job_place
+
 AGREE_EVERY = 32  # steps between two agreements on stopping (one 1-element all-reduce and one host read)
 
 
-class DistributedError(RuntimeError):
-    """The environment asks for distributed training that cannot be set up; the message says why."""
-
-
 @dataclass(frozen=True)
-class Distributed:
-    rank: int
-    world: int
-    local_rank: int
-    local_world: int = 1  # processes on this machine: they share its cores
+class Distributed(JobPlace):
+    """This process's part in a data-parallel job (its place, engine/launch.py) and every exchange it makes."""
 
     @staticmethod
     def from_environment(env: dict | None = None) -> "Distributed | None":
         """The torchrun-launched process's place in the job; None when not launched as several processes."""
-        env = os.environ if env is None else env
-        try:
-            world = int(env.get("WORLD_SIZE", "1"))
-            rank = int(env.get("RANK", "0"))
-            local = int(env.get("LOCAL_RANK", rank))
-            local_world = int(env.get("LOCAL_WORLD_SIZE", world))
-        except ValueError as e:
-            raise DistributedError(f"torchrun's environment is not numeric ({e})") from None
-        if world <= 1:
-            return None
-        if not 0 <= rank < world:
-            raise DistributedError(f"RANK={rank} is outside WORLD_SIZE={world}")
-        return Distributed(rank, world, local, max(1, local_world))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+        place = job_place(env)
+        return None if place is None else Distributed(place.rank, place.world, place.local_rank, place.local_world)
 
     # -- set-up -----------------------------------------------------------------------------------------------
     def device(self, requested: str) -> torch.device:

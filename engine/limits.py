@@ -32,6 +32,7 @@ TRAIN_RANGES = {
     "snapshot_interval_s": (float, 0.0, 1e9, False),
 }
 RANGES = {**MODEL_RANGES, **TRAIN_RANGES}
+MAX_COUNT = 10**12  # the largest step, epoch or batch counter a checkpoint may hold
 
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 

@@ -110,6 +110,23 @@ def test_a_bad_setting_is_reported_before_the_data_is_read(tmp_path):
         assert f"{hi:,g}]" in r.stderr and "not-there" not in r.stderr  # refused before the path was looked at
 
 
+def test_a_bad_flag_or_output_is_answered_before_torch_loads(tmp_path):
+    """Refusals need no torch (1.3 s to import): the command answers them at once, in a fresh interpreter."""
+    code = (
+        "import sys, main\n"
+        "a = main.main(['train', '--data', sys.argv[1], '--epochs', '0'])\n"
+        "b = main.main(['train', '--data', sys.argv[1], '--checkpoint', sys.argv[1]])\n"
+        "print(a, b, 'torch' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "d.npz")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert r.stdout.split() == ["2", "2", "False"], r.stdout + r.stderr
+    bad_setting, bad_output = r.stderr.splitlines()
+    assert bad_setting == "error: invalid settings: epochs must lie in [1, 100,000], got 0"
+    assert bad_output.startswith("error: ") and "--checkpoint is the same file as --data" in bad_output
+
+
 @pytest.mark.slow  # starts the command in a subprocess
 def test_metrics_csv_counts_steps_from_one_and_the_finish_line_is_singular(tmp_path):
     data, met = _npz(tmp_path), tmp_path / "m.csv"
