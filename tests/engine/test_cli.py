@@ -1,23 +1,45 @@
 """The headless `train` command end to end on a tiny dataset file the test writes."""
 
-import pytest
+import contextlib
 import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from engine.checkpoint import load_checkpoint
+from main import main
 from tests.conftest import make_blobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(*args, timeout=300):
+    """``python main.py train ARGS`` in a new interpreter: for what only a process shows (start-up, signals,
+    a terminal, the end-to-end run below)."""
     return subprocess.run(
         [sys.executable, "main.py", "train", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
+
+
+def train_here(*args) -> subprocess.CompletedProcess:
+    """The same command through ``main.main`` in this process, its stdout and stderr captured: the exit status
+    and every line it prints, without the 2-3 s a new interpreter spends loading torch. An exception escaping
+    the command fails the test (where the subprocess would print a traceback)."""
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(["train", *map(str, args)])
+            except SystemExit as e:  # argparse: --help, or a flag it cannot parse
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        torch.set_num_threads(threads)  # the command chose this thread's count
+    return subprocess.CompletedProcess(["main.py", "train", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 def _npz(tmp_path):
@@ -69,25 +91,23 @@ def test_cli_trains_writes_checkpoint_and_csv_then_resumes(tmp_path):
     assert len(list(csv.DictReader(met.open()))) == 18  # the curve continues from the checkpoint
 
 
-@pytest.mark.slow
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
-    r = _train("--data", bad, "--epochs", 1)
+    r = train_here("--data", bad, "--epochs", 1)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("error: ") and "broken.npz" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
-    r = _train("--data", tmp_path / "nope.idx3-ubyte", "--epochs", 1)
+    r = train_here("--data", tmp_path / "nope.idx3-ubyte", "--epochs", 1)
     assert r.returncode == 2 and "nope.idx3-ubyte" in r.stderr and "Traceback" not in r.stderr
 
     notckpt = tmp_path / "x.ckpt"
     notckpt.write_text("hello")
-    r = _train("--data", _npz(tmp_path), "--resume", notckpt)
+    r = train_here("--data", _npz(tmp_path), "--resume", notckpt)
     assert r.returncode == 2 and "x.ckpt" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.slow
 def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_line(tmp_path):
     from PIL import Image
 
@@ -96,7 +116,7 @@ def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_li
         h, w = rng.integers(10, 30, 2)
         (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
-    r = _train(
+    r = train_here(
         "--data",
         tmp_path / "pics",
         "--resolution",
@@ -115,5 +135,5 @@ def test_cli_loads_a_mixed_size_folder_at_a_chosen_resolution_with_a_progress_li
     assert r.returncode == 0, r.stderr
     assert "30 images of" in r.stdout and "→ 16×16 RGB" in r.stdout and "3×16×16" in r.stdout
     assert "Decoding images: [" in r.stderr and "30/30" in r.stderr
-    bad = _train("--data", tmp_path / "pics", "--resolution", 2, "--epochs", 1)
+    bad = train_here("--data", tmp_path / "pics", "--resolution", 2, "--epochs", 1)
     assert bad.returncode == 2 and bad.stderr.startswith("error: resolution must be between")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from engine.checkpoint import load_checkpoint
-from tests.engine.test_cli import ROOT, _npz, _train
+from tests.engine.test_cli import ROOT, _npz, _train, train_here
 
 
 @pytest.mark.slow
@@ -61,43 +61,39 @@ def test_a_signal_stops_at_the_next_step_and_saves_checkpoint_and_metrics(tmp_pa
     assert c.step >= 6 and len(rows) == c.step  # the checkpoint and the curve agree on how far it got
 
 
-@pytest.mark.slow
 def test_metrics_csv_naming_the_checkpoint_is_refused_before_training(tmp_path):
     ck = tmp_path / "same.ckpt"
-    r = _train(
+    r = train_here(
         "--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", ck, "--metrics-csv", tmp_path / "." / "same.ckpt"
     )
     assert r.returncode == 2 and "is the same file as --checkpoint" in r.stderr and not ck.exists()
     assert "data:" not in r.stdout  # refused before loading anything
 
 
-@pytest.mark.slow
 def test_an_empty_checkpoint_name_is_refused(tmp_path):
-    r = _train("--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", "")
+    r = train_here("--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", "")
     assert r.returncode == 2 and "--checkpoint was given an empty file name" in r.stderr
 
 
-@pytest.mark.slow
 def test_an_unwritable_output_folder_is_refused_before_training(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    r = _train("--data", _npz(tmp_path), "--epochs", 1, "--metrics-csv", blocker / "m.csv")
+    r = train_here("--data", _npz(tmp_path), "--epochs", 1, "--metrics-csv", blocker / "m.csv")
     assert r.returncode == 2 and "cannot write there" in r.stderr and "not-a-folder' is a file" in r.stderr
     assert "epoch" not in r.stdout
-    r = _train("--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", tmp_path)
+    r = train_here("--data", _npz(tmp_path), "--epochs", 1, "--checkpoint", tmp_path)
     assert r.returncode == 2 and "names a folder" in r.stderr
 
 
-@pytest.mark.slow
 def test_resume_refuses_model_flags_that_contradict_the_checkpoint(tmp_path):
     data = _npz(tmp_path)
     ck = tmp_path / "run.ckpt"
-    assert _train("--data", data, "--epochs", 1, "--hidden", 32, "--iwae-k", 5, "--checkpoint", ck).returncode == 0
-    r = _train("--data", data, "--epochs", 2, "--resume", ck, "--latent-dim", 7, "--arch", "conv")
+    assert train_here("--data", data, "--epochs", 1, "--hidden", 32, "--iwae-k", 5, "--checkpoint", ck).returncode == 0
+    r = train_here("--data", data, "--epochs", 2, "--resume", ck, "--latent-dim", 7, "--arch", "conv")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--latent-dim 7 and --arch conv conflict with the checkpoint's model" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    r = _train("--data", data, "--epochs", 2, "--iwae-k", 5, "--resume", ck, "--hidden", 32)  # agrees: fine
+    r = train_here("--data", data, "--epochs", 2, "--iwae-k", 5, "--resume", ck, "--hidden", 32)  # agrees: fine
     assert r.returncode == 0, r.stderr
 
 
@@ -110,9 +106,8 @@ def test_resume_refuses_model_flags_that_contradict_the_checkpoint(tmp_path):
         ("--epochs", "0", "epochs must lie in"),
     ],
 )
-@pytest.mark.slow
 def test_out_of_range_settings_are_one_line(tmp_path, flag, value, needle):
-    r = _train("--data", _npz(tmp_path), flag, value)
+    r = train_here("--data", _npz(tmp_path), flag, value)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 

@@ -14,9 +14,7 @@ from PIL import Image
 
 from engine.checkpoint import MAX_COUNT, load_checkpoint, write_checkpoint
 from engine.data import load_dataset
-from tests.engine.test_cli import ROOT, _npz, _train
-
-pytestmark = pytest.mark.slow  # each test starts the command in a subprocess
+from tests.engine.test_cli import ROOT, _npz, train_here
 
 QUICK = ("--epochs", 1, "--batch-size", 50, "--hidden", 16, "--iwae-k", 2)
 
@@ -32,12 +30,12 @@ def _one_error(r, *needles):
 
 # ------------------------------------------------------------------------------------------ 0: discarded models
 def test_without_checkpoint_the_command_says_the_model_is_discarded(tmp_path):
-    r = _train("--data", _npz(tmp_path), *QUICK)
+    r = train_here("--data", _npz(tmp_path), *QUICK)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "note: no --checkpoint given: the trained model is discarded when the run ends"
-    r = _train("--data", _npz(tmp_path), *QUICK, "--checkpoint", tmp_path / "a.ckpt")
+    r = train_here("--data", _npz(tmp_path), *QUICK, "--checkpoint", tmp_path / "a.ckpt")
     assert r.returncode == 0 and "discarded" not in r.stdout
-    h = _train("--help")
+    h = train_here("--help")
     assert "without it the trained model is discarded" in " ".join(h.stdout.split())
 
 
@@ -45,28 +43,28 @@ def test_without_checkpoint_the_command_says_the_model_is_discarded(tmp_path):
 def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
     data = _npz(tmp_path)
     before = data.read_bytes()
-    _one_error(_train("--data", data, *QUICK, "--checkpoint", data), "--checkpoint is the same file as --data")
+    _one_error(train_here("--data", data, *QUICK, "--checkpoint", data), "--checkpoint is the same file as --data")
     spelled = tmp_path / "sub" / ".." / data.name  # another spelling of the same file
     (tmp_path / "sub").mkdir()
-    _one_error(_train("--data", data, *QUICK, "--metrics-csv", spelled), "--metrics-csv is the same file as --data")
+    _one_error(train_here("--data", data, *QUICK, "--metrics-csv", spelled), "--metrics-csv is the same file as --data")
     link = tmp_path / "link.csv"
     link.symlink_to(data)
-    _one_error(_train("--data", data, *QUICK, "--metrics-csv", link), "--metrics-csv is the same file as --data")
+    _one_error(train_here("--data", data, *QUICK, "--metrics-csv", link), "--metrics-csv is the same file as --data")
     assert data.read_bytes() == before and link.is_symlink()
 
 
 def test_metrics_over_the_resumed_checkpoint_is_refused_even_through_a_hard_link(tmp_path):
     data = _npz(tmp_path)
     ck = tmp_path / "run.ckpt"
-    assert _train("--data", data, *QUICK, "--checkpoint", ck).returncode == 0
+    assert train_here("--data", data, *QUICK, "--checkpoint", ck).returncode == 0
     hard = tmp_path / "same-inode.csv"
     os.link(ck, hard)
     before = ck.read_bytes()
-    r = _train("--data", data, *QUICK[2:], "--epochs", 2, "--resume", ck, "--metrics-csv", hard)
+    r = train_here("--data", data, *QUICK[2:], "--epochs", 2, "--resume", ck, "--metrics-csv", hard)
     _one_error(r, "same-inode.csv': --metrics-csv is the same file as --resume", "overwrite an input")
     assert ck.read_bytes() == before
     # the checkpoint written back over the one it resumes is allowed: atomic, and the input was read whole first
-    r = _train("--data", data, *QUICK[2:], "--epochs", 2, "--resume", ck, "--checkpoint", ck)
+    r = train_here("--data", data, *QUICK[2:], "--epochs", 2, "--resume", ck, "--checkpoint", ck)
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(ck).step == 12
 
@@ -76,7 +74,7 @@ def test_an_output_replacing_a_file_of_the_data_folder_is_refused(tmp_path):
     folder.mkdir()
     for i in range(6):
         Image.fromarray(np.full((8, 8), i * 40, np.uint8)).save(folder / f"{i}.png")
-    r = _train("--data", folder, *QUICK, "--checkpoint", folder / "3.png")
+    r = train_here("--data", folder, *QUICK, "--checkpoint", folder / "3.png")
     _one_error(r, "3.png': --checkpoint is a data file inside --data")
     assert Image.open(folder / "3.png").size == (8, 8)
 
@@ -84,7 +82,7 @@ def test_an_output_replacing_a_file_of_the_data_folder_is_refused(tmp_path):
 def test_two_outputs_naming_one_file_through_a_symlinked_folder_are_refused(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "real")
-    r = _train(
+    r = train_here(
         "--data",
         _npz(tmp_path),
         *QUICK,
@@ -100,7 +98,7 @@ def test_two_outputs_naming_one_file_through_a_symlinked_folder_are_refused(tmp_
 # ------------------------------------------------------------------------------------------ 2: names are quoted
 def test_a_name_holding_a_newline_cannot_forge_a_line(tmp_path):
     out, met = tmp_path / "out" / "new\nerror: forged.ckpt", tmp_path / "m\nx.csv"
-    r = _train("--data", _npz(tmp_path), *QUICK, "--checkpoint", out, "--metrics-csv", met)
+    r = train_here("--data", _npz(tmp_path), *QUICK, "--checkpoint", out, "--metrics-csv", met)
     assert r.returncode == 0, r.stderr
     lines = (r.stdout + r.stderr).splitlines()
     assert not any(line.startswith("error") for line in lines), lines
@@ -113,11 +111,12 @@ def test_a_name_holding_a_newline_cannot_forge_a_line(tmp_path):
 def test_a_300_character_output_name_is_one_line(tmp_path):
     long = tmp_path / ("c" * 300 + ".ckpt")
     for flag in ("--checkpoint", "--metrics-csv"):
-        r = _train("--data", _npz(tmp_path), *QUICK, flag, long)
+        r = train_here("--data", _npz(tmp_path), *QUICK, flag, long)
         _one_error(r, f"{flag} cannot be written", "name of 305 bytes, more than the 255")
 
 
 # ------------------------------------------------------------------------------------------ 6: Ctrl+C at start-up
+@pytest.mark.slow  # a subprocess: the signal must arrive while torch is imported
 def test_ctrl_c_while_torch_is_imported_is_one_line_and_130(tmp_path):
     """SIGINT arrives exactly when the first ``import torch`` starts (a hook sends it): no traceback."""
     code = (
@@ -140,23 +139,23 @@ def test_ctrl_c_while_torch_is_imported_is_one_line_and_130(tmp_path):
 def test_a_checkpoint_with_nothing_left_to_train_says_so(tmp_path):
     data = _npz(tmp_path)
     ck = tmp_path / "run.ckpt"
-    assert _train("--data", data, *QUICK, "--checkpoint", ck).returncode == 0
-    _one_error(_train("--data", data, *QUICK, "--resume", ck), "has done 1 epochs", "nothing is left to train")
+    assert train_here("--data", data, *QUICK, "--checkpoint", ck).returncode == 0
+    _one_error(train_here("--data", data, *QUICK, "--resume", ck), "has done 1 epochs", "nothing is left to train")
     met = tmp_path / "m.csv"
-    r = _train("--data", data, *QUICK, "--resume", ck, "--metrics-csv", met)
+    r = train_here("--data", data, *QUICK, "--resume", ck, "--metrics-csv", met)
     assert r.returncode == 0, r.stderr
     assert "nothing was left to train: the model stays at step 6" in r.stdout and "done in" not in r.stdout
     assert met.exists()
     at_bound = tmp_path / "bound.ckpt"
     write_checkpoint(at_bound, replace(load_checkpoint(ck), step=MAX_COUNT))
-    r = _train("--data", data, *QUICK[2:], "--epochs", 5, "--resume", at_bound)
+    r = train_here("--data", data, *QUICK[2:], "--epochs", 5, "--resume", at_bound)
     _one_error(r, "at step 1,000,000,000,000, the most a checkpoint may hold")
 
 
 def test_a_symlink_loop_is_named_as_a_loop(tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
-    r = _train("--data", tmp_path / "a", *QUICK)
+    r = train_here("--data", tmp_path / "a", *QUICK)
     assert r.returncode == 2 and r.stderr.strip() == "error: 'a': a symbolic link loop (the link leads back to itself)"
 
 
