@@ -25,16 +25,10 @@ def _run(code: str, tmp_path, quit_ms: int = 2500):
 
 
 @pytest.mark.slow
-def test_run_app_starts_and_quits(tmp_path):
-    r = _run("import sys; from gui.app import run_app; sys.exit(run_app([]))", tmp_path)
+def test_main_py_starts_writes_its_settings_and_quits(tmp_path):
+    """``python main.py`` (main.main → gui.app.run_app) opens the window and quits by itself."""
+    r = _run("import runpy, sys; sys.argv = ['main.py']; runpy.run_path('main.py', run_name='__main__')", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and "Error" not in r.stderr, r.stderr
     ini = list((tmp_path / "config").rglob("*.ini"))
     assert ini, "settings are written to the user's config folder"
-
-
-@pytest.mark.slow
-def test_main_py_starts_and_quits(tmp_path):
-    r = _run("import runpy, sys; sys.argv = ['main.py']; runpy.run_path('main.py', run_name='__main__')", tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr, r.stderr
