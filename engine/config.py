@@ -71,7 +71,7 @@ def _check_choice(name: str, value, choices) -> None:
 
 # β that "Condition on label" suggests in the window. Fashion-MNIST, the default model (MLP 400, d = 2) and the
 # default 10 epochs, seed 0: the mean image decoded from prior draws for class k is nearest the class-k training
-# mean for 7 of 10 classes at β = 1 and for 10 of 10 at β = 3 (tests/engine/test_conditional.py): at β = 1 the
+# mean for 7 of 10 classes at β = 1 and for 10 of 10 at β = 3 (tests/engine/test_conditional_check.py): at β = 1 the
 # class posteriors q(z|x, y) leave much of N(0, I) unvisited, and prior draws there decode to blurred blends.
 CONDITIONAL_BETA = 3.0
 

@@ -1,5 +1,5 @@
 """The conditional VAE the window trains when "Condition on label" is ticked: its decodes from prior draws carry
-their class (the classifier-free check of tests/engine/test_conditional.py)."""
+their class (the classifier-free check of tests/engine/test_conditional_check.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from engine.config import CONDITIONAL_BETA, ModelConfig, TrainConfig
 from engine.data import fashion_mnist_path, load_dataset
 from engine.trainer import Trainer
-from tests.engine.test_conditional import FAST_T, _check_and_controls
+from tests.engine.test_conditional import FAST_T
+from tests.engine.test_conditional_check import _check_and_controls
 
 
 @pytest.mark.slow

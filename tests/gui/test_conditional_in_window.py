@@ -16,7 +16,7 @@ from engine.snapshot import SnapshotModel, every_class, prior_samples
 from gui.panels.latent import FADED
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, wait_finished
-from .test_main_window import click_latent, train_to_end
+from .window_helpers import click_latent, train_to_end
 
 
 def tick_conditional(qtbot, w, on: bool = True) -> None:

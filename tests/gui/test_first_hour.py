@@ -14,7 +14,7 @@ from gui.main_window import DatasetFileDialog
 from tests.engine.test_folder_with_csv import image_folder_with_metadata
 
 from .conftest import SMALL_TRAIN, make_tiny, wait_finished
-from .test_main_window import click_latent, train_to_end
+from .window_helpers import click_latent, train_to_end
 
 LONG = SMALL_TRAIN.replace(epochs=100_000)
 

@@ -21,7 +21,7 @@ from engine.snapshot import SnapshotModel
 from gui.panels.inference import HINT
 from gui.workers import live_threads
 
-from .test_main_window import train_to_end
+from .window_helpers import train_to_end
 
 
 def shift_click_latent(qtbot, w, x, y):

@@ -1,71 +1,23 @@
-"""The window, driven like a person would: menus, buttons, clicks in the latent plot, files."""
+"""The window, driven like a person would: menus, buttons, files, settings, closing (clicks in the latent plot:
+test_latent_picking.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 import threading
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QProgressBar, QToolButton, QWidget
 
 from engine.checkpoint import load_checkpoint
-from engine.snapshot import SnapshotModel
 from gui.main_window import DatasetFileDialog, MainWindow
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, make_tiny, wait_finished
-
-LONG = SMALL_TRAIN.replace(epochs=100_000)
-
-
-def click_latent(qtbot, w, x, y, button=Qt.MouseButton.LeftButton):
-    """A real mouse click on the latent plot at plot coordinates (x, y)."""
-    lp = w.latent
-    pos = lp.plot_widget.mapFromScene(lp.scene_pos_of(x, y))
-    qtbot.mouseMove(lp.plot_widget.viewport(), pos)
-    qtbot.mouseClick(lp.plot_widget.viewport(), button, pos=pos)
-    # a pick within a frame of the last decode is decoded when that frame's timer ends: wait for it
-    timer = w.findChild(QTimer, "decodeTimer")
-    qtbot.waitUntil(lambda: not timer.isActive(), timeout=5000)
-
-
-def drag_latent(qtbot, w, a_xy, b_xy, steps=8):
-    """Press at a, move in steps to b with the left button held, release (real QMouseEvents)."""
-    from PySide6.QtCore import QEvent, QPointF
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    lp = w.latent
-    vp = lp.plot_widget.viewport()
-    a = QPointF(lp.plot_widget.mapFromScene(lp.scene_pos_of(*a_xy)))
-    b = QPointF(lp.plot_widget.mapFromScene(lp.scene_pos_of(*b_xy)))
-    left, none, mods = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
-
-    def send(kind, p, button, buttons):
-        ev = QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons, mods)
-        QApplication.sendEvent(vp, ev)
-
-    send(QEvent.Type.MouseMove, a, none, none)
-    send(QEvent.Type.MouseButtonPress, a, left, left)
-    for t in np.linspace(0, 1, steps)[1:]:
-        qtbot.wait(25)  # pyqtgraph drops mouse moves that come faster than its maximum rate
-        send(QEvent.Type.MouseMove, a + (b - a) * float(t), none, left)
-    send(QEvent.Type.MouseButtonRelease, b, left, none)
-
-
-def train_to_end(qtbot, w):
-    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
-    wait_finished(qtbot, w)
-    qtbot.waitUntil(lambda: w.latent.shown is not None, timeout=5000)
-
-
-def expected_image(w, x, y):
-    z = w.latent.to_latent(x, y)
-    return SnapshotModel(w.state.snapshot).decode(z[None])[0], z
+from .window_helpers import LONG, click_latent, expected_image, train_to_end
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -196,106 +148,6 @@ def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     assert w.actions.start.isEnabled()
     train_to_end(qtbot, w)  # and it still trains
     assert w.state.status == "finished"
-
-
-# ------------------------------------------------------------------------------------------------ click to generate
-@pytest.mark.slow
-def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
-    w = make_window()
-    train_to_end(qtbot, w)
-    x0, x1, y0, y1 = w.latent.view_rect()
-    target = (x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
-    with qtbot.waitSignal(w.latent.latent_clicked, timeout=2000) as sig:
-        click_latent(qtbot, w, *target)
-    x, y = sig.args
-    px = (x1 - x0) / w.latent.vb.width()
-    assert abs(x - target[0]) < 2 * px and abs(y - target[1]) < 2 * (y1 - y0) / w.latent.vb.height()
-    want, z = expected_image(w, x, y)
-    np.testing.assert_array_equal(w.generated.image, want)
-    np.testing.assert_array_equal(z, np.array([x, y], np.float32))  # d = 2: the point itself
-    assert w.latent.marker_pos == (x, y)
-    assert w.generated.view.qimage.width() == 12
-    assert "z = (" in w.generated.coords.text()
-    assert w.actions.export_generated.isEnabled()
-
-
-@pytest.mark.slow
-def test_drag_decodes_along_the_way(qtbot, make_window):
-    w = make_window()
-    train_to_end(qtbot, w)
-    lp = w.latent
-    x0, x1, y0, y1 = lp.view_rect()
-    seen = []
-    lp.latent_clicked.connect(lambda x, y: seen.append((x, y)))
-    drag_latent(qtbot, w, (x0 + 0.2 * (x1 - x0), (y0 + y1) / 2), (x0 + 0.8 * (x1 - x0), (y0 + y1) / 2))
-    assert len(seen) >= 3
-    assert seen[-1][0] > seen[0][0]
-    assert lp.view_rect() == (x0, x1, y0, y1)  # a left drag picks points, it does not pan
-    want, z = expected_image(w, *seen[-1])
-    np.testing.assert_array_equal(w.state.picked, z)
-    qtbot.waitUntil(lambda: np.array_equal(w.generated.image, want), timeout=2000)  # the drag's last decode
-
-
-def test_a_drag_decodes_at_most_once_a_frame_and_ends_on_its_last_point(qtbot, make_window):
-    w = make_window()
-    train_to_end(qtbot, w)
-    shown = []
-    show = w.generated.show_image
-    w.generated.show_image = lambda image, z, *a: shown.append(z) or show(image, z, *a)
-    points = [np.array([0.1 * i, -0.05 * i], np.float32) for i in range(20)]
-    for z in points:  # twenty moves within one frame: no event is processed between them
-        assert w.state.pick(z)
-    assert len(shown) == 1 and np.array_equal(shown[0], points[0])  # the first at once
-    qtbot.waitUntil(lambda: len(shown) == 2, timeout=2000)  # then the newest one when the frame ends
-    np.testing.assert_array_equal(shown[1], points[-1])
-    want = SnapshotModel(w.state.snapshot).decode(points[-1][None])[0]
-    np.testing.assert_array_equal(w.generated.image, want)
-    qtbot.wait(100)
-    assert len(shown) == 2  # nothing more to decode
-
-
-def test_click_while_training_and_paused(qtbot, make_window):
-    w = make_window(train=LONG)
-    weights = {}  # every snapshot by step: while training, the image may lag the newest by a redraw pass
-    w.state.snapshot_changed.connect(lambda snap: weights.__setitem__(snap.step, snap))
-    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.latent.shown is not None, timeout=20_000)
-    x0, x1, y0, y1 = w.latent.view_rect()
-    click_latent(qtbot, w, x0 + 0.6 * (x1 - x0), y0 + 0.3 * (y1 - y0))
-    assert w.generated.image is not None
-    step = int(re.search(r"decoder at step ([\d,]+)", w.generated.coords.text()).group(1).replace(",", ""))
-    np.testing.assert_array_equal(w.generated.image, SnapshotModel(weights[step]).decode(w.state.picked[None])[0])
-    w.session.pause()
-    qtbot.waitUntil(lambda: w.state.status == "paused", timeout=5000)
-    x0, x1, y0, y1 = w.latent.view_rect()
-    click_latent(qtbot, w, x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
-    want, _ = expected_image(w, *w.latent.marker_pos)
-    np.testing.assert_array_equal(w.generated.image, want)
-    w.session.stop()
-    wait_finished(qtbot, w)
-
-
-def test_click_with_latent_dim_above_two_goes_through_pca(qtbot, make_window):
-    w = make_window(model=SMALL_MODEL.replace(latent_dim=4))
-    train_to_end(qtbot, w)
-    assert w.latent.plot.getAxis("bottom").labelText.startswith("PC1")
-    assert w.latent.plot.getAxis("left").labelText.startswith("PC2")
-    x0, x1, y0, y1 = w.latent.view_rect()
-    with qtbot.waitSignal(w.latent.latent_clicked, timeout=2000) as sig:
-        click_latent(qtbot, w, (x0 + x1) / 2, y0 + 0.25 * (y1 - y0))
-    x, y = sig.args
-    z = w.latent.plane.from_plane(np.array([[x, y]]))[0].astype(np.float32)
-    assert z.shape == (4,)
-    np.testing.assert_array_equal(w.state.picked, z)
-    np.testing.assert_array_equal(w.generated.image, SnapshotModel(w.state.snapshot).decode(z[None])[0])
-    assert "PC = (" in w.generated.coords.text()
-
-
-def test_click_before_any_model_explains(qtbot, make_window):
-    w = make_window()
-    click_latent(qtbot, w, 0.0, 0.0)
-    assert w.generated.image is None
-    assert "Start" in w.generated.view.placeholder
 
 
 # ------------------------------------------------------------------------------------------------ panels

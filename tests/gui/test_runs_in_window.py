@@ -16,7 +16,7 @@ from engine.runs import rate_distortion
 from engine.trainer import Trainer
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, make_tiny
-from .test_main_window import train_to_end
+from .window_helpers import train_to_end
 
 
 def _checkpoint(path, beta):

@@ -15,7 +15,7 @@ from engine.messages import RunStatus
 from gui.panels.latent import MAX_POINTS
 
 from .conftest import SMALL_TRAIN, make_tiny
-from .test_main_window import click_latent, train_to_end
+from .window_helpers import click_latent, train_to_end
 
 
 def rare_class_dataset():

@@ -15,7 +15,7 @@ from gui.panels.curves import IDLE_CAPTION
 from gui.panels.latent import EMPTY_TITLE
 
 from .conftest import SMALL_MODEL, SMALL_TRAIN, make_tiny, wait_finished
-from .test_main_window import LONG, click_latent, train_to_end
+from .window_helpers import LONG, click_latent, train_to_end
 
 
 def _plotted(w) -> int:

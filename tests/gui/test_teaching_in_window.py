@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSlider
 
-from .test_main_window import click_latent, train_to_end
+from .window_helpers import click_latent, train_to_end
 
 
 def test_explorer_is_a_tab_of_the_window_and_its_sliders_move_the_numbers(qtbot, make_window):

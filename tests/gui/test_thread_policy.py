@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, QThread, Qt
 
 from engine.threads import usable_cores
 
-from .test_main_window import click_latent, train_to_end
+from .window_helpers import click_latent, train_to_end
 
 
 def _as_if_the_trainer_just_set(n: int) -> None:
