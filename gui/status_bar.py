@@ -20,6 +20,7 @@ STATE_TEXT = {
     RunStatus.LOADED: "Checkpoint loaded",
     RunStatus.IDLE: "Idle",
 }
+COMPILING = "eager · compiling…"  # the step label while the run steps eagerly and its compiled step is being built
 
 
 def fmt_seconds(s: float) -> str:
@@ -107,7 +108,7 @@ class StatusBarView:
             self.step_label.setText("")
             self.step_label.setToolTip("Which training step runs (Settings → Compile)")
             return
-        short = {"compiling": "eager · compiling…", "compiled": "compiled step"}.get(msg.state, "eager step")
+        short = {"compiling": COMPILING, "compiled": "compiled step"}.get(msg.state, "eager step")
         self.step_label.setText(short)
         self.step_label.setToolTip(msg.text)
         if msg.state != "compiling" and msg.text != "compile off: eager step":
@@ -142,6 +143,13 @@ class StatusBarView:
         if not status.moving:  # no throughput and no time left when nothing trains
             self.rate_label.setText("— samples/s")
             self.eta_label.setText("ETA —")
+        if status in (RunStatus.STOPPED, RunStatus.FINISHED, RunStatus.ERROR) and self.step_label.text() == COMPILING:
+            # the run ended before its compiled step was ready: it ran eagerly, and the compile goes on for the next
+            self.step_label.setText("eager step")
+            self.step_label.setToolTip(
+                "This run ended on the eager step before its compiled step was ready; compiling goes on in the "
+                "background, so a later run of this shape can start compiled (Settings → Compile)"
+            )
 
     def stopping(self) -> None:
         self.state_label.setText("Stopping…")

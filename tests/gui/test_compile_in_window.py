@@ -47,3 +47,26 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     assert switched >= 30 and len(done) >= switched + 30
     assert np.isfinite(w.state.history.column("elbo")).all()
     w.session.run.compiled.graphs.thread.join(120)  # the evaluation graphs, compiled after the step's
+
+
+def test_a_run_that_ends_before_its_compiled_step_is_ready_says_it_ran_eagerly(qtbot, make_window, monkeypatch):
+    monkeypatch.delenv(compiled.ENV, raising=False)
+    monkeypatch.setattr(compiled, "_REGISTRY", {})
+    gate = threading.Event()
+
+    def held_backend(gm, example_inputs):
+        assert gate.wait(120)
+        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+
+    monkeypatch.setattr(compiled, "BACKEND", held_backend)
+    w = make_window(train=SMALL_TRAIN.replace(threads=1, compile="auto"))
+    w.actions.start.trigger()
+    try:
+        qtbot.waitUntil(lambda: w.status.step_label.text() == "eager · compiling…", timeout=20_000)
+        wait_finished(qtbot, w)
+        assert w.state.status == "finished" and not gate.is_set()
+        assert w.status.step_label.text() == "eager step"  # not "compiling…" beside "Finished"
+        assert "ended on the eager step" in w.status.step_label.toolTip()
+    finally:
+        gate.set()
+        w.session.run.compiled.graphs.thread.join(120)
