@@ -376,10 +376,8 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             self.state.select_example(index)
 
     def _on_example_changed(self, index) -> None:
-        if index is not None:
-            d = self.state.latent_dim
-            more = "" if d == 2 else f" (the grid posterior needs d = 2; this model has d = {d})"
-            self.status.message(f"Example #{index} selected: see “Posterior & gap”{more}.", 6000)
+        if index is not None:  # short enough for a 1024-px window's message area; the tab says more (d ≠ 2)
+            self.status.message(f"Example #{index:,} → Posterior & gap", 6000)
 
     def _request_decode(self) -> None:
         """Decode a newly picked point: now, or at the end of this frame when a pick was decoded in it already."""

@@ -5,7 +5,8 @@ it follows the run status of the window's state (``StudioState.status``), and th
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from engine.messages import RunStatus
 
@@ -69,6 +70,7 @@ class StatusBarView:
             w.setToolTip(tip)
         for w in (self.state_label, self.progress, self.rate_label, self.eta_label, self.step_label, self.device_label):
             status_bar.addPermanentWidget(w)
+        status_bar.messageChanged.connect(self._on_message_changed)
         self._rate: float | None = None  # smoothed samples/s
         self._batch_size = 1
         state.status_changed.connect(self._on_status)  # a gui.state.StudioState: the run status it shows
@@ -83,7 +85,26 @@ class StatusBarView:
         self.show_step_kind(None)
 
     def message(self, text: str, ms: int = 0) -> None:
-        self.bar.showMessage(text, ms)
+        """Show ``text`` in the message area for ``ms`` ms (0: until the next), cut with "…" to the room the
+        permanent widgets leave (about 270 px in a 1024-px window); the whole line is the bar's tooltip meanwhile."""
+        room = self.message_room()
+        fm = self.bar.fontMetrics()
+        shown = text if fm.horizontalAdvance(text) <= room else fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
+        self.bar.setToolTip(text if shown != text else "")
+        self.bar.showMessage(shown, ms)
+
+    def message_room(self) -> int:
+        """Pixels the message area has beside the permanent widgets (each at least as wide as its text)."""
+        widgets = [w for w in self.bar.findChildren(QWidget) if w.parent() is self.bar and w.isVisible()]
+        if not widgets:
+            return max(80, self.bar.width() - 12)
+        left = min(w.x() for w in widgets)  # where the permanent widgets begin, as laid out now
+        growing = sum(max(0, w.sizeHint().width() - w.width()) for w in widgets)  # a new text not laid out yet
+        return max(80, left - growing - 8)  # the message starts a few pixels in
+
+    def _on_message_changed(self, text: str) -> None:
+        if not text:  # the message timed out or was cleared: so is its whole line
+            self.bar.setToolTip("")
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run_starting(self, batch_size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QColor, QFont, QPalette
@@ -112,6 +113,38 @@ def plain_axes(plot_item) -> None:
         plot_item.getAxis(ax).enableAutoSIPrefix(False)
 
 
+def _next_nice(step: float) -> float:
+    """The next tick step of the 1, 2, 5, 10, … series after ``step``."""
+    e = math.floor(math.log10(step))
+    a = step / 10**e
+    return (2.0 if a < 1.5 else 5.0 if a < 3.5 else 10.0) * 10**e
+
+
+def stacked_ticks_apart(axis) -> None:
+    """pyqtgraph always labels the coarsest tick level, however short the axis: on a plot 80 px tall a range of
+    0–0.1 gets six numbers stacked into each other. Widen that level's step (1, 2, 5, 10, …) until a number's
+    height fits between two ticks, and drop the finer levels then."""
+    from PySide6.QtGui import QFontMetricsF
+
+    default = axis.tickSpacing
+
+    def spacing(min_val, max_val, size):
+        levels = default(min_val, max_val, size)
+        span = abs(max_val - min_val)
+        if not levels or size <= 0 or not span:
+            return levels
+        need = 1.3 * QFontMetricsF(axis.style["tickFont"] or axis_font()).height()  # pixels between two labels
+        per_unit = size / span
+        major = levels[0][0]
+        if major * per_unit >= need:
+            return levels
+        while major * per_unit < need:
+            major = _next_nice(major)
+        return [(major, 0.0)]
+
+    axis.tickSpacing = spacing
+
+
 def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = False) -> pg.PlotWidget:
     import pyqtgraph as pg
 
@@ -125,12 +158,17 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
     w.setAccessibleName(title)
     p = w.getPlotItem()
     p.setTitle(title, size="10pt", color=PLOT_FG)
+    # the title spans the axis columns too: over the data area alone, wide tick numbers (−12,000) on a 140-px plot
+    # would leave a title narrower room than its text
+    p.layout.removeItem(p.titleLabel)
+    p.layout.addItem(p.titleLabel, 0, 0, 1, 3)
     p.setLabel("bottom", x_label, **{"font-size": "9pt"})
     p.setLabel("left", y_label, **{"font-size": "9pt"})
     for ax in ("bottom", "left"):
         p.getAxis(ax).setTickFont(axis_font())
     plain_axes(p)
     p.getAxis("left").setTickDensity(0.4)  # fewer, readable ticks on a short plot (1024×700)
+    stacked_ticks_apart(p.getAxis("left"))
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)

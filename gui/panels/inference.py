@@ -410,8 +410,11 @@ class InferencePanel(QWidget):
         self.values["log_px"].setText(f"{g.log_px:.3f} nats")
         self.values["elbo"].setText(f"{g.elbo:.3f} nats")
         self.values["kl_gap"].setText(f"{g.kl_gap:.4f} nats")
-        self.values["kl_quad"].setText(
-            "n/a: q reaches outside the grid" if not np.isfinite(g.kl_quadrature) else f"{g.kl_quadrature:.4f} nats"
+        off_grid = not np.isfinite(g.kl_quadrature)
+        self.values["kl_quad"].setText("n/a: q off the grid" if off_grid else f"{g.kl_quadrature:.4f} nats")
+        self.values["kl_quad"].setToolTip(
+            TIP_KL_QUAD
+            + (" Not computed here: q reaches outside the grid, so the quadrature would miss part of it." * off_grid)
         )
         self.values["recon"].setText(f"{g.recon:.3f} nats")
         self.values["kl_prior"].setText(f"{g.kl_prior:.3f} nats")

@@ -42,6 +42,15 @@ def _running_qthreads() -> list:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def app_style(qapp):
+    """The look the app gives itself (gui/app.py): its font and style sheet, so that what a test measures (a text
+    that fits its widget, a window's minimum size) is what a user sees."""
+    from gui import style
+
+    style.apply_app_style(qapp)
+
+
 @pytest.fixture(autouse=True)
 def collect_garbage_between_tests():
     """As in the app (gui/app.py), Python's cyclic collector never runs by itself during a GUI test: started inside

@@ -11,6 +11,8 @@ from PySide6.QtCore import QSettings, Qt
 
 import engine.data.images as images_mod
 
+from .window_helpers import status_line
+
 
 def make_folder(root, n, sizes=((20, 24), (31, 17), (12, 12)), colour=False):
     rng = np.random.default_rng(0)
@@ -42,7 +44,7 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     qtbot.waitUntil(lambda: not w.loader.busy(), timeout=10_000)
     assert w.state.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
     assert not panel.busy.isVisibleTo(panel) and not panel.cancel_button.isVisibleTo(panel)
-    assert "cancelled" in w.statusBar().currentMessage() and w.errors == []
+    assert "cancelled" in status_line(w) and w.errors == []
     assert w.actions.start.isEnabled()
     assert w.ui.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.ui.recent_menu.actions())
 

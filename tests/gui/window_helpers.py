@@ -56,3 +56,9 @@ def train_to_end(qtbot, w):
 def expected_image(w, x, y):
     z = w.latent.to_latent(x, y)
     return SnapshotModel(w.state.snapshot).decode(z[None])[0], z
+
+
+def status_line(w) -> str:
+    """The status bar's message as a user can read it: whole, or, when the window cut it short, its tooltip."""
+    bar = w.statusBar()
+    return bar.toolTip() or bar.currentMessage()
