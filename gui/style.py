@@ -133,7 +133,7 @@ def stacked_ticks_apart(axis) -> None:
         span = abs(max_val - min_val)
         if not levels or size <= 0 or not span:
             return levels
-        need = 1.3 * QFontMetricsF(axis.style["tickFont"] or axis_font()).height()  # pixels between two labels
+        need = QFontMetricsF(axis.style["tickFont"] or axis_font()).height() + 2  # pixels between two labels
         per_unit = size / span
         major = levels[0][0]
         if major * per_unit >= need:
