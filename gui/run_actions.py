@@ -157,8 +157,10 @@ class RunActions(QObject):
 
     # -- session messages --------------------------------------------------------------------------------------
     def _on_metrics(self, chunk) -> None:
-        # the epoch's last step: the worker now evaluates on the test set until its EpochSummary arrives
-        self.evaluating = chunk.steps_per_epoch > 0 and chunk.step > 0 and chunk.step % chunk.steps_per_epoch == 0
+        # the epoch's last step: the worker now evaluates on the test set until its EpochSummary arrives (a chunk
+        # that comes after the run's end, whose evaluation is over, must not hold the next run's redraws)
+        end_of_epoch = chunk.steps_per_epoch > 0 and chunk.step > 0 and chunk.step % chunk.steps_per_epoch == 0
+        self.evaluating = end_of_epoch and self.state.status is RunStatus.RUNNING
         self.state.add_chunk(chunk)
         self.last_chunk = chunk
         self.status.add_rate(chunk.samples_per_s)

@@ -129,7 +129,18 @@ def test_new_weights_reach_the_inside_page_by_a_redraw_pass_while_training(qtbot
     w.state.set_status(RunStatus.RUNNING)  # as while a run trains
     w.state.set_snapshot(dataclasses.replace(w.state.snapshot, step=w.state.snapshot.step + 3))
     assert w.inside.result is shown  # not decoded inside the message's handler ...
-    qtbot.waitUntil(lambda: w.inside.result is not shown, timeout=20_000)  # ... but by a redraw pass (budgeted)
+    try:
+        qtbot.waitUntil(lambda: w.inside.result is not shown, timeout=20_000)  # ... but by a redraw pass (budgeted)
+    except qtbot.TimeoutError:
+        why = dict(
+            evaluating=w.training.evaluating,
+            counts=w.redraws.counts,
+            dirty=w.inside._dirty,
+            visible=w.inside.isVisible(),
+            balance=w.redraws.budget.balance,
+            status=w.state.status,
+        )
+        raise AssertionError(f"no redraw pass decoded the new weights: {why}") from None
     assert w.redraws.counts["inside"] == 1
     w.state.set_status(RunStatus.FINISHED)
     shown = w.inside.result
