@@ -19,7 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     app = QApplication(sys.argv)
+    from gui import style
     from gui.main_window import MainWindow
+
+    style.apply_app_style(app)  # the look main.py gives the window
 
     tmp = Path(tempfile.mkdtemp())
     w = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), load_default=False)

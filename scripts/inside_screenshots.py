@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
 from engine.data.dataset import as_float01  # noqa: E402
+from gui import style  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
 
@@ -40,6 +41,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=20_000, help="training images used (a subset keeps this quick)")
     a = p.parse_args()
     app = QApplication.instance() or QApplication([])
+    style.apply_app_style(app)  # the look main.py gives the window
     tmp = Path(tempfile.mkdtemp())
     ds = default_dataset()
     ds = replace(ds, x_train=ds.x_train[: a.train], y_train=None if ds.y_train is None else ds.y_train[: a.train])
