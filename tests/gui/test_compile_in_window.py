@@ -15,6 +15,7 @@ from tests.gui.conftest import SMALL_TRAIN, wait_finished
 def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a_step(qtbot, make_window, monkeypatch):
     monkeypatch.delenv(compiled.ENV, raising=False)
     monkeypatch.setattr(compiled, "_REGISTRY", {})  # nothing compiled before: this run must compile
+    torch._dynamo.reset()  # nor in dynamo's per-function caches, which earlier tests in this process filled
     gate = threading.Event()
 
     def held_backend(gm, example_inputs):  # a real compile (AOTAutograd, eager kernels), held until released
@@ -31,8 +32,8 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     qtbot.waitUntil(lambda: w.status.step_label.text() == "eager · compiling…", timeout=20_000)
     qtbot.waitUntil(lambda: sum(map(len, steps)) >= 30, timeout=60_000)  # training goes on while compiling
     assert not gate.is_set() and [k.state for k in kinds] == ["compiling"]
-    # paused while the compile finishes: a training thread that holds the GIL between its small ops can starve the
-    # compiling thread for minutes on a busy 2-core machine (seen twice in CI); the switch comes at the next step
+    # paused while the compile finishes, which a busy 2-core machine can stretch past minutes with a training
+    # thread beside it (seen twice in CI); the switch comes at the next step
     w.session.pause()
     qtbot.waitUntil(lambda: w.state.status == "paused", timeout=10_000)
     graphs = w.session.run.compiled.graphs
@@ -59,6 +60,7 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
 def test_a_run_that_ends_before_its_compiled_step_is_ready_says_it_ran_eagerly(qtbot, make_window, monkeypatch):
     monkeypatch.delenv(compiled.ENV, raising=False)
     monkeypatch.setattr(compiled, "_REGISTRY", {})
+    torch._dynamo.reset()
     gate = threading.Event()
 
     def held_backend(gm, example_inputs):
