@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.status_bar import message_room
+
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -91,8 +93,7 @@ def clipped_texts(root: QWidget) -> list[str]:
     for bar in root.findChildren(QStatusBar):
         message = bar.currentMessage()
         if _shown(bar) and message:
-            taken = sum(w.width() for w in bar.findChildren(QWidget) if w.parent() is bar and w.isVisible())
-            room = bar.width() - taken - 12
+            room = message_room(bar)
             if bar.fontMetrics().horizontalAdvance(message) > room:
                 out.append(f"status message {message[:60]!r} wider than {room} px")
     return out

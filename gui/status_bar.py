@@ -24,6 +24,16 @@ STATE_TEXT = {
 COMPILING = "eager · compiling…"  # the step label while the run steps eagerly and its compiled step is being built
 
 
+def message_room(bar: QStatusBar) -> int:
+    """Pixels the message area of ``bar`` has beside its permanent widgets (each at least as wide as its text)."""
+    widgets = [w for w in bar.findChildren(QWidget) if w.parent() is bar and w.isVisible()]
+    if not widgets:
+        return max(80, bar.width() - 12)
+    left = min(w.x() for w in widgets)  # where the permanent widgets begin, as laid out now
+    growing = sum(max(0, w.sizeHint().width() - w.width()) for w in widgets)  # a new text not laid out yet
+    return max(80, left - growing - 8)  # the message starts a few pixels in
+
+
 def fmt_seconds(s: float) -> str:
     if not np.isfinite(s) or s < 0:
         return "—"
@@ -87,20 +97,11 @@ class StatusBarView:
     def message(self, text: str, ms: int = 0) -> None:
         """Show ``text`` in the message area for ``ms`` ms (0: until the next), cut with "…" to the room the
         permanent widgets leave (about 270 px in a 1024-px window); the whole line is the bar's tooltip meanwhile."""
-        room = self.message_room()
+        room = message_room(self.bar)
         fm = self.bar.fontMetrics()
         shown = text if fm.horizontalAdvance(text) <= room else fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
         self.bar.setToolTip(text if shown != text else "")
         self.bar.showMessage(shown, ms)
-
-    def message_room(self) -> int:
-        """Pixels the message area has beside the permanent widgets (each at least as wide as its text)."""
-        widgets = [w for w in self.bar.findChildren(QWidget) if w.parent() is self.bar and w.isVisible()]
-        if not widgets:
-            return max(80, self.bar.width() - 12)
-        left = min(w.x() for w in widgets)  # where the permanent widgets begin, as laid out now
-        growing = sum(max(0, w.sizeHint().width() - w.width()) for w in widgets)  # a new text not laid out yet
-        return max(80, left - growing - 8)  # the message starts a few pixels in
 
     def _on_message_changed(self, text: str) -> None:
         if not text:  # the message timed out or was cleared: so is its whole line
