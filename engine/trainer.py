@@ -331,8 +331,7 @@ class Trainer(RunEvaluation):
                         yield from self._diverge(good)
                         continue
                     yield chunk
-                    if self.compiled and (news := self.compiled.news()):
-                        yield CompileStatus(*news, self.step)
+                    yield from self._compile_news()
                     if self._snapshot_due(now - t_snap >= snap_every):
                         good = self._copy_state()
                         yield from self._snapshots()
@@ -343,6 +342,7 @@ class Trainer(RunEvaluation):
                 yield from self._diverge(good)
             elif len(chunk.steps):
                 yield chunk
+                yield from self._compile_news()
             if self._stopping():
                 yield from self._stopped(" (at the end of the epoch)")
                 return
@@ -370,6 +370,12 @@ class Trainer(RunEvaluation):
         yield StateChanged(
             RunStatus.FINISHED, f"Finished {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}.", self.step, self.epoch
         )
+
+    def _compile_news(self):
+        """A CompileStatus after a metrics chunk when the compiled step's state changed (e.g. the switch to it):
+        after every chunk, in-epoch or end-of-epoch, since a short epoch sends only the latter."""
+        if self.compiled and (news := self.compiled.news()):
+            yield CompileStatus(*news, self.step)
 
     def _flush_due(self, by_clock: bool) -> bool:
         """Single process: by the wall clock. Under torchrun every rank must decide alike, so by the step count,

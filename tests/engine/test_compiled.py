@@ -100,6 +100,39 @@ def test_a_run_switches_to_the_compiled_step_without_losing_a_step_and_a_second_
     assert not again.compiled.graphs.thread.is_alive()
 
 
+def test_the_switch_is_told_when_every_metrics_chunk_is_an_end_of_epoch_flush(compiling, monkeypatch):
+    """Short epochs (2 steps, no flush inside one): the switch to the compiled step is still told, with the run."""
+    import threading
+
+    gate = threading.Event()
+
+    def held_backend(gm, example_inputs):  # a real compile (AOTAutograd, eager kernels), held until released
+        assert gate.wait(120)
+        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+
+    monkeypatch.setattr(compiled, "_REGISTRY", {})
+    monkeypatch.setattr(compiled, "BACKEND", held_backend)
+    torch._dynamo.reset()
+    run = _run(make_blobs(n_train=128, n_test=64), epochs=8, metrics_hz=1e-3)
+    msgs, told = [], []
+    try:
+        for m in run.run():
+            msgs.append(m)
+            if isinstance(m, EpochSummary) and m.epoch == 2:  # two epochs trained eagerly; now let it compile
+                gate.set()
+                _wait(run)
+            if isinstance(m, CompileStatus):
+                told.append((m.state, m.step))
+    finally:
+        gate.set()
+    switched = run.compiled.switched_at
+    assert switched is not None and switched >= 4
+    assert told[0][0] == "compiling" and told[-1] == ("compiled", switched + 2)  # told with the switch's epoch
+    assert len(told) == 2
+    steps = np.concatenate([m.steps for m in msgs if isinstance(m, MetricsChunk)])
+    np.testing.assert_array_equal(steps, np.arange(8 * 2))
+
+
 def test_compiling_that_raises_falls_back_to_the_eager_step_and_says_why_once(compiling, monkeypatch):
     def broken_backend(gm, example_inputs):
         raise RuntimeError("no kernels for you")
