@@ -88,13 +88,17 @@ def iwae_log_weights(
     chunk: int = 0,
     generator: torch.Generator | None = None,
     should_stop=None,
+    grad: bool = False,
 ) -> Iterator[torch.Tensor]:
     """The IWAE importance weights, chunk by chunk: yields log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x),
     (K', B), for z_k ~ q = N(mu, diag exp(log_var)), the encoder's q(z|x) unless another proposal is given. The K
     samples go through the decoder ``chunk`` at a time (default: engine.chunking.iwae_sample_chunk). ``should_stop()`` is asked
-    between chunks; when it returns True the estimate is abandoned with ``Interrupted``."""
+    between chunks; when it returns True the estimate is abandoned with ``Interrupted``. ``grad``: keep the graph
+    (reparameterised z), to train on the IWAE bound; otherwise nothing is recorded."""
+    record = grad and torch.is_grad_enabled()
     if mu is None or log_var is None:
-        mu, log_var = model.encode(x)  # (B, d)
+        with torch.set_grad_enabled(record):
+            mu, log_var = model.encode(x)  # (B, d)
     b, d = mu.shape
     if chunk <= 0:
         chunk = iwae_sample_chunk(model, b)
@@ -103,7 +107,7 @@ def iwae_log_weights(
         if should_stop is not None and should_stop():
             raise Interrupted
         kc = min(chunk, k - done)
-        with torch.no_grad():
+        with torch.set_grad_enabled(record):
             eps = torch.randn((kc, b, d), device=x.device, generator=generator)  # (K', B, d)
             z = mu + (0.5 * log_var).exp() * eps  # (K', B, d)
             out = model.decode(z.reshape(kc * b, d))  # (K'B, C, H, W)
@@ -118,16 +122,25 @@ class Interrupted(Exception):
     """A long estimate abandoned because its caller asked to stop."""
 
 
-@torch.no_grad()
 def iwae_bound(
-    model, x: torch.Tensor, k: int, chunk: int = 0, generator: torch.Generator | None = None, should_stop=None
+    model,
+    x: torch.Tensor,
+    k: int,
+    chunk: int = 0,
+    generator: torch.Generator | None = None,
+    should_stop=None,
+    grad: bool = False,
 ) -> torch.Tensor:
     """log p̂_K(x) per example, (B,), with the encoder's q as the proposal: a running log-sum-exp over the chunks
-    of ``iwae_log_weights``, so K = 100,000 fits in memory; ``should_stop`` as there."""
+    of ``iwae_log_weights``, so K = 100,000 fits in memory; ``should_stop`` and ``grad`` as there (with ``grad``,
+    −mean is the IWAE training loss of Burda et al. 2016)."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)
-    for log_w in iwae_log_weights(model, x, k, chunk=chunk, generator=generator, should_stop=should_stop):
-        total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
-    return total - math.log(k)
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        for log_w in iwae_log_weights(
+            model, x, k, chunk=chunk, generator=generator, should_stop=should_stop, grad=grad
+        ):
+            total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        return total - math.log(k)
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when Cov_x(E_q[z_j|x]) exceeds this

@@ -126,7 +126,7 @@ class LabRun:
         self._wake.set()
 
     def set_live(self, **kw) -> None:
-        """β, lr, iwae_k of the VAE, from the next step on."""
+        """β, lr, iwae_k, train_k of the VAE, from the next step on."""
         replace(self.vae.cfg, **kw).check()  # refused here, on the caller's thread, not later on the worker
         with self._lock:
             self._pending_live.update(kw)

@@ -22,6 +22,7 @@ from ..objectives import elbo_terms, iwae_bound
 
 
 MAX_LAYERS = 6
+MAX_TRAIN_K = 256  # samples per point of the IWAE training bound: memory and time grow with it (graph kept)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PointVaeConfig:
     lr: float = 3e-3  # Adam's learning rate
     batch_size: int = 256
     iwae_k: int = 16  # importance samples of the IWAE curve and of the density map
+    train_k: int = 1  # samples per point of the training objective: 1 the (β-)ELBO, K > 1 the IWAE-K bound
     seed: int = 0
 
     def check(self) -> None:
@@ -52,6 +54,8 @@ class PointVaeConfig:
             raise ValueError(f"learning rate {self.lr}: in (0, 1]")
         if not 1 <= self.batch_size <= 20_000 or not 1 <= self.iwae_k <= 10_000:
             raise ValueError("batch size 1–20,000 and IWAE K 1–10,000")
+        if not 1 <= self.train_k <= MAX_TRAIN_K:
+            raise ValueError(f"training K {self.train_k}: between 1 (the ELBO) and {MAX_TRAIN_K}")
 
 
 class PointGaussian(Gaussian):
@@ -116,7 +120,13 @@ class PointVaeTrainer:
     def set_points(self, points: np.ndarray) -> None:
         self.x = torch.as_tensor(np.asarray(points, np.float32).reshape(-1, 2))
 
-    def set_live(self, beta: float | None = None, lr: float | None = None, iwae_k: int | None = None) -> None:
+    def set_live(
+        self,
+        beta: float | None = None,
+        lr: float | None = None,
+        iwae_k: int | None = None,
+        train_k: int | None = None,
+    ) -> None:
         from dataclasses import replace
 
         cfg = replace(
@@ -124,6 +134,7 @@ class PointVaeTrainer:
             beta=self.cfg.beta if beta is None else float(beta),
             lr=self.cfg.lr if lr is None else float(lr),
             iwae_k=self.cfg.iwae_k if iwae_k is None else int(iwae_k),
+            train_k=self.cfg.train_k if train_k is None else int(train_k),
         )
         cfg.check()
         self.cfg = cfg
@@ -131,12 +142,17 @@ class PointVaeTrainer:
             g["lr"] = cfg.lr
 
     def step(self) -> None:
-        """One Adam step on a minibatch drawn with replacement (no host sync: nothing is read back)."""
+        """One Adam step on a minibatch drawn with replacement (no host sync: nothing is read back): on the β-ELBO
+        (K = 1), or on the IWAE-K bound, whose tighter bound lets the decoder thin the bridges between modes."""
         n = len(self.x)
         idx = torch.randint(n, (min(self.cfg.batch_size, n),), generator=self.gen)
-        terms = elbo_terms(self.model, self.x[idx], beta=self.cfg.beta)
+        x = self.x[idx]
+        if self.cfg.train_k == 1:
+            loss = elbo_terms(self.model, x, beta=self.cfg.beta).loss
+        else:
+            loss = -iwae_bound(self.model, x, self.cfg.train_k, generator=self.gen, grad=True).mean()
         self.opt.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        loss.backward()
         self.opt.step()
         self.steps += 1
 

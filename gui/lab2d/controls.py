@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from engine.lab2d import points as P
 from engine.lab2d.mixture import MAX_COMPONENTS
-from engine.lab2d.vae import MAX_LAYERS, PointVaeConfig
+from engine.lab2d.vae import MAX_LAYERS, MAX_TRAIN_K, PointVaeConfig
 from gui.widgets import button
 
 WIDTH = 250
@@ -153,6 +153,17 @@ class Lab2DControls(QWidget):
         self.iwae_k = _spin(
             1, 10_000, d.iwae_k, "Importance samples K of the IWAE curve and the VAE's density map", "lab2dIwaeK"
         )
+        self.train_k = _spin(
+            1,
+            MAX_TRAIN_K,
+            d.train_k,
+            "Samples per point of the VAE's training objective: 1 trains on the ELBO (β applies); K > 1 on the "
+            "IWAE-K bound (β does not apply), tighter, so the decoder thins its bridges between modes; applies at once",
+            "lab2dTrainK",
+        )
+        self.train_k.setPrefix("IWAE, K = ")
+        self.train_k.setSpecialValueText("ELBO")
+        self.train_k.valueChanged.connect(lambda k: self.beta.setEnabled(k == 1))  # β weighs the ELBO's KL only
         f.addRow("Mixture K", self.components)
         f.addRow("VAE d", self.latent_dim)
         f.addRow("σ", srow)
@@ -161,6 +172,7 @@ class Lab2DControls(QWidget):
         f.addRow("β", self.beta)
         f.addRow("lr", self.lr)
         f.addRow("IWAE K", self.iwae_k)
+        f.addRow("Train on", self.train_k)
         return g
 
     def _buttons(self) -> QGridLayout:
@@ -185,5 +197,6 @@ class Lab2DControls(QWidget):
             beta=self.beta.value(),
             lr=self.lr.value(),
             iwae_k=self.iwae_k.value(),
+            train_k=self.train_k.value(),
             seed=self.seed.value(),
         )

@@ -31,7 +31,8 @@ LESSON = (
     "<b>The lesson.</b> p(z) = N(0, I) and p(x|z) = N(μθ(z), σ²I) are both Gaussian, yet p(x) = ∫ p(x|z) p(z) dz "
     "is multimodal: the decoder bends the prior's sheet (blue grid; a curve for d = 1) through the data. "
     "μθ is continuous, so between two clusters it must cross the gap and leaves a <i>bridge</i> of density there "
-    "(the trails of samples and of colour on the right). The mixture's z is discrete: no bridges, and its p(z|x) "
+    "(the trails of samples and of colour on the right); trained on the tighter IWAE bound (Train on) it thins "
+    "them. The mixture's z is discrete: no bridges, and its p(z|x) "
     "is exact (the colours); the VAE's q(z|x) is an amortized guess (ellipses, below). Hover a point to see its "
     "q(z|x) and decoded mean; draw with the left button, erase with the right."
 )
@@ -107,6 +108,7 @@ class Lab2DPanel(QWidget):
         c.beta.valueChanged.connect(lambda v: self._live(beta=v))
         c.lr.valueChanged.connect(lambda v: self._live(lr=v))
         c.iwae_k.valueChanged.connect(lambda v: self._live(iwae_k=int(v)))
+        c.train_k.valueChanged.connect(lambda v: self._live(train_k=int(v)))
         c.start.clicked.connect(self.start)
         c.pause.clicked.connect(self.pause)
         c.step.clicked.connect(self.step)

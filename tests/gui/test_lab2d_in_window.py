@@ -116,6 +116,15 @@ def test_step_start_pause_reset_and_the_live_views(make_window, qtbot):
     # β changes while running
     c.beta.setValue(0.5)
     qtbot.waitUntil(lambda: lab.run.vae.cfg.beta == 0.5, timeout=10_000)
+    # Train on: the IWAE-8 bound while running, where β no longer applies; and back to the ELBO
+    assert c.train_k.text() == "ELBO" and c.beta.isEnabled()
+    c.train_k.setValue(8)
+    assert c.train_k.text() == "IWAE, K = 8" and not c.beta.isEnabled()
+    qtbot.waitUntil(lambda: lab.run.vae.cfg.train_k == 8, timeout=10_000)
+    steps = lab.frame.vae_steps
+    qtbot.waitUntil(lambda: lab.frame.vae_steps > steps, timeout=10_000)  # trains on the IWAE bound
+    c.train_k.setValue(1)
+    qtbot.waitUntil(lambda: lab.run.vae.cfg.train_k == 1 and c.beta.isEnabled(), timeout=10_000)
     qtbot.mouseClick(c.pause, Qt.MouseButton.LeftButton)
     qtbot.wait(300)
     t = lab.frame.tick
