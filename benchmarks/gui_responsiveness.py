@@ -226,6 +226,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seconds", type=float, default=20.0, help="phase length when --epochs is 0")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds of headless training before the rounds, not counted (the process's first steps are slow)",
+    )
     ap.add_argument("--threads", default="auto", help="the training steps' CPU threads: auto (the governor) or N")
     ap.add_argument("--clicks", type=int, default=40)
     ap.add_argument("--arch", default="mlp")
@@ -268,6 +274,9 @@ def main(argv=None) -> int:
 
     gc.collect()
     gc.freeze()
+    if args.warmup > 0:
+        w = headless(ds, mcfg, tcfg, args.warmup)
+        print(f"warm-up (not counted): headless {w['samples_per_s']:,.0f} samples/s in {w['seconds']:.1f} s")
     ratios, ratios_flush, late95, clicks_set, clicks_paint = [], [], [], [], []
     for r in range(args.rounds):
         h = headless(ds, mcfg, tcfg, args.seconds, args.epochs)
@@ -298,7 +307,7 @@ def main(argv=None) -> int:
             f"p95 {pct(g['click_paint'], 95):.2f}  ({len(g['click_set'])} clicks, {g['clicks_missed']} missed)"
         )
     print(
-        f"SUMMARY throughput ratio window/headless: {min(ratios):.3f}..{max(ratios):.3f} (target >= 0.90); "
+        f"SUMMARY throughput ratio window/headless: {min(ratios):.3f}..{max(ratios):.3f} (target >= 0.95 in every round); "
         f"lateness p95 {max(late95):.1f} ms (target <= 30); click->painted p95 {pct(clicks_paint, 95):.1f} ms "
         f"(target <= 50)"
     )

@@ -85,7 +85,13 @@ class ThreadGovernor:
       worth), then every ``probe_s`` seconds, the period doubling after each lost probe up to
       ``max_probe_s``: upwards below the maximum (a freed core does not speed up fewer threads, so only a probe
       finds it), downwards at it.
-    A probe that wins is followed at once by one more step in the same direction, and resets the period.
+    The first probe (itself a quarter window) is kept only when it at least doubles the rate (``first_margin``):
+    it is there for a collapsed team, many times slower, and the first quarter second of a run in the window is
+    slowed by the window's first draws, which made two threads look worse than one by 10–25%.
+    A probe that wins is followed at once by one more step in the same direction, and resets the period. A probe
+    down that won is checked one window later by a probe back up: the window it beat may have been slowed by a
+    burst (an evaluation's end, a redraw) rather than by a lost core, and waiting ``probe_s`` to find that out
+    would leave a short run on too few threads.
 
     ``fixed`` pins the count (the user's override, at most ``max_threads``); the governor then never changes it. The count always stays
     within 1..``max_threads``."""
@@ -99,6 +105,7 @@ class ThreadGovernor:
         min_steps: int = 4,
         drop: float = 0.8,
         margin: float = 0.1,
+        first_margin: float = 1.0,
         give_up: float = 0.7,
         probe_s: float = 4.0,
         max_probe_s: float = 30.0,
@@ -108,13 +115,15 @@ class ThreadGovernor:
         self.fixed = None if not fixed else min(max(1, int(fixed)), self.max_threads)
         self.threads = self.fixed or self.max_threads
         self.window_s, self.min_steps = window_s, min_steps
-        self.drop, self.margin, self.give_up = drop, margin, give_up
+        self.drop, self.margin, self.first_margin, self.give_up = drop, margin, first_margin, give_up
         self.probe_s, self.max_probe_s = probe_s, max_probe_s
         self._clock = clock
         self._period = probe_s
-        self._next_probe = clock()  # the first probe follows the first window
+        self._next_probe = clock()
         self._level: float | None = None  # running rate (samples/s) at the held count
-        self._probe_from: tuple[int, float] | None = None  # (held count, its last window's rate) while probing
+        self._probe_from: tuple[int, float, bool] | None = None  # (held count, its last rate, first?) while probing
+        self._recheck = False  # a probe down won: probe back up after the next window
+        self._first_probe = True  # the quarter-window probe for a collapsed team is still to come
         self._win_samples = 0
         self._win_seconds = 0.0
         self._win_steps = 0
@@ -149,33 +158,44 @@ class ThreadGovernor:
     def _judge(self, rate: float) -> None:
         now = self._clock()
         if self._probe_from is not None:
-            held, held_rate = self._probe_from
+            held, held_rate, first = self._probe_from
             self._probe_from = None
-            if rate > held_rate * (1.0 + self.margin):  # the probe won: keep it and go on the same way
+            if rate > held_rate * (
+                1.0 + (self.first_margin if first else self.margin)
+            ):  # the probe won: keep it and go on the same way
                 step = self.threads - held
+                self._recheck = step < 0
                 self._level = rate
                 self._period = self.probe_s
                 self._next_probe = now + self.probe_s
                 if 1 <= self.threads + step <= self.max_threads:
                     self._start_probe(self.threads + step, rate)
-            else:  # the probe lost: back, and probe less often
+            else:  # the probe lost: back, and probe less often (the first probe, which asked for more, does not count)
                 self._set(held)
                 self._level = held_rate
                 self._next_probe = now + self._period
-                self._period = min(self._period * 2.0, self.max_probe_s)
+                if not first:
+                    self._period = min(self._period * 2.0, self.max_probe_s)
             return
         if self._level is None:
+            if self.threads > 1 and self._first_probe:  # the first window: a collapsed team? (a quarter window)
+                self._first_probe = False
+                self._start_probe(self.threads - 1, rate, first=True)
+                return
             self._level = rate
         elif rate < self.drop * self._level and self.threads > 1:
             self._start_probe(self.threads - 1, rate)
             return
         else:
             self._level = 0.7 * self._level + 0.3 * rate
-        if now >= self._next_probe:
+        if self._recheck and self.threads < self.max_threads:
+            self._recheck = False
+            self._start_probe(self.threads + 1, rate)
+        elif now >= self._next_probe:
             self._start_probe(self.threads + 1 if self.threads < self.max_threads else self.threads - 1, rate)
 
-    def _start_probe(self, target: int, held_rate: float) -> None:
-        self._probe_from = (self.threads, held_rate)
+    def _start_probe(self, target: int, held_rate: float, first: bool = False) -> None:
+        self._probe_from = (self.threads, held_rate, first)
         self._set(target)
 
     def _set(self, n: int) -> None:
