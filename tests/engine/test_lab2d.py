@@ -277,29 +277,41 @@ def _trained_on_eight_gaussians(pts, train_k: int, steps: int = 12_000) -> Point
     return tr
 
 
+def _on_modes(samples):
+    """(share of the samples within 3σ of one of the 8 modes, how many of those each mode got)."""
+    modes, sigma = P.eight_means(), P.DEFAULT_NOISE["eight_gaussians"]
+    d = np.linalg.norm(samples[:, None] - modes[None], axis=2)  # (n, 8)
+    near = d.min(1) <= 3 * sigma
+    return near.mean(), np.bincount(d.argmin(1)[near], minlength=8)
+
+
+BRIDGES = 0.93  # on 8 Gaussians, the ELBO's VAEs stay below this share within 3σ of a mode, the IWAE-4's above
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 60 s on a 2-core machine shared with another job
-def test_a_vae_trained_on_the_iwae_bound_puts_90_percent_on_the_modes_where_the_elbo_keeps_bridges(one_thread):
+@pytest.mark.timeout(900)  # about 20 s on a 2-core machine shared with another job
+def test_a_vae_trained_on_the_elbo_leaves_bridges_between_the_modes_where_the_mixture_does_not(one_thread):
     """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2), 5,000 samples each: the mixture (a
     discrete z) puts almost all within 3σ of a mode (0.99). A VAE's decoder is continuous, so it draws bridges of
     density between modes: trained on the ELBO for 12,000 batches it puts 0.871–0.902 there (median 0.882, seeds
-    0–7), the rest on the bridges. Trained the same way on the IWAE-4 bound (Train on), which is tighter, it thins
-    them: 0.967–0.976 (median 0.971, seeds 0–7), every mode hit. The bars (0.85, 0.90, a gap of 0.03) leave room for CPU kernels that round otherwise."""
+    0–7), every mode hit, the rest on the bridges (24,000 batches, 6 layers, wider layers, a fixed σ or a β warm-up
+    gave at most 0.917). The bars leave room for CPU kernels that round otherwise."""
     pts = P.make_points("eight_gaussians", 2000, seed=0)
-    modes, sigma = P.eight_means(), P.DEFAULT_NOISE["eight_gaussians"]
-
-    def on_modes(s):
-        d = np.linalg.norm(s[:, None] - modes[None], axis=2)  # (5000, 8)
-        near = d.min(1) <= 3 * sigma
-        return near.mean(), np.bincount(d.argmin(1)[near], minlength=8)
-
-    elbo_share, elbo_hits = on_modes(sample(_trained_on_eight_gaussians(pts, 1).model, 5000, seed=1))
-    iwae_share, iwae_hits = on_modes(sample(_trained_on_eight_gaussians(pts, 4).model, 5000, seed=1))
-    assert iwae_share >= 0.90 and iwae_hits.min() > 0.05 * 5000 / 8, (iwae_share, iwae_hits)
-    assert elbo_share >= 0.85 and elbo_hits.min() > 0.05 * 5000 / 8, (elbo_share, elbo_hits)
-    assert iwae_share - elbo_share >= 0.03, (iwae_share, elbo_share)  # the tighter bound thins the bridges
+    share, hits = _on_modes(sample(_trained_on_eight_gaussians(pts, 1).model, 5000, seed=1))
+    assert 0.85 <= share < BRIDGES and hits.min() > 0.05 * 5000 / 8, (share, hits)
     g = GaussianMixture(pts, 8, seed=0)
     for _ in range(100):
         g.em_step()
-    mix_share, _ = on_modes(g.params.sample(5000, np.random.default_rng(1)))
-    assert mix_share >= 0.98 and mix_share - elbo_share >= 0.03  # the ELBO's bridges hold mass the mixture does not
+    mix_share, _ = _on_modes(g.params.sample(5000, np.random.default_rng(1)))
+    assert mix_share >= 0.98 and mix_share - share >= 0.03  # the ELBO's bridges hold mass the mixture does not
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about 35 s on a 2-core machine shared with another job
+def test_a_vae_trained_on_the_iwae_bound_thins_the_bridges_to_put_90_percent_on_the_modes(one_thread):
+    """The same VAE and schedule as the ELBO's test above, trained on the IWAE-4 bound (Train on), which is tighter:
+    0.967–0.976 of 5,000 samples within 3σ of a mode (median 0.971, seeds 0–7), every mode hit, above every ELBO
+    run's share: the bridges thinned."""
+    pts = P.make_points("eight_gaussians", 2000, seed=0)
+    share, hits = _on_modes(sample(_trained_on_eight_gaussians(pts, 4).model, 5000, seed=1))
+    assert share >= max(0.90, BRIDGES) and hits.min() > 0.05 * 5000 / 8, (share, hits)
