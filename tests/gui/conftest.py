@@ -49,6 +49,10 @@ def app_style(qapp):
     from gui import style
 
     style.apply_app_style(qapp)
+    # what exists now (torch, Qt, the app's modules, all imported at collection) lives for the whole session: out
+    # of the cyclic collector's sight, so the collection between tests scans only what the tests made
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
