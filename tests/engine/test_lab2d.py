@@ -265,7 +265,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _trained_on_eight_gaussians(pts, train_k: int, steps: int = 12_000) -> PointVaeTrainer:
+def _trained_on_eight_gaussians(pts, train_k: int, steps: int = 6_000) -> PointVaeTrainer:
     """d = 1, 4 hidden layers of 64 (the lab's Layers and Hidden settings), the lab's batch of 256, lr 5e-3 lowered
     twice for the last 30% and 10% of the batches (as a user would in the lr box)."""
     tr = PointVaeTrainer(pts, PointVaeConfig(latent_dim=1, hidden=64, layers=4, lr=5e-3, train_k=train_k))
@@ -285,20 +285,21 @@ def _on_modes(samples):
     return near.mean(), np.bincount(d.argmin(1)[near], minlength=8)
 
 
-BRIDGES = 0.915  # on 8 Gaussians, the ELBO's VAEs stay below this share within 3σ of a mode, the IWAE-4's above
+BRIDGES = 0.89  # on 8 Gaussians, the ELBO's VAEs stay below this share within 3σ of a mode, the IWAE-4's above
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 20 s on a 2-core machine shared with another job
+@pytest.mark.timeout(900)  # about 10 s on a 2-core machine shared with another job
 def test_a_vae_trained_on_the_elbo_leaves_bridges_between_the_modes_where_the_mixture_does_not(one_thread):
     """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2), 5,000 samples each: the mixture (a
     discrete z) puts almost all within 3σ of a mode (0.99). A VAE's decoder is continuous, so it draws bridges of
-    density between modes: trained on the ELBO for 12,000 batches it puts 0.871–0.902 there (median 0.882, seeds
-    0–7), every mode hit, the rest on the bridges (24,000 batches, 6 layers, wider layers, a fixed σ or a β warm-up
-    gave at most 0.917). The bars leave room for CPU kernels that round otherwise (seed 0 here: 0.877)."""
+    density between modes: trained on the ELBO for 6,000 batches it puts 0.770–0.864 there (median 0.818, seeds
+    0–7; seed 0 here: 0.825), every mode hit, the rest on the bridges; 12,000 batches give 0.871–0.902, and 24,000
+    batches, 6 layers, wider layers, a fixed σ or a β warm-up at most 0.917. The bars leave room for CPU kernels
+    that round otherwise."""
     pts = P.make_points("eight_gaussians", 2000, seed=0)
     share, hits = _on_modes(sample(_trained_on_eight_gaussians(pts, 1).model, 5000, seed=1))
-    assert 0.85 <= share < BRIDGES and hits.min() > 0.05 * 5000 / 8, (share, hits)
+    assert 0.75 <= share < BRIDGES and hits.min() > 0.05 * 5000 / 8, (share, hits)
     g = GaussianMixture(pts, 8, seed=0)
     for _ in range(100):
         g.em_step()
@@ -309,9 +310,9 @@ def test_a_vae_trained_on_the_elbo_leaves_bridges_between_the_modes_where_the_mi
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # about 20 s on a 2-core machine shared with another job
 def test_a_vae_trained_on_the_iwae_bound_thins_the_bridges_to_put_90_percent_on_the_modes(one_thread):
-    """The same VAE as the ELBO's test above, trained on the IWAE-4 bound (Train on), which is tighter, for half the
-    batches (6,000; the schedule scaled): 0.919–0.958 of 5,000 samples within 3σ of a mode (median 0.941, seeds 0–7),
-    every mode hit, above every ELBO run's share: the bridges thinned. (12,000 batches: 0.967–0.976.)"""
+    """The same VAE and schedule as the ELBO's test above, trained on the IWAE-4 bound (Train on), which is tighter:
+    0.919–0.958 of 5,000 samples within 3σ of a mode (median 0.941, seeds 0–7; seed 0 here: 0.942), every mode hit,
+    above every ELBO run's share: the bridges thinned. (12,000 batches: 0.967–0.976.)"""
     pts = P.make_points("eight_gaussians", 2000, seed=0)
-    share, hits = _on_modes(sample(_trained_on_eight_gaussians(pts, 4, steps=6_000).model, 5000, seed=1))
+    share, hits = _on_modes(sample(_trained_on_eight_gaussians(pts, 4).model, 5000, seed=1))
     assert share >= max(0.90, BRIDGES) and hits.min() > 0.05 * 5000 / 8, (share, hits)
