@@ -14,6 +14,19 @@ from engine.data.dataset import Dataset
 os.environ.setdefault("ELBO_STUDIO_COMPILE", "off")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The longest tests first (``slow(seconds=N)``: about N s on this 2-core machine), then the other slow ones,
+    then the rest, each file's order kept: pytest-xdist hands each worker a contiguous share and idle workers steal
+    from the others' tails, so a long test that starts last leaves the other cores idle while it ends the run
+    alone; started first, the short ones fill in around it."""
+
+    def expected_seconds(item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 1.0))
+
+    items.sort(key=lambda item: -expected_seconds(item))
+
+
 def _one_core_per_xdist_worker() -> None:
     """Under pytest-xdist, each worker runs on a core of its own with one OpenMP thread. Two workers whose torch
     each spread over every core spin at each other's barriers (engine/threads.py): the suite took about 1.5x as

@@ -74,7 +74,7 @@ def _check_and_controls(model, ds, need):
     return dist, passes
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=14)
 def test_classifier_free_check_on_fashion_mnist():
     """For a conditional model trained on Fashion-MNIST, the mean image decoded for class k (E[x|z, k] averaged
     over 200 draws z ~ N(0, I)) is nearer the class-k training mean than any other class's mean for at least 8 of
@@ -91,7 +91,7 @@ def test_classifier_free_check_on_fashion_mnist():
     _check_and_controls(model, ds, need=8)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=7)
 def test_classifier_free_check_on_shapes():
     """The same check on the built-in Shapes (runs without Fashion-MNIST). Square and circle means are only 0.69
     apart (position-averaged blobs of similar area), and prior decodes come out slightly dimmer than the data, so

@@ -14,7 +14,7 @@ from tests.engine.test_conditional import FAST_T
 from tests.engine.test_conditional_check import _check_and_controls
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 @pytest.mark.timeout(1800)
 def test_the_defaults_a_ticked_condition_on_label_suggests_pass_the_check_on_fashion_mnist():
     """The default model (MLP 400, d = 2), the default 10 epochs and batch 128, and β = CONDITIONAL_BETA, the one

@@ -71,7 +71,7 @@ def test_both_ranks_end_with_the_same_parameters(tmp_path, data_file):
     assert any(not torch.equal(a[k], init[k]) for k in a)  # it trained
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=16)
 def test_two_processes_follow_one_with_the_same_global_batch_and_write_one_of_each(tmp_path, data_file):
     ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
     ddp_dir.mkdir()

@@ -288,7 +288,7 @@ def _on_modes(samples):
 BRIDGES = 0.89  # on 8 Gaussians, the ELBO's VAEs stay below this share within 3σ of a mode, the IWAE-4's above
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 @pytest.mark.timeout(900)  # about 10 s on a 2-core machine shared with another job
 def test_a_vae_trained_on_the_elbo_leaves_bridges_between_the_modes_where_the_mixture_does_not(one_thread):
     """The lesson in numbers, on 8 Gaussians (σ = 0.1 on a circle of radius 2), 5,000 samples each: the mixture (a
@@ -307,7 +307,7 @@ def test_a_vae_trained_on_the_elbo_leaves_bridges_between_the_modes_where_the_mi
     assert mix_share >= 0.98 and mix_share - share >= 0.03  # the ELBO's bridges hold mass the mixture does not
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=18)
 @pytest.mark.timeout(900)  # about 20 s on a 2-core machine shared with another job
 def test_a_vae_trained_on_the_iwae_bound_thins_the_bridges_to_put_90_percent_on_the_modes(one_thread):
     """The same VAE and schedule as the ELBO's test above, trained on the IWAE-4 bound (Train on), which is tighter:
