@@ -42,7 +42,9 @@ def _wait(run) -> None:
     assert not run.compiled.graphs.error, run.compiled.graphs.error
 
 
-@pytest.mark.slow  # a real Inductor compile each (seconds with Inductor's disk cache, a minute without)
+# a real Inductor compile each: 4-24 s without Inductor's disk cache, which a fresh checkout does not share (its
+# keys carry the source paths), 2-4 s with it
+@pytest.mark.slow(seconds=20)
 @pytest.mark.parametrize(
     "arch, likelihood", [("mlp", "bernoulli"), ("mlp", "continuous_bernoulli"), ("conv", "gaussian")]
 )
