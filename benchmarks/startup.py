@@ -41,7 +41,7 @@ def on_ready(startup):
 
     w.session.metrics.connect(first)
     marks["start pressed"] = time.time()
-    w.actions.start.trigger()
+    w.window_actions.start.trigger()
 
 run_app([], on_ready=on_ready)
 print("MARKS " + json.dumps(marks))

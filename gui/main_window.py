@@ -106,10 +106,12 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
             status=status, dialogs=self, show_page=self.show_page, parent=self,
         )  # fmt: skip
         self.setAcceptDrops(True)  # an image file dropped on the window is encoded
-        self.actions = layout.build_actions(self)
-        self.ui = layout.build_window(self, self.actions)
+        self.window_actions = layout.build_actions(self)
+        self.ui = layout.build_window(self, self.window_actions)
         self.ui.add_tab(self.lab2d_page, "2-D Lab")
-        self.recent = RecentDatasets(self.ui.recent_menu, self.settings, self.open_dataset, self.actions.clear_recent)
+        self.recent = RecentDatasets(
+            self.ui.recent_menu, self.settings, self.open_dataset, self.window_actions.clear_recent
+        )
         self._connect()
 
         self.draw_budget = DrawBudget(share=DRAW_SHARE)
@@ -287,7 +289,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         active = self.session.is_active()
         st = self.state.status
         loading = self.loader.busy()
-        a = self.actions
+        a = self.window_actions
         a.start.setEnabled(not active and self.state.dataset is not None and not loading)
         a.pause.setEnabled(active and (st is RunStatus.RUNNING or st.halted))
         paused = st.halted and active
@@ -304,7 +306,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         a.load_checkpoint.setEnabled(not active and not self.checkpoints.busy())
         a.save_checkpoint.setEnabled(self.checkpoints.can_save())
         self.settings_panel.set_editable(not active, retunable=paused)
-        self.exports.update(self.actions.exports)
+        self.exports.update(self.window_actions.exports)
 
     # -- drawing ----------------------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -326,7 +328,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
                 self.status.show_chunk(c)
             else:
                 self.status.show_progress(c.step, c.epoch, c.total_steps, c.steps_per_epoch)
-        self.exports.update(self.actions.exports)
+        self.exports.update(self.window_actions.exports)
 
     def draw_all(self) -> None:
         """Draw everything now (training paused or ended, a checkpoint loaded)."""
@@ -404,7 +406,7 @@ class MainWindow(QMainWindow, dialogs.DialogsMixin):
         img = model.decode(z[None], self.state.generation_label())[0]  # (C, H, W)
         row = every_class(model, z, self.generated.row_classes()) if model.n_classes else None
         self.generated.show_image(img, z, self.latent.to_plane(z), model.step, row)
-        self.exports.update(self.actions.exports)
+        self.exports.update(self.window_actions.exports)
         return True
 
     # -- closing ----------------------------------------------------------------------------------------------

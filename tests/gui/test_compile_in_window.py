@@ -30,7 +30,7 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     kinds, steps = [], []
     w.session.compiled.connect(kinds.append)
     w.session.metrics.connect(lambda c: steps.append(c.steps))
-    w.actions.start.trigger()
+    w.window_actions.start.trigger()
     qtbot.waitUntil(lambda: w.status.step_label.text() == "eager · compiling…", timeout=20_000)
     qtbot.waitUntil(lambda: sum(map(len, steps)) >= 30, timeout=60_000)  # training goes on while compiling
     assert not gate.is_set() and [k.state for k in kinds] == ["compiling"]
@@ -51,7 +51,7 @@ def test_the_window_trains_while_the_step_compiles_and_switches_without_losing_a
     qtbot.waitUntil(lambda: w.status.step_label.text() == "compiled step", timeout=20_000)
     assert [k.state for k in kinds] == ["compiling", "compiled"]
     assert f"from step {switched:,}" in w.status.step_label.toolTip()
-    w.actions.stop.trigger()
+    w.window_actions.stop.trigger()
     wait_finished(qtbot, w)
     done = np.concatenate(steps)
     np.testing.assert_array_equal(done, np.arange(len(done)))  # every step once, in order, across the switch
@@ -74,7 +74,7 @@ def test_a_run_that_ends_before_its_compiled_step_is_ready_says_it_ran_eagerly(q
     w = make_window(train=SMALL_TRAIN.replace(threads=1, compile="auto"))
     kinds = []
     w.session.compiled.connect(kinds.append)
-    w.actions.start.trigger()
+    w.window_actions.start.trigger()
     try:
         wait_finished(qtbot, w)  # a short run: over before the label can be looked at while it trains
         assert w.state.status == "finished" and not gate.is_set()

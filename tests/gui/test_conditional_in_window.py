@@ -108,7 +108,7 @@ def test_a_conditional_vae_trains_and_generates_the_chosen_class(qtbot, make_win
     mine = tmp_path / "mine.png"
     Image.fromarray(np.round(w.state.test_image(5)[0] * 255).astype(np.uint8), "L").save(mine)
     w.ask_open_path = lambda title, kinds: str(mine)
-    w.actions.encode_image.trigger()
+    w.window_actions.encode_image.trigger()
     qtbot.waitUntil(lambda: w.inference.view is not None and w.inference.view.index is None, timeout=20_000)
     e = w.state.encoded
     assert e.label == w.state.label == 0 and "mine.png" in w.inference.title.text()

@@ -45,7 +45,7 @@ def test_cancel_mid_load_keeps_the_previous_dataset(qtbot, make_window, tmp_path
     assert w.state.dataset is tiny and panel.dataset is tiny and panel.title.text() == tiny.name
     assert not panel.busy.isVisibleTo(panel) and not panel.cancel_button.isVisibleTo(panel)
     assert "cancelled" in status_line(w) and w.errors == []
-    assert w.actions.start.isEnabled()
+    assert w.window_actions.start.isEnabled()
     assert w.ui.recent_menu.actions() == [] or all(a.data() != str(folder) for a in w.ui.recent_menu.actions())
 
 

@@ -95,7 +95,7 @@ def test_after_pause_and_stop_every_view_shows_the_weights_save_writes(qtbot, ma
     wait_finished(qtbot, w)
     path = str(tmp_path / "stopped.pt")
     w.ask_save_path = lambda *a: path
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     assert load_checkpoint(path).step == w.state.snapshot.step == w.state.latent.step
 
 
@@ -129,7 +129,7 @@ def test_an_image_folder_with_a_metadata_csv_opens_as_images(qtbot, make_window,
     w = make_window()
     root = image_folder_with_metadata(tmp_path / "shapes", per_class=10)
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(root)))
-    w.actions.open.trigger()
+    w.window_actions.open.trigger()
     qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(root), timeout=20_000)
     assert w.errors == []
     assert list(w.state.dataset.class_names) == ["circle", "square"]
@@ -142,13 +142,13 @@ def test_a_checkpoint_of_another_dataset_names_the_dataset_not_the_settings(qtbo
     train_to_end(qtbot, w)
     path = str(tmp_path / "tiny.pt")
     w.ask_save_path = lambda *a: path
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     other = make_tiny(seed=9)  # the same image size and classes, other images
     w2 = make_window(
         dataset=other, configure=False, settings=QSettings(str(tmp_path / "o.ini"), QSettings.Format.IniFormat)
     )
     w2.ask_open_path = lambda *a: path
-    w2.actions.load_checkpoint.trigger()
+    w2.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     # right after loading, no grid says "press Start or load a checkpoint"
     assert not any("press Start" in p.view.placeholder for p in w2.gallery.pages.values())
@@ -168,7 +168,7 @@ def test_a_text_file_loaded_as_a_checkpoint_is_not_an_elbo_studio_checkpoint(qtb
     notes = tmp_path / "notes.txt"
     notes.write_text("hello, these are my notes\n")
     w.ask_open_path = lambda *a: str(notes)
-    w.actions.load_checkpoint.trigger()
+    w.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert "'notes.txt': not an ELBO Studio checkpoint" in w.errors[-1][1], w.errors
 
@@ -280,11 +280,11 @@ def test_the_settings_column_folds_away_for_the_plots(qtbot, make_window):
     w.resize(1024, 700)
     qtbot.waitUntil(lambda: w.width() == 1024, timeout=5000)
     before = w.latent.plot_widget.width()
-    w.actions.sidebar.trigger()
+    w.window_actions.sidebar.trigger()
     qtbot.waitUntil(lambda: not w.ui.sidebar.isVisible(), timeout=2000)
     qtbot.waitUntil(lambda: w.latent.plot_widget.width() > before + 100, timeout=2000)
     assert w.settings.value("ui/sidebar") in (False, "false")
-    w.actions.sidebar.trigger()
+    w.window_actions.sidebar.trigger()
     qtbot.waitUntil(lambda: w.ui.sidebar.isVisible(), timeout=2000)
 
 

@@ -115,7 +115,7 @@ def test_encode_image_via_menu_then_a_dropped_non_image_gets_one_line(qtbot, mak
     photo = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (30, 20, 3), dtype=np.uint8), "RGB").save(photo)
     w.ask_open_path = lambda title, kinds: str(photo)
-    w.actions.encode_image.trigger()
+    w.window_actions.encode_image.trigger()
     qtbot.waitUntil(lambda: w.state.encoded is not None, timeout=5000)
     e = w.state.encoded
     model = SnapshotModel(w.state.snapshot)

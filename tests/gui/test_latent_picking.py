@@ -31,7 +31,7 @@ def test_click_decodes_exactly_the_decoder_output(qtbot, make_window):
     assert w.latent.marker_pos == (x, y)
     assert w.generated.view.qimage.width() == 12
     assert "z = (" in w.generated.coords.text()
-    assert w.actions.export_generated.isEnabled()
+    assert w.window_actions.export_generated.isEnabled()
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
         y_test=other.y_test,
     )
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(path)))
-    w.actions.open.trigger()
+    w.window_actions.open.trigger()
     assert w.dataset_panel.busy.isVisibleTo(w.dataset_panel)  # the busy indicator while loading
     qtbot.waitUntil(lambda: w.state.dataset is not None and w.state.dataset.source == str(path), timeout=10_000)
     assert not w.dataset_panel.busy.isVisibleTo(w.dataset_panel)
@@ -44,7 +44,7 @@ def test_open_dataset_via_dialog(qtbot, make_window, tmp_path, monkeypatch):
     assert w.errors == []
     recent = [a.data() for a in w.ui.recent_menu.actions() if a.data()]
     assert recent == [str(path)]
-    assert w.actions.start.isEnabled()
+    assert w.window_actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -53,13 +53,13 @@ def test_bad_file_shows_loader_message_and_keeps_dataset(qtbot, make_window, tmp
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip archive")
     monkeypatch.setattr(DatasetFileDialog, "get_path", classmethod(lambda cls, parent, start="": str(bad)))
-    w.actions.open.trigger()
+    w.window_actions.open.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     title, text = w.errors[0]
     assert "broken.npz" in text and "\n" not in text
     assert w.state.dataset is tiny
     assert w.dataset_panel.title.text() == tiny.name
-    assert w.actions.start.isEnabled()
+    assert w.window_actions.start.isEnabled()
 
 
 def test_recent_dataset_reopens(qtbot, make_window, tmp_path):
@@ -96,7 +96,7 @@ def test_start_fills_curves_scatter_and_status(qtbot, make_window):
         assert p.plot.getAxis("left").labelText == "nats per example"
         assert p.plot.getAxis("bottom").labelText == "step"
     assert w.latent.plot.getAxis("bottom").labelText == "z₁"
-    assert w.actions.start.isEnabled() and not w.actions.stop.isEnabled()
+    assert w.window_actions.start.isEnabled() and not w.window_actions.stop.isEnabled()
     assert w.errors == []
 
 
@@ -119,7 +119,7 @@ def test_pause_resume_stop(qtbot, make_window):
     qtbot.mouseClick(w.ui.stop_button, Qt.MouseButton.LeftButton)
     wait_finished(qtbot, w, timeout=5000)
     assert w.state.status == "stopped"
-    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.actions.start.isEnabled()
+    assert w.settings_panel.widgets["latent_dim"].isEnabled() and w.window_actions.start.isEnabled()
 
 
 @pytest.mark.slow
@@ -145,7 +145,7 @@ def test_worker_error_becomes_a_dialog_and_window_survives(qtbot, make_window):
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     qtbot.waitUntil(lambda: not w.session.is_active())
     assert "28" in w.errors[0][1]
-    assert w.actions.start.isEnabled()
+    assert w.window_actions.start.isEnabled()
     train_to_end(qtbot, w)  # and it still trains
     assert w.state.status == "finished"
 
@@ -174,7 +174,7 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     train_to_end(qtbot, w)
     path = str(tmp_path / "run.pt")
     w.ask_save_path = lambda *a: path
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     assert load_checkpoint(path).step == 30
     steps = w.curves.steps.copy()
     elbo = w.curves.history.column("elbo").copy()
@@ -183,7 +183,7 @@ def test_checkpoint_save_then_load_restores_everything(qtbot, make_window, tmp_p
     w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
     assert w2.settings_panel.model_config((1, 12, 12)).latent_dim == 2  # defaults before loading
     w2.ask_open_path = lambda *a: path
-    w2.actions.load_checkpoint.trigger()
+    w2.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: w2.state.checkpoint is not None, timeout=10_000)
     qtbot.waitUntil(lambda: w2.latent.shown is not None, timeout=5000)
     assert w2.errors == []
@@ -208,7 +208,7 @@ def test_bad_checkpoint_gives_dialog(qtbot, make_window, tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"not a checkpoint at all")
     w.ask_open_path = lambda *a: str(bad)
-    w.actions.load_checkpoint.trigger()
+    w.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert "junk.pt" in w.errors[0][1]
     assert w.state.checkpoint is None and w.state.dataset is not None
@@ -227,7 +227,12 @@ def test_exports(qtbot, make_window, tmp_path):
         return out[suggested]
 
     w.ask_save_path = ask
-    for a in (w.actions.export_generated, w.actions.export_grid, w.actions.export_metrics, w.actions.export_latents):
+    for a in (
+        w.window_actions.export_generated,
+        w.window_actions.export_grid,
+        w.window_actions.export_metrics,
+        w.window_actions.export_latents,
+    ):
         assert a.isEnabled(), a.objectName()
         a.trigger()
     with Image.open(out["generated.png"]) as im:
@@ -362,8 +367,8 @@ def test_every_control_has_an_object_name(make_window):
     for a in list(walk(w.menuBar())) + w.ui.toolbar.actions():
         if not a.isSeparator():
             assert a.objectName(), a.text()
-    assert w.actions.start.shortcut().toString() == "Ctrl+Return"
-    assert w.actions.open.shortcut().toString() == "Ctrl+O"
+    assert w.window_actions.start.shortcut().toString() == "Ctrl+Return"
+    assert w.window_actions.open.shortcut().toString() == "Ctrl+O"
 
 
 def test_add_tab(make_window):
@@ -379,7 +384,7 @@ def test_window_opens_default_dataset(qtbot, settings_file):
     w.show_error = lambda *a: pytest.fail(f"unexpected error dialog {a}")
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.state.dataset is not None, timeout=60_000)
-    assert w.actions.start.isEnabled()
+    assert w.window_actions.start.isEnabled()
 
 
 def test_dataset_dialog_accepts_a_folder(qtbot, tmp_path):

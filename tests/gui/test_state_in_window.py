@@ -53,8 +53,8 @@ def test_another_dataset_empties_every_view_of_the_old_model(qtbot, make_window)
     assert w.inference.current_index is None and w.inference.view is None
     assert w.inference.values["log_px"].text() == "—" and "Example #" not in w.inference.status.text()
     assert w.status.progress.format() == "not started" and w.status.device_label.text() == "device —"
-    assert not w.actions.save_checkpoint.isEnabled()
-    for a in w.actions.exports.values():
+    assert not w.window_actions.save_checkpoint.isEnabled()
+    for a in w.window_actions.exports.values():
         assert not a.isEnabled() and a.toolTip().startswith(("Nothing", "No "))
     # and a new model trains on the new data without asking
     train_to_end(qtbot, w)
@@ -220,8 +220,8 @@ def test_at_1024_by_700_no_settings_widget_is_clipped(qtbot, make_window):
 
 def test_exports_say_why_they_are_disabled(make_window):
     w = make_window()
-    assert not w.actions.export_generated.isEnabled() and "click" in w.actions.export_generated.toolTip()
-    assert not w.actions.export_metrics.isEnabled() and "No metrics" in w.actions.export_metrics.toolTip()
+    assert not w.window_actions.export_generated.isEnabled() and "click" in w.window_actions.export_generated.toolTip()
+    assert not w.window_actions.export_metrics.isEnabled() and "No metrics" in w.window_actions.export_metrics.toolTip()
 
 
 def test_written_files_follow_the_umask(qtbot, make_window, tmp_path):
@@ -230,11 +230,11 @@ def test_written_files_follow_the_umask(qtbot, make_window, tmp_path):
     old = os.umask(0o022)
     try:
         w.ask_save_path = lambda *a: str(tmp_path / a[2])
-        w.actions.save_checkpoint.trigger()
-        w.actions.export_metrics.trigger()
+        w.window_actions.save_checkpoint.trigger()
+        w.window_actions.export_metrics.trigger()
         os.umask(0o077)
         w.ask_save_path = lambda *a: str(tmp_path / ("private-" + a[2]))
-        w.actions.export_latents.trigger()
+        w.window_actions.export_latents.trigger()
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "vae.pt").st_mode) == 0o644

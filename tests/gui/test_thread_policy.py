@@ -55,11 +55,11 @@ def test_every_thread_that_runs_a_model_follows_the_policy(qtbot, make_window, t
     # a checkpoint saved, and loaded into a second window (loading encodes the scatter on a worker)
     path = str(tmp_path / "run.pt")
     w.ask_save_path = lambda *a: path
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     w2 = make_window(configure=False, settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
     w2.ask_open_path = lambda *a: path
     _as_if_the_trainer_just_set(many)
-    w2.actions.load_checkpoint.trigger()
+    w2.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: w2.state.checkpoint is not None and w2.latent.shown is not None, timeout=10_000)
 
     training = [n for name, n in calls if name == "trainingThread"]

@@ -35,7 +35,7 @@ def test_a_fifo_as_dataset_is_refused_and_the_window_stays_usable(qtbot, make_wi
     qtbot.waitUntil(lambda: bool(w.errors), timeout=10_000)
     assert w.errors[0][1] == "'pipe.npz': is a named pipe (FIFO), not a regular file"
     assert w.state.dataset is tiny and not w.loader.busy()
-    assert w.actions.start.isEnabled() and w.actions.open.isEnabled()
+    assert w.window_actions.start.isEnabled() and w.window_actions.open.isEnabled()
 
 
 @pytest.mark.parametrize("failure", ["folder_is_a_file", "disk_full"])
@@ -60,7 +60,7 @@ def test_a_failed_save_mid_run_is_a_message_and_training_goes_on(qtbot, make_win
     n = len(w.state.history)
     qtbot.waitUntil(lambda: len(w.state.history) > n + 5, timeout=10_000)  # still training
     assert w.state.status == "running" and w.session.is_active()
-    assert w.actions.pause.isEnabled() and w.actions.stop.isEnabled()
+    assert w.window_actions.pause.isEnabled() and w.window_actions.stop.isEnabled()
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]  # no temp file left behind
     w.training.stop()
     wait_finished(qtbot, w)

@@ -65,7 +65,7 @@ def test_a_saved_model_closes_without_asking_until_it_trains_again(qtbot, make_w
     w = make_window()
     _finished(qtbot, w)
     w.pick_save_file = lambda *a: str(tmp_path / "run.pt")
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     asked = _record(w, "cancel")
     assert w.checkpoints.unsaved() is None
     # continued (Start → continue) from the saved step: the new steps are unsaved again
@@ -81,10 +81,10 @@ def test_a_loaded_checkpoint_closes_without_asking(qtbot, make_window, tmp_path)
     _finished(qtbot, w)
     path = str(tmp_path / "run.pt")
     w.pick_save_file = lambda *a: path
-    w.actions.save_checkpoint.trigger()
+    w.window_actions.save_checkpoint.trigger()
     w2 = make_window()
     w2.ask_open_path = lambda *a: path
-    w2.actions.load_checkpoint.trigger()
+    w2.window_actions.load_checkpoint.trigger()
     qtbot.waitUntil(lambda: w2.state.source == "checkpoint", timeout=20_000)
     asked = _record(w2, "cancel")
     assert w2.close() and asked == []
@@ -107,12 +107,12 @@ def test_exporting_over_the_open_dataset_asks_naming_it(qtbot, make_window, tmp_
         asked = []
         w.ask_replace_input = lambda clash: asked.append(clash) or False
         w.pick_save_file = lambda *a, n=name: str(n)
-        w.actions.export_metrics.trigger()
+        w.window_actions.export_metrics.trigger()
         assert len(asked) == 1 and asked[0].other_role == "the open dataset" and asked[0].other == str(data)
         assert data.read_bytes() == before
     w.ask_replace_input = lambda clash: True  # the user says yes: replaced as asked
     w.pick_save_file = lambda *a: str(data)
-    w.actions.export_metrics.trigger()
+    w.window_actions.export_metrics.trigger()
     assert data.read_bytes().startswith(b"step,")
 
 
@@ -121,5 +121,5 @@ def test_saving_elsewhere_does_not_ask(qtbot, make_window, tmp_path):
     _finished(qtbot, w)
     w.ask_replace_input = lambda clash: (_ for _ in ()).throw(AssertionError("asked"))
     w.pick_save_file = lambda *a: str(tmp_path / "metrics.csv")
-    w.actions.export_metrics.trigger()
+    w.window_actions.export_metrics.trigger()
     assert (tmp_path / "metrics.csv").read_bytes().startswith(b"step,")
