@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -321,8 +322,20 @@ class SettingsPanel(QGroupBox):
         "Condition on label" suggests)."""
         self._advice = text
         shown = " ".join(t for t in (self._beta_note, text) if t)
+        appears = bool(shown) and not self.note.isVisibleTo(self)
         self.note.setText(shown)
         self.note.setVisible(bool(shown))
+        if appears:
+            QTimer.singleShot(0, self._reveal_note)  # once the column's layout has made room for it
+
+    def _reveal_note(self) -> None:
+        """Scroll the column this panel sits in so that a note that has just appeared is on screen: it sits below
+        the last field, under the fold of a 1600×1000 window, while the change that caused it is above."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None and self.note.isVisible():
+            area.ensureWidgetVisible(self.note, 0, 8)
 
     def _suggest_beta(self, conditional: bool) -> None:
         """Ticking "Condition on label" with β at its plain default suggests CONDITIONAL_BETA (and unticking with β

@@ -340,9 +340,14 @@ def test_ticking_condition_on_label_suggests_the_beta_that_passes_the_class_chec
     w = make_window(train=SMALL_TRAIN.replace(epochs=30))  # enough steps: no other advice
     panel, box, beta = w.settings_panel, w.settings_panel.widgets["conditional"], w.settings_panel.widgets["beta"]
     assert panel.train_config().beta == 1.0 and not panel.note.isVisibleTo(panel)
+    w.resize(1024, 700)
     qtbot.keyClick(box, Qt.Key.Key_Space)  # the box may sit below the column's fold
     assert box.isChecked() and beta.value() == CONDITIONAL_BETA == panel.train_config().beta
     assert panel.note.isVisibleTo(panel) and f"β = {CONDITIONAL_BETA:g}" in panel.note.text()
+    # the note appears below the last field, under the column's fold at 1024×700: the column scrolls it into view,
+    # the box stays on screen too
+    qtbot.waitUntil(lambda: panel.note.visibleRegion().boundingRect().height() == panel.note.height())
+    assert box.visibleRegion().boundingRect().height() == box.height()
     qtbot.keyClick(box, Qt.Key.Key_Space)
     assert beta.value() == 1.0 and not panel.note.isVisibleTo(panel)
     type_into(qtbot, w, "beta", "2")  # a β of the user's own is left alone
