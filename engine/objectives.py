@@ -135,12 +135,9 @@ def iwae_bound(
     of ``iwae_log_weights``, so K = 100,000 fits in memory; ``should_stop`` and ``grad`` as there (with ``grad``,
     −mean is the IWAE training loss of Burda et al. 2016)."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)
-    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-        for log_w in iwae_log_weights(
-            model, x, k, chunk=chunk, generator=generator, should_stop=should_stop, grad=grad
-        ):
-            total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
-        return total - math.log(k)
+    for log_w in iwae_log_weights(model, x, k, chunk=chunk, generator=generator, should_stop=should_stop, grad=grad):
+        total = torch.logaddexp(total, torch.logsumexp(log_w, 0))  # records a graph only when log_w has one
+    return total - math.log(k)
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when Cov_x(E_q[z_j|x]) exceeds this

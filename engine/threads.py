@@ -123,7 +123,6 @@ class ThreadGovernor:
         self._level: float | None = None  # running rate (samples/s) at the held count
         self._probe_from: tuple[int, float, bool] | None = None  # (held count, its last rate, first?) while probing
         self._recheck = False  # a probe down won: probe back up after the next window
-        self._first_probe = True  # the quarter-window probe for a collapsed team is still to come
         self._win_samples = 0
         self._win_seconds = 0.0
         self._win_steps = 0
@@ -160,9 +159,8 @@ class ThreadGovernor:
         if self._probe_from is not None:
             held, held_rate, first = self._probe_from
             self._probe_from = None
-            if rate > held_rate * (
-                1.0 + (self.first_margin if first else self.margin)
-            ):  # the probe won: keep it and go on the same way
+            margin = self.first_margin if first else self.margin
+            if rate > held_rate * (1.0 + margin):  # the probe won: keep it and go on the same way
                 step = self.threads - held
                 self._recheck = step < 0
                 self._level = rate
@@ -177,17 +175,13 @@ class ThreadGovernor:
                 if not first:
                     self._period = min(self._period * 2.0, self.max_probe_s)
             return
-        if self._level is None:
-            if self.threads > 1 and self._first_probe:  # the first window: a collapsed team? (a quarter window)
-                self._first_probe = False
-                self._start_probe(self.threads - 1, rate, first=True)
-                return
-            self._level = rate
-        elif rate < self.drop * self._level and self.threads > 1:
+        if self._level is None:  # the first window (a quarter one): a collapsed team? The probe's end sets the level
+            self._start_probe(self.threads - 1, rate, first=True)
+            return
+        if rate < self.drop * self._level and self.threads > 1:
             self._start_probe(self.threads - 1, rate)
             return
-        else:
-            self._level = 0.7 * self._level + 0.3 * rate
+        self._level = 0.7 * self._level + 0.3 * rate
         if self._recheck and self.threads < self.max_threads:
             self._recheck = False
             self._start_probe(self.threads + 1, rate)

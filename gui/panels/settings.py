@@ -251,7 +251,7 @@ class SettingsPanel(QGroupBox):
 
     def _reveal_note(self) -> None:
         """Scroll the column this panel sits in so that a note that has just appeared is on screen: it sits below
-        the last field, under the fold of a 1600×1000 window, while the change that caused it is above."""
+        the last field, under the column's fold in a small window, while the change that caused it is above."""
         area = self.parentWidget()
         while area is not None and not isinstance(area, QScrollArea):
             area = area.parentWidget()
