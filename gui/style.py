@@ -120,25 +120,34 @@ def _next_nice(step: float) -> float:
     return (2.0 if a < 1.5 else 5.0 if a < 3.5 else 10.0) * 10**e
 
 
-def stacked_ticks_apart(axis) -> None:
+def ticks_apart(axis) -> None:
     """pyqtgraph always labels the coarsest tick level, however short the axis: on a plot 80 px tall a range of
-    0–0.1 gets six numbers stacked into each other. Widen that level's step (1, 2, 5, 10, …) until a number's
-    height fits between two ticks, and drop the finer levels then."""
+    0–0.1 gets six numbers stacked into each other, and on an empty plot 110 px wide 0.2, 0.4, 0.6, 0.8 run into
+    each other. Widen that level's step (1, 2, 5, 10, …) until the labels fit between two ticks (a number's height
+    on a vertical axis, the widest number and a gap on a horizontal one), and drop the finer levels then."""
+    import numpy as np
     from PySide6.QtGui import QFontMetricsF
 
     default = axis.tickSpacing
+    vertical = axis.orientation in ("left", "right")
+
+    def need(major: float, lo: float, hi: float) -> float:  # pixels between two ticks for their labels
+        fm = QFontMetricsF(axis.style["tickFont"] or axis_font())
+        if vertical:
+            return fm.height() + 2
+        values = np.arange(math.ceil(lo / major) * major, hi + 1e-9 * major, major)
+        return max((fm.horizontalAdvance(t) for t in axis.tickStrings(values, axis.scale, major)), default=0.0) + 8
 
     def spacing(min_val, max_val, size):
         levels = default(min_val, max_val, size)
-        span = abs(max_val - min_val)
-        if not levels or size <= 0 or not span:
+        lo, hi = sorted((min_val, max_val))
+        if not levels or size <= 0 or hi == lo:
             return levels
-        need = QFontMetricsF(axis.style["tickFont"] or axis_font()).height() + 2  # pixels between two labels
-        per_unit = size / span
+        per_unit = size / (hi - lo)
         major = levels[0][0]
-        if major * per_unit >= need:
+        if major * per_unit >= need(major, lo, hi):
             return levels
-        while major * per_unit < need:
+        while major * per_unit < need(major, lo, hi):
             major = _next_nice(major)
         return [(major, 0.0)]
 
@@ -168,7 +177,8 @@ def make_plot(title: str, x_label: str, y_label: str, name: str, grid: bool = Fa
         p.getAxis(ax).setTickFont(axis_font())
     plain_axes(p)
     p.getAxis("left").setTickDensity(0.4)  # fewer, readable ticks on a short plot (1024×700)
-    stacked_ticks_apart(p.getAxis("left"))
+    for ax in ("bottom", "left"):
+        ticks_apart(p.getAxis(ax))
     if grid:
         p.showGrid(x=True, y=True, alpha=0.18)
     p.setMenuEnabled(True)

@@ -230,6 +230,16 @@ def assert_fits(qtbot, w):
     assert not (bad := clipped_texts(w)), bad
 
 
+def test_at_first_launch_at_1024_by_700_nothing_is_cut_before_any_run(qtbot, make_window):
+    """What a new user sees first: the empty plots' titles and axis numbers fit (an empty curve plot 110 px wide
+    labelled 0.2, 0.4, 0.6, 0.8 with no room between them; the scatter's longer empty title)."""
+    w = make_window()
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024 and w.height() == 700, timeout=5000)
+    assert w.state.dataset is not None and not w.session.is_active()  # a dataset open, nothing trained yet
+    assert_fits(qtbot, w)
+
+
 def test_at_1024_by_700_every_title_and_number_fits_its_widget(qtbot, make_window, tiny):
     import dataclasses
 
