@@ -6,7 +6,8 @@ same model, fp32 and bf16 autocast, each eager (Compile: off) and compiled (Comp
 graphs are ready); the conv model eager and compiled. Rounds are interleaved and medians reported (this machine
 is shared). Also printed: the CPU model and the step's matmul limits, the compile time cold (an empty Inductor
 cache), from Inductor's disk cache (a fresh process) and in the same process (a second run), and the test ELBO
-after ``--epochs-quality`` epochs of each precision and step; ``--profile`` adds torch.profiler's table of the
+after ``--epochs-quality`` epochs of each precision and step; the training steps' rate from ``--late-step`` on,
+with denormal floats flushed (as every run does) and kept; ``--profile`` adds torch.profiler's table of the
 compiled fp32 step.
 
     .venv/bin/python benchmarks/engine_throughput.py [--rounds 3] [--steps 300] [--epochs-quality 10] [--profile]
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +34,8 @@ from torch.utils.data import DataLoader, TensorDataset
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="elbo-inductor-"))  # cold, and shared
 os.environ.pop("ELBO_STUDIO_COMPILE", None)  # with the cached-compile subprocess, which inherits it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import compiled  # noqa: E402
+from engine import compiled, threads  # noqa: E402
+from engine import trainer as trainer_module  # noqa: E402
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import default_dataset  # noqa: E402
 from engine.data.dataset import as_float01  # noqa: E402
@@ -108,6 +111,33 @@ def engine_samples_per_s(ds, steps: int, precision: str, device: str, compile: s
                 rate = (m.step - start_step) * 128 / (time.perf_counter() - t0)
                 run.stop()
     return rate
+
+
+def late_samples_per_s(ds, precision: str, device: str, compile: str, flush: bool, from_step: int, chunks=30):
+    """Training steps only (median of the run's per-flush figures) from ``from_step`` on, when Adam's moments of
+    weights without gradient have decayed into denormals; with denormals flushed (as every run does,
+    engine/threads.py) or kept. On a fresh thread, since a thread inherits its starter's floating-point mode."""
+    out = []
+
+    def body():
+        torch.set_flush_denormal(False)
+        keep = threads.flush_denormals
+        if not flush:
+            threads.flush_denormals = trainer_module.flush_denormals = lambda: None
+        try:
+            run = _trainer(ds, 100, precision, device, compile, metrics_hz=10, snapshot_interval_s=1e9)
+            for m in run.run():
+                if isinstance(m, MetricsChunk) and m.step >= from_step:
+                    out.append(m.samples_per_s)
+                    if len(out) >= chunks:
+                        run.stop()
+        finally:
+            threads.flush_denormals = trainer_module.flush_denormals = keep
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    return statistics.median(out)
 
 
 def test_elbo_after(ds, epochs: int, precision: str, device: str, compile: str = "off") -> float:
@@ -192,6 +222,12 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--conv-steps", type=int, default=100)
     ap.add_argument("--epochs-quality", type=int, default=10)
+    ap.add_argument(
+        "--late-step",
+        type=int,
+        default=2800,
+        help="also measure the training steps from this step on, denormals flushed and kept (0: skip)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's table of the compiled fp32 step")
     ap.add_argument("--compile-only", action="store_true", help=argparse.SUPPRESS)  # the cached-compile subprocess
@@ -239,6 +275,13 @@ def main():
         cases[f"conv fp32 {'compiled' if c == 'auto' else 'eager'}"] = lambda c=c: engine_samples_per_s(
             ds, args.conv_steps, "fp32", args.device, c, "conv"
         )
+    if args.late_step:
+        for p, c in (("fp32", "off"), ("fp32", "auto")):
+            for flush in (True, False):
+                name = f"late {p} {'compiled' if c == 'auto' else 'eager'}, denormals {'flushed' if flush else 'kept'}"
+                cases[name] = lambda p=p, c=c, flush=flush: late_samples_per_s(
+                    ds, p, args.device, c, flush, args.late_step
+                )
     res = {k: [] for k in cases}
     lims = {n: [] for _, n in kinds}  # the step's GEMMs alone, measured in every round like the rest
     for r in range(args.rounds):
@@ -255,15 +298,18 @@ def main():
     )
     fps = flops_per_sample()
     print(f"\nsamples/s (median of {args.rounds} rounds, {args.steps} steps each (conv {args.conv_steps}), batch 128):")
+    width = max(map(len, med))
     for k, v in med.items():
         extra = ""
-        if not k.startswith(("reference", "conv")):
+        if k.startswith("late"):
+            extra = f"  training steps only, from step {args.late_step:,}"
+        elif not k.startswith(("reference", "conv")):
             lim = limits[k.split()[0]] if k.split()[0] in limits else float("nan")
             extra = (
                 f"  {v / med['reference']:.2f}x reference, {100 * v * fps / 1e9 / lim:.0f}% of the {k.split()[0]} limit"
             )
-        gf = "" if k.startswith("conv") else f"  {v * fps / 1e9:7.1f} GFLOP/s"
-        print(f"  {k:22s} {v:10,.0f}{gf}{extra}")
+        gf = "" if k.startswith(("conv", "late")) else f"  {v * fps / 1e9:7.1f} GFLOP/s"
+        print(f"  {k:{width}s} {v:10,.0f}{gf}{extra}")
     for p in precisions + ["conv fp32"]:
         print(f"  compiled / eager, {p}: {med[f'{p} compiled'] / med[f'{p} eager']:.2f}x")
     if args.epochs_quality:

@@ -330,8 +330,10 @@ def _train(args: argparse.Namespace, tcfg: TrainConfig, given: dict, dist) -> in
     from .distributed import DistributedError
     from .mutual_information import collapse_warning
     from .preflight import few_steps_hint
+    from .threads import flush_denormals
     from .trainer import Trainer
 
+    flush_denormals()  # the training thread, before its first parallel op (engine/threads.py)
     writer = dist is None or dist.is_main
 
     def fail(msg: str) -> int:

@@ -10,7 +10,12 @@ two threads are 1.6x faster than one. No fixed count is right, so:
 - every other thread that runs torch (the GUI thread, decoding a click, image grids, the posterior grid, the
   amortization study, loading) runs it single-threaded through ``use_helper_threads``: a second multi-threaded
   OpenMP team in the same process stops libgomp's spin-waiting and halves the trainer;
-- on CUDA and MPS the governor leaves the CPU threads alone: one dispatching thread is what matters there.
+- on CUDA and MPS the governor leaves the CPU threads alone: one dispatching thread is what matters there;
+- every thread that runs torch flushes denormal floats to zero (``flush_denormals``). Adam's moments of weights
+  whose gradient is zero (the weights of dead ReLU units, of pixels that are blank in a batch) shrink
+  geometrically into the denormal range, and x86 cores take microcode assists on them: after 2,800 steps of the
+  Fashion-MNIST MLP, 154,000 of the 1.3 M moment entries were denormal, the fused Adam step took 1.15 ms instead
+  of 0.34 ms, and training steps ran at 33–35k samples/s instead of 41–45k. No result changes above 1e-38.
 
 ``torch.set_num_threads`` sets the calling thread's count and takes effect at the next parallel op, both ways."""
 
@@ -42,12 +47,29 @@ def default_threads() -> int:
     return _DEFAULT_THREADS
 
 
+def flush_denormals() -> None:
+    """Flush denormal floats to zero (FTZ and DAZ) on the calling thread. A thread inherits the floating-point
+    mode of the thread that starts it, so this is called before a thread's first parallel op: the OpenMP workers
+    it starts then flush too (the mode of workers started earlier cannot be changed from here)."""
+    import torch
+
+    torch.set_flush_denormal(True)  # False where the CPU has no such mode: denormals are then merely slow
+
+
+def start_training_thread(gov: "ThreadGovernor | None") -> None:
+    """The calling thread is about to run training steps: denormals flushed, the governor's thread count set."""
+    flush_denormals()
+    if gov is not None:
+        set_training_threads(gov.threads)
+
+
 def use_helper_threads() -> None:
     """Run torch single-threaded on the calling thread, settled now, before its first parallel op.
 
     Called at the start of every thread other than the training thread (and once on the GUI thread)."""
     import torch
 
+    flush_denormals()
     default_threads()
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)

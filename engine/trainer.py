@@ -44,7 +44,7 @@ from .files import WriteError, display_name
 from .objectives import elbo_terms
 from .placement import TrainingImages, can_pin_memory, choose_placement, free_memory
 from .preflight import check_run
-from .threads import ThreadGovernor, governor_for, set_training_threads
+from .threads import ThreadGovernor, flush_denormals, governor_for, set_training_threads, start_training_thread
 
 
 SNAPSHOT_MAX_SHARE = 0.2  # latent + decoder snapshots take at most this share of a run's wall time
@@ -64,6 +64,7 @@ class Trainer(RunEvaluation):
         checkpoint: Checkpoint | None = None,
         dist: Distributed | None = None,
     ):
+        flush_denormals()  # before this thread's first parallel op, so that its OpenMP workers flush too
         self.device = dist.device(train_cfg.device) if dist else pick_device(train_cfg.device)
         # where the training images live (engine/placement.py), decided before the memory check that counts them
         placement = choose_placement(dataset.x_train.nbytes, self.device, free_memory(self.device), can_pin_memory())
@@ -271,8 +272,7 @@ class Trainer(RunEvaluation):
 
     def _run(self) -> Iterator:
         cfg, spe, gov = self.cfg, self.steps_per_epoch, self.governor
-        if gov is not None:
-            set_training_threads(gov.threads)
+        start_training_thread(gov)  # this thread may not be the one that built the run
         yield RunStarted(
             device_label(self.device),
             cfg.precision,

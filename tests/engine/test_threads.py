@@ -233,17 +233,65 @@ def test_trainer_with_auto_threads_reports_the_count_it_uses(blobs):
     assert seen and all(1 <= reported <= usable_cores() and actual == reported for reported, actual in seen)
 
 
-def test_helper_threads_run_torch_single_threaded():
+def test_helper_threads_run_torch_single_threaded_and_flush_denormals():
     out = []
 
     def body():
         use_helper_threads()
-        out.append(torch.get_num_threads())
+        out.append((torch.get_num_threads(), _denormals_survive()))
 
     t = threading.Thread(target=body)
     t.start()
     t.join()
-    assert out == [1]
+    assert out == [(1, 0)]
+
+
+# ------------------------------------------------------------------------------------------ denormal floats
+def _denormals_survive(n: int = 1 << 22) -> int:
+    """How many of n denormal products survive a multiply: 4 M by default, split over the calling thread's whole
+    OpenMP team (0 when every thread flushes them); 1,000 runs on the calling thread alone. The tensors are made
+    and read through their bits: a float conversion would itself flush."""
+    tiny = torch.ones(n, dtype=torch.int32).view(torch.float32)  # 1.4e-45, the smallest denormal
+    return int((tiny * 3.0).view(torch.int32).count_nonzero())
+
+
+def _flush_supported() -> bool:
+    out = []
+
+    def probe():
+        out.append(torch.set_flush_denormal(True))
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return out[0]
+
+
+@pytest.mark.skipif(not _flush_supported(), reason="this CPU has no flush-to-zero mode")
+@pytest.mark.parametrize("built_on", ["the training thread", "another thread"])
+def test_the_training_thread_and_its_workers_flush_denormals(blobs, built_on):
+    """Adam's moments of weights without gradient decay into denormals, which x86 cores compute on 3-4x slower
+    (engine/threads.py): the window builds and runs a run on one fresh thread, a script may build it on its
+    own thread and run it on another; in both, every thread of the training steps flushes them."""
+    train = TrainConfig(epochs=50, iwae_k=1, device="cpu", metrics_hz=100, threads=usable_cores())
+    cfg = (ModelConfig(image_shape=blobs.image_shape), train)
+    before, seen = [], []
+    prebuilt = Trainer(blobs, *cfg) if built_on == "another thread" else None
+
+    def body():
+        torch.set_flush_denormal(False)  # as in a process that never flushed (a thread inherits its starter's mode)
+        before.append(_denormals_survive(1000))  # below the parallel grain: no OpenMP team started yet
+        run = prebuilt or Trainer(blobs, *cfg)
+        for msg in run.run():
+            if isinstance(msg, MetricsChunk):
+                seen.append((torch.get_num_threads(), _denormals_survive()))
+                run.stop()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(60)
+    assert before == [1000]  # denormals are kept unless the thread is told
+    assert seen == [(usable_cores(), 0)]
 
 
 def test_a_collapsed_team_at_the_start_is_left_after_one_step():
