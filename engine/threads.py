@@ -111,9 +111,10 @@ class ThreadGovernor:
     it is there for a collapsed team, many times slower, and the first quarter second of a run in the window is
     slowed by the window's first draws, which made two threads look worse than one by 10–25%.
     A probe that wins is followed at once by one more step in the same direction, and resets the period. A probe
-    down that won is checked one window later by a probe back up: the window it beat may have been slowed by a
-    burst (an evaluation's end, a redraw) rather than by a lost core, and waiting ``probe_s`` to find that out
-    would leave a short run on too few threads.
+    down that won is checked a quarter window later by a probe back up: the window it beat may have been slowed
+    by a burst (an evaluation's end, a redraw, the host's other guests) rather than by a lost core, and waiting
+    ``probe_s`` to find that out would leave a short run on too few threads. On an idle 2-core machine such
+    bursts put 6–17% of a run's steps on one thread when the recheck waited a whole window.
 
     ``fixed`` pins the count (the user's override, at most ``max_threads``); the governor then never changes it. The count always stays
     within 1..``max_threads``."""
@@ -166,7 +167,8 @@ class ThreadGovernor:
         self._win_seconds += seconds
         self._win_steps += 1
         rate = self._win_samples / max(self._win_seconds, 1e-12)
-        full = self._win_seconds >= (self.window_s if self._level is not None else self.window_s / 4)
+        quarter = self._level is None or self._recheck  # the first window, and the one before a recheck
+        full = self._win_seconds >= (self.window_s / 4 if quarter else self.window_s)
         if self._probe_from is not None and not full:
             started = self._win_steps >= self.min_steps or self._win_seconds >= self.window_s / 8
             full = started and rate < self.give_up * self._probe_from[1]

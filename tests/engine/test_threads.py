@@ -123,17 +123,17 @@ def test_a_slow_first_quarter_second_does_not_move_a_run_to_fewer_threads():
     assert share_at(steps, 2, back, 20.0) > 0.99 and g.threads == 2
 
 
-def test_a_probe_down_won_against_a_burst_is_taken_back_one_window_later():
+def test_a_probe_down_won_against_a_burst_is_taken_back_a_quarter_window_later():
     """A burst slows two threads below one for 1.5 s mid-run (a redraw, an evaluation's end): the drop's probe down
-    wins against it. One window later a probe back up finds two threads faster again, instead of the next periodic
-    probe (probe_s later) leaving the run on one thread."""
+    wins against it. A quarter window later a probe back up finds two threads faster again, instead of the next
+    periodic probe (probe_s later) leaving the run on one thread."""
     m = Machine(lambda n, t: 12_000.0 if (n == 2 and 4.5 <= t < 6.0) else idle(n, t))
     g = governor(m)
     steps = m.run(g, 20.0)
     down = min(t for t, n in g.changes if t >= 4.5 and n == 1)  # the drop's probe down, against the burst
     back = min(t for t, n in g.changes if t > down and n == 2)
     assert down < 6.0 and m.rate(1, down) > 1.1 * m.rate(2, down)
-    assert back < down + 2.5 * g.window_s < down + g.probe_s  # the probe won, a window at one thread, the recheck
+    assert back < down + 1.5 * g.window_s  # the probe's window won, a quarter window at one thread, the recheck
     assert share_at(steps, 2, back + 0.1, 20.0) > 0.98 and g.threads == 2
 
 
