@@ -97,18 +97,17 @@ class RunActions(QObject):
         if ds is None:
             self.dialogs.show_error("No dataset", "Open a dataset first (File → Open dataset…).")
             return
-        if (why := sp.refusal()) is not None:
-            sp.show_problem(f"Cannot start: {why}.")
-            self.status.message("Cannot start with these settings: see the settings panel.", 8000)
-            return
         try:
+            if (why := sp.refusal()) is not None:
+                raise ConfigError(why)
             mcfg = sp.model_config(ds.image_shape, ds.n_classes)
             tcfg = sp.train_config()
             check_run(mcfg, tcfg, ds.image_shape, len(ds.x_train), len(ds.x_test), label_classes=ds.n_classes)
-        except ConfigError as e:  # shown where the settings are; nothing starts
+        except ConfigError as e:  # shown where the settings are and in the status bar; nothing starts
             text = str(e)
-            sp.show_problem(f"Cannot start: {text[:1].upper()}{text[1:]}.")
-            self.status.message("Cannot start with these settings: see the settings panel.", 8000)
+            text = f"Cannot start: {text[:1].upper()}{text[1:]}."
+            sp.refuse(text)
+            self.status.message(text, 10_000)
             return
         sp.show_problem(None)
         ck, described = self.trained_model()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from PySide6.QtCore import QSettings, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -247,16 +247,16 @@ class SettingsPanel(QGroupBox):
         self.note.setText(shown)
         self.note.setVisible(bool(shown))
         if appears:
-            QTimer.singleShot(0, self._reveal_note)  # once the column's layout has made room for it
+            QTimer.singleShot(0, lambda: self._reveal(self.note))  # once the column's layout has made room for it
 
-    def _reveal_note(self) -> None:
-        """Scroll the column this panel sits in so that a note that has just appeared is on screen: it sits below
-        the last field, under the column's fold in a small window, while the change that caused it is above."""
+    def _reveal(self, widget: QWidget) -> None:
+        """Scroll the column this panel sits in so that ``widget`` is on screen: a note or a refusal sits below the
+        last field, under the column's fold in a small window, while the change that caused it is above."""
         area = self.parentWidget()
         while area is not None and not isinstance(area, QScrollArea):
             area = area.parentWidget()
-        if area is not None and self.note.isVisible():
-            area.ensureWidgetVisible(self.note, 0, 8)
+        if area is not None and widget.isVisible():
+            area.ensureWidgetVisible(widget, 0, 8)
 
     def _suggest_beta(self, conditional: bool) -> None:
         """Ticking "Condition on label" with β at its plain default suggests CONDITIONAL_BETA (and unticking with β
@@ -284,6 +284,17 @@ class SettingsPanel(QGroupBox):
         """Why these settings cannot start a run on the current dataset (None: no problem)."""
         self.problem.setText(text or "")
         self.problem.setVisible(bool(text))
+
+    def refuse(self, text: str) -> None:
+        """Start was pressed and these settings cannot start: the reason on screen, and the first field out of
+        range (if one is) focused with its typed value selected, ready to be corrected."""
+        self.show_problem(text)
+        field = self.widgets.get(next(iter(self.invalid), ""))
+        if field is not None:
+            field.setFocus(Qt.FocusReason.OtherFocusReason)
+            if hasattr(field, "selectAll"):  # a spin box: its typed text selected, so typing replaces it
+                field.selectAll()
+        QTimer.singleShot(0, lambda: self._reveal(self.problem))  # once the layout has made room for it
 
     # -- persistence ---------------------------------------------------------------------------------------
     def _load(self, cls, group: str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QScrollArea
 
 from engine.checkpoint import load_checkpoint
 from engine.limits import range_text
@@ -341,6 +342,33 @@ def test_a_save_dialog_adds_the_extension_and_forgets_an_unwritable_folder(qtbot
             assert w.settings.value("ui/last_file_dir") == str(tmp_path)
     finally:
         os.chmod(locked, 0o700)
+
+
+def test_start_refused_at_1024_by_700_shows_why_on_screen_and_puts_the_cursor_in_the_field(qtbot, make_window):
+    """The refusal sits below the last field, under the column's fold at 1024×700; the user who typed a value out of
+    range and scrolled back up, or never saw the refusal appear, presses Start: the column scrolls the refusal into
+    view, the status bar says it, and the field is focused with its value selected, so typing replaces it."""
+    w = make_window()
+    w.resize(1024, 700)
+    panel, box = w.settings_panel, w.settings_panel.widgets["batch_size"]
+    type_into(qtbot, w, "batch_size", "999999")
+    area = panel.parentWidget()
+    while not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    area.verticalScrollBar().setValue(0)
+    qtbot.waitUntil(lambda: panel.problem.visibleRegion().isEmpty())  # under the fold
+    print("DBG before", area.verticalScrollBar().value(), panel.problem.visibleRegion().boundingRect())
+    qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
+    assert w.session.run is None
+    qtbot.waitUntil(lambda: panel.problem.visibleRegion().boundingRect().height() == panel.problem.height())
+    print("DBG after", area.verticalScrollBar().value(), panel.problem.visibleRegion().boundingRect())
+    assert panel.problem.text().startswith("Cannot start: Batch size")
+    said = w.statusBar().toolTip() or w.statusBar().currentMessage()
+    assert said.startswith("Cannot start: Batch size") and "999,999" in said
+    assert box.hasFocus() and box.lineEdit().selectedText() == box.lineEdit().text()
+    qtbot.keyClicks(box.lineEdit(), "64")  # typing replaces the selected value
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert panel.train_config().batch_size == 64 and not panel.problem.isVisibleTo(panel)
 
 
 # ------------------------------------------------------------------------------------------------ 11. conditional
