@@ -357,11 +357,9 @@ def test_start_refused_at_1024_by_700_shows_why_on_screen_and_puts_the_cursor_in
         area = area.parentWidget()
     area.verticalScrollBar().setValue(0)
     qtbot.waitUntil(lambda: panel.problem.visibleRegion().isEmpty())  # under the fold
-    print("DBG before", area.verticalScrollBar().value(), panel.problem.visibleRegion().boundingRect())
     qtbot.mouseClick(w.ui.start_button, Qt.MouseButton.LeftButton)
     assert w.session.run is None
     qtbot.waitUntil(lambda: panel.problem.visibleRegion().boundingRect().height() == panel.problem.height())
-    print("DBG after", area.verticalScrollBar().value(), panel.problem.visibleRegion().boundingRect())
     assert panel.problem.text().startswith("Cannot start: Batch size")
     said = w.statusBar().toolTip() or w.statusBar().currentMessage()
     assert said.startswith("Cannot start: Batch size") and "999,999" in said
