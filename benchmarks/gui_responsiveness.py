@@ -12,8 +12,8 @@ plot. Each phase trains N whole epochs (default 6), so both contain the same num
   EpochSummary, evaluation included) and the median of the trainer's own per-flush samples/s (training steps
   only); GUI / headless ratio;
 * event-loop lateness while training: a QTimer (``--probe-ms``, 5 ms) records each interval; lateness = interval −
-  its period. The probe is itself GUI work the window would not do: 200 wake-ups a second of the GUI thread
-  (p50 / p95 / max);
+  its period (p50 / p95 / max). The probe is GUI work the window itself does not do (200 wake-ups a second at
+  5 ms); at 50 ms the ratio below was the same within the noise;
 * the GUI thread's CPU share while training (its draw budget's own account, gui/draw_budget.py) and how many
   background redraws a second each part of the window got;
 * click → image: a real mouse press/release sent to the latent plot; time from the release (pyqtgraph turns
