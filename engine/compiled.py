@@ -33,6 +33,7 @@ import copy
 import os
 import threading
 import time
+import types
 from dataclasses import dataclass
 
 import torch
@@ -90,8 +91,8 @@ class _Graphs:
         template = copy.deepcopy(vae)
         self.loss = _Loss(template, device.type, amp, key.free_bits).train()
         self.eval_chunk = _EvalChunk(copy.deepcopy(template)).eval()
-        self.loss_fn = torch.compile(self._call_loss, backend=BACKEND, dynamic=False, fullgraph=True)
-        self.eval_fn = torch.compile(self._call_eval, backend=BACKEND, dynamic=False, fullgraph=True)
+        self.loss_fn = torch.compile(_own_code(self._call_loss), backend=BACKEND, dynamic=False, fullgraph=True)
+        self.eval_fn = torch.compile(_own_code(self._call_eval), backend=BACKEND, dynamic=False, fullgraph=True)
         self.ready: set[tuple[str, int]] = set()
         self.error = ""  # why compiling failed, one line ("" while it has not)
         self.seconds: dict[tuple[str, int], float] = {}  # compile time of each case
@@ -104,6 +105,17 @@ class _Graphs:
 
     def _call_eval(self, params, x, eps, y):
         return torch.func.functional_call(self.eval_chunk, params, (x, eps, y))
+
+
+def _own_code(method):
+    """``method`` with a code object of its own. Dynamo keeps the graphs it compiled for a function on its code
+    object, at most ``recompile_limit`` (8) of them, and past that refuses (with ``fullgraph=True``); all _Graphs
+    shared the one ``_call_loss`` code, so the fifth configuration of a session (two thread counts each) trained
+    eagerly, "compiling failed (FailOnRecompileLimitHit…)". One code object per CompileKey holds its own thread
+    counts' graphs only (at most MAX_THREAD_VARIANTS)."""
+    f = method.__func__
+    own = types.FunctionType(f.__code__.replace(), f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    return types.MethodType(own, method.__self__)
 
 
 _REGISTRY: dict[CompileKey, _Graphs] = {}

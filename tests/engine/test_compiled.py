@@ -135,6 +135,32 @@ def test_the_switch_is_told_when_every_metrics_chunk_is_an_end_of_epoch_flush(co
     np.testing.assert_array_equal(steps, np.arange(8 * 2))
 
 
+def test_every_configuration_of_a_session_is_compiled_past_dynamos_limit_of_eight_graphs(compiling, monkeypatch):
+    """Dynamo compiles one function into at most 8 graphs and then refuses: ten models of one session (a user
+    trying settings) each get graphs of their own, none falls back to the eager step."""
+    compiled_for = []
+
+    def counting_backend(gm, example_inputs):  # records which model's graph was compiled, runs it as traced
+        compiled_for.append(tuple(example_inputs[0].shape))
+        return gm.forward
+
+    monkeypatch.setattr(compiled, "_REGISTRY", {})
+    monkeypatch.setattr(compiled, "BACKEND", counting_backend)
+    torch._dynamo.reset()
+    ds = make_blobs(n_train=128, n_test=64)
+    hidden = [8 + 2 * i for i in range(10)]
+    for h in hidden:
+        run = Trainer(
+            ds,
+            ModelConfig(image_shape=ds.image_shape, latent_dim=2, hidden=h),
+            TrainConfig(epochs=1, batch_size=64, threads=1, iwae_examples=20),
+        )
+        _wait(run)
+    pixels = int(np.prod(ds.image_shape))
+    first_weights = set(compiled_for)  # a graph's first input: the encoder's first weight, (hidden, pixels)
+    assert {(h, pixels) for h in hidden} <= first_weights, sorted(first_weights)
+
+
 def test_compiling_that_raises_falls_back_to_the_eager_step_and_says_why_once(compiling, monkeypatch):
     def broken_backend(gm, example_inputs):
         raise RuntimeError("no kernels for you")
