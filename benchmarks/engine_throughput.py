@@ -140,6 +140,21 @@ def late_samples_per_s(ds, precision: str, device: str, compile: str, flush: boo
     return statistics.median(out)
 
 
+def late_in_a_process(precision: str, compile: str, flush: bool, args) -> float:
+    """``late_samples_per_s`` in a fresh process: here the main thread's OpenMP team from the other cases would be
+    a second team in the process, which slows every team in it (libgomp stops spin-waiting)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--late-case", f"{precision},{compile},{int(flush)}"]
+        + ["--late-step", str(args.late_step), "--device", args.device],
+        capture_output=True,
+        text=True,
+    )
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"the late-step subprocess failed: {out.stderr[-500:]}") from None
+
+
 def test_elbo_after(ds, epochs: int, precision: str, device: str, compile: str = "off") -> float:
     run = _trainer(ds, epochs, precision, device, compile, iwae_examples=100, snapshot_interval_s=1e9)
     last = None
@@ -206,6 +221,27 @@ def matmul_gflops(dtype, device, reps=200) -> float:
     return flops * reps / (time.perf_counter() - t0) / 1e9
 
 
+def adam_seconds(device, reps=200) -> float:
+    """torch's fused Adam step alone, on the model's parameter shapes (gradients present, no denormals): a part
+    of every step that no compiler removes, since it must read and write each weight and both moments."""
+    shapes = [s for fin, fout in LAYERS for s in ((fout, fin), (fout,))]
+    params = [torch.nn.Parameter(torch.randn(*s, device=device) * 0.01) for s in shapes]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = torch.optim.Adam(params, lr=1e-3, fused=device.type in ("cpu", "cuda"))
+    for _ in range(10):
+        opt.step()
+    times = []
+    for _ in range(5):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            opt.step()
+        _sync(device)
+        times.append((time.perf_counter() - t0) / reps)
+    return statistics.median(times)
+
+
 def flops_per_sample() -> int:
     macs = [i * o for i, o in LAYERS]
     return 2 * sum(macs) + 2 * (2 * sum(macs) - macs[0])  # forward + backward (no dX for the input layer)
@@ -231,11 +267,16 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's table of the compiled fp32 step")
     ap.add_argument("--compile-only", action="store_true", help=argparse.SUPPRESS)  # the cached-compile subprocess
+    ap.add_argument("--late-case", help=argparse.SUPPRESS)  # "precision,compile,flush": one late case's subprocess
     args = ap.parse_args()
     dev = pick_device(args.device)
     ds = default_dataset()
     if args.compile_only:
         print(compile_seconds(ds, "fp32", args.device))
+        return
+    if args.late_case:
+        p, c, flush = args.late_case.split(",")
+        print(late_samples_per_s(ds, p, args.device, c, flush == "1", args.late_step))
         return
     print(
         f"data: {ds.summary()}; device {device_label(dev)}; CPU {cpu_model()}, {os.cpu_count()} CPUs; torch "
@@ -279,9 +320,7 @@ def main():
         for p, c in (("fp32", "off"), ("fp32", "auto")):
             for flush in (True, False):
                 name = f"late {p} {'compiled' if c == 'auto' else 'eager'}, denormals {'flushed' if flush else 'kept'}"
-                cases[name] = lambda p=p, c=c, flush=flush: late_samples_per_s(
-                    ds, p, args.device, c, flush, args.late_step
-                )
+                cases[name] = lambda p=p, c=c, flush=flush: late_in_a_process(p, c, flush, args)
     res = {k: [] for k in cases}
     lims = {n: [] for _, n in kinds}  # the step's GEMMs alone, measured in every round like the rest
     for r in range(args.rounds):
@@ -297,6 +336,15 @@ def main():
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limits.items())
     )
     fps = flops_per_sample()
+    adam = adam_seconds(dev)
+    gemm = {n: fps * 128 / (lim * 1e9) for n, lim in limits.items()}
+    print(
+        f"the fused Adam step alone: {adam * 1e3:.3f} ms; the step's GEMMs at the limit take "
+        + ", ".join(f"{n} {t * 1e3:.3f} ms" for n, t in gemm.items())
+        + ", so GEMMs + Adam with nothing else at all would reach "
+        + ", ".join(f"{100 * t / (t + adam):.0f}% of the {n} limit" for n, t in gemm.items())
+        + f"; 3x the tutorial loop is {300 * med['reference'] * fps / 1e9 / limits['fp32']:.0f}% of the fp32 limit"
+    )
     print(f"\nsamples/s (median of {args.rounds} rounds, {args.steps} steps each (conv {args.conv_steps}), batch 128):")
     width = max(map(len, med))
     for k, v in med.items():
