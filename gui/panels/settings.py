@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -256,6 +257,8 @@ class SettingsPanel(QGroupBox):
         while area is not None and not isinstance(area, QScrollArea):
             area = area.parentWidget()
         if area is not None and widget.isVisible():
+            for _ in range(4):  # the column laid out with the new text: each layout up the chain posts the next
+                QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
             area.ensureWidgetVisible(widget, 0, 8)
 
     def _suggest_beta(self, conditional: bool) -> None:
@@ -369,7 +372,8 @@ class SettingsPanel(QGroupBox):
             else:
                 self._train = self._train.replace(**{key: _device_value(value) if key == "device" else value})
         except ConfigError as e:  # shown where it was typed, not clamped; Start refuses while it stands
-            self.invalid[key] = f"{LABELS[key]}: {e}"
+            why = str(e).removeprefix(f"{key} ")  # "batch_size must lie in …": the field's label says which
+            self.invalid[key] = f"{LABELS[key]}: {why}"
             self.widgets[key].setStyleSheet(INVALID_STYLE)
             self.show_problem(self.invalid[key])
             return
