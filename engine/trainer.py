@@ -347,14 +347,14 @@ class Trainer(RunEvaluation):
                 yield from self._stopped(" (at the end of the epoch)")
                 return
             seconds = time.monotonic() - t_epoch
+            if gov is not None:  # the evaluation at the held thread count, not at a probe's
+                set_training_threads(gov.interrupt())
             try:
                 summary = self.evaluate(seconds)
             except StopRequested:
                 self.epoch, self.batch = self.epoch + 1, 0
                 yield from self._stopped(" (during the end-of-epoch evaluation)")
                 return
-            if gov is not None:
-                gov.interrupt()
             self.epoch, self.batch = self.epoch + 1, 0
             if not _finite_summary(summary):  # the weights are bad although the last steps looked fine
                 yield from self._diverge(good)
@@ -426,7 +426,7 @@ class Trainer(RunEvaluation):
             if self._save_requests:
                 yield from self._handle_saves()
         if self.governor is not None:
-            self.governor.interrupt()
+            set_training_threads(self.governor.interrupt())
         if not self._stop.is_set():
             self._apply_retune()
             self.state = RunStatus.RUNNING

@@ -181,6 +181,29 @@ def test_a_gap_in_training_is_not_measured():
     assert g._level == pytest.approx(level, rel=0.05)
 
 
+def test_a_gap_ends_a_probe_under_way_at_the_held_count():
+    """An epoch ends while a probe runs one thread: the evaluation (or a pause) runs at the held two, and the
+    probe is not judged on the steps after it."""
+    m = Machine(idle)
+    g = governor(m)
+    m.run(g, 5.0)
+    while g.threads == 2:  # step until the next periodic probe moves the run to one thread
+        m.run(g, m.t + 1e-9)
+    assert g.interrupt() == 2 and g.threads == 2
+    assert all(n == 2 for _, n, _ in m.run(g, m.t + 0.5))
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="one usable core: there is no probe to another count")
+def test_the_end_of_epoch_evaluation_runs_at_the_held_count_when_a_probe_is_under_way(blobs):
+    run = Trainer(blobs, ModelConfig(image_shape=blobs.image_shape), TrainConfig(epochs=1, iwae_k=1, device="cpu"))
+    seen = []
+    evaluate = run.evaluate
+    run.evaluate = lambda seconds: (seen.append(torch.get_num_threads()), evaluate(seconds))[1]
+    run.governor._start_probe(1, 0.0)  # a probe to one thread that the epoch's few steps do not decide
+    _run_in_thread(run, 10**6)
+    assert seen == [usable_cores()]
+
+
 def test_usable_cores_is_the_affinity_mask():
     import os
 
