@@ -132,6 +132,37 @@ def checkpoint_of_run(run, copy: bool = True) -> Checkpoint:
     )
 
 
+def restore_run(run, ck: Checkpoint) -> None:
+    """Put a new ``Trainer`` where ``ck`` left off: weights, the optimizer's per-parameter state, the noise
+    generator, the curves and the position (the next epoch boundary when the batch size differs). Raises
+    CheckpointError naming the file when it does not fit the run's model."""
+    if ck.model_config != run.model_cfg:
+        raise CheckpointError(
+            f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
+            f"load it with its own settings"
+        )
+    run.model.load_state_dict(ck.model_state)
+    if ck.optimizer_state and ck.optimizer_state.get("state"):
+        # only the validated per-parameter tensors come from the file (check_optimizer_state);
+        # the parameter groups (lr, flags) are this run's own
+        own = run.optimizer.state_dict()
+        try:
+            run.optimizer.load_state_dict({"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]})
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{display_name(ck.path)}: optimizer state does not fit the model ({e})") from None
+    if ck.noise_rng is not None and run.device.type == "cpu":
+        try:
+            run.noise.set_state(ck.noise_rng)
+        except RuntimeError:  # a state from another device's generator: the run's seed stands
+            pass
+    run.history = MetricHistory.from_state(ck.history.to_state())  # a copy: the caller's checkpoint stays as read
+    run.step, run.epoch, run.batch = ck.step, ck.epoch, ck.batch
+    done_epochs = ck.step // run.steps_per_epoch if run.steps_per_epoch else 0
+    if (ck.epoch, ck.batch) != (done_epochs, ck.step % run.steps_per_epoch):
+        # a checkpoint from a run with another batch size: continue at the next epoch boundary
+        run.epoch, run.batch = math.ceil(ck.step / run.steps_per_epoch), 0
+
+
 def load_checkpoint(path) -> Checkpoint:
     """Read and validate a whole checkpoint before anything is built from it: the settings (types and ranges),
     then every weight and every optimizer tensor against the shapes the settings imply (counted on torch's meta

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, CheckpointError, checkpoint_of_run, write_checkpoint
+from .checkpoint import Checkpoint, checkpoint_of_run, restore_run, write_checkpoint
 from .compiled import for_run as compiled_step_for
 from .config import ModelConfig, TrainConfig
 from .data.dataset import Dataset
@@ -111,7 +111,7 @@ class Trainer(RunEvaluation):
         self.history = MetricHistory()
         self.step, self.epoch, self.batch = 0, 0, 0
         if checkpoint is not None:
-            self._restore(checkpoint)
+            restore_run(self, checkpoint)
         self.compiled, self.compile_note = compiled_step_for(self)  # compiling in the background, or why not
 
         self._pause = threading.Event()
@@ -171,37 +171,6 @@ class Trainer(RunEvaluation):
         self._wake.set()
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    def _restore(self, ck: Checkpoint) -> None:
-        if ck.model_config != self.model_cfg:
-            raise CheckpointError(
-                f"{display_name(ck.path)}: trained with different model settings ({ck.model_config}); "
-                f"load it with its own settings"
-            )
-        self.model.load_state_dict(ck.model_state)
-        if ck.optimizer_state and ck.optimizer_state.get("state"):
-            # only the validated per-parameter tensors come from the file (checkpoint.check_optimizer_state);
-            # the parameter groups (lr, flags) are this run's own
-            own = self.optimizer.state_dict()
-            try:
-                self.optimizer.load_state_dict(
-                    {"state": ck.optimizer_state["state"], "param_groups": own["param_groups"]}
-                )
-            except (ValueError, KeyError, RuntimeError) as e:
-                raise CheckpointError(
-                    f"{display_name(ck.path)}: optimizer state does not fit the model ({e})"
-                ) from None
-        if ck.noise_rng is not None and self.device.type == "cpu":
-            try:
-                self.noise.set_state(ck.noise_rng)
-            except RuntimeError:  # a state from another device's generator: the run's seed stands
-                pass
-        self.history = MetricHistory.from_state(ck.history.to_state())  # a copy: the caller's checkpoint stays as read
-        self.step, self.epoch, self.batch = ck.step, ck.epoch, ck.batch
-        done_epochs = ck.step // self.steps_per_epoch if self.steps_per_epoch else 0
-        if (ck.epoch, ck.batch) != (done_epochs, ck.step % self.steps_per_epoch):
-            # a checkpoint from a run with another batch size: continue at the next epoch boundary
-            self.epoch, self.batch = math.ceil(ck.step / self.steps_per_epoch), 0
-
     def save(self, path: str) -> None:
         """Write a checkpoint now. Call only from the training thread, or when no run is iterating."""
         write_checkpoint(path, checkpoint_of_run(self, copy=False))
