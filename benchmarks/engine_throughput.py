@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -116,27 +115,17 @@ def engine_samples_per_s(ds, steps: int, precision: str, device: str, compile: s
 def late_samples_per_s(ds, precision: str, device: str, compile: str, flush: bool, from_step: int, chunks=30):
     """Training steps only (median of the run's per-flush figures) from ``from_step`` on, when Adam's moments of
     weights without gradient have decayed into denormals; with denormals flushed (as every run does,
-    engine/threads.py) or kept. On a fresh thread, since a thread inherits its starter's floating-point mode."""
+    engine/threads.py) or kept. Called in a process of its own (``late_in_a_process``), whose main thread has
+    neither flushed nor started an OpenMP team yet."""
+    if not flush:
+        threads.flush_denormals = trainer_module.flush_denormals = lambda: None  # this process only
+    run = _trainer(ds, 100, precision, device, compile, metrics_hz=10, snapshot_interval_s=1e9)
     out = []
-
-    def body():
-        torch.set_flush_denormal(False)
-        keep = threads.flush_denormals
-        if not flush:
-            threads.flush_denormals = trainer_module.flush_denormals = lambda: None
-        try:
-            run = _trainer(ds, 100, precision, device, compile, metrics_hz=10, snapshot_interval_s=1e9)
-            for m in run.run():
-                if isinstance(m, MetricsChunk) and m.step >= from_step:
-                    out.append(m.samples_per_s)
-                    if len(out) >= chunks:
-                        run.stop()
-        finally:
-            threads.flush_denormals = trainer_module.flush_denormals = keep
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
+    for m in run.run():
+        if isinstance(m, MetricsChunk) and m.step >= from_step:
+            out.append(m.samples_per_s)
+            if len(out) >= chunks:
+                run.stop()
     return statistics.median(out)
 
 
